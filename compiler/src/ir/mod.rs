@@ -1,0 +1,17 @@
+//! The tensor IR: primitive ops, static types, and the graph that holds them.
+//!
+//! Start with [`Graph`]: its builder methods add nodes, check shapes and dtypes as they go,
+//! and return a [`GraphError`] that names the op, the layer scope and every operand type
+//! when something does not fit.
+
+pub mod error;
+pub mod graph;
+pub mod infer;
+pub mod num_serde;
+pub mod op;
+pub mod types;
+
+pub use error::{ErrorKind, GraphError};
+pub use graph::{Graph, Node, NodeId};
+pub use op::{BinaryOp, CompareOp, Literal, Op, OpGroup, ReduceOp, UnaryOp, Window};
+pub use types::{DType, TensorType, strides};

@@ -1,0 +1,21 @@
+//! # xenon-runtime
+//!
+//! The small part of Xenon that an application embeds: element types ([`DType`]), host
+//! tensors ([`Tensor`]) and the counter-based random streams ([`rng`]) that every backend
+//! reproduces bit for bit. Compiled programs and their executors join this crate with the
+//! CPU backend; nothing here depends on the compiler.
+//!
+//! ```
+//! use xenon_runtime::{DType, Tensor};
+//! let t = Tensor::from_f32(vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+//! assert_eq!(t.dtype(), DType::F32);
+//! assert_eq!(t.shape(), &[2, 2]);
+//! assert_eq!(t.to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+//! ```
+
+pub mod dtype;
+pub mod rng;
+pub mod tensor;
+
+pub use dtype::DType;
+pub use tensor::{Tensor, TensorData, TensorError};

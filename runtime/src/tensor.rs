@@ -1,0 +1,253 @@
+//! Host tensors: a shape, a dtype and contiguous row-major data.
+
+use crate::DType;
+use serde::{Deserialize, Serialize};
+
+/// Why a tensor could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TensorError {
+    /// The data length differs from the product of the shape.
+    #[error("tensor of shape {shape:?} needs {expected} elements, got {got}")]
+    Length {
+        shape: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Row-major element storage, one variant per [`DType`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dtype", content = "values", rename_all = "lowercase")]
+pub enum TensorData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I32(Vec<i32>),
+}
+
+impl TensorData {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32(_) => DType::F32,
+            TensorData::F64(_) => DType::F64,
+            TensorData::I32(_) => DType::I32,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::F64(v) => v.len(),
+            TensorData::I32(v) => v.len(),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A dense tensor in host memory, row-major (the last axis is contiguous).
+///
+/// A rank-0 tensor (shape `[]`) holds one scalar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: TensorData,
+}
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    /// Builds a tensor, checking that `data` has `product(shape)` elements.
+    pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, TensorError> {
+        let expected = numel(&shape);
+        if data.len() != expected {
+            return Err(TensorError::Length {
+                shape,
+                expected,
+                got: data.len(),
+            });
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// An f32 tensor.
+    pub fn from_f32(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor, TensorError> {
+        Tensor::new(shape, TensorData::F32(data))
+    }
+
+    /// An f64 tensor.
+    pub fn from_f64(shape: Vec<usize>, data: Vec<f64>) -> Result<Tensor, TensorError> {
+        Tensor::new(shape, TensorData::F64(data))
+    }
+
+    /// An i32 tensor.
+    pub fn from_i32(shape: Vec<usize>, data: Vec<i32>) -> Result<Tensor, TensorError> {
+        Tensor::new(shape, TensorData::I32(data))
+    }
+
+    /// A tensor of `dtype` with every element equal to `value` (rounded to the dtype; for
+    /// `I32` the value is truncated toward zero, saturating).
+    pub fn full(dtype: DType, shape: Vec<usize>, value: f64) -> Tensor {
+        let n = numel(&shape);
+        let data = match dtype {
+            DType::F32 => TensorData::F32(vec![value as f32; n]),
+            DType::F64 => TensorData::F64(vec![value; n]),
+            DType::I32 => TensorData::I32(vec![value as i32; n]),
+        };
+        Tensor { shape, data }
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(dtype: DType, shape: Vec<usize>) -> Tensor {
+        Tensor::full(dtype, shape, 0.0)
+    }
+
+    /// Converts f64 values to a tensor of `dtype` (f32 rounds to nearest; i32 truncates
+    /// toward zero, saturating, NaN to 0).
+    pub fn from_f64_as(
+        dtype: DType,
+        shape: Vec<usize>,
+        values: &[f64],
+    ) -> Result<Tensor, TensorError> {
+        let data = match dtype {
+            DType::F32 => TensorData::F32(values.iter().map(|&v| v as f32).collect()),
+            DType::F64 => TensorData::F64(values.to_vec()),
+            DType::I32 => TensorData::I32(values.iter().map(|&v| v as i32).collect()),
+        };
+        Tensor::new(shape, data)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The storage.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// Mutable storage (the length cannot change through it).
+    pub fn data_mut(&mut self) -> &mut TensorData {
+        &mut self.data
+    }
+
+    /// Consumes the tensor, returning shape and storage.
+    pub fn into_parts(self) -> (Vec<usize>, TensorData) {
+        (self.shape, self.data)
+    }
+
+    /// The f32 elements, if this is an f32 tensor.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            TensorData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The f64 elements, if this is an f64 tensor.
+    pub fn as_f64(&self) -> Option<&[f64]> {
+        match &self.data {
+            TensorData::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The i32 elements, if this is an i32 tensor.
+    pub fn as_i32(&self) -> Option<&[i32]> {
+        match &self.data {
+            TensorData::I32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Every element widened to f64 (exact for all three dtypes).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match &self.data {
+            TensorData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            TensorData::F64(v) => v.clone(),
+            TensorData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    /// The single element of a one-element tensor, as f64.
+    pub fn scalar_f64(&self) -> Option<f64> {
+        (self.numel() == 1).then(|| self.to_f64_vec()[0])
+    }
+
+    /// A copy converted to `dtype` with the rules of [`Tensor::from_f64_as`].
+    pub fn cast(&self, dtype: DType) -> Tensor {
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        let data = match (&self.data, dtype) {
+            (TensorData::F64(v), DType::F32) => {
+                TensorData::F32(v.iter().map(|&x| x as f32).collect())
+            }
+            (TensorData::I32(v), DType::F32) => {
+                TensorData::F32(v.iter().map(|&x| x as f32).collect())
+            }
+            _ => {
+                return Tensor::from_f64_as(dtype, self.shape.clone(), &self.to_f64_vec())
+                    .expect("same element count");
+            }
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+
+    /// A tensor with the same data and a new shape of the same element count.
+    pub fn reshaped(mut self, shape: Vec<usize>) -> Result<Tensor, TensorError> {
+        let expected = numel(&shape);
+        if expected != self.numel() {
+            return Err(TensorError::Length {
+                shape,
+                expected,
+                got: self.numel(),
+            });
+        }
+        self.shape = shape;
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_is_checked() {
+        let e = Tensor::from_f32(vec![2, 3], vec![0.0; 5]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tensor of shape [2, 3] needs 6 elements, got 5"
+        );
+        assert!(Tensor::from_i32(vec![], vec![7]).is_ok());
+    }
+
+    #[test]
+    fn casts_follow_the_documented_rules() {
+        let t = Tensor::from_f64(vec![4], vec![1.5, -1.5, f64::NAN, 1e12]).unwrap();
+        assert_eq!(t.cast(DType::I32).as_i32().unwrap(), &[1, -1, 0, i32::MAX]);
+        assert_eq!(t.cast(DType::F32).as_f32().unwrap()[0], 1.5);
+    }
+}
