@@ -1,0 +1,146 @@
+//! Costs (neon's `neon/transforms/cost.py`), lowered to IR primitives.
+//!
+//! Each cost is computed per sample (summed over the features) and the reported cost is the
+//! mean over the batch, as neon's `GeneralizedCost` reports it. Training differentiates
+//! `scale ·` that mean: the same update neon makes, where the cost's derivative is summed
+//! over the batch and the optimizer divides by the batch size.
+
+use serde::{Deserialize, Serialize};
+use xenon_compiler::ir::{Graph, GraphError, NodeId};
+
+/// `safelog(x) = log(max(x, e^-50))`, neon's guard against `log 0`.
+pub const SAFELOG_FLOOR: f64 = 1.928_749_847_963_918e-22;
+
+/// A cost function with neon's names, arguments and defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "config")]
+pub enum Cost {
+    /// `Σ_i −t·safelog(y) − (1−t)·safelog(1−y)`; `scale` (default 1) scales the gradient.
+    CrossEntropyBinary {
+        #[serde(default = "one")]
+        scale: f64,
+    },
+    /// `Σ_i −t·safelog(y)·L` with `L = 1/ln 2` when `usebits` (default false), else 1;
+    /// `scale` (default 1) scales the gradient. As in neon, `usebits` scales the gradient
+    /// by `L` too.
+    CrossEntropyMulti {
+        #[serde(default = "one")]
+        scale: f64,
+        #[serde(default)]
+        usebits: bool,
+    },
+    /// `Σ_i (y − t)² / 2`.
+    SumSquared,
+    /// `mean_i (y − t)² / 2`.
+    MeanSquared,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The lowered cost: the reported value and the value training differentiates.
+#[derive(Clone, Copy, Debug)]
+pub struct CostNodes {
+    /// Per-sample cost, shape `[batch]`.
+    pub per_sample: NodeId,
+    /// Batch mean, shape `[]`: the reported cost.
+    pub mean: NodeId,
+    /// `scale · mean`: the value whose gradient training follows.
+    pub objective: NodeId,
+}
+
+impl Cost {
+    /// The neon class name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cost::CrossEntropyBinary { .. } => "CrossEntropyBinary",
+            Cost::CrossEntropyMulti { .. } => "CrossEntropyMulti",
+            Cost::SumSquared => "SumSquared",
+            Cost::MeanSquared => "MeanSquared",
+        }
+    }
+
+    /// Every cost name, for error messages.
+    pub const NAMES: [&'static str; 4] = [
+        "CrossEntropyBinary",
+        "CrossEntropyMulti",
+        "SumSquared",
+        "MeanSquared",
+    ];
+
+    /// The cost with default arguments, by neon class name.
+    pub fn by_name(name: &str) -> Option<Cost> {
+        Some(match name {
+            "CrossEntropyBinary" => Cost::CrossEntropyBinary { scale: 1.0 },
+            "CrossEntropyMulti" => Cost::CrossEntropyMulti {
+                scale: 1.0,
+                usebits: false,
+            },
+            "SumSquared" => Cost::SumSquared,
+            "MeanSquared" => Cost::MeanSquared,
+            _ => return None,
+        })
+    }
+
+    /// Adds the cost of outputs `y` against targets `t` (both `[batch, features…]`).
+    pub fn lower(&self, g: &mut Graph, y: NodeId, t: NodeId) -> Result<CostNodes, GraphError> {
+        g.in_scope("cost", |g| {
+            let dt = g.ty(y).dtype;
+            let rank = g.ty(y).rank();
+            let features: Vec<usize> = (1..rank).collect();
+            let safelog = |g: &mut Graph, x: NodeId| -> Result<NodeId, GraphError> {
+                let floor = g.scalar(dt, SAFELOG_FLOOR)?;
+                let c = g.max(x, floor)?;
+                g.log(c)
+            };
+            let (elementwise, scale) = match *self {
+                Cost::CrossEntropyBinary { scale } => {
+                    let one = g.scalar(dt, 1.0)?;
+                    let ly = safelog(g, y)?;
+                    let a = g.mul(t, ly)?;
+                    let one_y = g.sub(one, y)?;
+                    let l1y = safelog(g, one_y)?;
+                    let one_t = g.sub(one, t)?;
+                    let b = g.mul(one_t, l1y)?;
+                    let s = g.add_(a, b)?;
+                    (g.neg(s)?, scale)
+                }
+                Cost::CrossEntropyMulti { scale, usebits } => {
+                    let ly = safelog(g, y)?;
+                    let a = g.mul(t, ly)?;
+                    let l = if usebits {
+                        -std::f64::consts::LOG2_E
+                    } else {
+                        -1.0
+                    };
+                    let l = g.scalar(dt, l)?;
+                    (g.mul(a, l)?, scale)
+                }
+                Cost::SumSquared | Cost::MeanSquared => {
+                    let d = g.sub(y, t)?;
+                    let d2 = g.mul(d, d)?;
+                    let half = g.scalar(dt, 0.5)?;
+                    (g.mul(d2, half)?, 1.0)
+                }
+            };
+            let per_sample = if *self == Cost::MeanSquared {
+                g.mean(elementwise, &features, false)?
+            } else {
+                g.sum(elementwise, &features, false)?
+            };
+            let mean = g.mean(per_sample, &[0], false)?;
+            let objective = if scale == 1.0 {
+                mean
+            } else {
+                let s = g.scalar(dt, scale)?;
+                g.mul(mean, s)?
+            };
+            Ok(CostNodes {
+                per_sample,
+                mean,
+                objective,
+            })
+        })
+    }
+}
