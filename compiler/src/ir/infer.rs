@@ -410,7 +410,7 @@ pub fn infer(
                 ));
             }
             let k: usize = window.kernel.iter().product();
-            if k == 0 || cols.shape[1] % k != 0 {
+            if k == 0 || !cols.shape[1].is_multiple_of(k) {
                 return Err(err(
                     ErrorKind::ShapeMismatch,
                     format!(
