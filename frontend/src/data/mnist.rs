@@ -28,7 +28,7 @@ pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 /// * Inputs: each image flattened to `H·W` features (row-major, `feature_shape = [1, H, W]`),
 ///   pixel bytes divided by 255 to lie in `[0, 1]` as f32 (neon's `normalize=True`).
 /// * Targets: `labels` in `0..=9`, `nclass = 10`; one-hot targets come from
-///   [`Dataset::onehot`] or per batch.
+///   [`Dataset::onehot`] or from the batches of [`BatchIterator`](super::BatchIterator).
 /// * Images are 28×28 in MNIST; other sizes are accepted (and reported by
 ///   [`Mnist::image_size`] and by `Display`) as long as training and test agree.
 #[derive(Debug, Clone, PartialEq)]
