@@ -1,41 +1,34 @@
 //! Minibatches over a [`Dataset`]: neon's `ArrayIterator`, batch-major and optionally
-//! shuffled.
-//!
-//! # Epochs and the last partial batch
-//!
-//! An epoch walks the examples in its *order* (the identity, or a seeded permutation when
-//! shuffling) from a *start offset*, `batch_size` at a time. Every batch is full, because
-//! a static graph is compiled for one batch size. When fewer than `batch_size` examples are
-//! left at the end, [`LastBatch`] decides:
-//!
-//! * [`LastBatch::WrapAround`] (the default, neon's `ArrayIterator` behaviour): the last
-//!   batch takes the `r` remaining examples and is **filled with the first
-//!   `batch_size − r` examples of the same epoch's order**; the *next* epoch then starts at
-//!   offset `batch_size − r` of its own order. An epoch that ends exactly on a batch
-//!   boundary leaves the offset unchanged. So an epoch starting at offset `s` has
-//!   `ceil((N − s) / batch_size)` batches: with N = 8000 and batch 128, epoch 0 has 63
-//!   batches (the last is examples 7936..8000 then 0..64), and every later epoch starts
-//!   at 64 and has exactly 62. With N = 60000 (full MNIST), epoch 0 has 469. As in neon,
-//!   examples before the offset are not visited in such later epochs (without shuffling,
-//!   examples 0..64 are seen only in epoch 0, twice); with shuffling they are different
-//!   examples each epoch. [`Batch::n_valid`] tells the new examples from the filler, and
-//!   [`BatchIterator::reset`] returns to offset 0 (neon calls `reset` before evaluating).
-//! * [`LastBatch::DropLast`]: the `N mod batch_size` examples left at the end of each
-//!   epoch's order are skipped; every epoch starts at offset 0 and has
-//!   `floor(N / batch_size)` batches, and no example appears twice in an epoch.
-//!
-//! # Shuffling
-//!
-//! With a seed, epoch `e` uses the permutation [`shuffled_order`]`(N, seed, e)`: a pure
-//! function of `(N, seed, e)` computed with integer arithmetic only, so a seed gives the
-//! same order on every machine and every run. Without a seed the order is `0..N` (neon's
-//! `ArrayIterator` never shuffles).
+//! shuffled. The rules for the last partial batch are on [`LastBatch`].
 
 use super::{DataError, Dataset, dataset};
 use xenon_runtime::{Tensor, rng};
 
 /// What happens to the examples left over when `N` is not a multiple of the batch size.
-/// See the [module documentation](self) for the exact rules.
+///
+/// An epoch walks the examples in its *order* (the identity, or a seeded permutation when
+/// shuffling) from a *start offset*, `batch_size` at a time. Every batch is full, because
+/// a static graph is compiled for one batch size. When fewer than `batch_size` examples are
+/// left at the end, this policy decides:
+///
+/// * [`LastBatch::WrapAround`] (the default, neon's `ArrayIterator` behaviour): the last
+///   batch takes the `r` remaining examples and is **filled with the first
+///   `batch_size − r` examples of the same epoch's order**; the *next* epoch then starts at
+///   offset `batch_size − r` of its own order. An epoch that ends exactly on a batch
+///   boundary leaves the offset unchanged. So an epoch starting at offset `s` has
+///   `ceil((N − s) / batch_size)` batches: with N = 8000 and batch 128, epoch 0 has 63
+///   batches (the last is examples 7936..8000 then 0..64), and every later epoch starts
+///   at 64 and has exactly 62. With N = 60000 (full MNIST), epoch 0 has 469. As in neon,
+///   examples before the offset are not visited in such later epochs (without shuffling,
+///   examples 0..64 are seen only in epoch 0, twice); with shuffling they are different
+///   examples each epoch. [`Batch::n_valid`] tells the new examples from the filler, and
+///   [`BatchIterator::reset`] returns to offset 0 (neon calls `reset` before evaluating).
+/// * [`LastBatch::DropLast`]: the `N mod batch_size` examples left at the end of each
+///   epoch's order are skipped; every epoch starts at offset 0 and has
+///   `floor(N / batch_size)` batches, and no example appears twice in an epoch.
+///
+/// With shuffling, the order of epoch `e` is [`shuffled_order`]`(N, seed, e)`; without it,
+/// `0..N` (neon's `ArrayIterator` never shuffles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LastBatch {
     /// Fill the last batch from the start of the epoch's order, and start the next epoch
@@ -131,8 +124,10 @@ const SHUFFLE_SALT: u64 = 0x5348_5546_464C_4521; // "SHUFFLE!"
 
 /// The permutation of `0..n` that epoch `epoch` uses when shuffling with `seed`.
 ///
-/// A Fisher–Yates shuffle driven by Xenon's counter-based generator, so it needs no
-/// generator state and no extra crate:
+/// A pure function of `(n, seed, epoch)` computed with integer arithmetic only, so a seed
+/// gives the same order on every machine and every run. It is a Fisher–Yates shuffle
+/// driven by Xenon's counter-based generator, so it needs no generator state and no extra
+/// crate:
 ///
 /// ```text
 /// order = [0, 1, …, n−1]
@@ -163,7 +158,8 @@ pub fn shuffled_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
-/// Cuts a [`Dataset`] into full minibatches, epoch after epoch.
+/// Cuts a [`Dataset`] into full minibatches, epoch after epoch. What happens to the last
+/// partial batch is set by [`LastBatch`] (neon's wrap-around by default).
 ///
 /// Each call to [`next_epoch`](BatchIterator::next_epoch) plans one epoch (its order and
 /// its start offset) and advances the iterator's state at once, whether or not the
