@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod cost;
+pub mod data;
 pub mod init;
 pub mod layer;
 pub mod optimizer;

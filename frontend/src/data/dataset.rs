@@ -1,0 +1,158 @@
+//! An in-memory labelled dataset: the `(X, y)` pair that neon's `ArrayIterator` takes.
+
+use super::DataError;
+
+/// `N` labelled examples held in host memory.
+///
+/// The fields are public so that any source can build one; [`Dataset::new`] checks the
+/// invariants, and so does every consumer in this module (through [`Dataset::validate`])
+/// before it relies on them:
+///
+/// * `x.len() == N · F`, where `F` is the product of `feature_shape`;
+/// * `labels.len() == N`, every label in `0..nclass`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// The inputs, `N × F` row-major (one row per example; images are flattened CHW).
+    /// For MNIST, pixel intensities scaled to `[0, 1]`.
+    pub x: Vec<f32>,
+    /// The class of each example, in `0..nclass`.
+    pub labels: Vec<i32>,
+    /// The number of classes (the width of one-hot targets).
+    pub nclass: usize,
+    /// The shape of one example, e.g. `[1, 28, 28]` (C, H, W) for MNIST.
+    pub feature_shape: Vec<usize>,
+}
+
+impl Dataset {
+    /// Builds a dataset, checking its invariants.
+    ///
+    /// ```
+    /// use xenon_frontend::data::Dataset;
+    /// let d = Dataset::new(vec![0.0, 1.0, 2.0, 3.0], vec![0, 1], 2, vec![2]).unwrap();
+    /// assert_eq!(d.len(), 2);
+    /// assert_eq!(d.sample(1), &[2.0, 3.0]);
+    /// assert!(Dataset::new(vec![0.0; 4], vec![0, 2], 2, vec![2]).is_err()); // label 2 ≥ nclass
+    /// ```
+    pub fn new(
+        x: Vec<f32>,
+        labels: Vec<i32>,
+        nclass: usize,
+        feature_shape: Vec<usize>,
+    ) -> Result<Dataset, DataError> {
+        let d = Dataset {
+            x,
+            labels,
+            nclass,
+            feature_shape,
+        };
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Checks the invariants listed on [`Dataset`].
+    pub fn validate(&self) -> Result<(), DataError> {
+        let invalid = |m: String| Err(DataError::InvalidDataset(m));
+        let f = self.n_features();
+        if f == 0 {
+            return invalid(format!(
+                "feature shape {:?} has no elements",
+                self.feature_shape
+            ));
+        }
+        let n = self.labels.len();
+        if n.checked_mul(f) != Some(self.x.len()) {
+            return invalid(format!(
+                "{n} labels and feature shape {:?} need {} inputs, got {}",
+                self.feature_shape,
+                n as u128 * f as u128,
+                self.x.len()
+            ));
+        }
+        if self.nclass == 0 {
+            return invalid("nclass is 0".to_string());
+        }
+        if let Some((i, &l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| l < 0 || l as usize >= self.nclass)
+        {
+            return invalid(format!(
+                "label {l} of example {i} is outside 0..={}",
+                self.nclass - 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// The number of examples `N`.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The number of features `F` per example (the product of `feature_shape`).
+    pub fn n_features(&self) -> usize {
+        self.feature_shape.iter().product()
+    }
+
+    /// The inputs of example `i` (`F` values). Panics if `i >= N`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let f = self.n_features();
+        &self.x[i * f..(i + 1) * f]
+    }
+
+    /// All targets one-hot, `N × nclass` row-major: row `i` is 1.0 at `labels[i]` and 0.0
+    /// elsewhere.
+    pub fn onehot(&self) -> Vec<f32> {
+        onehot(&self.labels, self.nclass)
+    }
+}
+
+/// One-hot rows for `labels`, `labels.len() × nclass` row-major. A label outside
+/// `0..nclass` gives an all-zero row (validated datasets have none).
+pub fn onehot(labels: &[i32], nclass: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; labels.len() * nclass];
+    for (row, &l) in labels.iter().enumerate() {
+        if l >= 0 && (l as usize) < nclass {
+            t[row * nclass + l as usize] = 1.0;
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invariants_are_checked() {
+        let ok = Dataset::new(vec![0.0; 6], vec![0, 2], 3, vec![3]).unwrap();
+        assert_eq!(ok.n_features(), 3);
+        let e = Dataset::new(vec![0.0; 5], vec![0, 2], 3, vec![3]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid dataset: 2 labels and feature shape [3] need 6 inputs, got 5"
+        );
+        let e = Dataset::new(vec![0.0; 6], vec![0, -1], 3, vec![3]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid dataset: label -1 of example 1 is outside 0..=2"
+        );
+        assert!(Dataset::new(vec![], vec![], 3, vec![0]).is_err());
+        assert!(Dataset::new(vec![0.0; 3], vec![0], 0, vec![3]).is_err());
+    }
+
+    #[test]
+    fn onehot_rows_mark_the_label() {
+        let d = Dataset::new(vec![0.0; 3], vec![2, 0, 1], 3, vec![1]).unwrap();
+        assert_eq!(
+            d.onehot(),
+            vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        );
+    }
+}

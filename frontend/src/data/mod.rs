@@ -1,0 +1,34 @@
+//! Datasets and minibatch iterators (neon's `neon.data`).
+//!
+//! * [`idx`]: the IDX file format of the MNIST release, raw or gzipped, strictly validated.
+//! * [`Mnist`]: MNIST from a directory of IDX files, or the 9,000-digit subset bundled with
+//!   Xenon ([`Mnist::bundled`], the offline default), pixels scaled to `[0, 1]`.
+//! * [`Dataset`]: `N` examples as an `N × F` f32 matrix with class labels.
+//! * [`BatchIterator`]: full batch-major minibatches (`x: [batch, F]`, one-hot
+//!   `t: [batch, nclass]`), optionally reshuffled per epoch from a seed, with neon's
+//!   wrap-around of the last partial batch by default.
+//!
+//! ```
+//! use xenon_frontend::data::{BatchIterator, BatchOptions, Mnist};
+//! let mnist = Mnist::bundled().unwrap();
+//! let mut train = BatchIterator::new(&mnist.train, BatchOptions::new(128).shuffle(0)).unwrap();
+//! assert_eq!(train.batches_per_epoch(), 63);
+//! let first = train.next_epoch().next().unwrap();
+//! assert_eq!(first.x.shape(), &[128, 784]);
+//! assert_eq!(first.t.shape(), &[128, 10]);
+//! ```
+
+mod batch;
+mod dataset;
+mod error;
+pub mod idx;
+mod mnist;
+
+pub use batch::{
+    Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch, shuffled_order,
+};
+pub use dataset::{Dataset, onehot};
+pub use error::DataError;
+pub use mnist::{
+    BUNDLED_MNIST_DIR, MNIST_CLASSES, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+};
