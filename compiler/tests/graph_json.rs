@@ -1344,3 +1344,72 @@ fn huge_attributes_are_errors_not_panics() {
     assert_eq!(e.kind, ErrorKind::BadAttribute, "{e}");
     assert_eq!(g.len(), 1);
 }
+
+// ----- snapshots of the text dump and the JSON document ---------------------------------
+
+/// A small two-layer network with a loss, a convolution-style unfold, constants with
+/// special values and a strided slice: every part of a dump line appears.
+fn snapshot_graph() -> Graph {
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[4, 6]).unwrap();
+    let labels = g.input("labels", DType::I32, &[4]).unwrap();
+    let h = g
+        .in_scope("dense1", |g| {
+            let w = g.parameter("W1", DType::F32, &[3, 6])?;
+            let b = g.parameter("b1", DType::F32, &[3])?;
+            let y = g.matmul(x, w, false, true)?;
+            let y = g.add_(y, b)?;
+            g.tanh(y)
+        })
+        .unwrap();
+    let logits = g
+        .in_scope("dense2", |g| {
+            let w = g.parameter("W2", DType::F32, &[2, 3])?;
+            g.matmul(h, w, false, true)
+        })
+        .unwrap();
+    let m = g.reduce_max(logits, &[1], true).unwrap();
+    let z = g.sub(logits, m).unwrap();
+    let e = g.exp(z).unwrap();
+    let s = g.sum(e, &[1], true).unwrap();
+    let p = g.div(e, s).unwrap();
+    let pick = g.argmax(p, 1, false).unwrap();
+    let hit = g.compare(CompareOp::Eq, pick, labels).unwrap();
+    let hit = g.cast(hit, DType::F32).unwrap();
+    let acc = g.mean(hit, &[0], false).unwrap();
+    let img = g.reshape(x, &[1, 4, 6]).unwrap();
+    let win = Window::new(vec![3])
+        .with_stride(vec![2])
+        .with_padding(vec![1]);
+    let cols = g.in_scope("conv", |g| g.im2col(img, &win)).unwrap();
+    let mask = g
+        .constant(DType::F32, &[3], vec![f64::NAN, -0.0, f64::INFINITY])
+        .unwrap();
+    let strided = g.slice(x, &[0, 1], &[4, 6], &[2, 2]).unwrap();
+    let padded = g
+        .pad(strided, &[0, 1], &[1, 0], &[0, 1], f64::NEG_INFINITY)
+        .unwrap();
+    g.set_output("probs", p).unwrap();
+    g.set_output("accuracy", acc).unwrap();
+    g.set_output("cols", cols).unwrap();
+    g.set_output("mask", mask).unwrap();
+    g.set_output("padded", padded).unwrap();
+    g
+}
+
+#[test]
+fn text_dump_snapshot() {
+    let g = snapshot_graph();
+    insta::assert_snapshot!(g.to_text());
+    assert_eq!(g.to_text(), g.to_string());
+    // The dump survives a JSON round trip.
+    assert_eq!(
+        Graph::from_json(&g.to_json()).unwrap().to_text(),
+        g.to_text()
+    );
+}
+
+#[test]
+fn json_document_snapshot() {
+    insta::assert_snapshot!(snapshot_graph().to_json());
+}
