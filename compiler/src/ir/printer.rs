@@ -13,9 +13,9 @@
 //!
 //! A node line is, in order:
 //!
-//! - `%id = ` and the op name ([`Op::name`]: `matmul`, `reduce_sum`, `exp`, …);
+//! - `%id = ` and the op name ([`Op::name`](super::Op::name): `matmul`, `reduce_sum`, `exp`, …);
 //! - the operands in parentheses, `(%0, %1)`, when the op has any;
-//! - a space and the attributes ([`Op::attrs`]) when the op has any: leaves show their
+//! - a space and the attributes ([`Op::attrs`](super::Op::attrs)) when the op has any: leaves show their
 //!   quoted name, constants their value(s), other ops `key=value` pairs;
 //! - ` : ` and the result type ([`TensorType`](super::TensorType)'s display, `f32[2, 3]`,
 //!   `f32[]` for a scalar);

@@ -355,12 +355,9 @@ impl GraphDef {
             None => return Err(malformed("missing field `format`")),
         };
         let version = match top.get("version") {
-            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or_default(),
-            Some(v) => {
-                return Err(malformed(format!(
-                    "`version` must be a non-negative integer, got {v}"
-                )));
-            }
+            Some(v) => v.as_u64().ok_or_else(|| {
+                malformed(format!("`version` must be a non-negative integer, got {v}"))
+            })?,
             None => return Err(malformed("missing field `version`")),
         };
         check_header(&format, version)?;
