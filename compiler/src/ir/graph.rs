@@ -421,29 +421,51 @@ impl Graph {
         self.unary(UnaryOp::Tanh, x)
     }
 
-    /// Broadcasts the operands to their common (numpy) shape, adding `broadcast` nodes where
-    /// a shape differs.
-    fn broadcast_all(&mut self, op: &str, xs: &[NodeId]) -> Result<Vec<NodeId>> {
-        let types: Vec<TensorType> = xs.iter().map(|&x| self.ty(x).clone()).collect();
+    /// Broadcasts the operands of `op` to their common (numpy) shape, adding `broadcast`
+    /// nodes where a shape differs. Nothing is added unless `op` accepts the broadcast
+    /// operands, so a failed call leaves the graph unchanged.
+    fn broadcast_all(&mut self, op: &Op, xs: &[NodeId]) -> Result<Vec<NodeId>> {
+        let name = op.name();
+        let mut types: Vec<TensorType> = Vec::with_capacity(xs.len());
+        for &x in xs {
+            match self.get(x) {
+                Some(n) => types.push(n.ty.clone()),
+                None => {
+                    return Err(GraphError::new(
+                        ErrorKind::UnknownNode,
+                        name,
+                        &types,
+                        format!("operand {x} does not exist"),
+                    )
+                    .in_scope(&self.scope()));
+                }
+            }
+        }
         let mut shape: Vec<usize> = Vec::new();
         for t in &types {
             shape = broadcast_shapes(&shape, &t.shape).ok_or_else(|| {
                 GraphError::new(
                     ErrorKind::ShapeMismatch,
-                    op,
+                    name.clone(),
                     &types,
                     "operand shapes do not broadcast together",
                 )
                 .in_scope(&self.scope())
             })?;
         }
+        let broadcast: Vec<TensorType> = types
+            .iter()
+            .map(|t| TensorType::new(t.dtype, shape.clone()))
+            .collect();
+        infer(op, &broadcast, None).map_err(|e| e.in_scope(&self.scope()))?;
         xs.iter().map(|&x| self.broadcast_to(x, &shape)).collect()
     }
 
     /// `func(a, b)`, broadcasting the operands numpy-style first.
     pub fn binary(&mut self, func: BinaryOp, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let v = self.broadcast_all(func.name(), &[a, b])?;
-        self.add(Op::Binary { func }, &v)
+        let op = Op::Binary { func };
+        let v = self.broadcast_all(&op, &[a, b])?;
+        self.add(op, &v)
     }
 
     /// `a + b` (broadcasting).
@@ -473,13 +495,14 @@ impl Graph {
 
     /// A 0/1 mask of `a ∘ b` (broadcasting).
     pub fn compare(&mut self, func: CompareOp, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let v = self.broadcast_all(func.name(), &[a, b])?;
-        self.add(Op::Compare { func }, &v)
+        let op = Op::Compare { func };
+        let v = self.broadcast_all(&op, &[a, b])?;
+        self.add(op, &v)
     }
 
     /// `cond ≠ 0 ? a : b` (broadcasting all three).
     pub fn select(&mut self, cond: NodeId, a: NodeId, b: NodeId) -> Result<NodeId> {
-        let v = self.broadcast_all("select", &[cond, a, b])?;
+        let v = self.broadcast_all(&Op::Select, &[cond, a, b])?;
         self.add(Op::Select, &v)
     }
 
@@ -549,7 +572,10 @@ impl Graph {
     }
     /// Swaps the last two axes.
     pub fn transpose(&mut self, x: NodeId) -> Result<NodeId> {
-        let r = self.get(x).map_or(0, |n| n.ty.rank());
+        let Some(r) = self.get(x).map(|n| n.ty.rank()) else {
+            // Reports the unknown operand.
+            return self.permute(x, &[1, 0]);
+        };
         if r < 2 {
             let t = self
                 .get(x)

@@ -13,7 +13,38 @@ type Result<T> = std::result::Result<T, GraphError>;
 /// Leaves (`input`, `parameter`, `constant`) and random ops have no type to infer: their
 /// type is `declared`, which is checked (no zero-sized dimension, a float dtype for random
 /// ops, a constant's value count). For every other op `declared` is ignored.
+///
+/// Every result, declared or inferred, has a size in bytes that fits in `usize`, and
+/// attribute values too large for the shape arithmetic are errors (never an overflow).
 pub fn infer(
+    op: &Op,
+    operands: &[TensorType],
+    declared: Option<&TensorType>,
+) -> Result<TensorType> {
+    let t = infer_unchecked(op, operands, declared)?;
+    if checked_size_bytes(&t).is_none() {
+        return Err(GraphError::new(
+            ErrorKind::BadAttribute,
+            op.name(),
+            operands,
+            format!("the result type {t} is too large: its size in bytes overflows"),
+        ));
+    }
+    Ok(t)
+}
+
+/// The element count of `shape`, unless it overflows `usize`.
+fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The size in bytes of a dense buffer of type `t`, unless it overflows `usize`.
+fn checked_size_bytes(t: &TensorType) -> Option<usize> {
+    checked_numel(&t.shape)?.checked_mul(t.dtype.size_bytes())
+}
+
+/// [`infer`] without the final check of the result's size.
+fn infer_unchecked(
     op: &Op,
     operands: &[TensorType],
     declared: Option<&TensorType>,
@@ -36,10 +67,16 @@ pub fn infer(
                 ErrorKind::BadAttribute,
                 format!("zero-sized dimension in shape {shape:?}"),
             ))
+        } else if checked_numel(shape).is_none() {
+            Err(err(
+                ErrorKind::BadAttribute,
+                format!("shape {shape:?} has too many elements"),
+            ))
         } else {
             Ok(())
         }
     };
+    let too_large = |what: &str| err(ErrorKind::BadAttribute, format!("{what} overflows"));
     let float = |t: &TensorType| -> Result<()> {
         if t.dtype.is_float() {
             Ok(())
@@ -301,8 +338,15 @@ pub fn infer(
             per_axis("high", high, x.rank())?;
             per_axis("interior", interior, x.rank())?;
             let shape = (0..x.rank())
-                .map(|i| low[i] + high[i] + x.shape[i] + (x.shape[i] - 1) * interior[i])
-                .collect::<Vec<_>>();
+                .map(|i| {
+                    (x.shape[i] - 1)
+                        .checked_mul(interior[i])
+                        .and_then(|n| n.checked_add(x.shape[i]))
+                        .and_then(|n| n.checked_add(low[i]))
+                        .and_then(|n| n.checked_add(high[i]))
+                        .ok_or_else(|| too_large(&format!("the padded size of axis {i}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
             Ok(TensorType::new(x.dtype, shape))
         }
         Op::Concat { axis } => {
@@ -333,7 +377,9 @@ pub fn infer(
                         ),
                     ));
                 }
-                shape[*axis] += o.shape[*axis];
+                shape[*axis] = shape[*axis]
+                    .checked_add(o.shape[*axis])
+                    .ok_or_else(|| too_large(&format!("the size of axis {axis}")))?;
             }
             Ok(TensorType::new(first.dtype, shape))
         }
@@ -392,12 +438,11 @@ pub fn infer(
             let x = &operands[0];
             float(x)?;
             let out = window_output(window, x, &err)?;
-            let k: usize = window.kernel.iter().product();
-            let p: usize = out.iter().product();
-            Ok(TensorType::new(
-                x.dtype,
-                vec![x.shape[0], x.shape[1] * k, p],
-            ))
+            let rows = checked_numel(&window.kernel)
+                .and_then(|k| k.checked_mul(x.shape[1]))
+                .ok_or_else(|| too_large("the column row count"))?;
+            let p = checked_numel(&out).ok_or_else(|| too_large("the column count"))?;
+            Ok(TensorType::new(x.dtype, vec![x.shape[0], rows, p]))
         }
         Op::Col2Im { window, spatial } => {
             count(1)?;
@@ -409,7 +454,7 @@ pub fn infer(
                     "columns need rank 3 (N, C·kernel, positions)".into(),
                 ));
             }
-            let k: usize = window.kernel.iter().product();
+            let k = checked_numel(&window.kernel).ok_or_else(|| too_large("the kernel size"))?;
             if k == 0 || !cols.shape[1].is_multiple_of(k) {
                 return Err(err(
                     ErrorKind::ShapeMismatch,
@@ -424,7 +469,7 @@ pub fn infer(
             image.extend(spatial.iter().copied());
             nonzero(&image)?;
             let out = window_output(window, &TensorType::new(cols.dtype, image.clone()), &err)?;
-            let p: usize = out.iter().product();
+            let p = checked_numel(&out).ok_or_else(|| too_large("the column count"))?;
             if p != cols.shape[2] {
                 return Err(err(
                     ErrorKind::ShapeMismatch,

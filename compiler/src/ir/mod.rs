@@ -9,9 +9,12 @@ pub mod graph;
 pub mod infer;
 pub mod num_serde;
 pub mod op;
+pub mod printer;
+pub mod serial;
 pub mod types;
 
 pub use error::{ErrorKind, GraphError};
 pub use graph::{Graph, Node, NodeId};
 pub use op::{BinaryOp, CompareOp, Literal, Op, OpGroup, ReduceOp, UnaryOp, Window};
+pub use serial::{GraphDef, NodeDef, OutputDef};
 pub use types::{DType, TensorType, strides};

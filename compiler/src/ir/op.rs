@@ -244,14 +244,17 @@ impl Window {
     }
 
     /// Output size along spatial axis `axis` for input size `x`, or `None` when the
-    /// (padded) input is smaller than the dilated kernel or an attribute is zero.
+    /// (padded) input is smaller than the dilated kernel, an attribute is zero, or the
+    /// padded size or kernel span overflows `usize`.
     pub fn output_size(&self, axis: usize, x: usize) -> Option<usize> {
         let (k, s, d) = (self.kernel[axis], self.stride[axis], self.dilation[axis]);
         if k == 0 || s == 0 || d == 0 {
             return None;
         }
-        let padded = x + self.pad_low[axis] + self.pad_high[axis];
-        let span = d * (k - 1) + 1;
+        let padded = x
+            .checked_add(self.pad_low[axis])?
+            .checked_add(self.pad_high[axis])?;
+        let span = d.checked_mul(k - 1)?.checked_add(1)?;
         (padded >= span).then(|| (padded - span) / s + 1)
     }
 }
