@@ -15,11 +15,12 @@
 //! let s = g.sum(y, &[0], false).unwrap();
 //! g.set_output("s", s).unwrap();
 //!
-//! let feeds = [("x", Tensor::from_f64(vec![3], vec![1.0, 2.0, 3.0]).unwrap())];
+//! let feeds = [("x".to_string(), Tensor::from_f64(vec![3], vec![1.0, 2.0, 3.0]).unwrap())];
 //! let out = interp::run(&g, &feeds.into_iter().collect()).unwrap();
 //! assert_eq!(out["s"].to_f64_vec(), vec![14.0]);
 //! ```
 
 pub mod autodiff;
+pub mod backend;
 pub mod interp;
 pub mod ir;

@@ -728,16 +728,16 @@ const DOCUMENTED_TAGS: [&str; 23] = [
     "select",
     "cast",
     "reduce",
-    "arg_max",
+    "argmax",
     "reshape",
     "permute",
     "broadcast",
     "slice",
     "pad",
     "concat",
-    "mat_mul",
-    "im2_col",
-    "col2_im",
+    "matmul",
+    "im2col",
+    "col2im",
     "gather",
     "scatter_add",
 ];
@@ -855,7 +855,7 @@ const EXAMPLE_JSON: &str = r#"{
   "nodes": [
     {"id": 0, "op": {"op": "input", "name": "x"}, "operands": [], "type": {"shape": [4, 3], "dtype": "f32"}, "scope": ""},
     {"id": 1, "op": {"op": "parameter", "name": "W"}, "operands": [], "type": {"shape": [2, 3], "dtype": "f32"}, "scope": "dense1"},
-    {"id": 2, "op": {"op": "mat_mul", "trans_a": false, "trans_b": true}, "operands": [0, 1], "type": {"shape": [4, 2], "dtype": "f32"}, "scope": "dense1"},
+    {"id": 2, "op": {"op": "matmul", "trans_a": false, "trans_b": true}, "operands": [0, 1], "type": {"shape": [4, 2], "dtype": "f32"}, "scope": "dense1"},
     {"id": 3, "op": {"op": "unary", "func": "tanh"}, "operands": [2], "type": {"shape": [4, 2], "dtype": "f32"}, "scope": ""}
   ],
   "outputs": [

@@ -4,8 +4,24 @@
 //! API, each lowering to the compiler's IR. Names, arguments and defaults are neon's.
 
 pub mod activation;
+pub mod callback;
 pub mod cost;
 pub mod data;
 pub mod init;
 pub mod layer;
+pub mod metric;
+pub mod model;
 pub mod optimizer;
+
+/// The types most programs need.
+pub mod prelude {
+    pub use crate::activation::Activation;
+    pub use crate::callback::{Callback, EvalCallback, ProgressBarCallback};
+    pub use crate::cost::Cost;
+    pub use crate::data::{BatchIterator, BatchOptions, Dataset, LastBatch, Mnist};
+    pub use crate::init::Initializer;
+    pub use crate::layer::{Layer, Sequential};
+    pub use crate::metric::Metric;
+    pub use crate::model::{EpochStats, Model, ModelError};
+    pub use crate::optimizer::{GradientDescentMomentum, Optimizer, Schedule};
+}

@@ -357,6 +357,7 @@ pub enum Op {
         keepdims: bool,
     },
     /// Index (i32) of the first maximum along `axis`. Operand: x.
+    #[serde(rename = "argmax")]
     ArgMax { axis: usize, keepdims: bool },
     /// Same elements, new shape of equal element count. Operand: x.
     Reshape { shape: Vec<usize> },
@@ -386,13 +387,16 @@ pub enum Op {
     /// Batched matrix product `op(a) · op(b)` over the last two axes, where `op` transposes
     /// when the flag is set. Leading (batch) axes are equal, or one operand is rank 2 and
     /// is shared by every batch. Operands: a, b.
+    #[serde(rename = "matmul")]
     MatMul { trans_a: bool, trans_b: bool },
     /// Unfolds sliding windows: `N×C×spatial` → `N × (C·∏kernel) × (∏out)`, row index
     /// `c·∏kernel + kernel offset` (row-major over the kernel axes), column = output
     /// position (row-major). Padding reads zeros. Operand: x.
+    #[serde(rename = "im2col")]
     Im2Col { window: Window },
     /// The adjoint of `Im2Col`: sums each column entry back into the image position it was
     /// read from, `N × (C·∏kernel) × (∏out)` → `N×C×spatial`. Operand: cols.
+    #[serde(rename = "col2im")]
     Col2Im { window: Window, spatial: Vec<usize> },
     /// Rows of `data` picked by `indices` (i32, any shape): output shape is
     /// `indices.shape ++ data.shape[1..]`. Operands: data, indices.

@@ -18,7 +18,7 @@
 //!   "nodes": [
 //!     {"id": 0, "op": {"op": "input", "name": "x"}, "operands": [], "type": {"shape": [4, 3], "dtype": "f32"}, "scope": ""},
 //!     {"id": 1, "op": {"op": "parameter", "name": "W"}, "operands": [], "type": {"shape": [2, 3], "dtype": "f32"}, "scope": "dense1"},
-//!     {"id": 2, "op": {"op": "mat_mul", "trans_a": false, "trans_b": true}, "operands": [0, 1], "type": {"shape": [4, 2], "dtype": "f32"}, "scope": "dense1"},
+//!     {"id": 2, "op": {"op": "matmul", "trans_a": false, "trans_b": true}, "operands": [0, 1], "type": {"shape": [4, 2], "dtype": "f32"}, "scope": "dense1"},
 //!     {"id": 3, "op": {"op": "unary", "func": "tanh"}, "operands": [2], "type": {"shape": [4, 2], "dtype": "f32"}, "scope": ""}
 //!   ],
 //!   "outputs": [
@@ -70,16 +70,16 @@
 //! | `select` | none | cond, a, b |
 //! | `cast` | `to`: dtype | x |
 //! | `reduce` | `func`: `sum` `max` `mean`, `axes`: array, `keepdims`: bool | x |
-//! | `arg_max` | `axis`, `keepdims`: bool | x |
+//! | `argmax` | `axis`, `keepdims`: bool | x |
 //! | `reshape` | `shape`: array | x |
 //! | `permute` | `perm`: array | x |
 //! | `broadcast` | `shape`: array | x |
 //! | `slice` | `start`, `end`, `step`: arrays | x |
 //! | `pad` | `low`, `high`, `interior`: arrays, `value`: f64 | x |
 //! | `concat` | `axis` | one or more |
-//! | `mat_mul` | `trans_a`, `trans_b`: bool | a, b |
-//! | `im2_col` | `window` | x |
-//! | `col2_im` | `window`, `spatial`: array | cols |
+//! | `matmul` | `trans_a`, `trans_b`: bool | a, b |
+//! | `im2col` | `window` | x |
+//! | `col2im` | `window`, `spatial`: array | cols |
 //! | `gather` | none | data, indices |
 //! | `scatter_add` | `rows` | updates, indices |
 //!

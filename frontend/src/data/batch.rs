@@ -206,6 +206,11 @@ impl<'a> BatchIterator<'a> {
         })
     }
 
+    /// The dataset being batched.
+    pub fn dataset(&self) -> &'a Dataset {
+        self.data
+    }
+
     /// The options.
     pub fn options(&self) -> &BatchOptions {
         &self.opts

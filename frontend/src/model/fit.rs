@@ -1,0 +1,170 @@
+//! The training loop.
+
+use super::{Model, ModelError, T, X};
+use crate::callback::Callback;
+use crate::cost::Cost;
+use crate::data::BatchIterator;
+use crate::optimizer::{LR_INPUT, Optimizer};
+use std::time::Instant;
+use xenon_compiler::autodiff;
+use xenon_compiler::ir::Graph;
+use xenon_runtime::Tensor;
+
+/// What one epoch of training did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochStats {
+    /// The epoch's index (counting across `fit` calls).
+    pub epoch: usize,
+    /// Mean of the minibatch costs (neon's reported train cost).
+    pub train_cost: f64,
+    /// Minibatches run.
+    pub batches: usize,
+    /// Samples processed (batches × batch size, wrap-around filler included).
+    pub samples: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Name of a parameter's optimizer state `state` (e.g. `Linear_0/W/velocity`).
+pub fn state_name(param: &str, state: &str) -> String {
+    format!("{param}/{state}")
+}
+
+impl Model {
+    /// The training-step graph for `batch` samples: inputs `x`, `t`, `lr`, every parameter
+    /// and optimizer state; outputs `cost` (batch mean) and `new/<name>` for every
+    /// parameter and state.
+    pub fn train_graph(
+        &self,
+        batch: usize,
+        nclass: usize,
+        cost: &Cost,
+        optimizer: &Optimizer,
+    ) -> Result<Graph, ModelError> {
+        let (mut g, y) = self.forward_graph(batch)?;
+        let t = self.targets(&mut g, y, nclass)?;
+        let c = cost.lower(&mut g, y, t)?;
+        let lr = g.input(LR_INPUT, self.dtype, &[])?;
+        let params: Vec<_> = self
+            .params
+            .iter()
+            .map(|p| {
+                g.find_leaf(&p.name)
+                    .expect("forward declares every parameter")
+            })
+            .collect();
+        let grads = autodiff::grad(&mut g, c.objective, &params)?;
+        let mut states = Vec::new();
+        for p in &self.params {
+            let mut s = Vec::new();
+            for st in optimizer.state_names() {
+                s.push(g.parameter(&state_name(&p.name, st), self.dtype, &p.shape)?);
+            }
+            states.push(s);
+        }
+        let updates = optimizer.update(&mut g, lr, &params, &grads, &states)?;
+        g.set_output("cost", c.mean)?;
+        for (p, u) in self.params.iter().zip(&updates) {
+            g.set_output(&format!("new/{}", p.name), u.param)?;
+            for (st, &node) in optimizer.state_names().iter().zip(&u.state) {
+                g.set_output(&format!("new/{}", state_name(&p.name, st)), node)?;
+            }
+        }
+        Ok(g.prune().0)
+    }
+
+    /// Trains for `epochs` epochs on the batches of `train` (neon's `Model.fit`): for each
+    /// minibatch, one training step (forward, cost, gradients, update). The epoch index
+    /// continues across calls, and learning-rate schedules are queried with it. Stops with
+    /// [`ModelError::NonFinite`] as soon as the cost or a parameter becomes NaN or infinite,
+    /// naming where.
+    pub fn fit(
+        &mut self,
+        train: &mut BatchIterator,
+        cost: &Cost,
+        optimizer: &Optimizer,
+        epochs: usize,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<Vec<EpochStats>, ModelError> {
+        Self::check_optimizer(optimizer)?;
+        let data = train.dataset();
+        self.check_input(data)?;
+        let nclass = data.nclass;
+        let b = train.batch_size();
+        for p in &self.params {
+            for st in optimizer.state_names() {
+                self.values
+                    .entry(state_name(&p.name, st))
+                    .or_insert_with(|| Tensor::zeros(self.dtype, p.shape.clone()));
+            }
+        }
+        let key = format!("train/{b}/{nclass}/{cost:?}/{optimizer:?}");
+        for cb in callbacks.iter_mut() {
+            cb.on_train_begin(self, epochs)?;
+        }
+        let mut history = Vec::with_capacity(epochs);
+        for _ in 0..epochs {
+            let epoch = self.epoch_index;
+            let start = Instant::now();
+            let lr = Tensor::full(self.dtype, vec![], optimizer.learning_rate(epoch));
+            let batches = train.next_epoch();
+            let nbatches = batches.nbatches();
+            for cb in callbacks.iter_mut() {
+                cb.on_epoch_begin(epoch, nbatches);
+            }
+            let mut total = 0.0;
+            for (k, batch) in batches.enumerate() {
+                let mut feeds = self.value_feeds();
+                feeds.insert(X.into(), batch.x);
+                feeds.insert(T.into(), batch.t);
+                feeds.insert(LR_INPUT.into(), lr.clone());
+                let mut out = self.run_program(
+                    key.clone(),
+                    |m| m.train_graph(b, nclass, cost, optimizer),
+                    &feeds,
+                )?;
+                let c = out["cost"].to_f64_vec()[0];
+                if !c.is_finite() {
+                    return Err(ModelError::NonFinite {
+                        what: "the cost".into(),
+                        epoch,
+                        batch: k,
+                    });
+                }
+                for name in self.values.keys().cloned().collect::<Vec<_>>() {
+                    let v = out
+                        .remove(&format!("new/{name}"))
+                        .expect("the step updates every value");
+                    if v.to_f64_vec().iter().any(|x| !x.is_finite()) {
+                        return Err(ModelError::NonFinite {
+                            what: format!("'{name}'"),
+                            epoch,
+                            batch: k,
+                        });
+                    }
+                    self.values.insert(name, v);
+                }
+                total += c;
+                for cb in callbacks.iter_mut() {
+                    cb.on_minibatch_end(epoch, k, c);
+                }
+            }
+            self.epoch_index += 1;
+            let stats = EpochStats {
+                epoch,
+                train_cost: total / nbatches.max(1) as f64,
+                batches: nbatches,
+                samples: nbatches * b,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            for cb in callbacks.iter_mut() {
+                cb.on_epoch_end(self, &stats)?;
+            }
+            history.push(stats);
+        }
+        for cb in callbacks.iter_mut() {
+            cb.on_train_end(self)?;
+        }
+        Ok(history)
+    }
+}

@@ -1,0 +1,420 @@
+//! The `Model`: a layer stack with its parameter values, trained and evaluated by running
+//! compiled graphs.
+//!
+//! One training step is one graph — forward pass, cost, gradients, optimizer update — built
+//! once per batch size and compiled by the model's [`Backend`]; the model feeds it batches
+//! and keeps the parameter and optimizer-state values between steps. Inference and metric
+//! graphs are built and cached the same way.
+//!
+//! ```no_run
+//! use xenon_frontend::prelude::*;
+//!
+//! let mnist = Mnist::bundled().unwrap();
+//! let init = Initializer::Gaussian { loc: 0.0, scale: 0.01 };
+//! let layers = Sequential::new(vec![
+//!     Layer::Affine { nout: 100, init: init.clone(), bias: None, batch_norm: false,
+//!                     activation: Some(Activation::Rectlin { slope: 0.0 }), name: None },
+//!     Layer::Affine { nout: 10, init, bias: None, batch_norm: false,
+//!                     activation: Some(Activation::Logistic { shortcut: true }), name: None },
+//! ]);
+//! let mut model = Model::new(layers, &[784], 0).unwrap();
+//! let mut train = BatchIterator::new(&mnist.train, BatchOptions::new(128)).unwrap();
+//! model
+//!     .fit(&mut train, &Cost::CrossEntropyBinary { scale: 1.0 }, &Optimizer::gdm(0.1, 0.9), 10, &mut [])
+//!     .unwrap();
+//! let m = model.eval(&mnist.test, 128, &[Metric::Misclassification { steps: 1 }]).unwrap();
+//! println!("test misclassification {:.1}%", 100.0 * m[0].1);
+//! ```
+
+mod fit;
+mod persist;
+
+pub use fit::EpochStats;
+pub use persist::WEIGHTS_FORMAT;
+
+use crate::cost::Cost;
+use crate::data::{BatchIterator, BatchOptions, DataError, Dataset};
+use crate::layer::{LayerError, LayerInfo, ParamSpec, Sequential};
+use crate::metric::Metric;
+use crate::optimizer::{Optimizer, OptimizerError};
+use std::collections::HashMap;
+use std::sync::Arc;
+use xenon_compiler::backend::{Backend, BackendError, Executable, Interpreter};
+use xenon_compiler::interp::Feeds;
+use xenon_compiler::ir::{DType, Graph, GraphError};
+use xenon_runtime::Tensor;
+
+/// Why a model operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Optimizer(#[from] OptimizerError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The last layer's output does not fit the targets.
+    #[error(
+        "layer '{layer}' outputs shape {output:?} per sample but the targets have shape {targets:?}"
+    )]
+    TargetMismatch {
+        layer: String,
+        output: Vec<usize>,
+        targets: Vec<usize>,
+    },
+    /// The data's samples do not have the model's input shape.
+    #[error(
+        "the model takes inputs of shape {expected:?} per sample ({expected_n} values) but the data has {got:?} ({got_n} values)"
+    )]
+    InputMismatch {
+        expected: Vec<usize>,
+        expected_n: usize,
+        got: Vec<usize>,
+        got_n: usize,
+    },
+    /// Training produced NaN or infinity.
+    #[error("non-finite value (NaN or infinity) in {what} at epoch {epoch}, batch {batch}")]
+    NonFinite {
+        what: String,
+        epoch: usize,
+        batch: usize,
+    },
+    /// A weights file could not be read or does not fit the model.
+    #[error("weights file {path}: {reason}")]
+    Weights { path: String, reason: String },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A callback asked to stop with an error.
+    #[error("{0}")]
+    Callback(String),
+}
+
+/// A trainable model: a [`Sequential`] layer stack, its input shape, and the values of its
+/// parameters and optimizer state.
+pub struct Model {
+    layers: Sequential,
+    input_shape: Vec<usize>,
+    dtype: DType,
+    seed: u64,
+    params: Vec<ParamSpec>,
+    info: Vec<LayerInfo>,
+    output_shape: Vec<usize>,
+    /// Parameter and optimizer-state values by name.
+    values: HashMap<String, Tensor>,
+    epoch_index: usize,
+    backend: Arc<dyn Backend>,
+    programs: HashMap<String, Box<dyn Executable>>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("layers", &self.info)
+            .field("input_shape", &self.input_shape)
+            .field("backend", &self.backend.name())
+            .field("epoch_index", &self.epoch_index)
+            .finish()
+    }
+}
+
+/// Graph input names.
+const X: &str = "x";
+const T: &str = "t";
+
+impl Model {
+    /// Builds the model for samples of shape `input_shape` (e.g. `[784]` or `[1, 28, 28]`)
+    /// and initializes every parameter from `seed` (f32, interpreter backend; see
+    /// [`Model::with_backend`]).
+    pub fn new(layers: Sequential, input_shape: &[usize], seed: u64) -> Result<Model, ModelError> {
+        let mut g = Graph::new();
+        let mut shape = vec![1];
+        shape.extend_from_slice(input_shape);
+        let x = g.input(X, DType::F32, &shape)?;
+        let fwd = layers.forward(&mut g, x)?;
+        let output_shape = g.ty(fwd.output).shape[1..].to_vec();
+        let mut values = HashMap::new();
+        for (i, p) in fwd.params.iter().enumerate() {
+            let v = p.init.fill(p.fans, seed, i as u64);
+            let t = Tensor::from_f64_as(DType::F32, p.shape.clone(), &v)
+                .expect("initializers fill rows·cols values");
+            values.insert(p.name.clone(), t);
+        }
+        Ok(Model {
+            layers,
+            input_shape: input_shape.to_vec(),
+            dtype: DType::F32,
+            seed,
+            params: fwd.params,
+            info: fwd.layers,
+            output_shape,
+            values,
+            epoch_index: 0,
+            backend: Arc::new(Interpreter),
+            programs: HashMap::new(),
+        })
+    }
+
+    /// The same model, compiling its graphs with `backend` from now on.
+    pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Model {
+        self.backend = backend;
+        self.programs.clear();
+        self
+    }
+
+    /// The layer stack.
+    pub fn layers(&self) -> &Sequential {
+        &self.layers
+    }
+
+    /// Per-layer names, kinds, output shapes and parameter counts.
+    pub fn layer_info(&self) -> &[LayerInfo] {
+        &self.info
+    }
+
+    /// The trainable parameters, in declaration order.
+    pub fn params(&self) -> &[ParamSpec] {
+        &self.params
+    }
+
+    /// Total number of trainable values.
+    pub fn num_params(&self) -> usize {
+        self.info.iter().map(|l| l.params).sum()
+    }
+
+    /// The value of a parameter or optimizer state.
+    pub fn value(&self, name: &str) -> Option<&Tensor> {
+        self.values.get(name)
+    }
+
+    /// The per-sample input shape.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The per-sample output shape.
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    /// The number of epochs trained so far (the next epoch's index).
+    pub fn epoch_index(&self) -> usize {
+        self.epoch_index
+    }
+
+    /// The seed the parameters were initialized from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The backend's name.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// Checks that a data set's samples have the model's input size.
+    fn check_input(&self, data: &Dataset) -> Result<(), ModelError> {
+        let expected_n: usize = self.input_shape.iter().product();
+        if data.n_features() != expected_n {
+            return Err(ModelError::InputMismatch {
+                expected: self.input_shape.clone(),
+                expected_n,
+                got: data.feature_shape.clone(),
+                got_n: data.n_features(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A graph with input `x` of `batch` samples and the forward pass; returns the output.
+    fn forward_graph(
+        &self,
+        batch: usize,
+    ) -> Result<(Graph, xenon_compiler::ir::NodeId), ModelError> {
+        let mut g = Graph::new();
+        let mut shape = vec![batch];
+        shape.extend_from_slice(&self.input_shape);
+        let x = g.input(X, self.dtype, &shape)?;
+        let fwd = self.layers.forward(&mut g, x)?;
+        Ok((g, fwd.output))
+    }
+
+    /// Adds the targets input and checks that it fits the output.
+    fn targets(
+        &self,
+        g: &mut Graph,
+        y: xenon_compiler::ir::NodeId,
+        nclass: usize,
+    ) -> Result<xenon_compiler::ir::NodeId, ModelError> {
+        let ys = g.ty(y).shape.clone();
+        if ys[1..] != [nclass] {
+            return Err(ModelError::TargetMismatch {
+                layer: self.info.last().map(|l| l.name.clone()).unwrap_or_default(),
+                output: ys[1..].to_vec(),
+                targets: vec![nclass],
+            });
+        }
+        Ok(g.input(T, self.dtype, &[ys[0], nclass])?)
+    }
+
+    /// Runs the cached program `key`, building and compiling it with `build` on first use.
+    fn run_program(
+        &mut self,
+        key: String,
+        build: impl FnOnce(&Model) -> Result<Graph, ModelError>,
+        feeds: &Feeds,
+    ) -> Result<HashMap<String, Tensor>, ModelError> {
+        if !self.programs.contains_key(&key) {
+            let graph = build(self)?;
+            let exe = self.backend.compile(&graph)?;
+            self.programs.insert(key.clone(), exe);
+        }
+        let exe = self.programs.get_mut(&key).expect("inserted above");
+        Ok(exe.run(feeds)?)
+    }
+
+    /// Feeds holding every parameter and optimizer state.
+    fn value_feeds(&self) -> Feeds {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The outputs for inputs `x` (`[n, input_shape…]` or `[n, features]`, f32): shape
+    /// `[n, output…]`.
+    pub fn predict(&mut self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let n = x.shape().first().copied().unwrap_or(0);
+        let features: usize = x.shape().iter().skip(1).product();
+        let expected_n: usize = self.input_shape.iter().product();
+        if n == 0 || features != expected_n || x.dtype() != self.dtype {
+            return Err(ModelError::InputMismatch {
+                expected: self.input_shape.clone(),
+                expected_n,
+                got: x.shape().get(1..).unwrap_or(&[]).to_vec(),
+                got_n: features,
+            });
+        }
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.input_shape);
+        let mut feeds = self.value_feeds();
+        let x = x.clone().reshaped(shape).expect("element count checked");
+        feeds.insert(X.into(), x);
+        let out = self.run_program(
+            format!("predict/{n}"),
+            |m| {
+                let (mut g, y) = m.forward_graph(n)?;
+                g.set_output("y", y)?;
+                Ok(g)
+            },
+            &feeds,
+        )?;
+        Ok(out["y"].clone())
+    }
+
+    /// Evaluates `metrics` on every sample of `data` (batches of `batch_size`; the last
+    /// batch's wrap-around filler is not counted). Returns `(name, value)` pairs in the
+    /// metrics' order.
+    pub fn eval(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        metrics: &[Metric],
+    ) -> Result<Vec<(String, f64)>, ModelError> {
+        self.check_input(data)?;
+        let nclass = data.nclass;
+        let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;
+        let b = it.batch_size();
+        let key = format!("eval/{b}/{nclass}/{metrics:?}");
+        let mut sums: Vec<Vec<f64>> = Vec::new();
+        let mut count = 0;
+        let base = self.value_feeds();
+        for batch in it.next_epoch() {
+            let mut feeds = base.clone();
+            feeds.insert(X.into(), batch.x);
+            feeds.insert(T.into(), batch.t);
+            let out = self.run_program(
+                key.clone(),
+                |m| {
+                    let (mut g, y) = m.forward_graph(b)?;
+                    let t = m.targets(&mut g, y, nclass)?;
+                    for (i, metric) in metrics.iter().enumerate() {
+                        let s = metric.lower(&mut g, y, t)?;
+                        g.set_output(&format!("metric/{i}"), s)?;
+                    }
+                    Ok(g)
+                },
+                &feeds,
+            )?;
+            for (i, _) in metrics.iter().enumerate() {
+                let stats = &out[&format!("metric/{i}")];
+                let width = stats.shape()[1];
+                let v = stats.to_f64_vec();
+                if sums.len() <= i {
+                    sums.push(vec![0.0; width]);
+                }
+                for row in v.chunks(width).take(batch.n_valid) {
+                    for (s, x) in sums[i].iter_mut().zip(row) {
+                        *s += x;
+                    }
+                }
+            }
+            count += batch.n_valid;
+        }
+        let mut out = Vec::new();
+        for (metric, s) in metrics.iter().zip(&sums) {
+            out.extend(metric.names().into_iter().zip(metric.finish(s, count)));
+        }
+        Ok(out)
+    }
+
+    /// The cost on every sample of `data` (batch mean over all samples).
+    pub fn eval_cost(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        cost: &Cost,
+    ) -> Result<f64, ModelError> {
+        self.check_input(data)?;
+        let nclass = data.nclass;
+        let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;
+        let b = it.batch_size();
+        let key = format!("cost/{b}/{nclass}/{cost:?}");
+        let base = self.value_feeds();
+        let (mut total, mut count) = (0.0, 0);
+        for batch in it.next_epoch() {
+            let mut feeds = base.clone();
+            feeds.insert(X.into(), batch.x);
+            feeds.insert(T.into(), batch.t);
+            let out = self.run_program(
+                key.clone(),
+                |m| {
+                    let (mut g, y) = m.forward_graph(b)?;
+                    let t = m.targets(&mut g, y, nclass)?;
+                    let c = cost.lower(&mut g, y, t)?;
+                    g.set_output("per_sample", c.per_sample)?;
+                    Ok(g)
+                },
+                &feeds,
+            )?;
+            total += out["per_sample"].to_f64_vec()[..batch.n_valid]
+                .iter()
+                .sum::<f64>();
+            count += batch.n_valid;
+        }
+        Ok(total / count.max(1) as f64)
+    }
+
+    /// Checks an optimizer before training with it.
+    fn check_optimizer(optimizer: &Optimizer) -> Result<(), ModelError> {
+        Ok(optimizer.validate()?)
+    }
+}

@@ -1,0 +1,220 @@
+//! Saving and loading weights: safetensors, with the model description in the header.
+//!
+//! A weights file is a standard safetensors file holding every parameter (and optimizer
+//! state) under its Xenon name (`Linear_0/W`, `Linear_0/W/velocity`, …), little-endian f32.
+//! Its `__metadata__` holds `format` = [`WEIGHTS_FORMAT`] and `model`, a JSON document with
+//! the layer stack (`layers`, in the model-file schema), `input_shape`, `seed` and
+//! `epoch_index`, so a file alone rebuilds its model ([`Model::load`]). Files are written
+//! atomically: to a temporary file in the same directory, flushed, then renamed over the
+//! target, so a crash mid-save leaves the old file intact.
+
+use super::{Model, ModelError};
+use crate::layer::Sequential;
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use xenon_runtime::{DType, Tensor};
+
+/// The `format` metadata value of Xenon weights files.
+pub const WEIGHTS_FORMAT: &str = "xenon-weights-v1";
+
+#[derive(Serialize, Deserialize)]
+struct Description {
+    layers: Sequential,
+    input_shape: Vec<usize>,
+    seed: u64,
+    epoch_index: usize,
+}
+
+fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::Weights {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    let io = |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+impl Model {
+    /// Saves every parameter and optimizer state with the model description.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        let path = path.as_ref();
+        let desc = Description {
+            layers: self.layers.clone(),
+            input_shape: self.input_shape.clone(),
+            seed: self.seed,
+            epoch_index: self.epoch_index,
+        };
+        let mut names: Vec<&String> = self.values.keys().collect();
+        names.sort();
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = names
+            .iter()
+            .map(|n| {
+                let t = &self.values[*n];
+                let data = t.as_f32().expect("model values are f32");
+                let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+                ((*n).clone(), raw, t.shape().to_vec())
+            })
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(n, raw, shape)| {
+                TensorView::new(Dtype::F32, shape.clone(), raw)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| weights_err(path, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), WEIGHTS_FORMAT.to_string());
+        meta.insert(
+            "model".to_string(),
+            serde_json::to_string(&desc).expect("descriptions serialize"),
+        );
+        let out = safetensors::serialize(views, Some(meta))
+            .map_err(|e| weights_err(path, e.to_string()))?;
+        write_atomic(path, &out)
+    }
+
+    /// Rebuilds a model from a weights file written by [`Model::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, ModelError> {
+        let path = path.as_ref();
+        let bytes = read(path)?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        if meta.get("format").map(String::as_str) != Some(WEIGHTS_FORMAT) {
+            return Err(weights_err(
+                path,
+                format!(
+                    "missing or unknown 'format' metadata (expected {WEIGHTS_FORMAT:?}): not a Xenon weights file"
+                ),
+            ));
+        }
+        let desc: Description = meta
+            .get("model")
+            .ok_or_else(|| weights_err(path, "missing 'model' metadata"))
+            .and_then(|m| {
+                serde_json::from_str(m)
+                    .map_err(|e| weights_err(path, format!("bad 'model' metadata: {e}")))
+            })?;
+        let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?;
+        model.epoch_index = desc.epoch_index;
+        model.set_weights(path, &bytes, true)?;
+        Ok(model)
+    }
+
+    /// Replaces this model's parameters (and any optimizer states present) with those of a
+    /// weights file. Every parameter must be present with this model's shape.
+    pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        let path = path.as_ref();
+        let bytes = read(path)?;
+        self.set_weights(path, &bytes, true)
+    }
+
+    fn set_weights(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        with_states: bool,
+    ) -> Result<(), ModelError> {
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| weights_err(path, format!("not a valid safetensors file: {e}")))?;
+        let mut values = HashMap::new();
+        for p in &self.params {
+            let view = st.tensor(&p.name).map_err(|_| {
+                weights_err(
+                    path,
+                    format!("layer '{}': parameter '{}' is missing", p.layer, p.name),
+                )
+            })?;
+            if view.shape() != p.shape.as_slice() {
+                return Err(weights_err(
+                    path,
+                    format!(
+                        "layer '{}': parameter '{}' has shape {:?} in the file but the layer needs {:?}",
+                        p.layer,
+                        p.name,
+                        view.shape(),
+                        p.shape
+                    ),
+                ));
+            }
+            values.insert(p.name.clone(), to_tensor(path, &p.name, &view)?);
+        }
+        if with_states {
+            for (name, view) in st.tensors() {
+                if !values.contains_key(&name) {
+                    let owner = self
+                        .params
+                        .iter()
+                        .find(|p| name.starts_with(&format!("{}/", p.name)));
+                    match owner {
+                        Some(p) if view.shape() == p.shape.as_slice() => {
+                            values.insert(name.clone(), to_tensor(path, &name, &view)?);
+                        }
+                        _ => {
+                            return Err(weights_err(
+                                path,
+                                format!("tensor '{name}' does not belong to this model"),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        self.values = values;
+        self.programs.clear();
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn to_tensor(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Tensor, ModelError> {
+    if view.dtype() != Dtype::F32 {
+        return Err(weights_err(
+            path,
+            format!("tensor '{name}' is {:?}, expected F32", view.dtype()),
+        ));
+    }
+    let data: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Tensor::new(view.shape().to_vec(), xenon_runtime::TensorData::F32(data))
+        .map_err(|e| weights_err(path, e.to_string()))
+        .map(|t| t.cast(DType::F32))
+}
