@@ -115,7 +115,7 @@ impl Model {
             let mut total = 0.0;
             for (k, batch) in batches.enumerate() {
                 let mut feeds = self.value_feeds();
-                feeds.insert(X.into(), batch.x);
+                feeds.insert(X.into(), self.shape_batch(batch.x));
                 feeds.insert(T.into(), batch.t);
                 feeds.insert(LR_INPUT.into(), lr.clone());
                 let mut out = self.run_program(

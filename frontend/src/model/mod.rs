@@ -256,8 +256,18 @@ impl Model {
     ) -> Result<xenon_compiler::ir::NodeId, ModelError> {
         let ys = g.ty(y).shape.clone();
         if ys[1..] != [nclass] {
+            // Name the layer that gave the output its shape (activations keep shapes).
+            let last = self.info.last().map(|l| l.out_shape.clone());
+            let layer = self
+                .info
+                .iter()
+                .rev()
+                .take_while(|l| Some(&l.out_shape) == last.as_ref())
+                .last()
+                .map(|l| l.name.clone())
+                .unwrap_or_default();
             return Err(ModelError::TargetMismatch {
-                layer: self.info.last().map(|l| l.name.clone()).unwrap_or_default(),
+                layer,
                 output: ys[1..].to_vec(),
                 targets: vec![nclass],
             });
@@ -279,6 +289,14 @@ impl Model {
         }
         let exe = self.programs.get_mut(&key).expect("inserted above");
         Ok(exe.run(feeds)?)
+    }
+
+    /// A `[batch, features]` batch reshaped to the model's `[batch, input_shape…]`.
+    fn shape_batch(&self, x: Tensor) -> Tensor {
+        let mut shape = vec![x.shape()[0]];
+        shape.extend_from_slice(&self.input_shape);
+        x.reshaped(shape)
+            .expect("check_input compared the element counts")
     }
 
     /// Feeds holding every parameter and optimizer state.
@@ -339,7 +357,7 @@ impl Model {
         let base = self.value_feeds();
         for batch in it.next_epoch() {
             let mut feeds = base.clone();
-            feeds.insert(X.into(), batch.x);
+            feeds.insert(X.into(), self.shape_batch(batch.x));
             feeds.insert(T.into(), batch.t);
             let out = self.run_program(
                 key.clone(),
@@ -392,7 +410,7 @@ impl Model {
         let (mut total, mut count) = (0.0, 0);
         for batch in it.next_epoch() {
             let mut feeds = base.clone();
-            feeds.insert(X.into(), batch.x);
+            feeds.insert(X.into(), self.shape_batch(batch.x));
             feeds.insert(T.into(), batch.t);
             let out = self.run_program(
                 key.clone(),
