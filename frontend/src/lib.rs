@@ -7,4 +7,5 @@ pub mod activation;
 pub mod cost;
 pub mod init;
 pub mod layer;
+pub mod model_file;
 pub mod optimizer;
