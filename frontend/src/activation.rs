@@ -11,7 +11,7 @@ use xenon_compiler::ir::{Graph, GraphError, NodeId};
 
 /// An elementwise (or, for `Softmax`, per-sample) nonlinearity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "config")]
+#[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Activation {
     /// `x`.
     Identity,
@@ -61,6 +61,17 @@ fn normalizer_divisor() -> f64 {
 }
 
 impl Activation {
+    /// Every activation class name, in declaration order (for error messages).
+    pub const NAMES: [&'static str; 7] = [
+        "Identity",
+        "Rectlin",
+        "Logistic",
+        "Softmax",
+        "Tanh",
+        "Explin",
+        "Normalizer",
+    ];
+
     /// The neon class name.
     pub fn name(&self) -> &'static str {
         match self {

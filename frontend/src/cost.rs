@@ -13,7 +13,7 @@ pub const SAFELOG_FLOOR: f64 = 1.928_749_847_963_918e-22;
 
 /// A cost function with neon's names, arguments and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "config")]
+#[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Cost {
     /// `Σ_i −t·safelog(y) − (1−t)·safelog(1−y)`; `scale` (default 1) scales the gradient.
     CrossEntropyBinary {

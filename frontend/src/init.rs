@@ -18,7 +18,7 @@ use xenon_runtime::rng;
 
 /// A parameter-initialization rule with neon's names, arguments and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "config")]
+#[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Initializer {
     /// Every element equal to `val` (default 0).
     Constant {
@@ -86,6 +86,18 @@ pub struct Fans {
 }
 
 impl Initializer {
+    /// Every initializer class name, in declaration order (for error messages).
+    pub const NAMES: [&'static str; 8] = [
+        "Constant",
+        "Uniform",
+        "Gaussian",
+        "GlorotUniform",
+        "Xavier",
+        "Kaiming",
+        "IdentityInit",
+        "Orthonormal",
+    ];
+
     /// The neon class name.
     pub fn name(&self) -> &'static str {
         match self {

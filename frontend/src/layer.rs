@@ -13,7 +13,7 @@ use xenon_compiler::ir::{DType, Graph, GraphError, NodeId};
 
 /// A layer with neon's class name, arguments and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "config")]
+#[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Layer {
     /// Fully connected, no bias: `y = x·Wᵀ` with `W` of shape `(nout, nin)`; the input's
     /// non-batch axes are flattened. `bsum` is accepted for compatibility.

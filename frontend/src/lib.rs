@@ -11,6 +11,7 @@ pub mod init;
 pub mod layer;
 pub mod metric;
 pub mod model;
+pub mod model_file;
 pub mod optimizer;
 
 /// The types most programs need.

@@ -13,7 +13,7 @@ pub const LR_INPUT: &str = "lr";
 
 /// A learning-rate schedule, queried with the 0-based epoch index.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "config")]
+#[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Schedule {
     /// neon's `Schedule(step_config, change)`: with no steps the rate is constant; with a
     /// list of epochs it is multiplied by `change` at each listed epoch reached
@@ -32,7 +32,10 @@ pub enum Schedule {
 
 /// The steps of a [`Schedule::Schedule`]: a list of epochs or a period.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a list of epochs (such as [10, 20]) or an epoch interval (an integer)"
+)]
 pub enum StepConfig {
     Epochs(Vec<usize>),
     Every(usize),
@@ -52,6 +55,9 @@ impl Default for Schedule {
 }
 
 impl Schedule {
+    /// Every schedule class name, in declaration order (for error messages).
+    pub const NAMES: [&'static str; 3] = ["Schedule", "PowerSchedule", "ExpSchedule"];
+
     /// The learning rate for `epoch` given the base rate `lr0`.
     pub fn rate(&self, lr0: f64, epoch: usize) -> f64 {
         match self {
@@ -112,7 +118,7 @@ pub struct GradientDescentMomentum {
 
 /// An optimizer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "config")]
+#[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Optimizer {
     GradientDescentMomentum(GradientDescentMomentum),
 }
@@ -140,6 +146,9 @@ pub enum OptimizerError {
 }
 
 impl Optimizer {
+    /// Every optimizer class name, in declaration order (for error messages).
+    pub const NAMES: [&'static str; 1] = ["GradientDescentMomentum"];
+
     /// The GDM optimizer with neon's defaults for everything but the two rates.
     pub fn gdm(learning_rate: f64, momentum_coef: f64) -> Optimizer {
         Optimizer::GradientDescentMomentum(GradientDescentMomentum {
