@@ -429,7 +429,7 @@ fn two_layer_mlp_with_softmax_cross_entropy() {
             (&[3, 5], nonzero(3, 15)),
             (&[3], nonzero(4, 3)),
         ],
-        |g, p| mlp(g, p),
+        mlp,
     );
 }
 

@@ -78,6 +78,9 @@ impl Callback for ProgressBarCallback {
     }
 }
 
+/// Called with each epoch's statistics and metric values.
+type Report<'a> = Box<dyn FnMut(&EpochStats, &[(String, f64)]) + 'a>;
+
 /// Evaluates metrics on a data set after every epoch and keeps the results.
 pub struct EvalCallback<'a> {
     data: &'a Dataset,
@@ -85,7 +88,7 @@ pub struct EvalCallback<'a> {
     metrics: Vec<Metric>,
     /// `(epoch, [(name, value)])` for every epoch so far.
     pub history: Vec<(usize, Vec<(String, f64)>)>,
-    on_result: Option<Box<dyn FnMut(&EpochStats, &[(String, f64)]) + 'a>>,
+    on_result: Option<Report<'a>>,
 }
 
 impl<'a> EvalCallback<'a> {

@@ -288,6 +288,14 @@ fn lower(
             Ok(g.add_(x, b)?)
         }
         Layer::Activation { transform, .. } => Ok(transform.lower(g, x)?),
-        Layer::Affine { .. } => unreachable!("compound layers are expanded before lowering"),
+        // `Sequential::forward` expands compound layers first; lowering one directly
+        // lowers its parts in order under the same name.
+        Layer::Affine { .. } => {
+            let mut h = x;
+            for part in layer.expand()? {
+                h = lower(&part, name, g, h, dt, params)?;
+            }
+            Ok(h)
+        }
     }
 }

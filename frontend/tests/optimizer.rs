@@ -106,7 +106,7 @@ fn plain_sgd_with_weight_decay() {
     });
     assert!(opt.state_names().is_empty());
     let (t, _) = step(&opt, 0.1, &[2.0, -1.0], &[1.0, 3.0], &[]);
-    close(&t, &[(1.0 - 0.05) * 2.0 - 0.1, (1.0 - 0.05) * -1.0 - 0.3]);
+    close(&t, &[(1.0 - 0.05) * 2.0 - 0.1, -(1.0 - 0.05) - 0.3]);
 }
 
 /// Nesterov: θ ← θ + μ·v' − lr·g.

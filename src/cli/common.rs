@@ -1,0 +1,54 @@
+//! What the subcommands share: loading model files and data, choosing a backend.
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use xenon_compiler::backend::{Backend, Interpreter};
+use xenon_frontend::data::Mnist;
+use xenon_frontend::model_file::ModelFile;
+
+/// Backends selectable with `--backend`, plus neon's names.
+pub const BACKENDS: &str = "interp, cpu (neon: cpu, mkl)";
+
+/// Loads a model file, naming it in the error.
+pub fn load_model_file(path: &Path) -> anyhow::Result<ModelFile> {
+    ModelFile::load(path).with_context(|| format!("cannot load model file {}", path.display()))
+}
+
+/// The per-sample input shape and class count of a named data set.
+pub fn dataset_shape(name: &str) -> anyhow::Result<(Vec<usize>, usize)> {
+    match name {
+        "mnist" => Ok((vec![1, 28, 28], 10)),
+        other => bail!("unknown dataset {other:?}; known datasets: mnist"),
+    }
+}
+
+/// The data set a model file names (MNIST when it names none): from `dir`, or the subset
+/// bundled with Xenon.
+pub fn load_data(file: &ModelFile, dir: Option<&PathBuf>) -> anyhow::Result<Mnist> {
+    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
+    dataset_shape(name)?;
+    Ok(match dir {
+        Some(d) => Mnist::load(d)?,
+        None => Mnist::bundled()?,
+    })
+}
+
+/// The backend for a `--backend` value or a model file's neon backend name.
+///
+/// `cpu` is the compiled CPU backend; until it is built the interpreter runs in its place,
+/// and a note on stderr says so.
+pub fn backend(name: &str, quiet: bool) -> anyhow::Result<Arc<dyn Backend>> {
+    match name {
+        "interp" => Ok(Arc::new(Interpreter)),
+        "cpu" | "mkl" => {
+            if !quiet {
+                eprintln!(
+                    "note: the compiled cpu backend is not available yet; running on the reference interpreter"
+                );
+            }
+            Ok(Arc::new(Interpreter))
+        }
+        other => bail!("unknown backend {other:?}; known backends: {BACKENDS}"),
+    }
+}

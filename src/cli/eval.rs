@@ -1,0 +1,68 @@
+//! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
+
+use super::common::{backend, dataset_shape, load_data, load_model_file};
+use clap::Args;
+use std::path::PathBuf;
+use xenon_frontend::prelude::*;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model file the weights were trained with.
+    pub model: PathBuf,
+    /// The weights (safetensors, from `xenon train --save`).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Directory with MNIST in IDX format; default: the bundled subset.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Batch size (default 128).
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    /// Backend: interp or cpu (default cpu).
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let file = load_model_file(&a.model)?;
+    let data = load_data(&file, a.data.as_ref())?;
+    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
+    let (input_shape, _) = dataset_shape(name)?;
+    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?
+        .with_backend(backend(&a.backend, a.json)?);
+    model.load_weights(&a.weights)?;
+    let metrics = [
+        Metric::Misclassification { steps: 1 },
+        Metric::Accuracy,
+        Metric::LogLoss,
+    ];
+    let values = model.eval(&data.test, a.batch, &metrics)?;
+    let cost = model.eval_cost(&data.test, a.batch, &file.cost)?;
+    let get = |n: &str| {
+        values
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| *v)
+            .unwrap_or(f64::NAN)
+    };
+    if a.json {
+        let out = serde_json::json!({
+            "test_misclass": 100.0 * get("Top1Misclass"),
+            "accuracy": 100.0 * get("Accuracy"),
+            "log_loss": get("LogLoss"),
+            "cost": cost,
+            "samples": data.test.len(),
+        });
+        println!("{out}");
+    } else {
+        println!("test samples:       {}", data.test.len());
+        println!("misclassification:  {:.2}%", 100.0 * get("Top1Misclass"));
+        println!("accuracy:           {:.2}%", 100.0 * get("Accuracy"));
+        println!("log loss:           {:.4}", get("LogLoss"));
+        println!("{:<19} {cost:.4}", format!("{}:", file.cost.name()));
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Subcommands of the `xenon` binary. The flags and the `--json` outputs are an interface
+//! other tools rely on (see ARCHITECTURE.md).
+
+mod common;
+mod eval;
+mod summary;
+mod train;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Xenon: a static-graph deep-learning compiler and runtime with neon's layers, costs,
+/// optimizers and model files.
+#[derive(Parser, Debug)]
+#[command(name = "xenon", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a model described by a neon-style YAML (or JSON) file.
+    Train(train::TrainArgs),
+    /// Print each layer's output shape and parameter count.
+    Summary {
+        /// The model file.
+        model: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate saved weights on a data set's test split.
+    Eval(eval::EvalArgs),
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Summary { model, json } => summary::run(&model, json),
+        Command::Eval(a) => eval::run(a),
+    }
+}

@@ -1,0 +1,45 @@
+//! `xenon summary MODEL [--json]`.
+
+use super::common::{dataset_shape, load_model_file};
+use std::path::Path;
+use xenon_frontend::model::Model;
+
+pub fn run(path: &Path, json: bool) -> anyhow::Result<()> {
+    let file = load_model_file(path)?;
+    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
+    let (input_shape, _) = dataset_shape(name)?;
+    let model = Model::new(file.layers.clone(), &input_shape, 0)?;
+    let total = model.num_params();
+    if json {
+        let layers: Vec<serde_json::Value> = model
+            .layer_info()
+            .iter()
+            .map(|l| serde_json::json!({"name": l.name, "type": l.kind, "output_shape": l.out_shape, "params": l.params}))
+            .collect();
+        let out = serde_json::json!({"model": path.display().to_string(), "input_shape": input_shape, "layers": layers, "total_params": total});
+        println!("{out}");
+    } else {
+        println!(
+            "{:<24} {:<22} {:>16} {:>10}",
+            "layer", "type", "output shape", "params"
+        );
+        println!(
+            "{:<24} {:<22} {:>16} {:>10}",
+            "(input)",
+            "",
+            format!("{input_shape:?}"),
+            ""
+        );
+        for l in model.layer_info() {
+            println!(
+                "{:<24} {:<22} {:>16} {:>10}",
+                l.name,
+                l.kind,
+                format!("{:?}", l.out_shape),
+                l.params
+            );
+        }
+        println!("total parameters: {total}");
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `xenon train MODEL [--data DIR] [--epochs N] [--batch N] [--seed S] [--backend B]
+//! [--threads T] [--save PATH] [--json]`.
+
+use super::common::{backend, dataset_shape, load_data, load_model_file};
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+use xenon_frontend::prelude::*;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The model file (neon-style YAML, or JSON of the same shape).
+    pub model: PathBuf,
+    /// Directory with MNIST in IDX format (raw or .gz); default: the bundled subset.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Epochs (default: the file's `epochs`, else 10).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size (default: the file's `batchsize`, else 128).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed for parameter initialization (default 0); a run is reproducible bit for bit.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend: interp or cpu (default: the file's `backend`, else cpu).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Worker threads for backends that use them (default: all cores; the interpreter
+    /// always uses one).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Save the trained weights (safetensors) to this path.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// One JSON object per line: one per epoch, then `{"event":"done", ...}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let file = load_model_file(&a.model)?;
+    let data = load_data(&file, a.data.as_ref())?;
+    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
+    let (input_shape, _) = dataset_shape(name)?;
+    let backend_name = a
+        .backend
+        .clone()
+        .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
+        .unwrap_or_else(|| "cpu".into());
+    let backend = backend(&backend_name, a.json)?;
+    let epochs = a.epochs.or(file.epochs).unwrap_or(10);
+    let batch = a.batch.or(file.batchsize).unwrap_or(128);
+    let optimizer = file
+        .optimizer
+        .clone()
+        .context("the model file has no optimizer")?;
+    let cost = file.cost.clone();
+
+    let mut model = Model::new(file.layers.clone(), &input_shape, a.seed)?.with_backend(backend);
+    let mut train = BatchIterator::new(&data.train, BatchOptions::new(batch))?;
+    let json_out = a.json;
+    let mut progress = ProgressBarCallback::new(!json_out);
+    let mut last = (f64::NAN, f64::NAN);
+    let mut eval = EvalCallback::new(&data.test, batch, vec![Metric::Misclassification { steps: 1 }]).with_report(|s, m| {
+        let misclass = 100.0 * m[0].1;
+        last = (s.train_cost, misclass);
+        if json_out {
+            println!(
+                "{}",
+                json!({"event": "epoch", "epoch": s.epoch, "train_cost": s.train_cost, "test_misclass": misclass,
+                       "batches": s.batches, "seconds": s.seconds})
+            );
+        } else {
+            println!(
+                "Epoch {:<3} train cost {:.4}, test misclassification {:.2}% ({} batches, {:.2}s)",
+                s.epoch, s.train_cost, misclass, s.batches, s.seconds
+            );
+        }
+    });
+    let start = Instant::now();
+    let history = model.fit(
+        &mut train,
+        &cost,
+        &optimizer,
+        epochs,
+        &mut [&mut progress, &mut eval],
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    drop(eval);
+    if let Some(path) = &a.save {
+        model.save(path)?;
+    }
+    let samples: usize = history.iter().map(|h| h.samples).sum();
+    let train_seconds: f64 = history.iter().map(|h| h.seconds).sum();
+    let (train_cost, test_misclass) = last;
+    if a.json {
+        println!(
+            "{}",
+            json!({"event": "done", "test_misclass": test_misclass, "train_cost": train_cost, "epochs": epochs,
+                   "seconds": seconds, "train_seconds": train_seconds, "samples_per_sec": samples as f64 / train_seconds.max(1e-9),
+                   "backend": model.backend_name(), "params": model.num_params()})
+        );
+    } else {
+        println!(
+            "Misclassification error = {test_misclass:.2}% after {epochs} epochs ({seconds:.2}s, {:.0} samples/s)",
+            samples as f64 / train_seconds.max(1e-9)
+        );
+        if let Some(p) = &a.save {
+            println!("saved weights to {}", p.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The `xenon` command line, end to end: summaries, training and evaluation with `--json`,
+//! reproducibility, and one clear error line (never a panic) for each kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xenon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xenon"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the xenon binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A scratch directory for this test process.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("xenon-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Asserts a failed run: non-zero exit, no panic, one `error:` line containing the needles.
+fn assert_clear_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("note:")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} missing from {:?}", lines[0]);
+    }
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect()
+}
+
+#[test]
+fn summary_counts_parameters() {
+    let o = xenon(&["summary", "examples/models/mnist_mlp.yaml", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["total_params"].as_u64(), Some(79_400));
+    let o = xenon(&[
+        "summary",
+        "examples/models/mlp_784_64_10_bias.yaml",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["total_params"].as_u64(), Some(50_890));
+    let o = xenon(&["summary", "examples/models/mnist_mlp.yaml"]);
+    assert!(
+        stdout(&o).contains("total parameters: 79400"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn train_json_then_eval_saved_weights() {
+    let dir = scratch("train");
+    let weights = dir.join("w.safetensors");
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "--epochs",
+        "2",
+        "--json",
+        "--save",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 3, "two epochs and done: {lines:?}");
+    assert_eq!(lines[0]["event"], "epoch");
+    assert_eq!(lines[0]["batches"].as_u64(), Some(63));
+    let done = &lines[2];
+    assert_eq!(done["event"], "done");
+    for k in [
+        "test_misclass",
+        "train_cost",
+        "epochs",
+        "seconds",
+        "samples_per_sec",
+    ] {
+        assert!(done[k].is_number(), "{k} in {done}");
+    }
+    let misclass = done["test_misclass"].as_f64().unwrap();
+    assert!(misclass > 0.0 && misclass < 15.0, "{misclass}");
+
+    let o = xenon(&[
+        "eval",
+        "examples/models/mnist_mlp.yaml",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        v["test_misclass"].as_f64(),
+        Some(misclass),
+        "eval agrees with the last epoch"
+    );
+}
+
+#[test]
+fn seed_makes_runs_bit_identical() {
+    let run = |seed: &str| {
+        let o = xenon(&[
+            "train",
+            "examples/models/mnist_mlp.yaml",
+            "--epochs",
+            "1",
+            "--json",
+            "--seed",
+            seed,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let l = json_lines(&o);
+        (
+            l[0]["train_cost"].as_f64().unwrap().to_bits(),
+            l[0]["test_misclass"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(run("3"), run("3"));
+    assert_ne!(run("3").0, run("4").0);
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// A directory holding MNIST-format files built from the given pieces.
+fn mnist_dir(name: &str, images: &[u8], labels: &[u8]) -> PathBuf {
+    let d = scratch(name);
+    for prefix in ["train", "t10k"] {
+        write(&d, &format!("{prefix}-images-idx3-ubyte"), images);
+        write(&d, &format!("{prefix}-labels-idx1-ubyte"), labels);
+    }
+    d
+}
+
+fn idx_images(n: u32, magic: u32) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in [n, 28, 28] {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(vec![0u8; (n * 28 * 28) as usize]);
+    v
+}
+
+fn idx_labels(n: u32) -> Vec<u8> {
+    let mut v = 0x801u32.to_be_bytes().to_vec();
+    v.extend(n.to_be_bytes());
+    v.extend(vec![1u8; n as usize]);
+    v
+}
+
+#[test]
+fn truncated_idx_file() {
+    let mut images = idx_images(4, 0x803);
+    images.truncate(images.len() - 100);
+    let d = mnist_dir("truncated", &images, &idx_labels(4));
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "--data",
+        d.to_str().unwrap(),
+    ]);
+    assert_clear_error(&o, &["train-images-idx3-ubyte", "truncated"]);
+}
+
+#[test]
+fn wrong_magic_number() {
+    let d = mnist_dir("magic", &idx_images(4, 0x1234), &idx_labels(4));
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "--data",
+        d.to_str().unwrap(),
+    ]);
+    assert_clear_error(&o, &["train-images-idx3-ubyte", "magic"]);
+}
+
+#[test]
+fn image_and_label_counts_disagree() {
+    let d = mnist_dir("counts", &idx_images(4, 0x803), &idx_labels(5));
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "--data",
+        d.to_str().unwrap(),
+    ]);
+    assert_clear_error(&o, &["4", "5"]);
+}
+
+const GOOD: &str = "layers:\n  - type: Linear\n    config: {nout: 10, init: {type: Gaussian, config: {scale: 0.01}}}\n  - type: Activation\n    config: {transform: {type: Logistic}}\ncost: CrossEntropyBinary\noptimizer: {type: GradientDescentMomentum, config: {learning_rate: 0.1}}\ndataset: {name: mnist}\n";
+
+fn model_file(name: &str, text: &str) -> PathBuf {
+    write(&scratch("yaml"), name, text.as_bytes())
+}
+
+#[test]
+fn a_good_file_trains() {
+    let p = model_file("good.yaml", GOOD);
+    let o = xenon(&["train", p.to_str().unwrap(), "--epochs", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_layer_type_lists_the_known_ones() {
+    let p = model_file("type.yaml", &GOOD.replace("type: Linear", "type: Dense"));
+    let o = xenon(&["train", p.to_str().unwrap()]);
+    assert_clear_error(&o, &["\"Dense\"", "Linear, Bias, Affine, Activation"]);
+}
+
+#[test]
+fn unknown_argument_lists_the_accepted_ones() {
+    let p = model_file("arg.yaml", &GOOD.replace("nout: 10", "nouts: 10"));
+    let o = xenon(&["summary", p.to_str().unwrap()]);
+    assert_clear_error(&o, &["\"nouts\"", "nout, init, bsum, name"]);
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let p = model_file(
+        "syntax.yaml",
+        &GOOD.replace("cost: CrossEntropyBinary", "cost: [CrossEntropyBinary"),
+    );
+    let o = xenon(&["train", p.to_str().unwrap()]);
+    assert_clear_error(&o, &["line"]);
+}
+
+#[test]
+fn output_that_does_not_fit_names_the_layer_and_both_shapes() {
+    let p = model_file("fit.yaml", &GOOD.replace("nout: 10", "nout: 12"));
+    let o = xenon(&["train", p.to_str().unwrap(), "--epochs", "1"]);
+    assert_clear_error(&o, &["'Linear_0'", "[12]", "[10]"]);
+}
+
+#[test]
+fn missing_weights_file_is_an_error() {
+    let o = xenon(&[
+        "eval",
+        "examples/models/mnist_mlp.yaml",
+        "--weights",
+        "/nonexistent/w.safetensors",
+    ]);
+    assert_clear_error(&o, &["/nonexistent/w.safetensors"]);
+}
