@@ -28,7 +28,8 @@ pub trait Callback {
 }
 
 /// neon's per-epoch progress bar: `Epoch 0 [Train |████| 63/63 batches, 0.26 cost, 1.38s]`,
-/// drawn on stderr only when it is a terminal.
+/// drawn on stderr, and only when both stdout and stderr are terminals (so it stays out of
+/// pipes, logs and `--json` output).
 pub struct ProgressBarCallback {
     bar: Option<ProgressBar>,
     enabled: bool,
@@ -36,11 +37,11 @@ pub struct ProgressBarCallback {
 }
 
 impl ProgressBarCallback {
-    /// A progress bar, shown when stderr is a terminal and `enabled` is true.
+    /// A progress bar, shown when `enabled` and both stdout and stderr are terminals.
     pub fn new(enabled: bool) -> ProgressBarCallback {
         ProgressBarCallback {
             bar: None,
-            enabled: enabled && std::io::stderr().is_terminal(),
+            enabled: enabled && std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
             cost_sum: 0.0,
         }
     }

@@ -1,0 +1,190 @@
+//! Activations, costs and metrics lowered to IR primitives, evaluated on the interpreter in
+//! f64 and compared with neon's formulas computed by hand.
+
+use xenon_compiler::interp;
+use xenon_compiler::ir::{DType, Graph};
+use xenon_frontend::prelude::*;
+use xenon_runtime::Tensor;
+
+const X: [f64; 6] = [-2.0, -0.5, 0.0, 0.25, 1.0, 3.0];
+
+fn activation(a: Activation) -> Vec<f64> {
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F64, &[2, 3]).unwrap();
+    let y = a.lower(&mut g, x).unwrap();
+    g.set_output("y", y).unwrap();
+    let feeds = [(
+        "x".to_string(),
+        Tensor::from_f64(vec![2, 3], X.to_vec()).unwrap(),
+    )]
+    .into_iter()
+    .collect();
+    interp::run(&g, &feeds).unwrap()["y"].to_f64_vec()
+}
+
+fn close(a: &[f64], b: &[f64]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-12, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn activations_follow_neons_formulas() {
+    close(&activation(Activation::Identity), &X);
+    close(
+        &activation(Activation::Rectlin { slope: 0.0 }),
+        &[0.0, 0.0, 0.0, 0.25, 1.0, 3.0],
+    );
+    close(
+        &activation(Activation::Rectlin { slope: 0.1 }),
+        &[-0.2, -0.05, 0.0, 0.25, 1.0, 3.0],
+    );
+    close(
+        &activation(Activation::Logistic { shortcut: false }),
+        &X.map(|x| 1.0 / (1.0 + (-x).exp())),
+    );
+    close(&activation(Activation::Tanh), &X.map(f64::tanh));
+    close(
+        &activation(Activation::Explin { alpha: 0.5 }),
+        &X.map(|x| x.max(0.0) + 0.5 * (x.min(0.0).exp() - 1.0)),
+    );
+    close(
+        &activation(Activation::Normalizer { divisor: 4.0 }),
+        &X.map(|x| x / 4.0),
+    );
+    // Softmax over the features of each sample.
+    let s = activation(Activation::Softmax {
+        axis: 0,
+        epsilon: 1e-7,
+    });
+    for row in 0..2 {
+        let xs = &X[row * 3..row * 3 + 3];
+        let z: f64 = xs.iter().map(|x| x.exp()).sum();
+        close(
+            &s[row * 3..row * 3 + 3],
+            &xs.iter().map(|x| x.exp() / z).collect::<Vec<_>>(),
+        );
+    }
+}
+
+/// (per-sample costs, batch mean) of outputs `y` against targets `t`, both [2, 3].
+fn cost(c: Cost, y: [f64; 6], t: [f64; 6]) -> (Vec<f64>, f64) {
+    let mut g = Graph::new();
+    let yn = g.input("y", DType::F64, &[2, 3]).unwrap();
+    let tn = g.input("t", DType::F64, &[2, 3]).unwrap();
+    let nodes = c.lower(&mut g, yn, tn).unwrap();
+    g.set_output("per_sample", nodes.per_sample).unwrap();
+    g.set_output("mean", nodes.mean).unwrap();
+    let feeds = [
+        (
+            "y".to_string(),
+            Tensor::from_f64(vec![2, 3], y.to_vec()).unwrap(),
+        ),
+        (
+            "t".to_string(),
+            Tensor::from_f64(vec![2, 3], t.to_vec()).unwrap(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let out = interp::run(&g, &feeds).unwrap();
+    (out["per_sample"].to_f64_vec(), out["mean"].to_f64_vec()[0])
+}
+
+#[test]
+fn costs_follow_neons_formulas() {
+    let y = [0.7, 0.2, 0.1, 0.3, 0.3, 0.4];
+    let t = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0];
+    let l = f64::ln;
+    let (per, mean) = cost(Cost::CrossEntropyBinary { scale: 1.0 }, y, t);
+    let b0 = -(l(0.7) + l(0.8) + l(0.9));
+    let b1 = -(l(0.7) + l(0.7) + l(0.4));
+    close(&per, &[b0, b1]);
+    close(&[mean], &[(b0 + b1) / 2.0]);
+    let (per, _) = cost(
+        Cost::CrossEntropyMulti {
+            scale: 1.0,
+            usebits: false,
+        },
+        y,
+        t,
+    );
+    close(&per, &[-l(0.7), -l(0.4)]);
+    let (per, _) = cost(
+        Cost::CrossEntropyMulti {
+            scale: 1.0,
+            usebits: true,
+        },
+        y,
+        t,
+    );
+    close(&per, &[-l(0.7) / l(2.0), -l(0.4) / l(2.0)]);
+    let (per, _) = cost(Cost::SumSquared, y, t);
+    close(
+        &per,
+        &[(0.09 + 0.04 + 0.01) / 2.0, (0.09 + 0.09 + 0.36) / 2.0],
+    );
+    let (per, _) = cost(Cost::MeanSquared, y, t);
+    close(
+        &per,
+        &[(0.09 + 0.04 + 0.01) / 6.0, (0.09 + 0.09 + 0.36) / 6.0],
+    );
+    // safelog: log 0 is clamped at −50.
+    let (per, _) = cost(
+        Cost::CrossEntropyMulti {
+            scale: 1.0,
+            usebits: false,
+        },
+        [0.0, 1.0, 0.0, 0.0, 1.0, 0.0],
+        t,
+    );
+    close(&per, &[50.0, 50.0]);
+}
+
+#[test]
+fn precision_recall() {
+    // Outputs are the features (Identity); 4 samples, 2 classes.
+    let x = vec![0.9, 0.1, 0.6, 0.4, 0.2, 0.8, 0.3, 0.7];
+    let data = Dataset::new(x, vec![0, 1, 1, 1], 2, vec![2]).unwrap();
+    let mut m = Model::new(
+        Sequential::new(vec![Layer::Activation {
+            transform: Activation::Identity,
+            name: None,
+        }]),
+        &[2],
+        0,
+    )
+    .unwrap();
+    let v = m
+        .eval(
+            &data,
+            4,
+            &[Metric::PrecisionRecall {
+                num_classes: 2,
+                binarize: true,
+                epsilon: 1e-6,
+            }],
+        )
+        .unwrap();
+    // Predicted classes 0, 0, 1, 1. Class 0: TP 1, predicted 2, actual 1. Class 1: TP 2,
+    // predicted 2, actual 3.
+    let p = (1.0 / (2.0 + 1e-6) + 2.0 / (2.0 + 1e-6)) / 2.0;
+    let r = (1.0 / (1.0 + 1e-6) + 2.0 / (3.0 + 1e-6)) / 2.0;
+    assert_eq!(v[0].0, "Precision");
+    assert_eq!(v[1].0, "Recall");
+    assert!(
+        (v[0].1 - p).abs() < 1e-6 && (v[1].1 - r).abs() < 1e-6,
+        "{v:?}"
+    );
+    let e = m.eval(
+        &data,
+        4,
+        &[Metric::PrecisionRecall {
+            num_classes: 3,
+            binarize: true,
+            epsilon: 1e-6,
+        }],
+    );
+    assert!(e.unwrap_err().to_string().contains("num_classes is 3"));
+}
