@@ -14,6 +14,9 @@
 //! ```
 
 pub mod dtype;
+pub mod kernel;
+pub mod ops;
+pub mod program;
 pub mod rng;
 pub mod tensor;
 

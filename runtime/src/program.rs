@@ -1,0 +1,397 @@
+//! Programs: what a compiled graph is at run time.
+//!
+//! A [`Program`] is an ordered list of [`Step`]s over numbered buffers: loop kernels
+//! ([`crate::kernel::LoopKernel`]), matrix products ([`GemmStep`], run by a tuned GEMM),
+//! and library routines ([`LibraryStep`]) for the ops that are not loops over affine
+//! accesses (window unfolds, gathers, random streams, arg-max). Buffers are the graph's
+//! inputs and parameters (supplied per run), constants (stored in the program), and
+//! temporaries, which the memory plan packs into one arena. A program is plain data
+//! (serde), independent of the backend that compiles its kernels.
+
+use crate::DType;
+use crate::kernel::{KernelError, LoopKernel};
+use serde::{Deserialize, Serialize};
+
+/// What a buffer holds and where its memory comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BufferKind {
+    /// Supplied by the caller on each run (a graph input or parameter), read-only.
+    Input { name: String },
+    /// A constant (one value = splat), written into the arena once when the program loads.
+    Const { values: Vec<f64> },
+    /// Computed by a step; lives in the arena at [`BufferDecl::offset`].
+    Temp,
+}
+
+/// One buffer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BufferDecl {
+    /// Element type.
+    pub dtype: DType,
+    /// Length in elements.
+    pub len: usize,
+    /// Origin.
+    pub kind: BufferKind,
+    /// Byte offset in the arena (constants and temporaries; 0 for inputs).
+    pub offset: usize,
+    /// The IR node it holds (for dumps), if any.
+    pub node: Option<u32>,
+}
+
+impl BufferDecl {
+    /// Size in bytes.
+    pub fn bytes(&self) -> usize {
+        self.len * self.dtype.size_bytes()
+    }
+}
+
+/// A strided matrix (or batch of matrices) inside a buffer: element `(b, i, j)` is at
+/// `offset + b·batch_stride + i·row_stride + j·col_stride` (in elements).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatView {
+    pub buffer: usize,
+    pub offset: usize,
+    pub row_stride: isize,
+    pub col_stride: isize,
+    pub batch_stride: isize,
+}
+
+/// `C[b] = A[b]·B[b]` for `b` in `0..batch`, with `A` m×k, `B` k×n, `C` m×n (transposes are
+/// strides). C is overwritten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GemmStep {
+    pub dtype: DType,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub a: MatView,
+    pub b: MatView,
+    pub c: MatView,
+}
+
+/// A routine of the runtime library, for the ops that are not affine loops. Each has the
+/// meaning of the IR op of the same name (see `xenon_compiler::interp`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "routine", rename_all = "snake_case")]
+pub enum LibraryStep {
+    /// `out = im2col(x)` over an `N×C×spatial` image.
+    Im2Col {
+        x: usize,
+        out: usize,
+        dtype: DType,
+        image: Vec<usize>,
+        window: WindowSpec,
+    },
+    /// `out = col2im(cols)` (summing overlaps).
+    Col2Im {
+        cols: usize,
+        out: usize,
+        dtype: DType,
+        image: Vec<usize>,
+        window: WindowSpec,
+    },
+    /// `out = gather(data, indices)`: rows of `row_len` elements.
+    Gather {
+        data: usize,
+        indices: usize,
+        out: usize,
+        dtype: DType,
+        rows: usize,
+        row_len: usize,
+    },
+    /// `out = scatter_add(updates, indices)` into `rows` rows of `row_len` elements.
+    ScatterAdd {
+        updates: usize,
+        indices: usize,
+        out: usize,
+        dtype: DType,
+        rows: usize,
+        row_len: usize,
+    },
+    /// Uniform (`normal == false`: `a + (b−a)·u`) or normal (`a + b·z`) samples.
+    Random {
+        out: usize,
+        dtype: DType,
+        normal: bool,
+        seed: u64,
+        a: f64,
+        b: f64,
+        counter: Option<usize>,
+    },
+    /// `out = argmax(x)` along the middle axis of `x` viewed as `outer × axis × inner`.
+    ArgMax {
+        x: usize,
+        out: usize,
+        dtype: DType,
+        outer: usize,
+        axis: usize,
+        inner: usize,
+    },
+    /// Copies `len` elements of `src` (from `src_offset`) to `dst` (at `dst_offset`).
+    Copy {
+        src: usize,
+        dst: usize,
+        dtype: DType,
+        src_offset: usize,
+        dst_offset: usize,
+        len: usize,
+    },
+}
+
+/// A window in the runtime's terms (the IR's `Window`, flattened).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSpec {
+    pub kernel: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub pad_low: Vec<usize>,
+    pub pad_high: Vec<usize>,
+    pub dilation: Vec<usize>,
+    /// Output spatial sizes.
+    pub out: Vec<usize>,
+}
+
+/// One step of a program.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Loop(LoopKernel),
+    Gemm(GemmStep),
+    Library(LibraryStep),
+}
+
+/// How the temporaries were packed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryPlan {
+    /// Arena size in bytes (constants and temporaries).
+    pub arena_bytes: usize,
+    /// Sum of every constant and temporary's size: the arena without reuse.
+    pub naive_bytes: usize,
+    /// Buffers computed in place over a dying operand.
+    pub in_place: usize,
+}
+
+/// A compiled graph as data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub buffers: Vec<BufferDecl>,
+    pub steps: Vec<Step>,
+    /// Named results: `(name, buffer)`.
+    pub outputs: Vec<(String, usize)>,
+    pub plan: MemoryPlan,
+}
+
+/// Why a program is malformed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProgramError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error("step {step}: {reason}")]
+    Step { step: usize, reason: String },
+    #[error("buffer {buffer}: {reason}")]
+    Buffer { buffer: usize, reason: String },
+}
+
+impl Program {
+    /// Checks every step against the buffers: kernels' argument lengths and dtypes and
+    /// every access in range, GEMM views in range, library routines' sizes. Executors run
+    /// only validated programs.
+    pub fn validate(&self) -> Result<(), ProgramError> {
+        for (i, b) in self.buffers.iter().enumerate() {
+            if let BufferKind::Temp | BufferKind::Const { .. } = b.kind
+                && b.offset
+                    .checked_add(b.bytes())
+                    .is_none_or(|end| end > self.plan.arena_bytes)
+            {
+                return Err(ProgramError::Buffer {
+                    buffer: i,
+                    reason: "outside the arena".into(),
+                });
+            }
+            if let BufferKind::Const { values } = &b.kind
+                && values.len() != 1
+                && values.len() != b.len
+            {
+                return Err(ProgramError::Buffer {
+                    buffer: i,
+                    reason: format!("{} values for {} elements", values.len(), b.len),
+                });
+            }
+        }
+        let buf = |step: usize, id: usize, dtype: DType| -> Result<&BufferDecl, ProgramError> {
+            let b = self.buffers.get(id).ok_or(ProgramError::Step {
+                step,
+                reason: format!("buffer {id} does not exist"),
+            })?;
+            if b.dtype != dtype {
+                return Err(ProgramError::Step {
+                    step,
+                    reason: format!("buffer {id} is {}, expected {dtype}", b.dtype),
+                });
+            }
+            Ok(b)
+        };
+        let need = |step: usize, id: usize, dtype: DType, n: usize| -> Result<(), ProgramError> {
+            let b = buf(step, id, dtype)?;
+            if b.len < n {
+                return Err(ProgramError::Step {
+                    step,
+                    reason: format!("buffer {id} has {} elements, needs {n}", b.len),
+                });
+            }
+            Ok(())
+        };
+        for (s, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Loop(k) => {
+                    for a in &k.args {
+                        let b = buf(s, a.buffer, a.dtype)?;
+                        if b.len != a.len {
+                            return Err(ProgramError::Step {
+                                step: s,
+                                reason: format!(
+                                    "kernel argument for buffer {} says {} elements, the buffer has {}",
+                                    a.buffer, a.len, b.len
+                                ),
+                            });
+                        }
+                    }
+                    k.validate()?;
+                }
+                Step::Gemm(g) => {
+                    for (v, rows, cols) in [(&g.a, g.m, g.k), (&g.b, g.k, g.n), (&g.c, g.m, g.n)] {
+                        let b = buf(s, v.buffer, g.dtype)?;
+                        let (mut lo, mut hi) = (v.offset as i128, v.offset as i128);
+                        for (stride, ext) in [
+                            (v.row_stride, rows),
+                            (v.col_stride, cols),
+                            (v.batch_stride, g.batch),
+                        ] {
+                            let span = stride as i128 * (ext as i128 - 1);
+                            if span < 0 { lo += span } else { hi += span }
+                        }
+                        if rows == 0 || cols == 0 || g.batch == 0 || lo < 0 || hi >= b.len as i128 {
+                            return Err(ProgramError::Step {
+                                step: s,
+                                reason: format!("matrix view of buffer {} is outside it", v.buffer),
+                            });
+                        }
+                    }
+                }
+                Step::Library(l) => match l {
+                    LibraryStep::Im2Col {
+                        x,
+                        out,
+                        dtype,
+                        image,
+                        window,
+                    }
+                    | LibraryStep::Col2Im {
+                        cols: x,
+                        out,
+                        dtype,
+                        image,
+                        window,
+                    } => {
+                        let r = window.kernel.len();
+                        let ok = image.len() == r + 2
+                            && [
+                                &window.stride,
+                                &window.pad_low,
+                                &window.pad_high,
+                                &window.dilation,
+                                &window.out,
+                            ]
+                            .iter()
+                            .all(|v| v.len() == r);
+                        if !ok {
+                            return Err(ProgramError::Step {
+                                step: s,
+                                reason: "window rank mismatch".into(),
+                            });
+                        }
+                        let img: usize = image.iter().product();
+                        let cols = image[0]
+                            * image[1]
+                            * window.kernel.iter().product::<usize>()
+                            * window.out.iter().product::<usize>();
+                        let (nx, nout) = if matches!(l, LibraryStep::Im2Col { .. }) {
+                            (img, cols)
+                        } else {
+                            (cols, img)
+                        };
+                        need(s, *x, *dtype, nx)?;
+                        need(s, *out, *dtype, nout)?;
+                    }
+                    LibraryStep::Gather {
+                        data,
+                        indices,
+                        out,
+                        dtype,
+                        rows,
+                        row_len,
+                    } => {
+                        need(s, *data, *dtype, rows * row_len)?;
+                        let n = buf(s, *indices, DType::I32)?.len;
+                        need(s, *out, *dtype, n * row_len)?;
+                    }
+                    LibraryStep::ScatterAdd {
+                        updates,
+                        indices,
+                        out,
+                        dtype,
+                        rows,
+                        row_len,
+                    } => {
+                        let n = buf(s, *indices, DType::I32)?.len;
+                        need(s, *updates, *dtype, n * row_len)?;
+                        need(s, *out, *dtype, rows * row_len)?;
+                    }
+                    LibraryStep::Random {
+                        out,
+                        dtype,
+                        counter,
+                        ..
+                    } => {
+                        buf(s, *out, *dtype)?;
+                        if let Some(c) = counter {
+                            need(s, *c, DType::I32, 1)?;
+                        }
+                    }
+                    LibraryStep::ArgMax {
+                        x,
+                        out,
+                        dtype,
+                        outer,
+                        axis,
+                        inner,
+                    } => {
+                        need(s, *x, *dtype, outer * axis * inner)?;
+                        need(s, *out, DType::I32, outer * inner)?;
+                    }
+                    LibraryStep::Copy {
+                        src,
+                        dst,
+                        dtype,
+                        src_offset,
+                        dst_offset,
+                        len,
+                    } => {
+                        need(s, *src, *dtype, src_offset + len)?;
+                        need(s, *dst, *dtype, dst_offset + len)?;
+                    }
+                },
+            }
+        }
+        for (name, b) in &self.outputs {
+            if *b >= self.buffers.len() {
+                return Err(ProgramError::Buffer {
+                    buffer: *b,
+                    reason: format!("output {name:?} does not exist"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
