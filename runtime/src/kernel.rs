@@ -360,4 +360,4 @@ fn depends_on_reduced(body: &[Instr], v: usize, axes: &[usize]) -> bool {
 }
 
 pub mod eval;
-pub use eval::{Scalar, eval};
+pub use eval::{Memory, Scalar, eval};

@@ -13,6 +13,7 @@
 //! assert_eq!(t.to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
 //! ```
 
+pub mod cpu;
 pub mod dtype;
 pub mod kernel;
 pub mod ops;

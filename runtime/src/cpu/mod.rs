@@ -1,0 +1,426 @@
+//! The CPU executor: runs a validated [`Program`] on host memory.
+//!
+//! Loop steps call native kernels compiled by a backend ([`KernelFn`], e.g. Cranelift) or,
+//! for a kernel without native code, the reference evaluator; GEMM steps call the `gemm`
+//! crate; library steps call [`library`]. Temporaries and constants live in one arena laid
+//! out by the program's memory plan.
+//!
+//! # Threads and determinism
+//!
+//! With `threads > 1` a loop kernel's first outer axis is split into contiguous ranges run
+//! on a thread pool, and large GEMMs use the pool too. Every output element is computed by
+//! exactly one kernel call or GEMM micro-tile, in the same order whatever the split, so the
+//! results are bit-identical for every thread count.
+
+pub mod library;
+
+use crate::kernel::{self, Memory, Scalar};
+use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
+use crate::{DType, Tensor, TensorData};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A compiled loop kernel: runs first-outer-axis indices `start..end`; `args[i]` points to
+/// the first element of kernel argument `i`'s buffer.
+pub type KernelFn = unsafe extern "C" fn(args: *const *mut u8, start: usize, end: usize);
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error("missing input {0:?}")]
+    MissingInput(String),
+    #[error("input {name:?} is {got_dtype} with {got} elements, the program needs {dtype} with {len}")]
+    InputType {
+        name: String,
+        dtype: DType,
+        len: usize,
+        got_dtype: DType,
+        got: usize,
+    },
+    #[error("{op}: {source}")]
+    Index {
+        op: &'static str,
+        #[source]
+        source: library::IndexError,
+    },
+    #[error("the kernel table has {got} entries for {steps} steps, or code for a non-loop step")]
+    KernelTable { got: usize, steps: usize },
+}
+
+/// Element counts of work below which a step runs on the calling thread only.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+/// Multiply-adds below which a GEMM runs single-threaded.
+const PARALLEL_MIN_GEMM: usize = 1 << 18;
+
+/// A raw pointer that may cross threads: kernels write disjoint ranges.
+#[derive(Clone, Copy)]
+struct SendPtr(*const *mut u8);
+// SAFETY: the pointer table and the buffers it points to outlive the scoped threads, and
+// concurrent calls write disjoint first-axis ranges of the outputs.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Runs one program on the CPU.
+pub struct CpuExecutor {
+    program: Program,
+    kernels: Vec<Option<KernelFn>>,
+    /// Keeps the code behind `kernels` alive (e.g. the JIT module).
+    _code: Arc<dyn Any + Send + Sync>,
+    arena: Vec<u128>,
+    threads: usize,
+    pool: Option<rayon::ThreadPool>,
+    /// `(name, buffer)` of each input buffer.
+    inputs: Vec<(String, usize)>,
+    /// Per loop step: the buffer of each kernel argument.
+    arg_buffers: Vec<Vec<usize>>,
+}
+
+impl CpuExecutor {
+    /// Validates `program` and prepares it to run with `threads` threads (at least 1).
+    /// `kernels[s]` is native code for step `s` (a loop step) or `None` to use the
+    /// reference evaluator; `code` keeps that code alive as long as the executor.
+    pub fn new(
+        program: Program,
+        kernels: Vec<Option<KernelFn>>,
+        code: Arc<dyn Any + Send + Sync>,
+        threads: usize,
+    ) -> Result<CpuExecutor, ExecError> {
+        program.validate()?;
+        if kernels.len() != program.steps.len()
+            || kernels
+                .iter()
+                .zip(&program.steps)
+                .any(|(k, s)| k.is_some() && !matches!(s, Step::Loop(_)))
+        {
+            return Err(ExecError::KernelTable {
+                got: kernels.len(),
+                steps: program.steps.len(),
+            });
+        }
+        let threads = threads.max(1);
+        let pool = (threads > 1)
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok())
+            .flatten();
+        let words = program.plan.arena_bytes.div_ceil(16);
+        let mut arena = vec![0u128; words];
+        // Constants are written once.
+        for b in &program.buffers {
+            if let BufferKind::Const { values } = &b.kind {
+                let base = unsafe { (arena.as_mut_ptr() as *mut u8).add(b.offset) };
+                for i in 0..b.len {
+                    let v = if values.len() == 1 { values[0] } else { values[i] };
+                    // SAFETY: validate() checked offset + bytes ≤ arena_bytes.
+                    unsafe { write_scalar(base, b.dtype, i, Scalar::from_f64(b.dtype, v)) };
+                }
+            }
+        }
+        let inputs = program
+            .buffers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| match &b.kind {
+                BufferKind::Input { name } => Some((name.clone(), i)),
+                _ => None,
+            })
+            .collect();
+        let arg_buffers = program
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Loop(k) => k.args.iter().map(|a| a.buffer).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        Ok(CpuExecutor {
+            program,
+            kernels,
+            _code: code,
+            arena,
+            threads,
+            pool,
+            inputs,
+            arg_buffers,
+        })
+    }
+
+    /// The program being run.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs the program. `feeds` supplies every input buffer by name (dtype and element
+    /// count are checked); returns the named outputs with the given shapes.
+    pub fn run(
+        &mut self,
+        feeds: &HashMap<String, Tensor>,
+        output_shapes: &HashMap<String, Vec<usize>>,
+    ) -> Result<HashMap<String, Tensor>, ExecError> {
+        let arena = self.arena.as_mut_ptr() as *mut u8;
+        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(self.program.buffers.len());
+        for b in &self.program.buffers {
+            // SAFETY: offsets of arena buffers were validated against the arena size.
+            ptrs.push(unsafe { arena.add(b.offset) });
+        }
+        for (name, id) in &self.inputs {
+            let b = &self.program.buffers[*id];
+            let t = feeds.get(name).ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+            if t.dtype() != b.dtype || t.numel() != b.len {
+                return Err(ExecError::InputType {
+                    name: name.clone(),
+                    dtype: b.dtype,
+                    len: b.len,
+                    got_dtype: t.dtype(),
+                    got: t.numel(),
+                });
+            }
+            // Inputs are only read (the program never stores into an input buffer).
+            ptrs[*id] = data_ptr(t.data()) as *mut u8;
+        }
+        for s in 0..self.program.steps.len() {
+            self.run_step(s, &ptrs)?;
+        }
+        let mut out = HashMap::new();
+        for (name, id) in &self.program.outputs {
+            let b = &self.program.buffers[*id];
+            // SAFETY: the buffer holds b.len elements of b.dtype (validated).
+            let data = unsafe { read_buffer(ptrs[*id], b.dtype, b.len) };
+            let shape = output_shapes.get(name).cloned().unwrap_or_else(|| vec![b.len]);
+            let t = Tensor::new(shape, data).map_err(|e| ProgramError::Buffer {
+                buffer: *id,
+                reason: format!("output {name:?}: {e}"),
+            })?;
+            out.insert(name.clone(), t);
+        }
+        Ok(out)
+    }
+
+    fn run_step(&self, s: usize, ptrs: &[*mut u8]) -> Result<(), ExecError> {
+        match &self.program.steps[s] {
+            Step::Loop(k) => {
+                let args: Vec<*mut u8> = self.arg_buffers[s].iter().map(|&b| ptrs[b]).collect();
+                let extent = k.outer_extent();
+                match self.kernels[s] {
+                    Some(f) => {
+                        let work: usize = k.shape.iter().product();
+                        let table = SendPtr(args.as_ptr());
+                        match &self.pool {
+                            Some(pool) if work >= PARALLEL_MIN_ELEMENTS && extent > 1 => {
+                                let chunks = self.threads.min(extent);
+                                pool.scope(|scope| {
+                                    for c in 0..chunks {
+                                        let (lo, hi) = (extent * c / chunks, extent * (c + 1) / chunks);
+                                        scope.spawn(move |_| {
+                                            let t = table;
+                                            // SAFETY: the program was validated, so every access of
+                                            // the kernel stays inside its argument buffers; ranges
+                                            // are disjoint.
+                                            unsafe { f(t.0, lo, hi) }
+                                        });
+                                    }
+                                });
+                            }
+                            // SAFETY: as above.
+                            _ => unsafe { f(table.0, 0, extent) },
+                        }
+                    }
+                    None => {
+                        let mut mem = RawMemory {
+                            ptrs: &args,
+                            dtypes: k.args.iter().map(|a| a.dtype).collect(),
+                        };
+                        kernel::eval(k, &mut mem, 0..extent);
+                    }
+                }
+            }
+            Step::Gemm(g) => {
+                let work = g.m * g.n * g.k;
+                let par = match &self.pool {
+                    Some(_) if work >= PARALLEL_MIN_GEMM => gemm::Parallelism::Rayon(self.threads),
+                    _ => gemm::Parallelism::None,
+                };
+                // Addresses, so that the closure may move to the pool's threads.
+                let addrs: Vec<usize> = ptrs.iter().map(|&p| p as usize).collect();
+                let run = || {
+                    for b in 0..g.batch {
+                        let at = |v: &crate::program::MatView| -> *mut u8 {
+                            let elem = v.offset as isize + b as isize * v.batch_stride;
+                            // SAFETY: validated view ranges.
+                            unsafe { (addrs[v.buffer] as *mut u8).offset(elem * g.dtype.size_bytes() as isize) }
+                        };
+                        let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
+                        // SAFETY: the views were validated against the buffers' lengths.
+                        unsafe {
+                            match g.dtype {
+                                DType::F32 => gemm::gemm::<f32>(
+                                    g.m, g.n, g.k, c as *mut f32, g.c.col_stride, g.c.row_stride, false,
+                                    a as *const f32, g.a.col_stride, g.a.row_stride,
+                                    bm as *const f32, g.b.col_stride, g.b.row_stride,
+                                    0.0, 1.0, false, false, false, par,
+                                ),
+                                DType::F64 => gemm::gemm::<f64>(
+                                    g.m, g.n, g.k, c as *mut f64, g.c.col_stride, g.c.row_stride, false,
+                                    a as *const f64, g.a.col_stride, g.a.row_stride,
+                                    bm as *const f64, g.b.col_stride, g.b.row_stride,
+                                    0.0, 1.0, false, false, false, par,
+                                ),
+                                DType::I32 => {}
+                            }
+                        }
+                    }
+                };
+                match &self.pool {
+                    Some(pool) if matches!(par, gemm::Parallelism::Rayon(_)) => pool.install(run),
+                    _ => run(),
+                }
+            }
+            Step::Library(l) => self.run_library(l, ptrs)?,
+        }
+        Ok(())
+    }
+
+    fn run_library(&self, l: &LibraryStep, ptrs: &[*mut u8]) -> Result<(), ExecError> {
+        let bufs = &self.program.buffers;
+        // SAFETY (for every slice below): validate() checked each buffer's dtype and that
+        // it holds at least the elements used; distinct buffers do not overlap in memory
+        // except where the memory plan reuses a dead buffer's space.
+        macro_rules! slice {
+            ($id:expr, $t:ty) => {
+                unsafe { std::slice::from_raw_parts(ptrs[$id] as *const $t, bufs[$id].len) }
+            };
+        }
+        macro_rules! slice_mut {
+            ($id:expr, $t:ty) => {
+                unsafe { std::slice::from_raw_parts_mut(ptrs[$id] as *mut $t, bufs[$id].len) }
+            };
+        }
+        macro_rules! typed {
+            ($dtype:expr, $T:ident => $body:expr) => {
+                match $dtype {
+                    DType::F32 => {
+                        type $T = f32;
+                        $body
+                    }
+                    DType::F64 => {
+                        type $T = f64;
+                        $body
+                    }
+                    DType::I32 => {
+                        type $T = i32;
+                        $body
+                    }
+                }
+            };
+        }
+        match l {
+            LibraryStep::Im2Col { x, out, dtype, image, window } => typed!(dtype, T => {
+                library::im2col::<T>(slice!(*x, T), image, window, slice_mut!(*out, T))
+            }),
+            LibraryStep::Col2Im { cols, out, dtype, image, window } => typed!(dtype, T => {
+                library::col2im::<T>(slice!(*cols, T), image, window, slice_mut!(*out, T))
+            }),
+            LibraryStep::Gather { data, indices, out, dtype, row_len, .. } => typed!(dtype, T => {
+                library::gather::<T>(slice!(*data, T), *row_len, slice!(*indices, i32), slice_mut!(*out, T))
+                    .map_err(|source| ExecError::Index { op: "gather", source })?
+            }),
+            LibraryStep::ScatterAdd { updates, indices, out, dtype, row_len, .. } => typed!(dtype, T => {
+                library::scatter_add::<T>(slice!(*updates, T), *row_len, slice!(*indices, i32), slice_mut!(*out, T))
+                    .map_err(|source| ExecError::Index { op: "scatter_add", source })?
+            }),
+            LibraryStep::Random { out, dtype, normal, seed, a, b, counter } => {
+                let c = library::counter(counter.map(|c| slice!(c, i32)[0]));
+                match (dtype, normal) {
+                    (DType::F32, false) => library::uniform_f32(slice_mut!(*out, f32), *seed, c, *a, *b),
+                    (DType::F32, true) => library::normal_f32(slice_mut!(*out, f32), *seed, c, *a, *b),
+                    (DType::F64, false) => library::uniform_f64(slice_mut!(*out, f64), *seed, c, *a, *b),
+                    (DType::F64, true) => library::normal_f64(slice_mut!(*out, f64), *seed, c, *a, *b),
+                    (DType::I32, _) => {}
+                }
+            }
+            LibraryStep::ArgMax { x, out, dtype, outer, axis, inner } => typed!(dtype, T => {
+                library::argmax::<T>(slice!(*x, T), *outer, *axis, *inner, slice_mut!(*out, i32))
+            }),
+            LibraryStep::Copy { src, dst, dtype, src_offset, dst_offset, len } => {
+                let size = dtype.size_bytes();
+                // SAFETY: validated ranges; copy handles overlap.
+                unsafe {
+                    std::ptr::copy(
+                        ptrs[*src].add(src_offset * size),
+                        ptrs[*dst].add(dst_offset * size),
+                        len * size,
+                    )
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn data_ptr(d: &TensorData) -> *const u8 {
+    match d {
+        TensorData::F32(v) => v.as_ptr() as *const u8,
+        TensorData::F64(v) => v.as_ptr() as *const u8,
+        TensorData::I32(v) => v.as_ptr() as *const u8,
+    }
+}
+
+/// # Safety
+/// `base` must point to at least `index + 1` elements of `dtype`.
+unsafe fn write_scalar(base: *mut u8, dtype: DType, index: usize, v: Scalar) {
+    unsafe {
+        match (dtype, v.cast(dtype)) {
+            (DType::F32, Scalar::F32(x)) => (base as *mut f32).add(index).write_unaligned(x),
+            (DType::F64, Scalar::F64(x)) => (base as *mut f64).add(index).write_unaligned(x),
+            (DType::I32, Scalar::I32(x)) => (base as *mut i32).add(index).write_unaligned(x),
+            _ => {}
+        }
+    }
+}
+
+/// # Safety
+/// `base` must point to at least `index + 1` elements of `dtype`.
+unsafe fn read_scalar(base: *const u8, dtype: DType, index: usize) -> Scalar {
+    unsafe {
+        match dtype {
+            DType::F32 => Scalar::F32((base as *const f32).add(index).read_unaligned()),
+            DType::F64 => Scalar::F64((base as *const f64).add(index).read_unaligned()),
+            DType::I32 => Scalar::I32((base as *const i32).add(index).read_unaligned()),
+        }
+    }
+}
+
+/// # Safety
+/// `base` must point to `len` elements of `dtype`.
+unsafe fn read_buffer(base: *const u8, dtype: DType, len: usize) -> TensorData {
+    unsafe {
+        match dtype {
+            DType::F32 => TensorData::F32(std::slice::from_raw_parts(base as *const f32, len).to_vec()),
+            DType::F64 => TensorData::F64(std::slice::from_raw_parts(base as *const f64, len).to_vec()),
+            DType::I32 => TensorData::I32(std::slice::from_raw_parts(base as *const i32, len).to_vec()),
+        }
+    }
+}
+
+/// Kernel memory over raw buffer pointers (for the reference evaluator).
+struct RawMemory<'a> {
+    ptrs: &'a [*mut u8],
+    dtypes: Vec<DType>,
+}
+
+impl Memory for RawMemory<'_> {
+    fn load(&self, arg: usize, index: usize) -> Scalar {
+        // SAFETY: the kernel was validated against the buffer lengths.
+        unsafe { read_scalar(self.ptrs[arg], self.dtypes[arg], index) }
+    }
+    fn store(&mut self, arg: usize, index: usize, value: Scalar) {
+        // SAFETY: as above.
+        unsafe { write_scalar(self.ptrs[arg], self.dtypes[arg], index, value) }
+    }
+}
