@@ -16,6 +16,9 @@ pub enum BackendError {
     /// The interpreter rejected the inputs or hit a bad index.
     #[error(transparent)]
     Interp(#[from] InterpError),
+    /// The CPU executor rejected the inputs or hit a bad index.
+    #[error(transparent)]
+    Exec(#[from] xenon_runtime::cpu::ExecError),
     /// The backend cannot compile this graph.
     #[error("{backend} backend: {reason}")]
     Unsupported {
@@ -58,5 +61,62 @@ impl Backend for Interpreter {
 
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError> {
         Ok(Box::new(Interpreted(graph.clone())))
+    }
+}
+
+/// The CPU backend: lowers the graph to a [`xenon_runtime::program::Program`] (fused loop
+/// kernels, GEMMs, library routines over a planned arena) and runs it with the runtime's
+/// [`CpuExecutor`](xenon_runtime::cpu::CpuExecutor) on `threads` threads.
+///
+/// Loop kernels run on the runtime's reference evaluator until native code generation is
+/// available for them.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// Worker threads (default: the machine's available parallelism).
+    pub threads: usize,
+}
+
+impl Default for Cpu {
+    fn default() -> Cpu {
+        Cpu {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+struct CpuProgram {
+    exec: xenon_runtime::cpu::CpuExecutor,
+    output_shapes: HashMap<String, Vec<usize>>,
+}
+
+impl Executable for CpuProgram {
+    fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError> {
+        Ok(self.exec.run(feeds, &self.output_shapes)?)
+    }
+}
+
+impl Backend for Cpu {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError> {
+        let unsupported = |reason: String| BackendError::Unsupported {
+            backend: "cpu",
+            reason,
+        };
+        let lowered = crate::lower::lower(graph).map_err(|e| unsupported(e.to_string()))?;
+        let kernels = vec![None; lowered.program.steps.len()];
+        let exec = xenon_runtime::cpu::CpuExecutor::new(
+            lowered.program,
+            kernels,
+            std::sync::Arc::new(()),
+            self.threads,
+        )
+        .map_err(|e| unsupported(e.to_string()))?;
+        Ok(Box::new(CpuProgram {
+            exec,
+            output_shapes: lowered.output_shapes,
+        }))
     }
 }

@@ -245,12 +245,20 @@ impl Program {
         let writable = |step: usize, id: usize| -> Result<(), ProgramError> {
             match self.buffers.get(id).map(|b| &b.kind) {
                 Some(BufferKind::Temp) => Ok(()),
-                _ => Err(ProgramError::Step { step, reason: format!("writes buffer {id}, which is not a temporary") }),
+                _ => Err(ProgramError::Step {
+                    step,
+                    reason: format!("writes buffer {id}, which is not a temporary"),
+                }),
             }
         };
         for (s, step) in self.steps.iter().enumerate() {
             match step {
-                Step::Loop(k) => k.stores.iter().try_for_each(|st| writable(s, k.args.get(st.access.arg).map_or(usize::MAX, |a| a.buffer)))?,
+                Step::Loop(k) => k.stores.iter().try_for_each(|st| {
+                    writable(
+                        s,
+                        k.args.get(st.access.arg).map_or(usize::MAX, |a| a.buffer),
+                    )
+                })?,
                 Step::Gemm(g) => writable(s, g.c.buffer)?,
                 Step::Library(l) => writable(
                     s,

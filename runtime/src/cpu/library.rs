@@ -103,7 +103,10 @@ pub fn col2im<T: LibElement>(cols: &[T], image: &[usize], w: &WindowSpec, out: &
     let plane: usize = image[2..].iter().product();
     let table = window_taps(w, &image[2..]);
     out.fill(T::default());
-    for (img, block) in out.chunks_exact_mut(plane).zip(cols.chunks_exact(table.len())) {
+    for (img, block) in out
+        .chunks_exact_mut(plane)
+        .zip(cols.chunks_exact(table.len()))
+    {
         for (tap, &v) in table.iter().zip(block) {
             if let Some(off) = *tap {
                 img[off] = img[off].plus(v);
@@ -125,13 +128,26 @@ fn row(position: usize, index: i32, rows: usize) -> Result<usize, IndexError> {
     usize::try_from(index)
         .ok()
         .filter(|&r| r < rows)
-        .ok_or(IndexError { position, index, rows })
+        .ok_or(IndexError {
+            position,
+            index,
+            rows,
+        })
 }
 
 /// `out[j] = data[indices[j]]` for rows of `row_len` elements.
-pub fn gather<T: LibElement>(data: &[T], row_len: usize, indices: &[i32], out: &mut [T]) -> Result<(), IndexError> {
+pub fn gather<T: LibElement>(
+    data: &[T],
+    row_len: usize,
+    indices: &[i32],
+    out: &mut [T],
+) -> Result<(), IndexError> {
     let rows = data.len() / row_len.max(1);
-    for (position, (&i, dst)) in indices.iter().zip(out.chunks_exact_mut(row_len)).enumerate() {
+    for (position, (&i, dst)) in indices
+        .iter()
+        .zip(out.chunks_exact_mut(row_len))
+        .enumerate()
+    {
         let r = row(position, i, rows)?;
         dst.copy_from_slice(&data[r * row_len..(r + 1) * row_len]);
     }
@@ -140,10 +156,19 @@ pub fn gather<T: LibElement>(data: &[T], row_len: usize, indices: &[i32], out: &
 
 /// `out` (rows of `row_len`) set to zero, then update row `j` added at row `indices[j]`,
 /// in increasing `j`.
-pub fn scatter_add<T: LibElement>(updates: &[T], row_len: usize, indices: &[i32], out: &mut [T]) -> Result<(), IndexError> {
+pub fn scatter_add<T: LibElement>(
+    updates: &[T],
+    row_len: usize,
+    indices: &[i32],
+    out: &mut [T],
+) -> Result<(), IndexError> {
     let rows = out.len() / row_len.max(1);
     out.fill(T::default());
-    for (position, (&i, upd)) in indices.iter().zip(updates.chunks_exact(row_len)).enumerate() {
+    for (position, (&i, upd)) in indices
+        .iter()
+        .zip(updates.chunks_exact(row_len))
+        .enumerate()
+    {
         let r = row(position, i, rows)?;
         for (o, &u) in out[r * row_len..(r + 1) * row_len].iter_mut().zip(upd) {
             *o = o.plus(u);

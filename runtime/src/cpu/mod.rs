@@ -32,7 +32,9 @@ pub enum ExecError {
     Program(#[from] ProgramError),
     #[error("missing input {0:?}")]
     MissingInput(String),
-    #[error("input {name:?} is {got_dtype} with {got} elements, the program needs {dtype} with {len}")]
+    #[error(
+        "input {name:?} is {got_dtype} with {got} elements, the program needs {dtype} with {len}"
+    )]
     InputType {
         name: String,
         dtype: DType,
@@ -102,7 +104,12 @@ impl CpuExecutor {
         }
         let threads = threads.max(1);
         let pool = (threads > 1)
-            .then(|| rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok())
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .ok()
+            })
             .flatten();
         let words = program.plan.arena_bytes.div_ceil(16);
         let mut arena = vec![0u128; words];
@@ -111,7 +118,11 @@ impl CpuExecutor {
             if let BufferKind::Const { values } = &b.kind {
                 let base = unsafe { (arena.as_mut_ptr() as *mut u8).add(b.offset) };
                 for i in 0..b.len {
-                    let v = if values.len() == 1 { values[0] } else { values[i] };
+                    let v = if values.len() == 1 {
+                        values[0]
+                    } else {
+                        values[i]
+                    };
                     // SAFETY: validate() checked offset + bytes ≤ arena_bytes.
                     unsafe { write_scalar(base, b.dtype, i, Scalar::from_f64(b.dtype, v)) };
                 }
@@ -171,7 +182,9 @@ impl CpuExecutor {
         }
         for (name, id) in &self.inputs {
             let b = &self.program.buffers[*id];
-            let t = feeds.get(name).ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+            let t = feeds
+                .get(name)
+                .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
             if t.dtype() != b.dtype || t.numel() != b.len {
                 return Err(ExecError::InputType {
                     name: name.clone(),
@@ -192,7 +205,10 @@ impl CpuExecutor {
             let b = &self.program.buffers[*id];
             // SAFETY: the buffer holds b.len elements of b.dtype (validated).
             let data = unsafe { read_buffer(ptrs[*id], b.dtype, b.len) };
-            let shape = output_shapes.get(name).cloned().unwrap_or_else(|| vec![b.len]);
+            let shape = output_shapes
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| vec![b.len]);
             let t = Tensor::new(shape, data).map_err(|e| ProgramError::Buffer {
                 buffer: *id,
                 reason: format!("output {name:?}: {e}"),
@@ -216,7 +232,8 @@ impl CpuExecutor {
                                 let chunks = self.threads.min(extent);
                                 pool.scope(|scope| {
                                     for c in 0..chunks {
-                                        let (lo, hi) = (extent * c / chunks, extent * (c + 1) / chunks);
+                                        let (lo, hi) =
+                                            (extent * c / chunks, extent * (c + 1) / chunks);
                                         scope.spawn(move |_| {
                                             let t = table;
                                             // SAFETY: the program was validated, so every access of
@@ -253,23 +270,56 @@ impl CpuExecutor {
                         let at = |v: &crate::program::MatView| -> *mut u8 {
                             let elem = v.offset as isize + b as isize * v.batch_stride;
                             // SAFETY: validated view ranges.
-                            unsafe { (addrs[v.buffer] as *mut u8).offset(elem * g.dtype.size_bytes() as isize) }
+                            unsafe {
+                                (addrs[v.buffer] as *mut u8)
+                                    .offset(elem * g.dtype.size_bytes() as isize)
+                            }
                         };
                         let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
                         // SAFETY: the views were validated against the buffers' lengths.
                         unsafe {
                             match g.dtype {
                                 DType::F32 => gemm::gemm::<f32>(
-                                    g.m, g.n, g.k, c as *mut f32, g.c.col_stride, g.c.row_stride, false,
-                                    a as *const f32, g.a.col_stride, g.a.row_stride,
-                                    bm as *const f32, g.b.col_stride, g.b.row_stride,
-                                    0.0, 1.0, false, false, false, par,
+                                    g.m,
+                                    g.n,
+                                    g.k,
+                                    c as *mut f32,
+                                    g.c.col_stride,
+                                    g.c.row_stride,
+                                    false,
+                                    a as *const f32,
+                                    g.a.col_stride,
+                                    g.a.row_stride,
+                                    bm as *const f32,
+                                    g.b.col_stride,
+                                    g.b.row_stride,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    par,
                                 ),
                                 DType::F64 => gemm::gemm::<f64>(
-                                    g.m, g.n, g.k, c as *mut f64, g.c.col_stride, g.c.row_stride, false,
-                                    a as *const f64, g.a.col_stride, g.a.row_stride,
-                                    bm as *const f64, g.b.col_stride, g.b.row_stride,
-                                    0.0, 1.0, false, false, false, par,
+                                    g.m,
+                                    g.n,
+                                    g.k,
+                                    c as *mut f64,
+                                    g.c.col_stride,
+                                    g.c.row_stride,
+                                    false,
+                                    a as *const f64,
+                                    g.a.col_stride,
+                                    g.a.row_stride,
+                                    bm as *const f64,
+                                    g.b.col_stride,
+                                    g.b.row_stride,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    par,
                                 ),
                                 DType::I32 => {}
                             }
@@ -320,34 +370,90 @@ impl CpuExecutor {
             };
         }
         match l {
-            LibraryStep::Im2Col { x, out, dtype, image, window } => typed!(dtype, T => {
+            LibraryStep::Im2Col {
+                x,
+                out,
+                dtype,
+                image,
+                window,
+            } => typed!(dtype, T => {
                 library::im2col::<T>(slice!(*x, T), image, window, slice_mut!(*out, T))
             }),
-            LibraryStep::Col2Im { cols, out, dtype, image, window } => typed!(dtype, T => {
+            LibraryStep::Col2Im {
+                cols,
+                out,
+                dtype,
+                image,
+                window,
+            } => typed!(dtype, T => {
                 library::col2im::<T>(slice!(*cols, T), image, window, slice_mut!(*out, T))
             }),
-            LibraryStep::Gather { data, indices, out, dtype, row_len, .. } => typed!(dtype, T => {
+            LibraryStep::Gather {
+                data,
+                indices,
+                out,
+                dtype,
+                row_len,
+                ..
+            } => typed!(dtype, T => {
                 library::gather::<T>(slice!(*data, T), *row_len, slice!(*indices, i32), slice_mut!(*out, T))
                     .map_err(|source| ExecError::Index { op: "gather", source })?
             }),
-            LibraryStep::ScatterAdd { updates, indices, out, dtype, row_len, .. } => typed!(dtype, T => {
+            LibraryStep::ScatterAdd {
+                updates,
+                indices,
+                out,
+                dtype,
+                row_len,
+                ..
+            } => typed!(dtype, T => {
                 library::scatter_add::<T>(slice!(*updates, T), *row_len, slice!(*indices, i32), slice_mut!(*out, T))
                     .map_err(|source| ExecError::Index { op: "scatter_add", source })?
             }),
-            LibraryStep::Random { out, dtype, normal, seed, a, b, counter } => {
+            LibraryStep::Random {
+                out,
+                dtype,
+                normal,
+                seed,
+                a,
+                b,
+                counter,
+            } => {
                 let c = library::counter(counter.map(|c| slice!(c, i32)[0]));
                 match (dtype, normal) {
-                    (DType::F32, false) => library::uniform_f32(slice_mut!(*out, f32), *seed, c, *a, *b),
-                    (DType::F32, true) => library::normal_f32(slice_mut!(*out, f32), *seed, c, *a, *b),
-                    (DType::F64, false) => library::uniform_f64(slice_mut!(*out, f64), *seed, c, *a, *b),
-                    (DType::F64, true) => library::normal_f64(slice_mut!(*out, f64), *seed, c, *a, *b),
+                    (DType::F32, false) => {
+                        library::uniform_f32(slice_mut!(*out, f32), *seed, c, *a, *b)
+                    }
+                    (DType::F32, true) => {
+                        library::normal_f32(slice_mut!(*out, f32), *seed, c, *a, *b)
+                    }
+                    (DType::F64, false) => {
+                        library::uniform_f64(slice_mut!(*out, f64), *seed, c, *a, *b)
+                    }
+                    (DType::F64, true) => {
+                        library::normal_f64(slice_mut!(*out, f64), *seed, c, *a, *b)
+                    }
                     (DType::I32, _) => {}
                 }
             }
-            LibraryStep::ArgMax { x, out, dtype, outer, axis, inner } => typed!(dtype, T => {
+            LibraryStep::ArgMax {
+                x,
+                out,
+                dtype,
+                outer,
+                axis,
+                inner,
+            } => typed!(dtype, T => {
                 library::argmax::<T>(slice!(*x, T), *outer, *axis, *inner, slice_mut!(*out, i32))
             }),
-            LibraryStep::Copy { src, dst, dtype, src_offset, dst_offset, len } => {
+            LibraryStep::Copy {
+                src,
+                dst,
+                dtype,
+                src_offset,
+                dst_offset,
+                len,
+            } => {
                 let size = dtype.size_bytes();
                 // SAFETY: validated ranges; copy handles overlap.
                 unsafe {
@@ -401,9 +507,15 @@ unsafe fn read_scalar(base: *const u8, dtype: DType, index: usize) -> Scalar {
 unsafe fn read_buffer(base: *const u8, dtype: DType, len: usize) -> TensorData {
     unsafe {
         match dtype {
-            DType::F32 => TensorData::F32(std::slice::from_raw_parts(base as *const f32, len).to_vec()),
-            DType::F64 => TensorData::F64(std::slice::from_raw_parts(base as *const f64, len).to_vec()),
-            DType::I32 => TensorData::I32(std::slice::from_raw_parts(base as *const i32, len).to_vec()),
+            DType::F32 => {
+                TensorData::F32(std::slice::from_raw_parts(base as *const f32, len).to_vec())
+            }
+            DType::F64 => {
+                TensorData::F64(std::slice::from_raw_parts(base as *const f64, len).to_vec())
+            }
+            DType::I32 => {
+                TensorData::I32(std::slice::from_raw_parts(base as *const i32, len).to_vec())
+            }
         }
     }
 }

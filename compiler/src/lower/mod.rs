@@ -1,0 +1,858 @@
+//! Lowering: from a graph to a [`Program`] of fused kernels over planned buffers.
+//!
+//! # Partitioning
+//!
+//! Walking the graph in id (topological) order, a node gets its own buffer — is
+//! *materialized* — when it is a graph input, parameter, non-splat constant or output;
+//! when it is an anchor (matmul, reduction, arg-max, window, gather/scatter, random,
+//! concat, pad); or when it is elementwise and used by more than one consumer (counting
+//! through movement ops), used through a broadcast that repeats it, or used by an op that
+//! needs it in memory (matmul, window and indexing ops). Everything else is *inlined*:
+//! elementwise ops fuse into the kernel of the node that consumes them, and movement ops
+//! (reshape, permute, broadcast, slice) become strides of loads. So a group never drops or
+//! recomputes a value that is used outside it.
+//!
+//! Each materialized node becomes one step:
+//! - elementwise: a loop kernel over its shape whose body inlines its producers
+//!   (an elementwise chain with broadcasting);
+//! - reductions: a loop kernel over the operand's shape reducing the given axes, with the
+//!   operand's elementwise producers as its prologue (a mean divides in `post`);
+//! - matmul: a [`GemmStep`] whose operands are strided views (transposes are free); the
+//!   elementwise consumers of the product (bias, activation, scaling) form the next loop
+//!   kernel, one fused pass over the output;
+//! - concat and pad: loop kernels that store into the right part of the output;
+//! - the rest: runtime library routines.
+//!
+//! Then [`plan`] packs the temporaries into one arena.
+
+pub mod affine;
+pub mod plan;
+
+use crate::ir::{Graph, GraphError, NodeId, Op, OpGroup, ReduceOp, TensorType, Window};
+use affine::{AffineMap, Layout};
+use std::collections::HashMap;
+use xenon_runtime::DType;
+use xenon_runtime::kernel::{Access, Instr, KernelArg, LoopKernel, Reduction, Store, ValueId};
+use xenon_runtime::program::{
+    BufferDecl, BufferKind, GemmStep, LibraryStep, MatView, MemoryPlan, Program, Step, WindowSpec,
+};
+
+/// A lowered graph.
+#[derive(Clone, Debug)]
+pub struct Lowered {
+    /// The program.
+    pub program: Program,
+    /// Shape of each named output.
+    pub output_shapes: HashMap<String, Vec<usize>>,
+    /// For each step, the graph nodes it computes (the materialized node first, then the
+    /// inlined ones), for dumps.
+    pub groups: Vec<Vec<NodeId>>,
+}
+
+/// Why a graph could not be lowered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LowerError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("cannot lower {op} (node {node}): {reason}")]
+    Unsupported {
+        op: String,
+        node: NodeId,
+        reason: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, LowerError>;
+
+/// Lowers `graph` (every node; prune it first) to a program.
+pub fn lower(graph: &Graph) -> Result<Lowered> {
+    let mut l = Lowerer::new(graph);
+    l.partition();
+    l.run()?;
+    let mut program = Program {
+        buffers: l.buffers,
+        steps: l.steps,
+        outputs: l.outputs,
+        plan: MemoryPlan::default(),
+    };
+    plan::plan(&mut program);
+    let output_shapes = graph
+        .outputs()
+        .iter()
+        .map(|(n, id)| (n.clone(), graph.ty(*id).shape.clone()))
+        .collect();
+    Ok(Lowered {
+        program,
+        output_shapes,
+        groups: l.groups,
+    })
+}
+
+struct Lowerer<'g> {
+    g: &'g Graph,
+    users: Vec<Vec<NodeId>>,
+    mat: Vec<bool>,
+    buffer_of: Vec<Option<usize>>,
+    buffers: Vec<BufferDecl>,
+    steps: Vec<Step>,
+    groups: Vec<Vec<NodeId>>,
+    outputs: Vec<(String, usize)>,
+}
+
+/// One loop kernel under construction.
+#[derive(Default)]
+struct KernelBuilder {
+    args: Vec<KernelArg>,
+    arg_of: HashMap<usize, usize>,
+    body: Vec<Instr>,
+    memo: HashMap<(NodeId, AffineMap), ValueId>,
+    consts: HashMap<(DType, u64), ValueId>,
+    nodes: Vec<NodeId>,
+}
+
+impl KernelBuilder {
+    fn push(&mut self, i: Instr) -> ValueId {
+        self.body.push(i);
+        (self.body.len() - 1) as ValueId
+    }
+
+    fn arg(&mut self, buffer: usize, decl: &BufferDecl) -> usize {
+        *self.arg_of.entry(buffer).or_insert_with(|| {
+            self.args.push(KernelArg {
+                buffer,
+                dtype: decl.dtype,
+                len: decl.len,
+            });
+            self.args.len() - 1
+        })
+    }
+
+    fn constant(&mut self, dtype: DType, value: f64) -> ValueId {
+        if let Some(&v) = self.consts.get(&(dtype, value.to_bits())) {
+            return v;
+        }
+        let v = self.push(Instr::Const { dtype, value });
+        self.consts.insert((dtype, value.to_bits()), v);
+        v
+    }
+}
+
+fn is_elementwise(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Cast { .. }
+    )
+}
+
+fn is_view(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reshape { .. } | Op::Permute { .. } | Op::Broadcast { .. } | Op::Slice { .. }
+    )
+}
+
+fn splat(op: &Op) -> Option<f64> {
+    match op {
+        Op::Constant { value } => value.as_splat(),
+        _ => None,
+    }
+}
+
+fn window_spec(w: &Window, image: &[usize]) -> WindowSpec {
+    WindowSpec {
+        kernel: w.kernel.clone(),
+        stride: w.stride.clone(),
+        pad_low: w.pad_low.clone(),
+        pad_high: w.pad_high.clone(),
+        dilation: w.dilation.clone(),
+        out: (0..w.rank())
+            .map(|d| w.output_size(d, image[d + 2]).unwrap_or(1))
+            .collect(),
+    }
+}
+
+impl<'g> Lowerer<'g> {
+    fn new(g: &'g Graph) -> Lowerer<'g> {
+        let users = g.ids().map(|id| g.users(id)).collect();
+        Lowerer {
+            g,
+            users,
+            mat: vec![false; g.len()],
+            buffer_of: vec![None; g.len()],
+            buffers: Vec::new(),
+            steps: Vec::new(),
+            groups: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    fn ty(&self, id: NodeId) -> &TensorType {
+        self.g.ty(id)
+    }
+
+    fn op(&self, id: NodeId) -> &Op {
+        &self.g.node(id).op
+    }
+
+    /// Consumers of `id`, looking through (non-materialized) movement ops; each entry is
+    /// `(consumer, repeats)`, where `repeats` says a broadcast on the way stretches it.
+    fn consumers(&self, id: NodeId, out: &mut Vec<(NodeId, bool)>, stretched: bool) {
+        for &u in &self.users[id.index()] {
+            let op = self.op(u);
+            if is_view(op) && !self.is_output(u) {
+                let grows =
+                    matches!(op, Op::Broadcast { .. }) && self.ty(u).numel() > self.ty(id).numel();
+                self.consumers(u, out, stretched || grows);
+            } else {
+                out.push((u, stretched));
+            }
+        }
+    }
+
+    fn is_output(&self, id: NodeId) -> bool {
+        self.g.outputs().iter().any(|(_, o)| *o == id)
+    }
+
+    /// Decides which nodes get buffers (see the module docs).
+    fn partition(&mut self) {
+        for id in self.g.ids() {
+            let op = self.op(id);
+            let m = match op.group() {
+                _ if splat(op).is_some() => false,
+                OpGroup::Opaque | OpGroup::Reduction | OpGroup::OutElementwiseFusable => true,
+                _ if matches!(
+                    op,
+                    Op::Concat { .. } | Op::Pad { .. } | Op::Gather | Op::Im2Col { .. }
+                ) =>
+                {
+                    true
+                }
+                _ if matches!(op, Op::RandomUniform { .. } | Op::RandomNormal { .. }) => true,
+                _ if is_elementwise(op) => {
+                    let mut cons = Vec::new();
+                    self.consumers(id, &mut cons, false);
+                    cons.len() > 1
+                        || cons.iter().any(|&(c, stretched)| {
+                            stretched
+                                || matches!(
+                                    self.op(c),
+                                    Op::MatMul { .. }
+                                        | Op::Im2Col { .. }
+                                        | Op::Col2Im { .. }
+                                        | Op::Gather
+                                        | Op::ScatterAdd { .. }
+                                        | Op::ArgMax { .. }
+                                )
+                        })
+                }
+                _ => false,
+            };
+            self.mat[id.index()] = m || (self.is_output(id) && !is_view(op));
+        }
+    }
+
+    fn new_buffer(
+        &mut self,
+        dtype: DType,
+        len: usize,
+        kind: BufferKind,
+        node: Option<NodeId>,
+    ) -> usize {
+        self.buffers.push(BufferDecl {
+            dtype,
+            len,
+            kind,
+            offset: 0,
+            node: node.map(|n| n.0),
+        });
+        self.buffers.len() - 1
+    }
+
+    fn temp_for(&mut self, id: NodeId) -> usize {
+        let t = self.ty(id).clone();
+        let b = self.new_buffer(t.dtype, t.numel(), BufferKind::Temp, Some(id));
+        self.buffer_of[id.index()] = Some(b);
+        b
+    }
+
+    /// Where node `id`'s elements are, if they are in memory (its own buffer, or a
+    /// movement op over one).
+    fn layout(&self, id: NodeId) -> Option<Layout> {
+        if let Some(b) = self.buffer_of[id.index()] {
+            return Some(Layout::dense(b, &self.ty(id).shape));
+        }
+        let ops = self.g.operands(id);
+        match self.op(id) {
+            Op::Permute { perm } => self.layout(ops[0]).map(|l| l.permuted(perm)),
+            Op::Broadcast { shape } => self
+                .layout(ops[0])
+                .map(|l| l.broadcast(&self.ty(ops[0]).shape, shape)),
+            Op::Slice { start, step, .. } => self.layout(ops[0]).map(|l| l.sliced(start, step)),
+            Op::Reshape { shape } => {
+                let l = self.layout(ops[0])?;
+                l.is_dense(&self.ty(ops[0]).shape).then(|| Layout {
+                    offset: l.offset,
+                    ..Layout::dense(l.buffer, shape)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Node `id` in memory: its layout, or a copy into a new buffer (a loop kernel; for a
+    /// reshape the copy iterates over the operand's shape, which preserves row-major order).
+    fn require_layout(&mut self, id: NodeId) -> Result<Layout> {
+        if let Some(l) = self.layout(id) {
+            return Ok(l);
+        }
+        let (space, src) = match self.op(id) {
+            Op::Reshape { .. } => {
+                let x = self.g.operands(id)[0];
+                (self.ty(x).shape.clone(), x)
+            }
+            _ => (self.ty(id).shape.clone(), id),
+        };
+        let mut kb = KernelBuilder::default();
+        let map = AffineMap::identity(space.len());
+        let v = self.emit(&mut kb, src, &map)?;
+        let b = self.temp_for(id);
+        let dense = Layout::dense(b, &space);
+        self.finish_elementwise(kb, format!("copy_{}", id.0), space, b, dense, v, id);
+        Ok(Layout::dense(b, &self.ty(id).shape))
+    }
+
+    /// The value of node `id` at the kernel's iteration point mapped by `map`.
+    fn emit(&mut self, kb: &mut KernelBuilder, id: NodeId, map: &AffineMap) -> Result<ValueId> {
+        if let Some(&v) = kb.memo.get(&(id, map.clone())) {
+            return Ok(v);
+        }
+        let v = if let Some(c) = splat(self.op(id)) {
+            kb.constant(self.ty(id).dtype, c)
+        } else if let Some(l) = self.layout(id) {
+            let (offset, strides) = l.access(map);
+            let decl = self.buffers[l.buffer].clone();
+            let arg = kb.arg(l.buffer, &decl);
+            let offset =
+                usize::try_from(offset).map_err(|_| self.unsupported(id, "negative offset"))?;
+            kb.push(Instr::Load(Access {
+                arg,
+                offset,
+                strides,
+            }))
+        } else {
+            let ops = self.g.operands(id);
+            match self.op(id).clone() {
+                Op::Permute { perm } => self.emit(kb, ops[0], &map.through_permute(&perm))?,
+                Op::Broadcast { .. } => {
+                    let from = self.ty(ops[0]).shape.clone();
+                    self.emit(kb, ops[0], &map.through_broadcast(&from))?
+                }
+                Op::Slice { start, step, .. } => {
+                    self.emit(kb, ops[0], &map.through_slice(&start, &step))?
+                }
+                Op::Reshape { .. } => {
+                    let l = self.require_layout(id)?;
+                    return self.emit_load(kb, l, map);
+                }
+                _ => {
+                    kb.nodes.push(id);
+                    self.emit_op(kb, id, map)?
+                }
+            }
+        };
+        kb.memo.insert((id, map.clone()), v);
+        Ok(v)
+    }
+
+    fn emit_load(&mut self, kb: &mut KernelBuilder, l: Layout, map: &AffineMap) -> Result<ValueId> {
+        let (offset, strides) = l.access(map);
+        let decl = self.buffers[l.buffer].clone();
+        let arg = kb.arg(l.buffer, &decl);
+        Ok(kb.push(Instr::Load(Access {
+            arg,
+            offset: offset.max(0) as usize,
+            strides,
+        })))
+    }
+
+    /// The op of elementwise node `id` applied to its operands' values.
+    fn emit_op(&mut self, kb: &mut KernelBuilder, id: NodeId, map: &AffineMap) -> Result<ValueId> {
+        let ops = self.g.operands(id);
+        let mut v = Vec::with_capacity(ops.len());
+        for &o in &ops {
+            v.push(self.emit(kb, o, map)?);
+        }
+        Ok(match self.op(id).clone() {
+            Op::Unary { func } => kb.push(Instr::Unary { func, a: v[0] }),
+            Op::Binary { func } => kb.push(Instr::Binary {
+                func,
+                a: v[0],
+                b: v[1],
+            }),
+            Op::Compare { func } => kb.push(Instr::Compare {
+                func,
+                a: v[0],
+                b: v[1],
+            }),
+            Op::Select => kb.push(Instr::Select {
+                cond: v[0],
+                a: v[1],
+                b: v[2],
+            }),
+            Op::Cast { to } => kb.push(Instr::Cast { to, a: v[0] }),
+            _ if is_view(self.op(id)) => self.emit(kb, id, map)?,
+            op => return Err(self.unsupported(id, &format!("{} is not elementwise", op.name()))),
+        })
+    }
+
+    fn unsupported(&self, id: NodeId, reason: &str) -> LowerError {
+        LowerError::Unsupported {
+            op: self.op(id).name(),
+            node: id,
+            reason: reason.into(),
+        }
+    }
+
+    /// Pushes a loop kernel over `space` storing `v` through `out` (a layout of buffer `b`
+    /// over the iteration space).
+    #[allow(clippy::too_many_arguments)]
+    fn finish_elementwise(
+        &mut self,
+        mut kb: KernelBuilder,
+        name: String,
+        space: Vec<usize>,
+        b: usize,
+        out: Layout,
+        v: ValueId,
+        root: NodeId,
+    ) {
+        let decl = self.buffers[b].clone();
+        let arg = kb.arg(b, &decl);
+        let store = Store {
+            access: Access {
+                arg,
+                offset: out.offset as usize,
+                strides: out.strides,
+            },
+            value: v,
+        };
+        let mut nodes = vec![root];
+        nodes.extend(kb.nodes.iter().copied().filter(|&n| n != root));
+        self.steps.push(Step::Loop(LoopKernel {
+            name,
+            shape: space,
+            args: kb.args,
+            body: kb.body,
+            reduce: None,
+            stores: vec![store],
+        }));
+        self.groups.push(nodes);
+    }
+
+    /// Emits the steps of every materialized node, then the outputs.
+    fn run(&mut self) -> Result<()> {
+        for id in self.g.ids() {
+            if !self.mat[id.index()] {
+                continue;
+            }
+            self.materialize(id)?;
+        }
+        for (name, id) in self.g.outputs().to_vec() {
+            let b = match self.buffer_of[id.index()] {
+                Some(b) if matches!(self.buffers[b].kind, BufferKind::Temp) => b,
+                _ => {
+                    // An input, parameter, constant or view: copy it into its own buffer.
+                    let t = self.ty(id).clone();
+                    let b = self.new_buffer(t.dtype, t.numel(), BufferKind::Temp, Some(id));
+                    let mut kb = KernelBuilder::default();
+                    let map = AffineMap::identity(t.rank());
+                    let v = self.emit(&mut kb, id, &map)?;
+                    let dense = Layout::dense(b, &t.shape);
+                    self.finish_elementwise(
+                        kb,
+                        format!("output_{name}"),
+                        t.shape.clone(),
+                        b,
+                        dense,
+                        v,
+                        id,
+                    );
+                    b
+                }
+            };
+            self.outputs.push((name, b));
+        }
+        Ok(())
+    }
+
+    fn materialize(&mut self, id: NodeId) -> Result<()> {
+        let t = self.ty(id).clone();
+        let ops = self.g.operands(id);
+        match self.op(id).clone() {
+            Op::Input { name } | Op::Parameter { name } => {
+                let b = self.new_buffer(t.dtype, t.numel(), BufferKind::Input { name }, Some(id));
+                self.buffer_of[id.index()] = Some(b);
+            }
+            Op::Constant { value } => {
+                let b = self.new_buffer(
+                    t.dtype,
+                    t.numel(),
+                    BufferKind::Const {
+                        values: value.values,
+                    },
+                    Some(id),
+                );
+                self.buffer_of[id.index()] = Some(b);
+            }
+            op if is_elementwise(&op) || is_view(&op) => {
+                let mut kb = KernelBuilder::default();
+                let map = AffineMap::identity(t.rank());
+                let v = self.emit_op(&mut kb, id, &map)?;
+                let b = self.temp_for(id);
+                self.finish_elementwise(
+                    kb,
+                    format!("{}_{}", op.name(), id.0),
+                    t.shape.clone(),
+                    b,
+                    Layout::dense(b, &t.shape),
+                    v,
+                    id,
+                );
+            }
+            Op::Reduce {
+                func,
+                axes,
+                keepdims,
+            } => self.reduction(id, func, &axes, keepdims)?,
+            Op::MatMul { trans_a, trans_b } => self.matmul(id, ops[0], ops[1], trans_a, trans_b)?,
+            Op::Concat { axis } => {
+                let b = self.temp_for(id);
+                let out = Layout::dense(b, &t.shape);
+                let mut at = 0;
+                for &o in &ops {
+                    let os = self.ty(o).shape.clone();
+                    let mut kb = KernelBuilder::default();
+                    let v = self.emit(&mut kb, o, &AffineMap::identity(os.len()))?;
+                    let mut start = vec![0; os.len()];
+                    start[axis] = at;
+                    let step = vec![1; os.len()];
+                    self.finish_elementwise(
+                        kb,
+                        format!("concat_{}", id.0),
+                        os.clone(),
+                        b,
+                        out.sliced(&start, &step),
+                        v,
+                        id,
+                    );
+                    at += os[axis];
+                }
+            }
+            Op::Pad {
+                low,
+                interior,
+                value,
+                ..
+            } => {
+                let b = self.temp_for(id);
+                let out = Layout::dense(b, &t.shape);
+                let mut kb = KernelBuilder::default();
+                let c = kb.constant(t.dtype, value);
+                self.finish_elementwise(
+                    kb,
+                    format!("pad_fill_{}", id.0),
+                    t.shape.clone(),
+                    b,
+                    out.clone(),
+                    c,
+                    id,
+                );
+                let xs = self.ty(ops[0]).shape.clone();
+                let mut kb = KernelBuilder::default();
+                let v = self.emit(&mut kb, ops[0], &AffineMap::identity(xs.len()))?;
+                let step: Vec<usize> = interior.iter().map(|i| i + 1).collect();
+                self.finish_elementwise(
+                    kb,
+                    format!("pad_{}", id.0),
+                    xs,
+                    b,
+                    out.sliced(&low, &step),
+                    v,
+                    id,
+                );
+            }
+            op => self.library(id, &op, &ops)?,
+        }
+        Ok(())
+    }
+
+    fn reduction(
+        &mut self,
+        id: NodeId,
+        func: ReduceOp,
+        axes: &[usize],
+        keepdims: bool,
+    ) -> Result<()> {
+        let x = self.g.operands(id)[0];
+        let xs = self.ty(x).shape.clone();
+        let t = self.ty(id).clone();
+        let mut axes = axes.to_vec();
+        axes.sort_unstable();
+        let mut kb = KernelBuilder::default();
+        let v = self.emit(&mut kb, x, &AffineMap::identity(xs.len()))?;
+        let b = self.temp_for(id);
+        let n = kb.body.len() as ValueId;
+        let mut post = vec![Instr::Accumulator];
+        let mut out = n;
+        if func == ReduceOp::Mean {
+            let count: usize = axes.iter().map(|&a| xs[a]).product();
+            post.push(Instr::Const {
+                dtype: t.dtype,
+                value: count as f64,
+            });
+            post.push(Instr::Binary {
+                func: crate::ir::BinaryOp::Div,
+                a: n,
+                b: n + 1,
+            });
+            out = n + 2;
+        }
+        // Output strides per iteration axis: 0 along reduced axes.
+        let ostr = Layout::dense(b, &t.shape).strides;
+        let mut strides = Vec::with_capacity(xs.len());
+        let mut k = 0;
+        for d in 0..xs.len() {
+            if axes.contains(&d) {
+                strides.push(0);
+                if keepdims {
+                    k += 1;
+                }
+            } else {
+                strides.push(ostr[k]);
+                k += 1;
+            }
+        }
+        let decl = self.buffers[b].clone();
+        let arg = kb.arg(b, &decl);
+        let op = if func == ReduceOp::Max {
+            ReduceOp::Max
+        } else {
+            ReduceOp::Sum
+        };
+        let mut nodes = vec![id];
+        nodes.extend(kb.nodes.iter().copied());
+        self.steps.push(Step::Loop(LoopKernel {
+            name: format!("reduce_{}_{}", func.name(), id.0),
+            shape: xs,
+            args: kb.args,
+            body: kb.body,
+            reduce: Some(Reduction {
+                op,
+                axes,
+                value: v,
+                post,
+            }),
+            stores: vec![Store {
+                access: Access {
+                    arg,
+                    offset: 0,
+                    strides,
+                },
+                value: out,
+            }],
+        }));
+        self.groups.push(nodes);
+        Ok(())
+    }
+
+    /// A matmul operand as a (batched) strided matrix: rows, cols, view.
+    fn mat_view(&mut self, x: NodeId, trans: bool) -> Result<(usize, usize, usize, MatView)> {
+        let shape = self.ty(x).shape.clone();
+        let r = shape.len();
+        let mut l = self.require_layout(x)?;
+        // Batch axes must collapse into one stride; otherwise copy densely.
+        let collapsible = (0..r.saturating_sub(3))
+            .all(|i| shape[i + 1] == 1 || l.strides[i] == l.strides[i + 1] * shape[i + 1] as isize);
+        if !collapsible {
+            let b = self.temp_for(x);
+            let mut kb = KernelBuilder::default();
+            let v = self.emit_load(&mut kb, l, &AffineMap::identity(r))?;
+            self.finish_elementwise(
+                kb,
+                format!("dense_{}", x.0),
+                shape.clone(),
+                b,
+                Layout::dense(b, &shape),
+                v,
+                x,
+            );
+            l = Layout::dense(b, &shape);
+        }
+        let batch: usize = shape[..r - 2].iter().product();
+        let batch_stride = if r > 2 { l.strides[r - 3] } else { 0 };
+        let (s0, s1) = (l.strides[r - 2], l.strides[r - 1]);
+        let (rows, cols, rs, cs) = if trans {
+            (shape[r - 1], shape[r - 2], s1, s0)
+        } else {
+            (shape[r - 2], shape[r - 1], s0, s1)
+        };
+        let offset =
+            usize::try_from(l.offset).map_err(|_| self.unsupported(x, "negative offset"))?;
+        Ok((
+            rows,
+            cols,
+            batch,
+            MatView {
+                buffer: l.buffer,
+                offset,
+                row_stride: rs,
+                col_stride: cs,
+                batch_stride,
+            },
+        ))
+    }
+
+    fn matmul(&mut self, id: NodeId, a: NodeId, b: NodeId, ta: bool, tb: bool) -> Result<()> {
+        let (m, k, ba, av) = self.mat_view(a, ta)?;
+        let (_, n, bb, bv) = self.mat_view(b, tb)?;
+        let t = self.ty(id).clone();
+        let c = self.temp_for(id);
+        let batch = ba.max(bb);
+        let cv = MatView {
+            buffer: c,
+            offset: 0,
+            row_stride: n as isize,
+            col_stride: 1,
+            batch_stride: (m * n) as isize,
+        };
+        self.steps.push(Step::Gemm(GemmStep {
+            dtype: t.dtype,
+            m,
+            n,
+            k,
+            batch,
+            a: av,
+            b: bv,
+            c: cv,
+        }));
+        self.groups.push(vec![id]);
+        Ok(())
+    }
+
+    /// A dense buffer holding node `x`.
+    fn dense_buffer(&mut self, x: NodeId) -> Result<usize> {
+        let shape = self.ty(x).shape.clone();
+        let l = self.require_layout(x)?;
+        if l.is_dense(&shape) && l.offset == 0 {
+            return Ok(l.buffer);
+        }
+        let b = self.temp_for(x);
+        let mut kb = KernelBuilder::default();
+        let v = self.emit_load(&mut kb, l, &AffineMap::identity(shape.len()))?;
+        self.finish_elementwise(
+            kb,
+            format!("dense_{}", x.0),
+            shape.clone(),
+            b,
+            Layout::dense(b, &shape),
+            v,
+            x,
+        );
+        Ok(b)
+    }
+
+    fn library(&mut self, id: NodeId, op: &Op, ops: &[NodeId]) -> Result<()> {
+        let t = self.ty(id).clone();
+        let dtype = t.dtype;
+        let step = match op {
+            Op::Im2Col { window } => {
+                let x = self.dense_buffer(ops[0])?;
+                let image = self.ty(ops[0]).shape.clone();
+                let out = self.temp_for(id);
+                LibraryStep::Im2Col {
+                    x,
+                    out,
+                    dtype,
+                    window: window_spec(window, &image),
+                    image,
+                }
+            }
+            Op::Col2Im { window, .. } => {
+                let cols = self.dense_buffer(ops[0])?;
+                let out = self.temp_for(id);
+                LibraryStep::Col2Im {
+                    cols,
+                    out,
+                    dtype,
+                    window: window_spec(window, &t.shape),
+                    image: t.shape.clone(),
+                }
+            }
+            Op::Gather => {
+                let data = self.dense_buffer(ops[0])?;
+                let indices = self.dense_buffer(ops[1])?;
+                let ds = self.ty(ops[0]).shape.clone();
+                let out = self.temp_for(id);
+                LibraryStep::Gather {
+                    data,
+                    indices,
+                    out,
+                    dtype,
+                    rows: ds[0],
+                    row_len: ds[1..].iter().product(),
+                }
+            }
+            Op::ScatterAdd { rows } => {
+                let updates = self.dense_buffer(ops[0])?;
+                let indices = self.dense_buffer(ops[1])?;
+                let out = self.temp_for(id);
+                LibraryStep::ScatterAdd {
+                    updates,
+                    indices,
+                    out,
+                    dtype,
+                    rows: *rows,
+                    row_len: t.shape[1..].iter().product(),
+                }
+            }
+            Op::RandomUniform { seed, low, high }
+            | Op::RandomNormal {
+                seed,
+                mean: low,
+                std: high,
+            } => {
+                let counter = match ops.first() {
+                    Some(&c) => Some(self.dense_buffer(c)?),
+                    None => None,
+                };
+                let out = self.temp_for(id);
+                LibraryStep::Random {
+                    out,
+                    dtype,
+                    normal: matches!(op, Op::RandomNormal { .. }),
+                    seed: *seed,
+                    a: *low,
+                    b: *high,
+                    counter,
+                }
+            }
+            Op::ArgMax { axis, .. } => {
+                let x = self.dense_buffer(ops[0])?;
+                let xs = self.ty(ops[0]).shape.clone();
+                let out = self.temp_for(id);
+                LibraryStep::ArgMax {
+                    x,
+                    out,
+                    dtype: self.ty(ops[0]).dtype,
+                    outer: xs[..*axis].iter().product(),
+                    axis: xs[*axis],
+                    inner: xs[axis + 1..].iter().product(),
+                }
+            }
+            _ => return Err(self.unsupported(id, "no lowering rule")),
+        };
+        self.steps.push(Step::Library(step));
+        self.groups.push(vec![id]);
+        Ok(())
+    }
+}

@@ -1,0 +1,359 @@
+//! Backend parity: every primitive op and every kernel family run on a backend and on the
+//! reference interpreter, on random inputs, compared with stated tolerances. The cases are
+//! written once and instantiated per backend (`backend_cases!`).
+
+use std::collections::HashMap;
+use xenon_compiler::backend::{Backend, Cpu};
+use xenon_compiler::interp::{self, Feeds};
+use xenon_compiler::ir::{
+    BinaryOp, CompareOp, DType, Graph, GraphError, NodeId, ReduceOp, UnaryOp, Window,
+};
+use xenon_runtime::{Tensor, rng};
+
+/// Random data for an input of type `dtype[shape]`: floats in ±[0.25, 2) (away from zero),
+/// positive when `positive`; i32 in `0..rows` for index inputs.
+fn data(seed: u64, dtype: DType, shape: &[usize], positive: bool, rows: usize) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n as u64)
+        .map(|i| {
+            if dtype == DType::I32 {
+                return (rng::bits(seed, 5, i) % rows as u64) as f64;
+            }
+            let m = 0.25 + 1.75 * rng::uniform_f64(seed, 3, i);
+            if positive || rng::bits(seed, 4, i) & 1 == 0 {
+                m
+            } else {
+                -m
+            }
+        })
+        .collect();
+    Tensor::from_f64_as(dtype, shape.to_vec(), &v).unwrap()
+}
+
+/// One parity case: inputs `(name, dtype, shape, positive)`, a builder, and the relative
+/// tolerance (0 = bit-identical).
+struct Case {
+    name: &'static str,
+    inputs: Vec<(&'static str, DType, Vec<usize>, bool)>,
+    build: Box<dyn Fn(&mut Graph, &[NodeId]) -> Result<Vec<NodeId>, GraphError>>,
+    tolerance: f64,
+}
+
+fn case(
+    name: &'static str,
+    inputs: Vec<(&'static str, DType, Vec<usize>, bool)>,
+    tolerance: f64,
+    build: impl Fn(&mut Graph, &[NodeId]) -> Result<Vec<NodeId>, GraphError> + 'static,
+) -> Case {
+    Case {
+        name,
+        inputs,
+        build: Box::new(build),
+        tolerance,
+    }
+}
+
+/// Every case, in `dt` (f32 or f64).
+fn cases(dt: DType) -> Vec<Case> {
+    let f = |n: &'static str, s: &[usize]| (n, dt, s.to_vec(), false);
+    let pos = |n: &'static str, s: &[usize]| (n, dt, s.to_vec(), true);
+    let mut v = Vec::new();
+    for func in UnaryOp::ALL {
+        let positive = matches!(func, UnaryOp::Log | UnaryOp::Sqrt);
+        let tol = if matches!(func, UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh) {
+            1e-5
+        } else {
+            0.0
+        };
+        v.push(case(
+            func.name(),
+            vec![(f("x", &[3, 5]).0, dt, vec![3, 5], positive)],
+            tol,
+            move |g, p| Ok(vec![g.unary(func, p[0])?]),
+        ));
+    }
+    for func in BinaryOp::ALL {
+        v.push(case(
+            func.name(),
+            vec![f("a", &[4, 3]), f("b", &[4, 3])],
+            0.0,
+            move |g, p| Ok(vec![g.binary(func, p[0], p[1])?]),
+        ));
+        v.push(case(
+            "broadcast row",
+            vec![f("a", &[4, 3]), f("b", &[3])],
+            0.0,
+            move |g, p| Ok(vec![g.binary(func, p[0], p[1])?]),
+        ));
+        v.push(case(
+            "broadcast column",
+            vec![f("a", &[4, 3]), f("b", &[4, 1])],
+            0.0,
+            move |g, p| Ok(vec![g.binary(func, p[0], p[1])?]),
+        ));
+    }
+    for func in CompareOp::ALL {
+        v.push(case(
+            func.name(),
+            vec![f("a", &[2, 6]), f("b", &[2, 6])],
+            0.0,
+            move |g, p| {
+                let m = g.compare(func, p[0], p[1])?;
+                // Ties: compare a value with itself too.
+                let t = g.compare(func, p[0], p[0])?;
+                Ok(vec![m, t])
+            },
+        ));
+    }
+    v.push(case(
+        "select",
+        vec![f("c", &[3, 4]), f("a", &[3, 4]), f("b", &[3, 4])],
+        0.0,
+        |g, p| {
+            let z = g.scalar(g.ty(p[0]).dtype, 0.0)?;
+            let c = g.compare(CompareOp::Gt, p[0], z)?;
+            Ok(vec![g.select(c, p[1], p[2])?])
+        },
+    ));
+    v.push(case("cast", vec![f("x", &[7])], 0.0, |g, p| {
+        let i = g.cast(p[0], DType::I32)?;
+        let other = if g.ty(p[0]).dtype == DType::F32 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        Ok(vec![i, g.cast(p[0], other)?])
+    }));
+    for (func, tol) in [
+        (ReduceOp::Sum, 1e-6),
+        (ReduceOp::Max, 0.0),
+        (ReduceOp::Mean, 1e-6),
+    ] {
+        for axes in [vec![0], vec![1], vec![2], vec![0, 2], vec![0, 1, 2]] {
+            for keep in [false, true] {
+                let axes2 = axes.clone();
+                v.push(case(
+                    "reduce",
+                    vec![f("x", &[3, 4, 5])],
+                    tol,
+                    move |g, p| Ok(vec![g.reduce(func, p[0], &axes2, keep)?]),
+                ));
+            }
+        }
+    }
+    v.push(case(
+        "reduce with elementwise prologue",
+        vec![f("x", &[6, 7])],
+        1e-5,
+        |g, p| {
+            let e = g.mul(p[0], p[0])?;
+            let e = g.exp(e)?;
+            Ok(vec![g.sum(e, &[1], true)?])
+        },
+    ));
+    v.push(case("argmax", vec![f("x", &[3, 4, 5])], 0.0, |g, p| {
+        Ok(vec![g.argmax(p[0], 1, false)?, g.argmax(p[0], 2, true)?])
+    }));
+    v.push(case("movement", vec![f("x", &[2, 3, 4])], 0.0, |g, p| {
+        let r = g.reshape(p[0], &[6, 4])?;
+        let t = g.permute(p[0], &[2, 0, 1])?;
+        let b = g.broadcast_to(p[0], &[5, 2, 3, 4])?;
+        let s = g.slice(p[0], &[1, 0, 1], &[2, 3, 4], &[1, 2, 2])?;
+        let pd = g.pad(p[0], &[1, 0, 2], &[0, 2, 1], &[0, 1, 2], -1.5)?;
+        let c = g.concat(&[p[0], p[0]], 1)?;
+        // A reshape of a non-contiguous view, and movement feeding arithmetic.
+        let rt = g.reshape(t, &[4, 6])?;
+        let e = g.exp(s)?;
+        Ok(vec![r, t, b, s, pd, c, rt, e])
+    }));
+    for ta in [false, true] {
+        for tb in [false, true] {
+            let a = if ta { vec![5, 3] } else { vec![3, 5] };
+            let b = if tb { vec![4, 5] } else { vec![5, 4] };
+            v.push(case(
+                "matmul",
+                vec![f("a", &a), f("b", &b)],
+                1e-5,
+                move |g, p| Ok(vec![g.matmul(p[0], p[1], ta, tb)?]),
+            ));
+            let (a3, b3) = ([&[2][..], &a].concat(), [&[2][..], &b].concat());
+            v.push(case(
+                "batched matmul",
+                vec![f("a", &a3), f("b", &b3)],
+                1e-5,
+                move |g, p| Ok(vec![g.matmul(p[0], p[1], ta, tb)?]),
+            ));
+            v.push(case(
+                "shared operand matmul",
+                vec![f("a", &a3), f("b", &b)],
+                1e-5,
+                move |g, p| Ok(vec![g.matmul(p[0], p[1], ta, tb)?]),
+            ));
+        }
+    }
+    v.push(case(
+        "matmul epilogue (bias + relu)",
+        vec![f("x", &[8, 6]), f("w", &[5, 6]), f("b", &[5])],
+        1e-5,
+        |g, p| {
+            let y = g.matmul(p[0], p[1], false, true)?;
+            let y = g.add_(y, p[2])?;
+            let z = g.scalar(g.ty(y).dtype, 0.0)?;
+            Ok(vec![g.max(z, y)?])
+        },
+    ));
+    v.push(case(
+        "matmul of a transposed view",
+        vec![f("x", &[4, 6]), f("w", &[6, 3])],
+        1e-5,
+        |g, p| {
+            let xt = g.transpose(p[0])?;
+            let xtt = g.transpose(xt)?;
+            Ok(vec![g.matmul(xtt, p[1], false, false)?])
+        },
+    ));
+    let w = Window::new([2, 3])
+        .with_stride([2, 1])
+        .with_padding([1, 1])
+        .with_dilation([1, 2]);
+    v.push(case(
+        "im2col and col2im",
+        vec![f("x", &[2, 2, 4, 5])],
+        0.0,
+        move |g, p| {
+            let c = g.im2col(p[0], &w)?;
+            let back = g.col2im(c, &w, &[4, 5])?;
+            Ok(vec![c, back])
+        },
+    ));
+    v.push(case(
+        "gather and scatter_add",
+        vec![f("d", &[5, 3]), ("i", DType::I32, vec![7], false)],
+        0.0,
+        |g, p| {
+            let r = g.gather(p[0], p[1])?;
+            Ok(vec![r, g.scatter_add(r, p[1], 5)?])
+        },
+    ));
+    v.push(case("random", vec![], 0.0, move |g, _| {
+        let c = g.scalar(DType::I32, 3.0)?;
+        Ok(vec![
+            g.random_uniform(dt, &[4, 5], 9, -1.0, 2.0, Some(c))?,
+            g.random_normal(dt, &[7], 9, 0.5, 2.0, None)?,
+        ])
+    }));
+    v.push(case("constants", vec![f("x", &[2, 3])], 0.0, |g, p| {
+        let dt = g.ty(p[0]).dtype;
+        let c = g.constant(dt, &[2, 3], vec![1.0, -2.0, 3.5, 0.0, 4.0, -0.5])?;
+        let y = g.mul(p[0], c)?;
+        Ok(vec![y, c])
+    }));
+    v.push(case(
+        "outputs that are inputs or views",
+        vec![f("x", &[2, 3])],
+        0.0,
+        |g, p| {
+            let t = g.transpose(p[0])?;
+            Ok(vec![p[0], t])
+        },
+    ));
+    v.push(case(
+        "softmax cross-entropy",
+        vec![f("z", &[4, 6]), pos("t", &[4, 6])],
+        1e-5,
+        |g, p| {
+            let m = g.reduce_max(p[0], &[1], true)?;
+            let z = g.sub(p[0], m)?;
+            let e = g.exp(z)?;
+            let s = g.sum(e, &[1], true)?;
+            let y = g.div(e, s)?;
+            let l = g.log(y)?;
+            let tl = g.mul(p[1], l)?;
+            let c = g.sum(tl, &[1], false)?;
+            let c = g.neg(c)?;
+            Ok(vec![y, g.mean(c, &[0], false)?])
+        },
+    ));
+    v
+}
+
+fn close(a: &Tensor, b: &Tensor, tol: f64) -> Result<(), String> {
+    if a.shape() != b.shape() || a.dtype() != b.dtype() {
+        return Err(format!(
+            "type {:?} {} vs {:?} {}",
+            a.shape(),
+            a.dtype(),
+            b.shape(),
+            b.dtype()
+        ));
+    }
+    for (i, (x, y)) in a.to_f64_vec().iter().zip(b.to_f64_vec()).enumerate() {
+        let ok = if tol == 0.0 {
+            x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan())
+        } else {
+            (x - y).abs() <= tol * (1.0 + x.abs().max(y.abs()))
+        };
+        if !ok {
+            return Err(format!("element {i}: {x} vs {y}"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs every case on `backend` and on the interpreter.
+fn check_backend(backend: &dyn Backend) {
+    for dt in [DType::F32, DType::F64] {
+        for (k, c) in cases(dt).into_iter().enumerate() {
+            let mut g = Graph::new();
+            let ids: Vec<NodeId> = c
+                .inputs
+                .iter()
+                .map(|(n, t, s, _)| g.input(n, *t, s).unwrap())
+                .collect();
+            let outs = (c.build)(&mut g, &ids).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            for (i, o) in outs.iter().enumerate() {
+                g.set_output(&format!("out{i}"), *o).unwrap();
+            }
+            let feeds: Feeds = c
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, (n, t, s, positive))| {
+                    let rows = c.inputs.first().map_or(1, |x| x.2[0]);
+                    (
+                        n.to_string(),
+                        data(k as u64 * 31 + i as u64, *t, s, *positive, rows),
+                    )
+                })
+                .collect();
+            let want = interp::run(&g, &feeds).unwrap();
+            let mut exe = backend
+                .compile(&g)
+                .unwrap_or_else(|e| panic!("{} ({dt}): compile: {e}", c.name));
+            let got: HashMap<String, Tensor> = exe
+                .run(&feeds)
+                .unwrap_or_else(|e| panic!("{} ({dt}): run: {e}", c.name));
+            for (name, w) in &want {
+                if let Err(e) = close(w, &got[name], c.tolerance) {
+                    panic!("{} ({dt}), {name}: {e}", c.name);
+                }
+            }
+        }
+    }
+}
+
+macro_rules! backend_cases {
+    ($($name:ident => $backend:expr),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                check_backend(&$backend);
+            }
+        )*
+    };
+}
+
+backend_cases! {
+    cpu_one_thread => Cpu { threads: 1 },
+    cpu_two_threads => Cpu { threads: 2 },
+}
