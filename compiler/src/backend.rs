@@ -32,6 +32,14 @@ pub trait Executable: Send {
     /// Runs the graph on `feeds` (every input and parameter, by name) and returns every
     /// named output.
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError>;
+
+    /// Turns per-step timing on (from zero) or off, where the backend supports it.
+    fn set_profiling(&mut self, _on: bool) {}
+
+    /// Time per kind of step accumulated since profiling was turned on, if supported.
+    fn profile(&self) -> Option<xenon_runtime::cpu::StepTimes> {
+        None
+    }
 }
 
 /// Something that compiles graphs.
@@ -92,6 +100,14 @@ struct CpuProgram {
 impl Executable for CpuProgram {
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError> {
         Ok(self.exec.run(feeds, &self.output_shapes)?)
+    }
+
+    fn set_profiling(&mut self, on: bool) {
+        self.exec.set_profiling(on);
+    }
+
+    fn profile(&self) -> Option<xenon_runtime::cpu::StepTimes> {
+        self.exec.profile()
     }
 }
 

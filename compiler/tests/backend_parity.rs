@@ -30,12 +30,15 @@ fn data(seed: u64, dtype: DType, shape: &[usize], positive: bool, rows: usize) -
     Tensor::from_f64_as(dtype, shape.to_vec(), &v).unwrap()
 }
 
+/// Builds a case's graph from its input nodes, returning the outputs.
+type Build = Box<dyn Fn(&mut Graph, &[NodeId]) -> Result<Vec<NodeId>, GraphError>>;
+
 /// One parity case: inputs `(name, dtype, shape, positive)`, a builder, and the relative
 /// tolerance (0 = bit-identical).
 struct Case {
     name: &'static str,
     inputs: Vec<(&'static str, DType, Vec<usize>, bool)>,
-    build: Box<dyn Fn(&mut Graph, &[NodeId]) -> Result<Vec<NodeId>, GraphError>>,
+    build: Build,
     tolerance: f64,
 }
 

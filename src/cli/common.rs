@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use xenon_compiler::backend::{Backend, Interpreter};
+use xenon_compiler::backend::{Backend, Cpu, Interpreter};
 use xenon_frontend::data::Mnist;
 use xenon_frontend::model_file::ModelFile;
 
@@ -34,21 +34,15 @@ pub fn load_data(file: &ModelFile, dir: Option<&PathBuf>) -> anyhow::Result<Mnis
     })
 }
 
-/// The backend for a `--backend` value or a model file's neon backend name.
-///
-/// `cpu` is the compiled CPU backend; until it is built the interpreter runs in its place,
-/// and a note on stderr says so.
-pub fn backend(name: &str, quiet: bool) -> anyhow::Result<Arc<dyn Backend>> {
+/// The backend for a `--backend` value or a model file's neon backend name, with
+/// `threads` worker threads (default: all cores).
+pub fn backend(name: &str, threads: Option<usize>) -> anyhow::Result<Arc<dyn Backend>> {
     match name {
         "interp" => Ok(Arc::new(Interpreter)),
-        "cpu" | "mkl" => {
-            if !quiet {
-                eprintln!(
-                    "note: the compiled cpu backend is not available yet; running on the reference interpreter"
-                );
-            }
-            Ok(Arc::new(Interpreter))
-        }
+        "cpu" | "mkl" => Ok(Arc::new(match threads {
+            Some(t) => Cpu { threads: t.max(1) },
+            None => Cpu::default(),
+        })),
         other => bail!("unknown backend {other:?}; known backends: {BACKENDS}"),
     }
 }

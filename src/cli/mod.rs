@@ -1,6 +1,7 @@
 //! Subcommands of the `xenon` binary. The flags and the `--json` outputs are an interface
 //! other tools rely on (see ARCHITECTURE.md).
 
+mod bench;
 mod common;
 mod eval;
 mod summary;
@@ -32,6 +33,8 @@ enum Command {
     },
     /// Evaluate saved weights on a data set's test split.
     Eval(eval::EvalArgs),
+    /// Time a model's training step and inference.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs one command.
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Summary { model, json } => summary::run(&model, json),
         Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

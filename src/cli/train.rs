@@ -28,8 +28,8 @@ pub struct TrainArgs {
     /// Backend: interp or cpu (default: the file's `backend`, else cpu).
     #[arg(long)]
     pub backend: Option<String>,
-    /// Worker threads for backends that use them (default: all cores; the interpreter
-    /// always uses one).
+    /// Worker threads of the cpu backend (default: all cores; the interpreter always uses
+    /// one).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Save the trained weights (safetensors) to this path.
@@ -50,7 +50,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
         .unwrap_or_else(|| "cpu".into());
-    let backend = backend(&backend_name, a.json)?;
+    let backend = backend(&backend_name, a.threads)?;
     let epochs = a.epochs.or(file.epochs).unwrap_or(10);
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     let optimizer = file

@@ -29,7 +29,7 @@
 mod fit;
 mod persist;
 
-pub use fit::EpochStats;
+pub use fit::{EpochStats, state_name};
 pub use persist::WEIGHTS_FORMAT;
 
 use crate::cost::Cost;
@@ -245,6 +245,13 @@ impl Model {
         let x = g.input(X, self.dtype, &shape)?;
         let fwd = self.layers.forward(&mut g, x)?;
         Ok((g, fwd.output))
+    }
+
+    /// The inference graph for `batch` samples: input `x`, every parameter, output `y`.
+    pub fn inference_graph(&self, batch: usize) -> Result<Graph, ModelError> {
+        let (mut g, y) = self.forward_graph(batch)?;
+        g.set_output("y", y)?;
+        Ok(g)
     }
 
     /// Adds the targets input and checks that it fits the output.

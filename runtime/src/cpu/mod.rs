@@ -52,6 +52,19 @@ pub enum ExecError {
     KernelTable { got: usize, steps: usize },
 }
 
+/// Time spent per kind of step, accumulated over runs while profiling is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTimes {
+    /// In loop kernels.
+    pub loops: std::time::Duration,
+    /// In GEMMs.
+    pub gemm: std::time::Duration,
+    /// In library routines.
+    pub library: std::time::Duration,
+    /// Runs accumulated.
+    pub runs: usize,
+}
+
 /// Element counts of work below which a step runs on the calling thread only.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 /// Multiply-adds below which a GEMM runs single-threaded.
@@ -78,6 +91,8 @@ pub struct CpuExecutor {
     inputs: Vec<(String, usize)>,
     /// Per loop step: the buffer of each kernel argument.
     arg_buffers: Vec<Vec<usize>>,
+    /// Accumulated step times, when profiling.
+    profile: Option<StepTimes>,
 }
 
 impl CpuExecutor {
@@ -154,7 +169,19 @@ impl CpuExecutor {
             pool,
             inputs,
             arg_buffers,
+            profile: None,
         })
+    }
+
+    /// Turns per-step timing on (from zero) or off. Off by default: timing costs two clock
+    /// reads per step.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(StepTimes::default);
+    }
+
+    /// The step times accumulated since profiling was turned on.
+    pub fn profile(&self) -> Option<StepTimes> {
+        self.profile
     }
 
     /// The program being run.
@@ -198,7 +225,23 @@ impl CpuExecutor {
             ptrs[*id] = data_ptr(t.data()) as *mut u8;
         }
         for s in 0..self.program.steps.len() {
-            self.run_step(s, &ptrs)?;
+            if self.profile.is_some() {
+                let t = std::time::Instant::now();
+                self.run_step(s, &ptrs)?;
+                let d = t.elapsed();
+                if let Some(p) = &mut self.profile {
+                    match self.program.steps[s] {
+                        Step::Loop(_) => p.loops += d,
+                        Step::Gemm(_) => p.gemm += d,
+                        Step::Library(_) => p.library += d,
+                    }
+                }
+            } else {
+                self.run_step(s, &ptrs)?;
+            }
+        }
+        if let Some(p) = &mut self.profile {
+            p.runs += 1;
         }
         let mut out = HashMap::new();
         for (name, id) in &self.program.outputs {
