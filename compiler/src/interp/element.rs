@@ -3,12 +3,12 @@
 //!
 //! [`Element`] is implemented by `f32`, `f64` and `i32` and carries the arithmetic whose
 //! meaning differs between integers and floats (i32 `+ − ×`, negation and `abs` wrap);
-//! [`FloatElement`] adds `num_traits::Float` and the random stream of the dtype.
+//! [`FloatElement`] adds `num_traits::Float`.
 
 use super::InterpError;
 use num_traits::{Float, NumCast, One, Zero};
 use std::fmt::Debug;
-use xenon_runtime::{DType, Tensor, TensorData, rng};
+use xenon_runtime::{DType, Tensor, TensorData};
 
 /// An element type of a tensor: `f32`, `f64` or `i32`.
 pub(crate) trait Element:
@@ -43,14 +43,10 @@ pub(crate) trait Element:
 }
 
 /// A floating-point element type.
-pub(crate) trait FloatElement: Element + Float {
-    /// Uniform sample on `[0, 1)` for element `index` of the stream `(seed, counter)`:
-    /// [`rng::uniform_f32`] for f32 and [`rng::uniform_f64`] for f64.
-    fn uniform(seed: u64, counter: u64, index: u64) -> Self;
-}
+pub(crate) trait FloatElement: Element + Float {}
 
 macro_rules! float_element {
-    ($t:ty, $variant:ident, $dtype:ident, $uniform:path) => {
+    ($t:ty, $variant:ident, $dtype:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$dtype;
             const LOWEST: Self = <$t>::NEG_INFINITY;
@@ -86,16 +82,12 @@ macro_rules! float_element {
             }
         }
 
-        impl FloatElement for $t {
-            fn uniform(seed: u64, counter: u64, index: u64) -> Self {
-                $uniform(seed, counter, index)
-            }
-        }
+        impl FloatElement for $t {}
     };
 }
 
-float_element!(f32, F32, F32, rng::uniform_f32);
-float_element!(f64, F64, F64, rng::uniform_f64);
+float_element!(f32, F32, F32);
+float_element!(f64, F64, F64);
 
 impl Element for i32 {
     const DTYPE: DType = DType::I32;
@@ -127,11 +119,6 @@ impl Element for i32 {
     fn magnitude(self) -> Self {
         self.wrapping_abs()
     }
-}
-
-/// True when `x` is NaN (never for i32): the one value not equal to itself.
-pub(crate) fn is_nan<T: Element>(x: T) -> bool {
-    x.partial_cmp(&x).is_none()
 }
 
 /// The elements of operand `t` as `T`, or an [`InterpError::OperandMismatch`] when its

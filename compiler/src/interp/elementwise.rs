@@ -4,10 +4,11 @@
 //! so output element `i` is a function of the operands' elements `i`.
 
 use super::InterpError;
-use super::element::{Element, is_nan, tensor, values, with_dtype, with_float};
+use super::element::{Element, tensor, values, with_dtype, with_float};
 use crate::ir::{BinaryOp, CompareOp, Literal, TensorType, UnaryOp};
 use num_traits::{One, Zero};
 use xenon_runtime::Tensor;
+pub(crate) use xenon_runtime::ops::{max_nan, min_nan};
 
 type Result<T> = std::result::Result<T, InterpError>;
 
@@ -47,25 +48,6 @@ pub(crate) fn sign<T: Element>(x: T) -> T {
         T::one().negated()
     } else {
         x // ±0 or NaN
-    }
-}
-
-/// The larger of `a` and `b`; NaN if either is NaN; `a` when they compare equal (so
-/// `max(-0.0, 0.0)` is `-0.0`).
-pub(crate) fn max_nan<T: Element>(a: T, b: T) -> T {
-    if is_nan(a) || (!is_nan(b) && a >= b) {
-        a
-    } else {
-        b
-    }
-}
-
-/// The smaller of `a` and `b`; NaN if either is NaN; `a` when they compare equal.
-pub(crate) fn min_nan<T: Element>(a: T, b: T) -> T {
-    if is_nan(a) || (!is_nan(b) && a <= b) {
-        a
-    } else {
-        b
     }
 }
 

@@ -64,14 +64,6 @@ pub(crate) fn read_strided<T: Copy>(
     offsets(shape, strides, base).map(|o| data[o]).collect()
 }
 
-/// The multi-index of row-major position `flat` in `shape`, written into `index`.
-pub(crate) fn unravel(mut flat: usize, shape: &[usize], index: &mut [usize]) {
-    for a in (0..shape.len()).rev() {
-        index[a] = flat % shape[a];
-        flat /= shape[a];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,14 +80,5 @@ mod tests {
         assert_eq!(b, vec![5, 6, 5, 6]);
         // A scalar has one element at the base.
         assert_eq!(offsets(&[], &[], 7).collect::<Vec<_>>(), vec![7]);
-    }
-
-    #[test]
-    fn unravel_inverts_row_major_positions() {
-        let mut idx = [0; 3];
-        unravel(23, &[2, 3, 4], &mut idx);
-        assert_eq!(idx, [1, 2, 3]);
-        unravel(6, &[2, 3, 4], &mut idx);
-        assert_eq!(idx, [0, 1, 2]);
     }
 }

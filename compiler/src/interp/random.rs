@@ -2,27 +2,26 @@
 //! [`xenon_runtime::rng`].
 
 use super::InterpError;
-use super::element::{Element, FloatElement, tensor, values, with_float};
+use super::element::{tensor, values};
 use crate::ir::TensorType;
-use xenon_runtime::{Tensor, rng};
+use xenon_runtime::cpu::library;
+use xenon_runtime::{DType, Tensor};
 
 type Result<T> = std::result::Result<T, InterpError>;
 
 /// The stream counter: the optional i32 scalar operand, sign-extended to 64 bits and
 /// reinterpreted as u64 (`c as i64 as u64`, so `-1` is `u64::MAX`), or 0 without one.
 fn counter(operands: &[&Tensor]) -> Result<u64> {
-    match operands.first() {
-        None => Ok(0),
-        Some(c) => {
-            let c = values::<i32>(c)?;
-            Ok(c.first().map_or(0, |&c| c as i64 as u64))
-        }
-    }
+    let c = match operands.first() {
+        None => None,
+        Some(c) => values::<i32>(c)?.first().copied(),
+    };
+    Ok(library::counter(c))
 }
 
 /// Uniform samples of type `ty`: element `i` (row-major) is `low + (high − low)·u` with
-/// `u = uniform(seed, counter, i)` ([`rng::uniform_f32`] for f32, [`rng::uniform_f64`] for
-/// f64). `low` and `high` are first rounded to the dtype and the arithmetic is done in it.
+/// `u = uniform(seed, counter, i)` ([`rng::uniform_f32`](xenon_runtime::rng::uniform_f32)
+/// for f32, in f32 arithmetic with the bounds rounded first; f64 likewise).
 pub(super) fn uniform(
     seed: u64,
     low: f64,
@@ -31,13 +30,19 @@ pub(super) fn uniform(
     ty: &TensorType,
 ) -> Result<Tensor> {
     let c = counter(operands)?;
-    with_float!(ty.dtype, T => {
-        let (lo, hi) = (T::from_f64(low), T::from_f64(high));
-        let data = (0..ty.numel() as u64)
-            .map(|i| lo + (hi - lo) * T::uniform(seed, c, i))
-            .collect();
-        tensor(&ty.shape, data)
-    })
+    match ty.dtype {
+        DType::F32 => {
+            let mut out = vec![0f32; ty.numel()];
+            library::uniform_f32(&mut out, seed, c, low, high);
+            tensor(&ty.shape, out)
+        }
+        DType::F64 => {
+            let mut out = vec![0f64; ty.numel()];
+            library::uniform_f64(&mut out, seed, c, low, high);
+            tensor(&ty.shape, out)
+        }
+        DType::I32 => Err(float_only()),
+    }
 }
 
 /// Normal samples of type `ty`: element `i` is `mean + std·z` with
@@ -50,14 +55,24 @@ pub(super) fn normal(
     ty: &TensorType,
 ) -> Result<Tensor> {
     let c = counter(operands)?;
-    with_float!(ty.dtype, T => {
-        let data = (0..ty.numel() as u64)
-            .map(|i| normal_sample::<T>(seed, c, i, mean, std))
-            .collect();
-        tensor(&ty.shape, data)
-    })
+    match ty.dtype {
+        DType::F32 => {
+            let mut out = vec![0f32; ty.numel()];
+            library::normal_f32(&mut out, seed, c, mean, std);
+            tensor(&ty.shape, out)
+        }
+        DType::F64 => {
+            let mut out = vec![0f64; ty.numel()];
+            library::normal_f64(&mut out, seed, c, mean, std);
+            tensor(&ty.shape, out)
+        }
+        DType::I32 => Err(float_only()),
+    }
 }
 
-fn normal_sample<T: FloatElement>(seed: u64, counter: u64, i: u64, mean: f64, std: f64) -> T {
-    T::from_f64(mean + std * rng::normal_f64(seed, counter, i))
+fn float_only() -> InterpError {
+    InterpError::OperandMismatch {
+        op: String::new(),
+        reason: "random ops produce floating-point tensors only".into(),
+    }
 }

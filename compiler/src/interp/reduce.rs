@@ -1,12 +1,13 @@
 //! Reductions over axes (`sum`, `max`, `mean`) and `argmax`.
 
 use super::InterpError;
-use super::element::{Element, is_nan, tensor, values, with_dtype, with_float};
+use super::element::{Element, tensor, values, with_dtype, with_float};
 use super::elementwise::max_nan;
 use super::layout::{offsets, strides};
 use crate::ir::{ReduceOp, TensorType};
 use num_traits::Zero;
 use xenon_runtime::Tensor;
+use xenon_runtime::cpu::library;
 
 type Result<T> = std::result::Result<T, InterpError>;
 
@@ -73,28 +74,10 @@ fn fold<T: Element>(
 /// NaN counts as larger than every number, like in `reduce_max`: if the lane holds a NaN,
 /// the result is the index of its first NaN. (`argmax([1, NaN, 5, NaN]) = 1`.)
 pub(super) fn argmax(axis: usize, x: &Tensor, ty: &TensorType) -> Result<Tensor> {
-    with_dtype!(x.dtype(), T => {
-        let xs = values::<T>(x)?;
-        let shape = x.shape();
-        let n = shape[axis];
-        let outer: usize = shape[..axis].iter().product();
-        let inner: usize = shape[axis + 1..].iter().product();
-        let mut out = Vec::with_capacity(outer * inner);
-        for o in 0..outer {
-            for i in 0..inner {
-                let at = |k: usize| xs[(o * n + k) * inner + i];
-                let mut best = 0;
-                for k in 1..n {
-                    if is_nan(at(best)) {
-                        break;
-                    }
-                    if is_nan(at(k)) || at(k) > at(best) {
-                        best = k;
-                    }
-                }
-                out.push(best as i32);
-            }
-        }
-        tensor(&ty.shape, out)
-    })
+    let shape = x.shape();
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out = vec![0i32; outer * inner];
+    with_dtype!(x.dtype(), T => library::argmax::<T>(values::<T>(x)?, outer, shape[axis], inner, &mut out));
+    tensor(&ty.shape, out)
 }

@@ -69,6 +69,22 @@ impl Window {
         self.kernel.len()
     }
 
+    /// The runtime's description of this window over an image of shape `image`
+    /// (`N × C × spatial…`), or `None` when it does not fit.
+    pub fn spec(&self, image: &[usize]) -> Option<xenon_runtime::program::WindowSpec> {
+        let out = (0..self.rank())
+            .map(|d| self.output_size(d, *image.get(d + 2)?))
+            .collect::<Option<Vec<usize>>>()?;
+        Some(xenon_runtime::program::WindowSpec {
+            kernel: self.kernel.clone(),
+            stride: self.stride.clone(),
+            pad_low: self.pad_low.clone(),
+            pad_high: self.pad_high.clone(),
+            dilation: self.dilation.clone(),
+            out,
+        })
+    }
+
     /// Output size along spatial axis `axis` for input size `x`, or `None` when the
     /// (padded) input is smaller than the dilated kernel, an attribute is zero, or the
     /// padded size or kernel span overflows `usize`.

@@ -158,19 +158,6 @@ fn splat(op: &Op) -> Option<f64> {
     }
 }
 
-fn window_spec(w: &Window, image: &[usize]) -> WindowSpec {
-    WindowSpec {
-        kernel: w.kernel.clone(),
-        stride: w.stride.clone(),
-        pad_low: w.pad_low.clone(),
-        pad_high: w.pad_high.clone(),
-        dilation: w.dilation.clone(),
-        out: (0..w.rank())
-            .map(|d| w.output_size(d, image[d + 2]).unwrap_or(1))
-            .collect(),
-    }
-}
-
 impl<'g> Lowerer<'g> {
     fn new(g: &'g Graph) -> Lowerer<'g> {
         let users = g.ids().map(|id| g.users(id)).collect();
@@ -739,6 +726,11 @@ impl<'g> Lowerer<'g> {
         Ok(())
     }
 
+    fn window(&self, id: NodeId, w: &Window, image: &[usize]) -> Result<WindowSpec> {
+        w.spec(image)
+            .ok_or_else(|| self.unsupported(id, "the window does not fit the image"))
+    }
+
     /// A dense buffer holding node `x`.
     fn dense_buffer(&mut self, x: NodeId) -> Result<usize> {
         let shape = self.ty(x).shape.clone();
@@ -773,7 +765,7 @@ impl<'g> Lowerer<'g> {
                     x,
                     out,
                     dtype,
-                    window: window_spec(window, &image),
+                    window: self.window(id, window, &image)?,
                     image,
                 }
             }
@@ -784,7 +776,7 @@ impl<'g> Lowerer<'g> {
                     cols,
                     out,
                     dtype,
-                    window: window_spec(window, &t.shape),
+                    window: self.window(id, window, &t.shape)?,
                     image: t.shape.clone(),
                 }
             }
