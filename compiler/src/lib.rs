@@ -22,5 +22,6 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod codegen;
 pub mod interp;
 pub mod ir;
