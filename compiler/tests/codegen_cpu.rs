@@ -11,7 +11,12 @@ use xenon_runtime::{DType, TensorData};
 // Helpers
 
 /// Runs compiled kernel `i` of `ck` on `bufs` for `range`.
-fn run(ck: &cpu::CompiledKernels, i: usize, bufs: &mut [TensorData], range: std::ops::Range<usize>) {
+fn run(
+    ck: &cpu::CompiledKernels,
+    i: usize,
+    bufs: &mut [TensorData],
+    range: std::ops::Range<usize>,
+) {
     let ptrs: Vec<*mut u8> = bufs
         .iter_mut()
         .map(|b| match b {
@@ -129,7 +134,9 @@ fn sweep(
 
 /// Every `step`-th f32 bit pattern (both signs), plus special values.
 fn dense_inputs(step: u32) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..=u32::MAX / step).map(|i| f32::from_bits(i * step)).collect();
+    let mut v: Vec<f32> = (0..=u32::MAX / step)
+        .map(|i| f32::from_bits(i * step))
+        .collect();
     v.extend([
         0.0,
         -0.0,
@@ -222,22 +229,42 @@ fn transcendental_error_bounds_on_dense_sweep() {
             let o = opts_with(fma, vectorize);
             let e = sweep(&exp_chain(), &o, &inputs, f64::exp);
             assert_eq!(e.nan_mismatch, 0, "exp NaN mismatch {e:?}");
-            assert!(e.max_ulp <= math::EXP_MAX_ULP as u64, "exp (fma {fma}): {e:?}");
+            assert!(
+                e.max_ulp <= math::EXP_MAX_ULP as u64,
+                "exp (fma {fma}): {e:?}"
+            );
             let l = sweep(&log_chain(), &o, &inputs, f64::ln);
             assert_eq!(l.nan_mismatch, 0, "log NaN mismatch {l:?}");
-            assert!(l.max_ulp <= math::LOG_MAX_ULP as u64, "log (fma {fma}): {l:?}");
+            assert!(
+                l.max_ulp <= math::LOG_MAX_ULP as u64,
+                "log (fma {fma}): {l:?}"
+            );
             let t = sweep(&tanh_chain(), &o, &inputs, f64::tanh);
             assert_eq!(t.nan_mismatch, 0, "tanh NaN mismatch {t:?}");
-            assert!(t.max_ulp <= math::TANH_MAX_ULP as u64, "tanh (fma {fma}): {t:?}");
-            assert!(t.max_abs <= math::TANH_MAX_ABS_ERR, "tanh (fma {fma}): {t:?}");
+            assert!(
+                t.max_ulp <= math::TANH_MAX_ULP as u64,
+                "tanh (fma {fma}): {t:?}"
+            );
+            assert!(
+                t.max_abs <= math::TANH_MAX_ABS_ERR,
+                "tanh (fma {fma}): {t:?}"
+            );
             let s = sweep(&sigmoid_chain(), &o, &inputs, sigmoid_ref);
             assert_eq!(s.nan_mismatch, 0, "sigmoid NaN mismatch {s:?}");
-            assert!(s.max_abs <= math::SIGMOID_MAX_ABS_ERR, "sigmoid (fma {fma}): {s:?}");
+            assert!(
+                s.max_abs <= math::SIGMOID_MAX_ABS_ERR,
+                "sigmoid (fma {fma}): {s:?}"
+            );
             // Relative bound where exp(-x) does not overflow.
             let finite: Vec<f32> = inputs.iter().copied().filter(|&x| x >= -88.7).collect();
             let sr = sweep(&sigmoid_chain(), &o, &finite, sigmoid_ref);
-            assert!(sr.max_ulp <= math::SIGMOID_MAX_ULP as u64, "sigmoid (fma {fma}): {sr:?}");
-            eprintln!("fma={fma} vectorize={vectorize}\n exp {e:?}\n log {l:?}\n tanh {t:?}\n sigmoid {s:?}\n sigmoid(x >= -88.7) {sr:?}");
+            assert!(
+                sr.max_ulp <= math::SIGMOID_MAX_ULP as u64,
+                "sigmoid (fma {fma}): {sr:?}"
+            );
+            eprintln!(
+                "fma={fma} vectorize={vectorize}\n exp {e:?}\n log {l:?}\n tanh {t:?}\n sigmoid {s:?}\n sigmoid(x >= -88.7) {sr:?}"
+            );
         }
     }
 }
@@ -301,7 +328,10 @@ fn transcendental_special_values() {
     let (ke, kl, kt) = (k(exp_chain()), k(log_chain()), k(tanh_chain()));
     let ck = cpu::compile(&[&ke, &kl, &kt], &CpuOptions::default()).unwrap();
     let out = |i: usize| {
-        let mut bufs = vec![TensorData::F32(inputs.to_vec()), TensorData::F32(vec![7.0; n])];
+        let mut bufs = vec![
+            TensorData::F32(inputs.to_vec()),
+            TensorData::F32(vec![7.0; n]),
+        ];
         run(&ck, i, &mut bufs, 0..n);
         match &bufs[1] {
             TensorData::F32(v) => v.clone(),
@@ -337,11 +367,757 @@ fn transcendental_special_values() {
     assert_eq!(t[13], -1.0);
 }
 
-#[test]
-fn zz_dump() {
-    let k = unary_chain_kernel(64, &exp_chain());
-    for fma in [true, false] {
-        let t = cpu::disassemble(&k, &opts_with(fma, true)).unwrap();
-        std::fs::write(format!("/tmp/scratch/exp_fma_{fma}.txt"), t).unwrap();
+// ------------------------------------------------------------------------------------
+// Random kernels
+
+/// SplitMix64: a small deterministic generator for the random kernels.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())].clone()
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How a stored value must match the reference.
+#[derive(Clone, Copy, Debug)]
+enum Tol {
+    /// Bit for bit (NaNs match NaNs).
+    Exact,
+    /// Within `n` f32 steps of the reference.
+    Ulp(u64),
+    /// Within an absolute error.
+    Abs(f64),
+    /// Within a relative error of the reference (or an absolute one near zero).
+    Rel(f64),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum GenMode {
+    /// No f32 transcendentals: every result must be bit-identical to the reference.
+    Exact,
+    /// f32 `exp`/`log`/`tanh` whose results go straight to stores or reductions.
+    Transcendental,
+}
+
+struct Generated {
+    kernel: LoopKernel,
+    data: Vec<TensorData>,
+    /// Tolerance per argument (outputs; inputs are `Exact`).
+    tol: Vec<Tol>,
+}
+
+struct KernelGen<'r> {
+    rng: &'r mut Rng,
+    shape: Vec<usize>,
+    reduced: Vec<usize>,
+    args: Vec<KernelArg>,
+    /// Largest element index reached per argument.
+    reach: Vec<usize>,
+    body: Vec<Instr>,
+    /// dtype and "varies along a reduced axis" per value.
+    vals: Vec<(DType, bool)>,
+}
+
+const SPECIAL_CONSTS: [f64; 16] = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.5,
+    2.0,
+    3.75,
+    -2.5,
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    1e30,
+    -1e-30,
+    123_456.7,
+    7.0,
+    -3.0,
+];
+
+impl KernelGen<'_> {
+    /// A random access of argument `arg`: permuted row-major layout over padded extents,
+    /// broadcast axes, reversed axes, slice offsets; zero strides along `zero_axes`.
+    fn access(&mut self, arg: usize, zero_axes: &[usize], allow_broadcast: bool) -> Access {
+        let rank = self.shape.len();
+        let mut perm: Vec<usize> = (0..rank).collect();
+        if self.rng.chance(0.3) {
+            for i in (1..rank).rev() {
+                let j = self.rng.below(i + 1);
+                perm.swap(i, j);
+            }
+        }
+        let mut strides = vec![0isize; rank];
+        let mut step = if self.rng.chance(0.05) { 2 } else { 1 };
+        for &d in perm.iter().rev() {
+            let bcast = zero_axes.contains(&d) || (allow_broadcast && self.rng.chance(0.15));
+            if !bcast {
+                strides[d] = step as isize;
+                let pad = if self.rng.chance(0.25) {
+                    self.rng.below(3)
+                } else {
+                    0
+                };
+                step *= self.shape[d] + pad;
+            }
+        }
+        let mut offset = if self.rng.chance(0.3) {
+            self.rng.below(4)
+        } else {
+            0
+        };
+        for d in 0..rank {
+            if strides[d] != 0 && self.rng.chance(0.15) {
+                offset += (self.shape[d] - 1) * strides[d] as usize;
+                strides[d] = -strides[d];
+            }
+        }
+        let mut hi = offset as isize;
+        for d in 0..rank {
+            if strides[d] > 0 {
+                hi += strides[d] * (self.shape[d] as isize - 1);
+            }
+        }
+        self.reach[arg] = self.reach[arg].max(hi as usize);
+        Access {
+            arg,
+            offset,
+            strides,
+        }
+    }
+
+    fn varies(&self, a: &Access) -> bool {
+        self.reduced.iter().any(|&ax| a.strides[ax] != 0)
+    }
+
+    fn push(&mut self, ins: Instr, t: DType, varies: bool) -> u32 {
+        self.body.push(ins);
+        self.vals.push((t, varies));
+        self.vals.len() as u32 - 1
+    }
+
+    /// A random value (biased towards recent ones) matching `filter`.
+    fn pick_val(&mut self, filter: impl Fn(usize, DType, bool) -> bool) -> Option<u32> {
+        let cands: Vec<usize> = (0..self.vals.len())
+            .filter(|&v| filter(v, self.vals[v].0, self.vals[v].1))
+            .collect();
+        if cands.is_empty() {
+            return None;
+        }
+        let i = if self.rng.chance(0.5) {
+            cands.len() - 1 - self.rng.below(cands.len().min(3))
+        } else {
+            self.rng.below(cands.len())
+        };
+        Some(cands[i] as u32)
+    }
+
+    fn const_instr(&mut self, t: DType) -> Instr {
+        let value = if self.rng.chance(0.6) {
+            self.rng.pick(&SPECIAL_CONSTS)
+        } else {
+            (self.rng.unit() * 8.0 - 4.0) * if self.rng.chance(0.5) { 1.0 } else { 1000.0 }
+        };
+        Instr::Const { dtype: t, value }
+    }
+
+    /// One random instruction over the values whose index satisfies `usable`.
+    fn random_instr(
+        &mut self,
+        dtypes: &[DType],
+        usable: &dyn Fn(usize, bool) -> bool,
+        exact: bool,
+    ) -> Option<(Instr, DType, bool)> {
+        let roll = self.rng.below(100);
+        let vals = self.vals.clone();
+        let var = |v: u32| vals[v as usize].1;
+        let ty = |v: u32| vals[v as usize].0;
+        if roll < 25 {
+            let a = self.pick_val(|v, _, r| usable(v, r))?;
+            let t = ty(a);
+            let func = if t.is_float() {
+                let mut ops = vec![
+                    UnaryOp::Neg,
+                    UnaryOp::Abs,
+                    UnaryOp::Sign,
+                    UnaryOp::Sqrt,
+                    UnaryOp::Recip,
+                ];
+                if !exact || t == DType::F64 {
+                    ops.extend([UnaryOp::Exp, UnaryOp::Log, UnaryOp::Tanh]);
+                }
+                if exact || t == DType::F64 {
+                    self.rng.pick(&ops)
+                } else {
+                    self.rng
+                        .pick(&[UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Sqrt])
+                }
+            } else {
+                self.rng.pick(&[UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign])
+            };
+            Some((Instr::Unary { func, a }, t, var(a)))
+        } else if roll < 60 {
+            let a = self.pick_val(|v, _, r| usable(v, r))?;
+            let t = ty(a);
+            let b = self.pick_val(|v, tt, r| usable(v, r) && tt == t)?;
+            let func = if t.is_float() {
+                self.rng.pick(&BinaryOp::ALL)
+            } else {
+                self.rng.pick(&[
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    BinaryOp::Mul,
+                    BinaryOp::Max,
+                    BinaryOp::Min,
+                ])
+            };
+            Some((Instr::Binary { func, a, b }, t, var(a) || var(b)))
+        } else if roll < 72 {
+            let a = self.pick_val(|v, _, r| usable(v, r))?;
+            let t = ty(a);
+            let b = self.pick_val(|v, tt, r| usable(v, r) && tt == t)?;
+            let func = self.rng.pick(&CompareOp::ALL);
+            Some((Instr::Compare { func, a, b }, t, var(a) || var(b)))
+        } else if roll < 82 {
+            let cond = self.pick_val(|v, _, r| usable(v, r))?;
+            let a = self.pick_val(|v, _, r| usable(v, r))?;
+            let t = ty(a);
+            let b = self.pick_val(|v, tt, r| usable(v, r) && tt == t)?;
+            Some((
+                Instr::Select { cond, a, b },
+                t,
+                var(cond) || var(a) || var(b),
+            ))
+        } else if roll < 94 {
+            let a = self.pick_val(|v, _, r| usable(v, r))?;
+            let to = self.rng.pick(dtypes);
+            Some((Instr::Cast { to, a }, to, var(a)))
+        } else {
+            let t = self.rng.pick(dtypes);
+            Some((self.const_instr(t), t, false))
+        }
+    }
+}
+
+fn random_data(rng: &mut Rng, t: DType, len: usize) -> TensorData {
+    let f = |rng: &mut Rng| -> f64 {
+        let r = rng.below(100);
+        if r < 12 {
+            rng.pick(&[
+                0.0,
+                -0.0,
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                1e-40,
+                -1e-45,
+                3e38,
+                -1e300,
+                1.0,
+                -1.0,
+            ])
+        } else if r < 40 {
+            (rng.below(9) as f64 - 4.0) * 0.5
+        } else {
+            rng.unit() * 8.0 - 4.0
+        }
+    };
+    match t {
+        DType::F32 => TensorData::F32((0..len).map(|_| f(rng) as f32).collect()),
+        DType::F64 => TensorData::F64((0..len).map(|_| f(rng)).collect()),
+        DType::I32 => TensorData::I32(
+            (0..len)
+                .map(|_| match rng.below(10) {
+                    0 => rng.pick(&[i32::MIN, i32::MAX, i32::MIN + 1, -1, 0]),
+                    1..=3 => rng.next() as i32,
+                    _ => rng.below(11) as i32 - 5,
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A random valid kernel with random data.
+fn random_kernel(rng: &mut Rng, mode: GenMode, index: usize) -> Generated {
+    let exact = mode == GenMode::Exact;
+    let rank = 1 + rng.below(4);
+    let mut shape: Vec<usize> = (0..rank)
+        .map(|_| rng.pick(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 13]))
+        .collect();
+    if rng.chance(0.5) {
+        shape[rank - 1] = rng.pick(&[16, 17, 23, 33]);
+    }
+    while shape.iter().product::<usize>() > 3000 {
+        let d = rng.below(rank);
+        shape[d] = (shape[d] / 2).max(1);
+    }
+    let reduce = rng.chance(0.4);
+    let reduced: Vec<usize> = if reduce {
+        let mut axes: Vec<usize> = (0..rank).filter(|_| rng.chance(0.45)).collect();
+        if axes.is_empty() && rng.chance(0.85) {
+            axes.push(rng.below(rank));
+        }
+        axes
+    } else {
+        vec![]
+    };
+    let palette: Vec<DType> = match rng.below(10) {
+        0..=3 => vec![DType::F32],
+        4 | 5 => vec![DType::F32, DType::I32],
+        6 => vec![DType::I32],
+        7 => vec![DType::F64, DType::I32],
+        _ => vec![DType::F32, DType::F64, DType::I32],
+    };
+    let palette = if exact || palette.contains(&DType::F32) {
+        palette
+    } else {
+        vec![DType::F32]
+    };
+    let mut g = KernelGen {
+        rng,
+        shape: shape.clone(),
+        reduced: reduced.clone(),
+        args: vec![],
+        reach: vec![],
+        body: vec![],
+        vals: vec![],
+    };
+    // Inputs and their loads.
+    let ninputs = 1 + g.rng.below(3);
+    for i in 0..ninputs {
+        let t = g.rng.pick(&palette);
+        g.args.push(arg(i, t, 0));
+        g.reach.push(0);
+        for _ in 0..1 + g.rng.below(2) {
+            let a = g.access(i, &[], true);
+            let v = g.varies(&a);
+            g.push(Instr::Load(a), t, v);
+        }
+    }
+    for _ in 0..g.rng.below(3) {
+        let t = g.rng.pick(&palette);
+        let c = g.const_instr(t);
+        g.push(c, t, false);
+    }
+    let nops = 2 + g.rng.below(10);
+    for _ in 0..nops {
+        if let Some((ins, t, v)) = g.random_instr(&palette, &|_, _| true, true) {
+            g.push(ins, t, v);
+        }
+    }
+    // Transcendental leaves (f32): stored directly or reduced.
+    let mut trans_vals: Vec<(u32, UnaryOp)> = vec![];
+    if !exact {
+        for _ in 0..1 + g.rng.below(2) {
+            // Operands are never other transcendentals (errors would compound).
+            let prior: Vec<u32> = trans_vals.iter().map(|&(v, _)| v).collect();
+            if let Some(a) = g.pick_val(|v, t, _| t == DType::F32 && !prior.contains(&(v as u32))) {
+                let func = g.rng.pick(&[UnaryOp::Exp, UnaryOp::Log, UnaryOp::Tanh]);
+                let var = g.vals[a as usize].1;
+                let v = g.push(Instr::Unary { func, a }, DType::F32, var);
+                trans_vals.push((v, func));
+            }
+        }
+    }
+    let nbody = g.body.len();
+    let trans_tol = |func: UnaryOp| match func {
+        UnaryOp::Exp => Tol::Ulp(math::EXP_MAX_ULP as u64 + 1),
+        UnaryOp::Log => Tol::Ulp(math::LOG_MAX_ULP as u64 + 1),
+        _ => Tol::Abs(2.0 * math::TANH_MAX_ABS_ERR),
+    };
+    let mut stores = vec![];
+    let mut out_tol: Vec<Tol> = vec![Tol::Exact; g.args.len()];
+    let mut reduction = None;
+    let mut post: Vec<Instr> = vec![];
+    let new_output = |g: &mut KernelGen<'_>, t: DType, tol: Tol, out_tol: &mut Vec<Tol>| {
+        let i = g.args.len();
+        g.args.push(arg(i, t, 0));
+        g.reach.push(0);
+        out_tol.push(tol);
+        let red = g.reduced.clone();
+        let bcast = g.rng.chance(0.1);
+        let a = g.access(i, &red, bcast);
+        (i, a)
+    };
+    if reduce {
+        // The reduced value: prefer a transcendental, else a value varying along the
+        // reduced axes.
+        let (value, acc_tol) = match trans_vals.first() {
+            Some(&(v, func)) => (v, Some(func)),
+            None => (
+                g.pick_val(|_, _, r| r)
+                    .or_else(|| g.pick_val(|_, _, _| true))
+                    .expect("there are values"),
+                None,
+            ),
+        };
+        // Sums of transcendentals only over exp (positive terms: no cancellation, so the
+        // relative bound holds); log and tanh values are reduced with max.
+        let op = match acc_tol {
+            Some(f) if f != UnaryOp::Exp => ReduceOp::Max,
+            _ => g.rng.pick(&[ReduceOp::Sum, ReduceOp::Max]),
+        };
+        let t = g.vals[value as usize].0;
+        let count: usize = reduced.iter().map(|&a| shape[a]).product();
+        let acc_tol = match (acc_tol, op) {
+            (None, _) => Tol::Exact,
+            (Some(f), ReduceOp::Max) => trans_tol(f),
+            (Some(f), _) => {
+                let per_term = match trans_tol(f) {
+                    Tol::Ulp(u) => u as f64 * f32::EPSILON as f64,
+                    _ => 4.0 * math::TANH_MAX_ABS_ERR,
+                };
+                Tol::Rel(per_term + (count as f64 + 2.0) * f32::EPSILON as f64)
+            }
+        };
+        // Post: the accumulator, then arithmetic with constants, post loads (zero
+        // strides along the reduced axes) and body values that do not vary.
+        let acc = g.push(Instr::Accumulator, t, false);
+        post.push(g.body.pop().expect("just pushed"));
+        let mut post_vals = vec![(acc, acc_tol)];
+        if exact {
+            if g.rng.chance(0.5) {
+                let i = g.args.len();
+                let pt = g.rng.pick(&palette);
+                g.args.push(arg(i, pt, 0));
+                g.reach.push(0);
+                out_tol.push(Tol::Exact);
+                let red = g.reduced.clone();
+                let a = g.access(i, &red, true);
+                g.push(Instr::Load(a), pt, false);
+                post.push(g.body.pop().expect("just pushed"));
+            }
+            if g.rng.chance(0.4) && t.is_float() {
+                // mean = sum * (1/n)
+                g.push(
+                    Instr::Const {
+                        dtype: t,
+                        value: 1.0 / count as f64,
+                    },
+                    t,
+                    false,
+                );
+                post.push(g.body.pop().expect("just pushed"));
+                let c = g.vals.len() as u32 - 1;
+                g.push(
+                    Instr::Binary {
+                        func: BinaryOp::Mul,
+                        a: acc,
+                        b: c,
+                    },
+                    t,
+                    false,
+                );
+                post.push(g.body.pop().expect("just pushed"));
+                post_vals.push((g.vals.len() as u32 - 1, Tol::Exact));
+            }
+            for _ in 0..g.rng.below(4) {
+                let usable = |v: usize, r: bool| !r && (v >= nbody || v < nbody);
+                if let Some((ins, t2, _)) = g.random_instr(&palette, &usable, true) {
+                    g.push(ins, t2, false);
+                    post.push(g.body.pop().expect("just pushed"));
+                    post_vals.push((g.vals.len() as u32 - 1, Tol::Exact));
+                }
+            }
+        }
+        reduction = Some(Reduction {
+            op,
+            axes: reduced.clone(),
+            value,
+            post: post.clone(),
+        });
+        for _ in 0..1 + g.rng.below(2) {
+            let (v, tol) = g.rng.pick(&post_vals);
+            let vt = g.vals[v as usize].0;
+            let (_, a) = new_output(&mut g, vt, tol, &mut out_tol);
+            stores.push(Store {
+                access: a,
+                value: v,
+            });
+        }
+    } else {
+        let mut cands: Vec<(u32, Tol)> =
+            trans_vals.iter().map(|&(v, f)| (v, trans_tol(f))).collect();
+        if exact || cands.is_empty() {
+            for _ in 0..1 + g.rng.below(3) {
+                let v = g.pick_val(|_, _, _| true).expect("there are values");
+                cands.push((v, Tol::Exact));
+            }
+        }
+        for (v, tol) in cands {
+            let vt = g.vals[v as usize].0;
+            let (_, a) = new_output(&mut g, vt, tol, &mut out_tol);
+            stores.push(Store {
+                access: a,
+                value: v,
+            });
+        }
+        // Sometimes also write back in place through a load's access.
+        if exact && g.rng.chance(0.15) {
+            let loads: Vec<(usize, Access)> = g.body[..nbody]
+                .iter()
+                .filter_map(|ins| match ins {
+                    Instr::Load(a) => Some((a.arg, a.clone())),
+                    _ => None,
+                })
+                .collect();
+            let (argi, acc) = g.rng.pick(&loads);
+            let t = g.args[argi].dtype;
+            if let Some(v) = g.pick_val(|v, tt, _| tt == t && v < nbody) {
+                stores.push(Store {
+                    access: acc,
+                    value: v,
+                });
+            }
+        }
+    }
+    let KernelGen {
+        rng,
+        args,
+        reach,
+        body,
+        ..
+    } = g;
+    let args: Vec<KernelArg> = args
+        .into_iter()
+        .zip(&reach)
+        .map(|(a, &r)| KernelArg {
+            len: r + 1 + rng.below(3),
+            ..a
+        })
+        .collect();
+    let data = args
+        .iter()
+        .map(|a| random_data(rng, a.dtype, a.len))
+        .collect();
+    let mut body = body;
+    body.truncate(nbody);
+    let kernel = LoopKernel {
+        name: format!("random_{index}"),
+        shape,
+        args,
+        body,
+        reduce: reduction,
+        stores,
+    };
+    Generated {
+        kernel,
+        data,
+        tol: out_tol,
+    }
+}
+
+/// Checks `got` against `want` for argument `i` with tolerance `tol`; returns a message
+/// on mismatch.
+fn compare(got: &TensorData, want: &TensorData, tol: Tol) -> Result<(), String> {
+    let check_f = |g: f64, w: f64, j: usize| -> Result<(), String> {
+        if g.is_nan() || w.is_nan() {
+            return if g.is_nan() == w.is_nan() {
+                Ok(())
+            } else {
+                Err(format!("element {j}: got {g:e}, want {w:e}"))
+            };
+        }
+        let ok = match tol {
+            Tol::Exact => g.to_bits() == w.to_bits(),
+            Tol::Ulp(u) => ulps(g as f32, w) <= u,
+            Tol::Abs(a) => g == w || (g - w).abs() <= a,
+            Tol::Rel(r) => g == w || (g - w).abs() <= r * w.abs().max(1e-30),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("element {j}: got {g:e}, want {w:e} ({tol:?})"))
+        }
+    };
+    match (got, want) {
+        (TensorData::F32(g), TensorData::F32(w)) => {
+            g.iter().zip(w).enumerate().try_for_each(|(j, (&g, &w))| {
+                if matches!(tol, Tol::Exact) && !g.is_nan() && g.to_bits() != w.to_bits() {
+                    return Err(format!(
+                        "element {j}: got {g:e} ({:#x}), want {w:e} ({:#x})",
+                        g.to_bits(),
+                        w.to_bits()
+                    ));
+                }
+                check_f(g as f64, w as f64, j)
+            })
+        }
+        (TensorData::F64(g), TensorData::F64(w)) => g
+            .iter()
+            .zip(w)
+            .enumerate()
+            .try_for_each(|(j, (&g, &w))| check_f(g, w, j)),
+        (TensorData::I32(g), TensorData::I32(w)) => {
+            match g.iter().zip(w).position(|(a, b)| a != b) {
+                None => Ok(()),
+                Some(j) => Err(format!("element {j}: got {}, want {}", g[j], w[j])),
+            }
+        }
+        _ => Err("dtype mismatch".into()),
+    }
+}
+
+/// Bitwise equality of two buffers (NaN payloads included).
+fn bit_identical(a: &TensorData, b: &TensorData) -> bool {
+    match (a, b) {
+        (TensorData::F32(x), TensorData::F32(y)) => x
+            .iter()
+            .map(|v| v.to_bits())
+            .eq(y.iter().map(|v| v.to_bits())),
+        (TensorData::F64(x), TensorData::F64(y)) => x
+            .iter()
+            .map(|v| v.to_bits())
+            .eq(y.iter().map(|v| v.to_bits())),
+        (TensorData::I32(x), TensorData::I32(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Random split points of `0..n` into consecutive ranges (possibly empty ones, and a
+/// last range that ends past `n`, which the kernel clamps).
+fn random_splits(rng: &mut Rng, n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(n + 1)).collect();
+    cuts.sort_unstable();
+    let mut ranges = vec![];
+    let mut s = 0;
+    for c in cuts {
+        ranges.push(s..c);
+        s = c;
+    }
+    let end = if rng.chance(0.2) {
+        n + 1 + rng.below(5)
+    } else {
+        n
+    };
+    ranges.push(s..end);
+    ranges
+}
+
+#[derive(Default, Debug)]
+struct DiffStats {
+    kernels: usize,
+    vectorized: usize,
+    vectorized_reductions: usize,
+    reductions: usize,
+}
+
+/// Compiles `batch` in one module with `opts` and checks every kernel against the
+/// reference evaluator, in one call and in random range splits.
+fn check_batch(rng: &mut Rng, batch: &[Generated], opts: &CpuOptions, stats: &mut DiffStats) {
+    let kernels: Vec<&LoopKernel> = batch.iter().map(|g| &g.kernel).collect();
+    let ck = cpu::compile(&kernels, opts)
+        .unwrap_or_else(|e| panic!("compile failed: {e}\n{:#?}", kernels));
+    assert_eq!(ck.len(), batch.len());
+    for (i, g) in batch.iter().enumerate() {
+        let k = &g.kernel;
+        let n = k.outer_extent();
+        let mut want = g.data.clone();
+        eval(k, &mut want[..], 0..n);
+        let mut whole = g.data.clone();
+        run(&ck, i, &mut whole, 0..n);
+        let splits = random_splits(rng, n);
+        let mut split = g.data.clone();
+        for r in &splits {
+            run(&ck, i, &mut split, r.clone());
+        }
+        for (j, ((w, h), s)) in want.iter().zip(&whole).zip(&split).enumerate() {
+            if let Err(msg) = compare(h, w, g.tol[j]) {
+                panic!(
+                    "kernel {i} ({}) argument {j}: {msg}\nopts {opts:?} vectorized {}\n{:#?}\ndata {:?}",
+                    k.name,
+                    ck.is_vectorized(i),
+                    k,
+                    g.data
+                );
+            }
+            assert!(
+                bit_identical(h, s),
+                "kernel {i} ({}) argument {j}: split {splits:?} differs from one call\n{k:#?}",
+                k.name
+            );
+        }
+        stats.kernels += 1;
+        stats.reductions += k.reduce.is_some() as usize;
+        if ck.is_vectorized(i) {
+            stats.vectorized += 1;
+            stats.vectorized_reductions += k.reduce.is_some() as usize;
+        }
+    }
+}
+
+fn run_random(
+    seed: u64,
+    count: usize,
+    mode: GenMode,
+    opts_for: impl Fn(usize) -> CpuOptions,
+) -> DiffStats {
+    let mut rng = Rng(seed);
+    let mut stats = DiffStats::default();
+    let mut made = 0;
+    let mut batch_no = 0;
+    while made < count {
+        let size = 1 + rng.below(12);
+        let batch: Vec<Generated> = (0..size)
+            .map(|j| random_kernel(&mut rng, mode, made + j))
+            .collect();
+        for g in &batch {
+            g.kernel.validate().unwrap_or_else(|e| {
+                panic!("generator made an invalid kernel: {e}\n{:#?}", g.kernel)
+            });
+        }
+        made += size;
+        check_batch(&mut rng, &batch, &opts_for(batch_no), &mut stats);
+        batch_no += 1;
+    }
+    stats
+}
+
+#[test]
+fn random_kernels_match_reference_exactly() {
+    let stats = run_random(0x5eed_0001, 600, GenMode::Exact, |b| CpuOptions {
+        opt_level: if b % 5 == 4 {
+            OptLevel::Speed
+        } else {
+            OptLevel::None
+        },
+        vectorize: b % 7 != 6,
+        fma: b % 2 == 0,
+        verify: true,
+    });
+    eprintln!("{stats:?}");
+    assert!(stats.kernels >= 600);
+    // The vector paths must really be exercised.
+    assert!(stats.vectorized >= stats.kernels / 8, "{stats:?}");
+    assert!(stats.vectorized_reductions >= 10, "{stats:?}");
+}
+
+#[test]
+fn random_transcendental_kernels_within_bounds() {
+    let stats = run_random(0x5eed_0002, 200, GenMode::Transcendental, |b| CpuOptions {
+        fma: b % 2 == 0,
+        ..CpuOptions::default()
+    });
+    eprintln!("{stats:?}");
+    assert!(stats.kernels >= 200);
+    assert!(stats.vectorized >= stats.kernels / 8, "{stats:?}");
 }

@@ -2,15 +2,12 @@
 //! [`super`] for the loop structure).
 
 use super::fx::{
-    fcmp, fconst, fmax_nan, fmin_nan, fsign, icmp, iconst32, isign, mask_to_01, nonzero,
-    sel,
+    fcmp, fconst, fmax_nan, fmin_nan, fsign, icmp, iconst32, isign, mask_to_01, nonzero, sel,
 };
 use super::math;
 use super::plan::Plan;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{
-    FuncRef, InstBuilder, MemFlagsData, Type, Value, types,
-};
+use cranelift_codegen::ir::{FuncRef, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
 use xenon_runtime::DType;
@@ -114,9 +111,7 @@ pub(super) fn emit_kernel(
     let params = b.block_params(entry).to_vec();
     let (args, start, end) = (params[0], params[1], params[2]);
     // Clamp `end` to the extent of the first outer axis and return on an empty range.
-    let ext = b
-        .ins()
-        .iconst(ptr_ty, kernel.outer_extent() as i64);
+    let ext = b.ins().iconst(ptr_ty, kernel.outer_extent() as i64);
     let end = b.ins().umin(end, ext);
     let main = b.create_block();
     let ret = b.create_block();
@@ -390,7 +385,11 @@ impl Emitter<'_, '_> {
     }
 
     fn accumulate(&mut self, mode: Mode) {
-        let r = self.kernel.reduce.as_ref().expect("accumulate in a reduction");
+        let r = self
+            .kernel
+            .reduce
+            .as_ref()
+            .expect("accumulate in a reduction");
         let d = self.plan.types[r.value as usize];
         let x = self.get(r.value, mode);
         let var = self.acc_var(mode);

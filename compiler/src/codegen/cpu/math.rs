@@ -26,9 +26,7 @@
 //! 2^-149), between the result and the correctly rounded f64 value. The constants below
 //! state the bounds; `tests/codegen_cpu.rs` and the unit tests assert them on dense sweeps.
 
-use super::fx::{
-    bitcast, copysign, fcmp, fconst, iconst32, int_of, madd, madd_c, sel, ty,
-};
+use super::fx::{bitcast, copysign, fcmp, fconst, iconst32, int_of, madd, madd_c, sel, ty};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, Value, types};
 use cranelift_frontend::FunctionBuilder;

@@ -274,7 +274,10 @@ fn cranelift_err(kernel: Option<&LoopKernel>, e: impl std::fmt::Display) -> Code
 /// Validates and compiles `kernels` into one JIT module (the `i`-th [`KernelFn`] is
 /// `result.get(i)`). Never panics: invalid kernels, unsupported hosts and Cranelift
 /// failures are errors.
-pub fn compile(kernels: &[&LoopKernel], opts: &CpuOptions) -> Result<CompiledKernels, CodegenError> {
+pub fn compile(
+    kernels: &[&LoopKernel],
+    opts: &CpuOptions,
+) -> Result<CompiledKernels, CodegenError> {
     let host = host();
     let mut plans = Vec::with_capacity(kernels.len());
     for (index, k) in kernels.iter().enumerate() {
@@ -304,7 +307,11 @@ pub fn disassemble(kernel: &LoopKernel, opts: &CpuOptions) -> Result<String, Cod
     let types = kernel
         .value_types()
         .map_err(|source| CodegenError::InvalidKernel { index: 0, source })?;
-    let plans = [plan::Plan::new(kernel, types, opts.vectorize && host.vector)];
+    let plans = [plan::Plan::new(
+        kernel,
+        types,
+        opts.vectorize && host.vector,
+    )];
     let mut text = String::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         compile_planned(&[kernel], &plans, opts, host, Some(&mut text))

@@ -66,7 +66,10 @@ impl Plan {
         let instrs: Vec<&Instr> = kernel.instrs().collect();
         let n = instrs.len();
         let outer = kernel.outer_axes();
-        let reduced: Vec<usize> = kernel.reduce.as_ref().map_or(Vec::new(), |r| r.axes.clone());
+        let reduced: Vec<usize> = kernel
+            .reduce
+            .as_ref()
+            .map_or(Vec::new(), |r| r.axes.clone());
         let k = outer.len();
         let loops: Vec<LoopSpec> = outer
             .iter()
@@ -205,10 +208,7 @@ impl Plan {
         }
         // Casts to or from f64 would need other lane counts (already excluded above, as
         // every cast's operand and result are live values).
-        let stores_ok = kernel
-            .stores
-            .iter()
-            .all(|s| s.access.strides[vaxis] == 1);
+        let stores_ok = kernel.stores.iter().all(|s| s.access.strides[vaxis] == 1);
         if !stores_ok {
             return false;
         }
@@ -224,9 +224,7 @@ impl Plan {
         // point reads what another point of the same step writes.
         for s in &kernel.stores {
             let buf = kernel.args[s.access.arg].buffer;
-            let same = |a: &Access| {
-                a.offset == s.access.offset && a.strides == s.access.strides
-            };
+            let same = |a: &Access| a.offset == s.access.offset && a.strides == s.access.strides;
             for t in &kernel.stores {
                 if kernel.args[t.access.arg].buffer == buf && !same(&t.access) {
                     return false;
