@@ -1121,3 +1121,508 @@ fn random_transcendental_kernels_within_bounds() {
     assert!(stats.kernels >= 200);
     assert!(stats.vectorized >= stats.kernels / 8, "{stats:?}");
 }
+
+// ------------------------------------------------------------------------------------
+// Hand-written kernels and performance checks
+
+/// `y[i] = max(x[i]·w + b, 0)` with scalars `w` and `b` (stride-0 loads).
+fn fused_relu_kernel(n: usize) -> LoopKernel {
+    LoopKernel {
+        name: "fused_relu".into(),
+        shape: vec![n],
+        args: vec![
+            arg(0, DType::F32, n),
+            arg(1, DType::F32, 1),
+            arg(2, DType::F32, 1),
+            arg(3, DType::F32, n),
+        ],
+        body: vec![
+            Instr::Load(access(0, 0, &[1])),
+            Instr::Load(access(1, 0, &[0])),
+            Instr::Load(access(2, 0, &[0])),
+            Instr::Binary {
+                func: BinaryOp::Mul,
+                a: 0,
+                b: 1,
+            },
+            Instr::Binary {
+                func: BinaryOp::Add,
+                a: 3,
+                b: 2,
+            },
+            Instr::Const {
+                dtype: DType::F32,
+                value: 0.0,
+            },
+            Instr::Binary {
+                func: BinaryOp::Max,
+                a: 4,
+                b: 5,
+            },
+        ],
+        reduce: None,
+        stores: vec![Store {
+            access: access(3, 0, &[1]),
+            value: 6,
+        }],
+    }
+}
+
+/// Row-major strides of `shape`.
+fn rm(shape: &[usize]) -> Vec<isize> {
+    let mut s = vec![0isize; shape.len()];
+    let mut step = 1isize;
+    for d in (0..shape.len()).rev() {
+        s[d] = step;
+        step *= shape[d] as isize;
+    }
+    s
+}
+
+fn binop(func: BinaryOp, a: u32, b: u32) -> Instr {
+    Instr::Binary { func, a, b }
+}
+
+fn un(func: UnaryOp, a: u32) -> Instr {
+    Instr::Unary { func, a }
+}
+
+fn cf32(value: f64) -> Instr {
+    Instr::Const {
+        dtype: DType::F32,
+        value,
+    }
+}
+
+/// The kinds of kernels a 784-100-10 MLP training step lowers to (forward bias + ReLU and
+/// softmax, cross-entropy, backward masks and reductions, SGD updates), for a batch of
+/// 128: `(kernel, tolerance of its stores)`.
+fn mlp_kernels() -> Vec<(LoopKernel, Tol)> {
+    let b = 128usize;
+    let mut ks = vec![];
+    for (layer, (h, relu)) in [(100usize, true), (10usize, false)].into_iter().enumerate() {
+        // z = x + bias (row broadcast), relu.
+        let mut body = vec![
+            Instr::Load(access(0, 0, &rm(&[b, h]))),
+            Instr::Load(access(1, 0, &[0, 1])),
+            binop(BinaryOp::Add, 0, 1),
+        ];
+        if relu {
+            body.push(cf32(0.0));
+            body.push(binop(BinaryOp::Max, 2, 3));
+        }
+        let last = body.len() as u32 - 1;
+        ks.push((
+            LoopKernel {
+                name: format!("bias_act_{layer}"),
+                shape: vec![b, h],
+                args: vec![
+                    arg(0, DType::F32, b * h),
+                    arg(1, DType::F32, h),
+                    arg(2, DType::F32, b * h),
+                ],
+                body,
+                reduce: None,
+                stores: vec![Store {
+                    access: access(2, 0, &rm(&[b, h])),
+                    value: last,
+                }],
+            },
+            Tol::Exact,
+        ));
+        // Bias gradient: column sums (vectorized reduction over the batch axis).
+        ks.push((
+            LoopKernel {
+                name: format!("bias_grad_{layer}"),
+                shape: vec![b, h],
+                args: vec![arg(0, DType::F32, b * h), arg(1, DType::F32, h)],
+                body: vec![Instr::Load(access(0, 0, &rm(&[b, h])))],
+                reduce: Some(Reduction {
+                    op: ReduceOp::Sum,
+                    axes: vec![0],
+                    value: 0,
+                    post: vec![Instr::Accumulator],
+                }),
+                stores: vec![Store {
+                    access: access(1, 0, &[0, 1]),
+                    value: 1,
+                }],
+            },
+            Tol::Exact,
+        ));
+        // ReLU backward: dz = dy * (y > 0).
+        ks.push((
+            LoopKernel {
+                name: format!("relu_grad_{layer}"),
+                shape: vec![b, h],
+                args: vec![
+                    arg(0, DType::F32, b * h),
+                    arg(1, DType::F32, b * h),
+                    arg(2, DType::F32, b * h),
+                ],
+                body: vec![
+                    Instr::Load(access(0, 0, &rm(&[b, h]))),
+                    Instr::Load(access(1, 0, &rm(&[b, h]))),
+                    cf32(0.0),
+                    Instr::Compare {
+                        func: CompareOp::Gt,
+                        a: 1,
+                        b: 2,
+                    },
+                    binop(BinaryOp::Mul, 0, 3),
+                ],
+                reduce: None,
+                stores: vec![Store {
+                    access: access(2, 0, &rm(&[b, h])),
+                    value: 4,
+                }],
+            },
+            Tol::Exact,
+        ));
+    }
+    for (w, shape) in [
+        ("w0", [784usize, 100usize]),
+        ("w1", [100, 10]),
+        ("b0", [1, 100]),
+        ("b1", [1, 10]),
+    ] {
+        // SGD with momentum: v = mu*v - lr*g; w += v (in place).
+        let n = shape[0] * shape[1];
+        let s = rm(&shape);
+        ks.push((
+            LoopKernel {
+                name: format!("sgd_{w}"),
+                shape: shape.to_vec(),
+                args: vec![
+                    arg(0, DType::F32, n),
+                    arg(1, DType::F32, n),
+                    arg(2, DType::F32, n),
+                ],
+                body: vec![
+                    Instr::Load(access(0, 0, &s)),
+                    Instr::Load(access(1, 0, &s)),
+                    Instr::Load(access(2, 0, &s)),
+                    cf32(0.9),
+                    cf32(0.1),
+                    binop(BinaryOp::Mul, 3, 1),
+                    binop(BinaryOp::Mul, 4, 2),
+                    binop(BinaryOp::Sub, 5, 6),
+                    binop(BinaryOp::Add, 0, 7),
+                ],
+                reduce: None,
+                stores: vec![
+                    Store {
+                        access: access(1, 0, &s),
+                        value: 7,
+                    },
+                    Store {
+                        access: access(0, 0, &s),
+                        value: 8,
+                    },
+                ],
+            },
+            Tol::Exact,
+        ));
+    }
+    // Softmax over rows of [b, 10]: row max, sum of exp(x - max), normalize; cross-entropy.
+    let c = 10usize;
+    let xs = rm(&[b, c]);
+    ks.push((
+        LoopKernel {
+            name: "row_max".into(),
+            shape: vec![b, c],
+            args: vec![arg(0, DType::F32, b * c), arg(1, DType::F32, b)],
+            body: vec![Instr::Load(access(0, 0, &xs))],
+            reduce: Some(Reduction {
+                op: ReduceOp::Max,
+                axes: vec![1],
+                value: 0,
+                post: vec![Instr::Accumulator],
+            }),
+            stores: vec![Store {
+                access: access(1, 0, &[1, 0]),
+                value: 1,
+            }],
+        },
+        Tol::Exact,
+    ));
+    ks.push((
+        LoopKernel {
+            name: "exp_sum".into(),
+            shape: vec![b, c],
+            args: vec![
+                arg(0, DType::F32, b * c),
+                arg(1, DType::F32, b),
+                arg(2, DType::F32, b),
+            ],
+            body: vec![
+                Instr::Load(access(0, 0, &xs)),
+                Instr::Load(access(1, 0, &[1, 0])),
+                binop(BinaryOp::Sub, 0, 1),
+                un(UnaryOp::Exp, 2),
+            ],
+            reduce: Some(Reduction {
+                op: ReduceOp::Sum,
+                axes: vec![1],
+                value: 3,
+                post: vec![Instr::Accumulator, un(UnaryOp::Log, 4)],
+            }),
+            stores: vec![Store {
+                access: access(2, 0, &[1, 0]),
+                value: 5,
+            }],
+        },
+        Tol::Rel(1e-6),
+    ));
+    ks.push((
+        LoopKernel {
+            name: "log_softmax".into(),
+            shape: vec![b, c],
+            args: vec![
+                arg(0, DType::F32, b * c),
+                arg(1, DType::F32, b),
+                arg(2, DType::F32, b),
+                arg(3, DType::F32, b * c),
+            ],
+            body: vec![
+                Instr::Load(access(0, 0, &xs)),
+                Instr::Load(access(1, 0, &[1, 0])),
+                Instr::Load(access(2, 0, &[1, 0])),
+                binop(BinaryOp::Sub, 0, 1),
+                binop(BinaryOp::Sub, 3, 2),
+            ],
+            reduce: None,
+            stores: vec![Store {
+                access: access(3, 0, &xs),
+                value: 4,
+            }],
+        },
+        Tol::Exact,
+    ));
+    ks.push((
+        LoopKernel {
+            name: "mean_nll".into(),
+            shape: vec![b, c],
+            args: vec![
+                arg(0, DType::F32, b * c),
+                arg(1, DType::F32, b * c),
+                arg(2, DType::F32, 1),
+            ],
+            body: vec![
+                Instr::Load(access(0, 0, &xs)),
+                Instr::Load(access(1, 0, &xs)),
+                binop(BinaryOp::Mul, 0, 1),
+            ],
+            reduce: Some(Reduction {
+                op: ReduceOp::Sum,
+                axes: vec![0, 1],
+                value: 2,
+                post: vec![
+                    Instr::Accumulator,
+                    cf32(-1.0 / b as f64),
+                    binop(BinaryOp::Mul, 3, 4),
+                ],
+            }),
+            stores: vec![Store {
+                access: access(2, 0, &[0, 0]),
+                value: 5,
+            }],
+        },
+        Tol::Exact,
+    ));
+    ks.push((
+        LoopKernel {
+            name: "sigmoid_tanh".into(),
+            shape: vec![b, 100],
+            args: vec![
+                arg(0, DType::F32, b * 100),
+                arg(1, DType::F32, b * 100),
+                arg(2, DType::F32, b * 100),
+            ],
+            body: vec![
+                Instr::Load(access(0, 0, &rm(&[b, 100]))),
+                un(UnaryOp::Neg, 0),
+                un(UnaryOp::Exp, 1),
+                cf32(1.0),
+                binop(BinaryOp::Add, 2, 3),
+                un(UnaryOp::Recip, 4),
+                un(UnaryOp::Tanh, 0),
+            ],
+            reduce: None,
+            stores: vec![
+                Store {
+                    access: access(1, 0, &rm(&[b, 100])),
+                    value: 5,
+                },
+                Store {
+                    access: access(2, 0, &rm(&[b, 100])),
+                    value: 6,
+                },
+            ],
+        },
+        Tol::Abs(2.0 * math::SIGMOID_MAX_ABS_ERR.max(math::TANH_MAX_ABS_ERR)),
+    ));
+    ks
+}
+
+#[test]
+fn mlp_kernels_match_reference_and_compile_fast() {
+    let mut rng = Rng(42);
+    let ks = mlp_kernels();
+    // Also compile 40 random kernels with them (a program's worth of kernels).
+    let randoms: Vec<Generated> = (0..40)
+        .map(|i| random_kernel(&mut rng, GenMode::Exact, i))
+        .collect();
+    let mut all: Vec<&LoopKernel> = ks.iter().map(|(k, _)| k).collect();
+    all.extend(randoms.iter().map(|g| &g.kernel));
+    for opts in [
+        CpuOptions::default(),
+        CpuOptions {
+            opt_level: OptLevel::Speed,
+            ..CpuOptions::default()
+        },
+    ] {
+        let t0 = std::time::Instant::now();
+        let ck = cpu::compile(&all, &opts).expect("compiles");
+        let dt = t0.elapsed();
+        eprintln!(
+            "compiled {} kernels ({:?}, verify {}) in {:.1} ms ({:.2} ms per kernel)",
+            all.len(),
+            opts.opt_level,
+            opts.verify,
+            dt.as_secs_f64() * 1e3,
+            dt.as_secs_f64() * 1e3 / all.len() as f64
+        );
+        for (i, (k, tol)) in ks.iter().enumerate() {
+            let data: Vec<TensorData> = k
+                .args
+                .iter()
+                .map(|a| match random_data(&mut rng, a.dtype, a.len) {
+                    // Finite inputs for the softmax chain.
+                    TensorData::F32(v) => TensorData::F32(
+                        v.into_iter()
+                            .map(|x| {
+                                if x.is_finite() && x.abs() < 10.0 {
+                                    x
+                                } else {
+                                    0.5
+                                }
+                            })
+                            .collect(),
+                    ),
+                    d => d,
+                })
+                .collect();
+            let n = k.outer_extent();
+            let mut want = data.clone();
+            eval(k, &mut want[..], 0..n);
+            let mut got = data.clone();
+            run(&ck, i, &mut got, 0..n);
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                let t = if k.stores.iter().any(|s| s.access.arg == j) {
+                    *tol
+                } else {
+                    Tol::Exact
+                };
+                compare(g, w, t).unwrap_or_else(|m| panic!("{} argument {j}: {m}", k.name));
+            }
+            if k.name.starts_with("bias_grad")
+                || k.name.starts_with("sgd")
+                || k.name.starts_with("bias_act")
+            {
+                assert!(ck.is_vectorized(i), "{} should be vectorized", k.name);
+            }
+        }
+    }
+}
+
+/// Median seconds of `reps` runs of `f`.
+fn median_time(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            f();
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[reps / 2]
+}
+
+/// Not a timed assertion: runs the fused `max(x·w + b, 0)` kernel on 1 Mi f32 elements,
+/// checks it against the reference, and prints the bandwidth (bytes read + written per
+/// second) next to a plain Rust loop. `cargo test --release -- --nocapture fused` for
+/// meaningful numbers.
+#[test]
+fn fused_elementwise_1m_runs() {
+    let n = 1 << 20;
+    let k = fused_relu_kernel(n);
+    let mut rng = Rng(7);
+    let x: Vec<f32> = (0..n).map(|_| (rng.unit() * 8.0 - 4.0) as f32).collect();
+    let data = vec![
+        TensorData::F32(x.clone()),
+        TensorData::F32(vec![0.75]),
+        TensorData::F32(vec![-0.5]),
+        TensorData::F32(vec![0.0; n]),
+    ];
+    let mut want = data.clone();
+    eval(&k, &mut want[..], 0..n);
+    for opt in [OptLevel::None, OptLevel::Speed] {
+        let ck = cpu::compile(
+            &[&k],
+            &CpuOptions {
+                opt_level: opt,
+                ..CpuOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(ck.is_vectorized(0));
+        let mut got = data.clone();
+        run(&ck, 0, &mut got, 0..n);
+        assert!(bit_identical(&got[3], &want[3]));
+        let t = median_time(15, || run(&ck, 0, &mut got, 0..n));
+        eprintln!(
+            "fused max(x*w+b,0), 1Mi f32, {opt:?}: {:.1} GB/s ({:.3} ms)",
+            8.0 * n as f64 / t / 1e9,
+            t * 1e3
+        );
+    }
+    let mut y = vec![0f32; n];
+    let t = median_time(15, || {
+        for (y, &x) in y.iter_mut().zip(&x) {
+            *y = (x * 0.75 + -0.5).max(0.0);
+        }
+        std::hint::black_box(&mut y);
+    });
+    eprintln!("plain Rust loop: {:.1} GB/s", 8.0 * n as f64 / t / 1e9);
+}
+
+#[test]
+fn invalid_kernels_are_errors_not_panics() {
+    let mut k = fused_relu_kernel(16);
+    // Out-of-range store.
+    k.args[3].len = 15;
+    let err = cpu::compile(&[&fused_relu_kernel(8), &k], &CpuOptions::default()).unwrap_err();
+    match &err {
+        cpu::CodegenError::InvalidKernel { index, .. } => assert_eq!(*index, 1),
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(err.to_string().contains("kernel 1"), "{err}");
+    // Type error.
+    let mut k = fused_relu_kernel(16);
+    k.body[5] = Instr::Const {
+        dtype: DType::I32,
+        value: 0.0,
+    };
+    assert!(matches!(
+        cpu::compile(&[&k], &CpuOptions::default()),
+        Err(cpu::CodegenError::InvalidKernel { index: 0, .. })
+    ));
+    // Zero-sized iteration space.
+    let mut k = fused_relu_kernel(16);
+    k.shape = vec![0];
+    assert!(cpu::compile(&[&k], &CpuOptions::default()).is_err());
+    // An empty kernel list compiles to nothing.
+    let ck = cpu::compile(&[], &CpuOptions::default()).unwrap();
+    assert!(ck.is_empty());
+}

@@ -24,6 +24,9 @@ enum Mode {
 /// Lanes of the vector loop.
 const LANES: i64 = 4;
 
+/// Vector steps per iteration of the unrolled loop (kernels without a reduction).
+const UNROLL: i64 = 4;
+
 /// The f64 math functions a kernel calls (`exp`, `log`, `tanh`), when it uses them.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Libm {
@@ -80,6 +83,8 @@ struct Emitter<'a, 'b> {
     vval: Vec<Option<Value>>,
     /// The current address of every access (at the loop level being emitted).
     ptr: Vec<Value>,
+    /// A constant byte offset added to `ptr` (the unrolled copies of the vector body).
+    ptr_off: Vec<i32>,
     /// Loop counters.
     iv: Vec<Variable>,
     /// Pointer induction variables per loop and access (accesses that move along the
@@ -182,6 +187,7 @@ pub(super) fn emit_kernel(
         libm,
         sval: vec![None; n],
         vval: vec![None; n],
+        ptr_off: vec![0; ptr.len()],
         ptr,
         iv,
         pv,
@@ -296,6 +302,9 @@ impl Emitter<'_, '_> {
         }
         let saved = self.ptr.clone();
         if self.plan.vector && j + 1 == self.plan.n_outer {
+            if self.plan.loops.len() == self.plan.n_outer && self.unroll_fits(spec.extent, first) {
+                self.single_loop_n(j, Mode::Vector, UNROLL);
+            }
             self.single_loop(j, Mode::Vector);
             self.single_loop(j, Mode::Scalar);
         } else {
@@ -311,7 +320,21 @@ impl Emitter<'_, '_> {
         acc.strides[axis] as i64 * elt * lanes
     }
 
+    /// Whether the unrolled vector loop can ever run and its offsets fit the immediates.
+    fn unroll_fits(&self, extent: usize, first: bool) -> bool {
+        let axis = self.plan.loops[self.plan.n_outer - 1].axis;
+        (first || extent >= (LANES * UNROLL) as usize)
+            && (0..self.plan.accesses.len())
+                .all(|a| self.step(a, axis, LANES * UNROLL).unsigned_abs() < (1 << 30))
+    }
+
     fn single_loop(&mut self, j: usize, mode: Mode) {
+        self.single_loop_n(j, mode, 1);
+    }
+
+    /// One loop over axis `j`; in vector mode each iteration runs `unroll` vector steps
+    /// (copies of the body addressing through constant offsets).
+    fn single_loop_n(&mut self, j: usize, mode: Mode, unroll: i64) {
         let spec = self.plan.loops[j];
         let first = j == 0 && self.plan.n_outer > 0;
         let header = self.b.create_block();
@@ -326,7 +349,7 @@ impl Emitter<'_, '_> {
             self.b.ins().iconst(self.ptr_ty, spec.extent as i64)
         };
         let lanes = if mode == Mode::Vector && j + 1 == self.plan.n_outer {
-            LANES
+            LANES * unroll
         } else {
             1
         };
@@ -346,7 +369,15 @@ impl Emitter<'_, '_> {
             }
         }
         let at_start = self.ptr.clone();
-        self.body(j + 1, mode);
+        for u in 0..unroll {
+            for (a, var) in vars.iter().enumerate() {
+                if var.is_some() {
+                    self.ptr_off[a] = self.step(a, spec.axis, LANES * u) as i32;
+                }
+            }
+            self.body(j + 1, mode);
+        }
+        self.ptr_off.iter_mut().for_each(|o| *o = 0);
         let inext = self.b.ins().iadd_imm_s(i, lanes);
         self.b.def_var(self.iv[j], inext);
         for (a, var) in vars.iter().enumerate() {
@@ -407,12 +438,13 @@ impl Emitter<'_, '_> {
         let nloads = self.plan.accesses.len() - self.kernel.stores.len();
         for (s, st) in self.kernel.stores.iter().enumerate() {
             let p = self.ptr[nloads + s];
+            let off = self.ptr_off[nloads + s];
             let x = self.get(st.value, mode);
             let flags = match mode {
                 Mode::Scalar => Self::scalar_flags(),
                 Mode::Vector => Self::vector_flags(),
             };
-            self.b.ins().store(flags, x, p, 0);
+            self.b.ins().store(flags, x, p, off);
         }
     }
 
@@ -424,16 +456,17 @@ impl Emitter<'_, '_> {
             Instr::Load(ref acc) => {
                 let a = self.plan.load_access[v].expect("live loads have an access");
                 let p = self.ptr[a];
+                let off = self.ptr_off[a];
                 let st = scalar_ty(d);
                 if mode == Mode::Vector {
                     if acc.strides[self.vector_axis()] == 0 {
-                        let s = self.b.ins().load(st, Self::scalar_flags(), p, 0);
+                        let s = self.b.ins().load(st, Self::scalar_flags(), p, off);
                         self.b.ins().splat(t, s)
                     } else {
-                        self.b.ins().load(t, Self::vector_flags(), p, 0)
+                        self.b.ins().load(t, Self::vector_flags(), p, off)
                     }
                 } else {
-                    self.b.ins().load(st, Self::scalar_flags(), p, 0)
+                    self.b.ins().load(st, Self::scalar_flags(), p, off)
                 }
             }
             Instr::Const { dtype, value } => {
