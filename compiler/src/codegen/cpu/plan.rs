@@ -253,3 +253,148 @@ pub(super) fn operands(ins: &Instr) -> Vec<usize> {
         Instr::Select { cond, a, b } => vec![*cond as usize, *a as usize, *b as usize],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xenon_runtime::kernel::{KernelArg, Reduction, Store};
+    use xenon_runtime::ops::{BinaryOp, ReduceOp};
+
+    fn acc(arg: usize, strides: &[isize]) -> Access {
+        Access {
+            arg,
+            offset: 0,
+            strides: strides.to_vec(),
+        }
+    }
+
+    fn arg(buffer: usize, dtype: DType, len: usize) -> KernelArg {
+        KernelArg { buffer, dtype, len }
+    }
+
+    /// `out[i, j] = x[x_strides] + y[i, j]` over `[4, 8]`.
+    fn add_kernel(x_strides: &[isize], dtype: DType) -> LoopKernel {
+        LoopKernel {
+            name: "add".into(),
+            shape: vec![4, 8],
+            args: vec![arg(0, dtype, 64), arg(1, dtype, 32), arg(2, dtype, 32)],
+            body: vec![
+                Instr::Load(acc(0, x_strides)),
+                Instr::Load(acc(1, &[8, 1])),
+                Instr::Binary {
+                    func: BinaryOp::Add,
+                    a: 0,
+                    b: 1,
+                },
+            ],
+            reduce: None,
+            stores: vec![Store {
+                access: acc(2, &[8, 1]),
+                value: 2,
+            }],
+        }
+    }
+
+    fn plan(k: &LoopKernel) -> Plan {
+        k.validate().unwrap();
+        Plan::new(k, k.value_types().unwrap(), true)
+    }
+
+    #[test]
+    fn contiguous_and_broadcast_loads_vectorize() {
+        assert!(plan(&add_kernel(&[8, 1], DType::F32)).vector);
+        assert!(plan(&add_kernel(&[0, 1], DType::I32)).vector);
+        let p = plan(&add_kernel(&[1, 0], DType::F32));
+        assert!(p.vector);
+        // x[i] is hoisted to the outer loop and splatted there.
+        assert_eq!(p.level[0], 1);
+        assert!(p.needs_splat[0]);
+        assert_eq!(p.level[2], 2);
+    }
+
+    #[test]
+    fn transposed_strided_and_f64_kernels_stay_scalar() {
+        assert!(!plan(&add_kernel(&[1, 4], DType::F32)).vector);
+        assert!(!plan(&add_kernel(&[16, 2], DType::F32)).vector);
+        assert!(!plan(&add_kernel(&[8, 1], DType::F64)).vector);
+        let k = add_kernel(&[8, 1], DType::F32);
+        assert!(!Plan::new(&k, k.value_types().unwrap(), false).vector);
+    }
+
+    #[test]
+    fn written_buffers_need_one_access_pattern() {
+        // In place through the same access: fine.
+        let mut k = add_kernel(&[8, 1], DType::F32);
+        k.stores[0].access.arg = 0;
+        k.args[0].len = 32;
+        let p = plan(&k);
+        assert!(p.vector);
+        // A load of the written buffer stays at the point level.
+        assert_eq!(p.level[0], 2);
+        // Reading the written buffer shifted by one element: scalar.
+        let mut k2 = k.clone();
+        k2.body[0] = Instr::Load(Access {
+            arg: 0,
+            offset: 1,
+            strides: vec![8, 1],
+        });
+        k2.args[0].len = 40;
+        assert!(!plan(&k2).vector);
+        // Two args of the same buffer count as the same memory: the same pattern is
+        // fine, a shifted one is not.
+        let mut k3 = add_kernel(&[8, 1], DType::F32);
+        k3.args[2].buffer = 1;
+        assert!(plan(&k3).vector);
+        k3.body[1] = Instr::Load(Access {
+            arg: 1,
+            offset: 1,
+            strides: vec![8, 1],
+        });
+        k3.args[1].len = 40;
+        assert!(!plan(&k3).vector);
+    }
+
+    #[test]
+    fn reductions_vectorize_over_the_innermost_outer_axis_only() {
+        // Column sums of [16, 8] (reduce axis 0): lanes are output columns.
+        let col = LoopKernel {
+            name: "colsum".into(),
+            shape: vec![16, 8],
+            args: vec![arg(0, DType::F32, 128), arg(1, DType::F32, 8)],
+            body: vec![Instr::Load(acc(0, &[8, 1]))],
+            reduce: Some(Reduction {
+                op: ReduceOp::Sum,
+                axes: vec![0],
+                value: 0,
+                post: vec![Instr::Accumulator],
+            }),
+            stores: vec![Store {
+                access: acc(1, &[0, 1]),
+                value: 1,
+            }],
+        };
+        let p = plan(&col);
+        assert!(p.vector);
+        assert_eq!(p.n_outer, 1);
+        assert_eq!(p.loops[0].axis, 1);
+        assert_eq!(p.loops[1].axis, 0);
+        assert_eq!(p.level[0], 2);
+        assert!(p.acc_dep[1]);
+        // Row sums (reduce the contiguous axis): scalar, sequential order kept.
+        let mut row = col.clone();
+        row.reduce.as_mut().unwrap().axes = vec![1];
+        row.args[1].len = 16;
+        row.stores[0].access.strides = vec![1, 0];
+        assert!(!plan(&row).vector);
+    }
+
+    #[test]
+    fn dead_values_are_not_live() {
+        let mut k = add_kernel(&[8, 1], DType::F32);
+        k.body.push(Instr::Load(acc(1, &[8, 1])));
+        let p = plan(&k);
+        assert!(p.live[..3].iter().all(|&l| l));
+        assert!(!p.live[3]);
+        assert_eq!(p.accesses.len(), 3);
+    }
+}
