@@ -1736,3 +1736,43 @@ fn split_ranges_are_bit_identical_across_vector_and_tail_paths() {
         assert!(bit_identical(&whole[1], &single[1]));
     }
 }
+
+#[test]
+fn compiled_kernels_are_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<cpu::CompiledKernels>();
+    let n = 4096;
+    let k = fused_relu_kernel(n);
+    let ck = cpu::compile(&[&k], &CpuOptions::default()).unwrap();
+    let mut rng = Rng(3);
+    let data = vec![
+        random_data(&mut rng, DType::F32, n),
+        TensorData::F32(vec![1.5]),
+        TensorData::F32(vec![0.25]),
+        TensorData::F32(vec![0.0; n]),
+    ];
+    let mut want = data.clone();
+    eval(&k, &mut want[..], 0..n);
+    let results: Vec<Vec<TensorData>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let (ck, data) = (&ck, data.clone());
+                s.spawn(move || {
+                    let mut d = data;
+                    // Each thread computes the whole output in its own chunks.
+                    let step = 100 + 37 * t;
+                    let mut i = 0;
+                    while i < n {
+                        run(ck, 0, &mut d, i..(i + step).min(n));
+                        i += step;
+                    }
+                    d
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in results {
+        compare(&r[3], &want[3], Tol::Exact).unwrap();
+    }
+}

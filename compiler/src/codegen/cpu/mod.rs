@@ -208,15 +208,14 @@ pub struct CompiledKernels {
     module: Option<JITModule>,
 }
 
-// SAFETY: after `compile` returns, the `JITModule` is never used again except to free
-// its memory in `Drop` (which has `&mut self`, i.e. exclusive access). `&CompiledKernels`
-// only exposes the plain function pointers and flags, which are immutable data, and the
-// finalized code is read-only executable memory, so sharing and sending across threads
-// is sound even though `JITModule` itself holds `RefCell`s and non-`Sync` closures.
+// `CompiledKernels` is `Send` automatically (`JITModule` is `Send`).
+//
+// SAFETY: `JITModule` is not `Sync` (it holds `RefCell`s and non-`Sync` closures), but
+// after `compile` returns the module is never used again except to free its memory in
+// `Drop`, which has `&mut self` (exclusive access). `&CompiledKernels` only exposes the
+// function pointers and flags, which are immutable plain data, and the finalized code is
+// read-only executable memory, so sharing `&CompiledKernels` across threads is sound.
 unsafe impl Sync for CompiledKernels {}
-// SAFETY: as above; moving the owner to another thread moves the only handle to the
-// module, which is not tied to the creating thread (no thread-local state).
-unsafe impl Send for CompiledKernels {}
 
 impl CompiledKernels {
     /// The `i`-th kernel passed to [`compile`].
