@@ -22,6 +22,7 @@
 
 pub mod autodiff;
 pub mod backend;
+pub mod codegen;
 pub mod interp;
 pub mod ir;
 pub mod lower;

@@ -1,0 +1,3 @@
+//! Code generation: native CPU code from loop kernels.
+
+pub mod cpu;
