@@ -5,10 +5,14 @@
 //! ([`Interpreter`]); the Cranelift CPU JIT and OpenCL backends implement the same traits,
 //! so models, the CLI and tests choose a backend by value.
 
+use crate::codegen::cpu::{CompiledKernels, CpuOptions};
 use crate::interp::{self, Feeds, InterpError};
 use crate::ir::Graph;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use xenon_runtime::Tensor;
+use xenon_runtime::kernel::LoopKernel;
+use xenon_runtime::program::Step;
 
 /// Why compiling or running a graph failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,23 +77,58 @@ impl Backend for Interpreter {
 }
 
 /// The CPU backend: lowers the graph to a [`xenon_runtime::program::Program`] (fused loop
-/// kernels, GEMMs, library routines over a planned arena) and runs it with the runtime's
+/// kernels, GEMMs, library routines over a planned arena), compiles its loop kernels to
+/// native code with Cranelift ([`crate::codegen::cpu`]) and runs it with the runtime's
 /// [`CpuExecutor`](xenon_runtime::cpu::CpuExecutor) on `threads` threads.
 ///
-/// Loop kernels run on the runtime's reference evaluator until native code generation is
-/// available for them.
+/// Compiled programs are cached by graph hash within the process: compiling the same graph
+/// again (another model, another batch of the same size) reuses the code and only allocates
+/// a fresh arena.
 #[derive(Clone, Debug)]
 pub struct Cpu {
     /// Worker threads (default: the machine's available parallelism).
     pub threads: usize,
+    /// Code generation options (see [`CpuOptions`]'s defaults).
+    pub options: CpuOptions,
+}
+
+impl Cpu {
+    /// The CPU backend with `threads` threads and default code generation.
+    pub fn with_threads(threads: usize) -> Cpu {
+        Cpu {
+            threads: threads.max(1),
+            options: CpuOptions::default(),
+        }
+    }
 }
 
 impl Default for Cpu {
     fn default() -> Cpu {
-        Cpu {
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
+        Cpu::with_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
+}
+
+/// A lowered and compiled graph, shared by every executor made from it.
+struct CompiledProgram {
+    program: xenon_runtime::program::Program,
+    table: Vec<Option<xenon_runtime::cpu::KernelFn>>,
+    code: Arc<CompiledKernels>,
+    output_shapes: HashMap<String, Vec<usize>>,
+}
+
+/// Compiled programs by (graph hash, options).
+fn cache() -> &'static Mutex<HashMap<u64, Arc<CompiledProgram>>> {
+    static CACHE: OnceLock<Mutex<HashMap<u64, Arc<CompiledProgram>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A stable hash of a graph (its JSON form) and the code generation options.
+pub fn graph_hash(graph: &Graph, options: &CpuOptions) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    graph.to_json().hash(&mut h);
+    options.hash(&mut h);
+    h.finish()
 }
 
 struct CpuProgram {
@@ -111,28 +150,73 @@ impl Executable for CpuProgram {
     }
 }
 
+impl Cpu {
+    fn build(&self, graph: &Graph) -> Result<CompiledProgram, BackendError> {
+        let unsupported = |reason: String| BackendError::Unsupported {
+            backend: "cpu",
+            reason,
+        };
+        let lowered = crate::lower::lower(graph).map_err(|e| unsupported(e.to_string()))?;
+        let loops: Vec<&LoopKernel> = lowered
+            .program
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Loop(k) => Some(k),
+                _ => None,
+            })
+            .collect();
+        let code = crate::codegen::cpu::compile(&loops, &self.options)
+            .map_err(|e| unsupported(e.to_string()))?;
+        let mut next = 0;
+        let table = lowered
+            .program
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Loop(_) => {
+                    next += 1;
+                    Some(code.get(next - 1))
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(CompiledProgram {
+            program: lowered.program,
+            table,
+            code: Arc::new(code),
+            output_shapes: lowered.output_shapes,
+        })
+    }
+}
+
 impl Backend for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
     }
 
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError> {
-        let unsupported = |reason: String| BackendError::Unsupported {
-            backend: "cpu",
-            reason,
+        let key = graph_hash(graph, &self.options);
+        let cached = cache().lock().ok().and_then(|c| c.get(&key).cloned());
+        let compiled = match cached {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(self.build(graph)?);
+                if let Ok(mut m) = cache().lock() {
+                    m.insert(key, c.clone());
+                }
+                c
+            }
         };
-        let lowered = crate::lower::lower(graph).map_err(|e| unsupported(e.to_string()))?;
-        let kernels = vec![None; lowered.program.steps.len()];
         let exec = xenon_runtime::cpu::CpuExecutor::new(
-            lowered.program,
-            kernels,
-            std::sync::Arc::new(()),
+            compiled.program.clone(),
+            compiled.table.clone(),
+            compiled.code.clone(),
             self.threads,
-        )
-        .map_err(|e| unsupported(e.to_string()))?;
+        )?;
         Ok(Box::new(CpuProgram {
             exec,
-            output_shapes: lowered.output_shapes,
+            output_shapes: compiled.output_shapes.clone(),
         }))
     }
 }

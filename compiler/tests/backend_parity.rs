@@ -166,9 +166,20 @@ fn cases(dt: DType) -> Vec<Case> {
         let c = g.concat(&[p[0], p[0]], 1)?;
         // A reshape of a non-contiguous view, and movement feeding arithmetic.
         let rt = g.reshape(t, &[4, 6])?;
-        let e = g.exp(s)?;
-        Ok(vec![r, t, b, s, pd, c, rt, e])
+        Ok(vec![r, t, b, s, pd, c, rt])
     }));
+    v.push(case(
+        "arithmetic through movement",
+        vec![f("x", &[2, 3, 4])],
+        1e-5,
+        |g, p| {
+            let s = g.slice(p[0], &[1, 0, 1], &[2, 3, 4], &[1, 2, 2])?;
+            let t = g.permute(s, &[2, 1, 0])?;
+            let e = g.exp(t)?;
+            let b = g.broadcast_to(e, &[3, 2, 2, 1])?;
+            Ok(vec![g.mul(b, b)?])
+        },
+    ));
     for ta in [false, true] {
         for tb in [false, true] {
             let a = if ta { vec![5, 3] } else { vec![3, 5] };
@@ -357,6 +368,6 @@ macro_rules! backend_cases {
 }
 
 backend_cases! {
-    cpu_one_thread => Cpu { threads: 1 },
-    cpu_two_threads => Cpu { threads: 2 },
+    cpu_one_thread => Cpu::with_threads(1),
+    cpu_two_threads => Cpu::with_threads(2),
 }

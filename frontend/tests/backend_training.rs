@@ -74,7 +74,7 @@ fn train(backend: Arc<dyn Backend>, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
 #[test]
 fn ten_steps_match_the_interpreter() {
     let (ci, wi) = train(Arc::new(Interpreter), 10);
-    let (cc, wc) = train(Arc::new(Cpu { threads: 1 }), 10);
+    let (cc, wc) = train(Arc::new(Cpu::with_threads(1)), 10);
     assert_eq!(ci.len(), 10);
     for (a, b) in ci.iter().zip(&cc) {
         assert!((a - b).abs() <= 1e-5 * a.abs(), "cost {a} vs {b}");
@@ -93,8 +93,8 @@ fn ten_steps_match_the_interpreter() {
 
 #[test]
 fn one_and_two_threads_are_bit_identical() {
-    let (c1, w1) = train(Arc::new(Cpu { threads: 1 }), 4);
-    let (c2, w2) = train(Arc::new(Cpu { threads: 2 }), 4);
+    let (c1, w1) = train(Arc::new(Cpu::with_threads(1)), 4);
+    let (c2, w2) = train(Arc::new(Cpu::with_threads(2)), 4);
     assert_eq!(
         c1.iter().map(|c| c.to_bits()).collect::<Vec<_>>(),
         c2.iter().map(|c| c.to_bits()).collect::<Vec<_>>()

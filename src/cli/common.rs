@@ -40,7 +40,7 @@ pub fn backend(name: &str, threads: Option<usize>) -> anyhow::Result<Arc<dyn Bac
     match name {
         "interp" => Ok(Arc::new(Interpreter)),
         "cpu" | "mkl" => Ok(Arc::new(match threads {
-            Some(t) => Cpu { threads: t.max(1) },
+            Some(t) => Cpu::with_threads(t),
             None => Cpu::default(),
         })),
         other => bail!("unknown backend {other:?}; known backends: {BACKENDS}"),
