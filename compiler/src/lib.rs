@@ -24,3 +24,4 @@ pub mod autodiff;
 pub mod backend;
 pub mod interp;
 pub mod ir;
+pub mod opt;

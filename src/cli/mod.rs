@@ -2,6 +2,7 @@
 //! other tools rely on (see ARCHITECTURE.md).
 
 mod common;
+mod dump;
 mod eval;
 mod summary;
 mod train;
@@ -32,6 +33,9 @@ enum Command {
     },
     /// Evaluate saved weights on a data set's test split.
     Eval(eval::EvalArgs),
+    /// Show a stage of the compiler pipeline (graph, autodiff, optimized) as text, DOT or
+    /// JSON.
+    Dump(dump::DumpArgs),
 }
 
 /// Runs one command.
@@ -40,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Summary { model, json } => summary::run(&model, json),
         Command::Eval(a) => eval::run(a),
+        Command::Dump(a) => dump::run(a),
     }
 }

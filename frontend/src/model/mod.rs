@@ -247,6 +247,14 @@ impl Model {
         Ok((g, fwd.output))
     }
 
+    /// The inference graph for `batch` samples: input `x`, every parameter, output `y`
+    /// (what [`Model::predict`] runs).
+    pub fn inference_graph(&self, batch: usize) -> Result<Graph, ModelError> {
+        let (mut g, y) = self.forward_graph(batch)?;
+        g.set_output("y", y)?;
+        Ok(g)
+    }
+
     /// Adds the targets input and checks that it fits the output.
     fn targets(
         &self,
@@ -326,15 +334,7 @@ impl Model {
         let mut feeds = self.value_feeds();
         let x = x.clone().reshaped(shape).expect("element count checked");
         feeds.insert(X.into(), x);
-        let out = self.run_program(
-            format!("predict/{n}"),
-            |m| {
-                let (mut g, y) = m.forward_graph(n)?;
-                g.set_output("y", y)?;
-                Ok(g)
-            },
-            &feeds,
-        )?;
+        let out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &feeds)?;
         Ok(out["y"].clone())
     }
 
