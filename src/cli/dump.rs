@@ -67,9 +67,13 @@ pub struct DumpArgs {
 
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     if matches!(a.stage, Stage::Kernels | Stage::Schedule) {
+        let name = if a.stage == Stage::Kernels {
+            "kernels"
+        } else {
+            "schedule"
+        };
         bail!(
-            "the {:?} stage arrives with the CPU backend; available stages: graph, autodiff, optimized",
-            a.stage
+            "the {name} stage arrives with the CPU backend; available stages: graph, autodiff, optimized"
         );
     }
     let file = load_model_file(&a.model)?;
