@@ -49,14 +49,15 @@ pub struct CostNodes {
     /// `scale ·` the batch mean of the cost without `safelog`'s floor: the value whose
     /// gradient training follows.
     ///
-    /// The floor guards the *reported* value against `log 0`; neon's gradient for
-    /// `CrossEntropyBinary` (`y − t`) ignores it, and so does Xenon's: training
-    /// differentiates `−t·log y − (1−t)·log(1−y)`. After optimization the gradient with
-    /// respect to a Logistic output layer's input is exactly `(y − t)/N`
-    /// (`xenon_compiler::opt`), which stays finite where `y` rounds to 0 or 1; the
-    /// unoptimized gradient divides by `y` and `1 − y` there. `CrossEntropyMulti` still
-    /// differentiates the floored value (its cancellation through Softmax is not derived
-    /// yet), and the squared errors have no floor.
+    /// The floor guards the *reported* value against `log 0`; neon's gradients for the
+    /// cross-entropies (`y − t`, its "shortcut") ignore it, and so do Xenon's: training
+    /// differentiates `−t·log y − (1−t)·log(1−y)` and `−Σ t·log y`. After optimization
+    /// (`xenon_compiler::opt`) the gradient with respect to the input of a Logistic output
+    /// layer is exactly `(y − t)/N`, and through a Softmax output layer
+    /// `(y·Σt − t)/N` (`(y − t)/N` for targets that sum to 1, as one-hot labels do; the
+    /// compiler does not assume it). Both stay finite where `y` rounds to 0 or 1; the
+    /// unoptimized gradients divide by `y` (and `1 − y`) and are NaN there. The squared
+    /// errors have no floor.
     pub objective: NodeId,
 }
 
@@ -126,15 +127,21 @@ impl Cost {
                     (reported, Some(raw), scale)
                 }
                 Cost::CrossEntropyMulti { scale, usebits } => {
-                    let ly = safelog(g, y)?;
-                    let a = g.mul(t, ly)?;
                     let l = if usebits {
                         -std::f64::consts::LOG2_E
                     } else {
                         -1.0
                     };
-                    let l = g.scalar(dt, l)?;
-                    (g.mul(a, l)?, None, scale)
+                    let ce = |g: &mut Graph, ly: NodeId| {
+                        let a = g.mul(t, ly)?;
+                        let l = g.scalar(dt, l)?;
+                        g.mul(a, l)
+                    };
+                    let ly = safelog(g, y)?;
+                    let reported = ce(g, ly)?;
+                    let ly = g.log(y)?;
+                    let raw = ce(g, ly)?;
+                    (reported, Some(raw), scale)
                 }
                 Cost::SumSquared | Cost::MeanSquared => {
                     let d = g.sub(y, t)?;

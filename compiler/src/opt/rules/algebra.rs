@@ -8,8 +8,16 @@
 //! - division: `x/c → x·(1/c)` for a nonzero constant `c` (the reciprocal folds), and
 //!   `a·(1/b) → a/b`;
 //! - `select` with a constant mask, or with equal branches; `max(a, a)`, `min(a, a)`;
-//! - reductions: a negation, a constant factor, or a factor that is constant along the
-//!   reduced axes (a broadcast one) moves out of `reduce_sum`/`reduce_mean`.
+//! - `a/a → 1`, `0/x → 0` (where `a, x ≠ 0`), `(a/(e/s))/s → a/e` (dividing by a
+//!   quotient and then by its denominator; the general `(a/b)/c → a/(b·c)` explodes on
+//!   the cycles that `x/1 → x` creates);
+//! - distribution of a product over a sum or difference on its left operand
+//!   (`(a ± b)·c → a·c ± b·c`, one direction only), and `(a/b)·c → a·(c/b)` only when
+//!   `c/b` already is in the e-graph (a quotient is reused, never invented);
+//! - a broadcast moves inside a quotient: `broadcast(a/b) → broadcast(a)/broadcast(b)`;
+//! - reductions: `reduce_sum` distributes over `add`/`sub`; a negation, a constant factor,
+//!   or a factor (or divisor) that is constant along the reduced axes (a broadcast one)
+//!   moves out of `reduce_sum`/`reduce_mean`.
 //!
 //! Constant folding itself is done by the analysis (see
 //! [`analysis`](crate::opt::analysis)).
@@ -87,6 +95,51 @@ pub fn rules() -> Vec<XRewrite> {
             "(reduce_mean (neg ?x) ?ax)",
             "(neg (reduce_mean ?x ?ax))",
         ),
+        rw_custom("div-self", "(div ?a ?a)", |eg, id, _| {
+            let ty = eg[id].data.ty.clone()?;
+            Some(add_constant(eg, vec![1.0], ty))
+        }),
+        rw_if("zero-div", "(div ?z ?x)", "?z", is_const("?z", 0.0)),
+        rw(
+            "div-by-quotient-and-denominator",
+            "(div (div ?a (div ?e ?s)) ?s)",
+            "(div ?a ?e)",
+        ),
+        rw(
+            "distribute-mul-sub",
+            "(mul (sub ?a ?b) ?c)",
+            "(sub (mul ?a ?c) (mul ?b ?c))",
+        ),
+        rw(
+            "distribute-mul-add",
+            "(mul (add ?a ?b) ?c)",
+            "(add (mul ?a ?c) (mul ?b ?c))",
+        ),
+        rw_custom("reuse-quotient", "(mul (div ?a ?b) ?c)", |eg, _, s| {
+            let (a, b, c) = (s[var("?a")], s[var("?b")], s[var("?c")]);
+            let q = eg.lookup(XLang::Div([c, b]))?;
+            add_checked(eg, XLang::Mul([a, q]))
+        }),
+        rw(
+            "broadcast-div",
+            "(broadcast (div ?a ?b) ?s)",
+            "(div (broadcast ?a ?s) (broadcast ?b ?s))",
+        ),
+        rw(
+            "sum-sub",
+            "(reduce_sum (sub ?a ?b) ?ax)",
+            "(sub (reduce_sum ?a ?ax) (reduce_sum ?b ?ax))",
+        ),
+        rw(
+            "sum-add",
+            "(reduce_sum (add ?a ?b) ?ax)",
+            "(add (reduce_sum ?a ?ax) (reduce_sum ?b ?ax))",
+        ),
+        rw_custom(
+            "sum-divisor",
+            "(reduce_sum (div ?x ?c) ?ax)",
+            |eg, id, s| factor_out(eg, id, s, Reduce::SumDiv),
+        ),
         rw_custom(
             "sum-factor-r",
             "(reduce_sum (mul ?x ?c) ?ax)",
@@ -114,6 +167,8 @@ pub fn rules() -> Vec<XRewrite> {
 enum Reduce {
     Sum,
     Mean,
+    /// `reduce_sum(x / c)`.
+    SumDiv,
 }
 
 /// `reduce(x·c) → reduce(x)·c'` when `c` is a constant splat (then `c'` is the splat of
@@ -123,7 +178,7 @@ fn factor_out(eg: &mut XGraph, id: Id, s: &Subst, kind: Reduce) -> Option<Id> {
     let (x, c, ax) = (s[var("?x")], s[var("?c")], s[var("?ax")]);
     let out_ty = eg[id].data.ty.clone()?;
     let reduced = match kind {
-        Reduce::Sum => add_checked(eg, XLang::ReduceSum([x, ax]))?,
+        Reduce::Sum | Reduce::SumDiv => add_checked(eg, XLang::ReduceSum([x, ax]))?,
         Reduce::Mean => add_checked(eg, XLang::ReduceMean([x, ax]))?,
     };
     let factor = match eg[c].data.konst.clone() {
@@ -166,5 +221,8 @@ fn factor_out(eg: &mut XGraph, id: Id, s: &Subst, kind: Reduce) -> Option<Id> {
             f
         }
     };
-    add_checked(eg, XLang::Mul([reduced, factor]))
+    match kind {
+        Reduce::SumDiv => add_checked(eg, XLang::Div([reduced, factor])),
+        _ => add_checked(eg, XLang::Mul([reduced, factor])),
+    }
 }
