@@ -222,7 +222,7 @@ fn random_graph(rng: &mut Rng, steps: usize) -> Graph {
 
 /// A fast configuration for the many small random graphs.
 fn small_cfg() -> OptConfig {
-    OptConfig::default().with_limits(Some(20_000), Some(20), None)
+    OptConfig::default().with_limits(Some(5_000), Some(12), None)
 }
 
 #[test]

@@ -105,15 +105,17 @@ pub fn rules() -> Vec<XRewrite> {
             "(div (div ?a (div ?e ?s)) ?s)",
             "(div ?a ?e)",
         ),
-        rw(
+        rw_if(
             "distribute-mul-sub",
             "(mul (sub ?a ?b) ?c)",
             "(sub (mul ?a ?c) (mul ?b ?c))",
+            distributable,
         ),
-        rw(
+        rw_if(
             "distribute-mul-add",
             "(mul (add ?a ?b) ?c)",
             "(add (mul ?a ?c) (mul ?b ?c))",
+            distributable,
         ),
         rw_custom("reuse-quotient", "(mul (div ?a ?b) ?c)", |eg, _, s| {
             let (a, b, c) = (s[var("?a")], s[var("?b")], s[var("?c")]);
@@ -161,6 +163,19 @@ pub fn rules() -> Vec<XRewrite> {
             |eg, id, s| factor_out(eg, id, s, Reduce::Mean),
         ),
     ]
+}
+
+/// Distribution guard: neither factor is a compile-time constant (a constant sum or
+/// factor gains nothing from distributing, and the constant e-classes are where `x·1 → x`
+/// and `x − x → 0` create cycles that make distribution explode), and the factor is not
+/// the product itself.
+fn distributable(eg: &mut XGraph, id: Id, s: &Subst) -> bool {
+    let (a, b, c) = (s[var("?a")], s[var("?b")], s[var("?c")]);
+    let sum = eg
+        .lookup(XLang::Sub([a, b]))
+        .or_else(|| eg.lookup(XLang::Add([a, b])));
+    let konst = |i: Id| eg[i].data.konst.is_some();
+    !konst(c) && !sum.is_some_and(konst) && eg.find(c) != eg.find(id)
 }
 
 #[derive(Clone, Copy)]

@@ -8,7 +8,8 @@
 //!   mode produces for `recip(1 + exp(−z))`; `1 + e` in either operand order.
 //! - **clearing denominators**: `(p/y − q/w)·(y·w) = p·w − q·y` and
 //!   `(p/y + q/w)·(y·w) = p·w + q·y` (where `y, w ≠ 0`).
-//! - **common factor**: `(k·a)·b − (k·c)·d = k·(a·b − c·d)`.
+//! - **common factor**: `(k·a)·b − (k·c)·d = k·(a·b − c·d)` for a constant scale `k` and
+//!   non-constant `a, b, c, d` (unguarded, it explodes on the cycles `x·1 → x` creates).
 //! - **complementary cross terms**: `a·(1−b) − (1−a)·b = a − b`.
 //! - **sign normalization**: `k·(a − b) = (−k)·(b − a)` for a negative constant `k`, so the
 //!   extracted form shows a positive scale.
@@ -52,10 +53,14 @@ pub fn rules() -> Vec<XRewrite> {
             "(mul (add (div ?p ?y) (div ?q ?w)) (mul ?y ?w))",
             "(add (mul ?p ?w) (mul ?q ?y))",
         ),
-        rw(
+        rw_if(
             "common-factor-sub",
             "(sub (mul (mul ?k ?a) ?b) (mul (mul ?k ?c) ?d))",
             "(mul ?k (sub (mul ?a ?b) (mul ?c ?d)))",
+            |eg, _, s| {
+                let konst = |v: &str| eg[s[var(v)]].data.konst.is_some();
+                konst("?k") && !["?a", "?b", "?c", "?d"].iter().any(|v| konst(v))
+            },
         ),
         rw_if(
             "complementary-cross-terms",
