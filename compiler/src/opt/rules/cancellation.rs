@@ -16,7 +16,11 @@
 //!
 //! Together with the algebra rules, they reduce the reverse-mode gradient of
 //! `CrossEntropyBinary(Logistic(z), t)` with respect to `z` to `(1/N)·(y − t)`: no `exp`,
-//! `log` or division is left on the gradient path (see `compiler/tests/opt.rs`).
+//! `log` or division is left on the gradient path. For `CrossEntropyMulti(Softmax(z), t)`
+//! the algebra rules alone do it (a quotient divided by its own denominator, sums over a
+//! broadcast divisor, `Σ e/Σe = 1`, reuse of the existing `y = e/s`, and the max-shift's
+//! gradient summing to zero): `(1/N)·(y·Σt − t)`, which is `y − t` for targets that sum
+//! to 1; the compiler does not assume that (see `compiler/tests/opt.rs`).
 
 use super::{XRewrite, konst_all, rw, rw_custom, rw_if, var};
 use crate::opt::analysis::{XGraph, add_checked, add_constant};

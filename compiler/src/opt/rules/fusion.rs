@@ -4,7 +4,7 @@
 //! matmul result is needed elsewhere (the fused node would compute the product twice).
 //! Converting back to the IR expands it into the plain `matmul` + `add` and records them
 //! as a fusion group; the activation that follows is added to the group afterwards (see
-//! [`crate::opt::groups`]).
+//! [`crate::opt`]).
 
 use super::{XRewrite, rw};
 
