@@ -263,3 +263,125 @@ fn missing_weights_file_is_an_error() {
     ]);
     assert_clear_error(&o, &["/nonexistent/w.safetensors"]);
 }
+
+// ----- xenon dump ---------------------------------------------------------------------------
+
+const STAGES: [&str; 3] = ["graph", "autodiff", "optimized"];
+const FORMATS: [&str; 3] = ["text", "dot", "json"];
+
+#[test]
+fn dumps_are_byte_identical_across_runs() {
+    for stage in STAGES {
+        for format in FORMATS {
+            let args = [
+                "dump",
+                "examples/models/mnist_mlp.yaml",
+                "--stage",
+                stage,
+                "--format",
+                format,
+            ];
+            let a = xenon(&args);
+            let b = xenon(&args);
+            assert!(a.status.success(), "{stage} {format}: {}", stderr(&a));
+            assert!(!a.stdout.is_empty());
+            assert_eq!(a.stdout, b.stdout, "{stage} {format}");
+        }
+    }
+}
+
+#[test]
+fn dump_json_has_nodes_and_the_optimized_one_a_report() {
+    let o = xenon(&[
+        "dump",
+        "examples/models/mnist_mlp.yaml",
+        "--stage",
+        "optimized",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let nodes = v["nodes"].as_array().unwrap();
+    assert!(!nodes.is_empty());
+    assert_eq!(nodes[0]["op"], "input");
+    assert_eq!(v["stage"], "optimized");
+    let r = &v["report"];
+    assert!(r["after"]["ops"].as_u64().unwrap() < r["before"]["ops"].as_u64().unwrap());
+    assert_eq!(r["phases"][0]["name"], "simplify");
+    assert!(r["phases"][0]["stop_reason"].is_string());
+    let g = xenon(&[
+        "dump",
+        "examples/models/mnist_mlp.yaml",
+        "--stage",
+        "graph",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&g)).unwrap();
+    assert!(v["report"].is_null());
+    assert_eq!(v["outputs"][0]["name"], "y");
+}
+
+#[test]
+fn dump_limits_are_overridable_and_reported() {
+    let o = xenon(&[
+        "dump",
+        "examples/models/mnist_mlp.yaml",
+        "--stage",
+        "optimized",
+        "--opt-iter-limit",
+        "1",
+        "--timings",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("iteration limit (1)"), "{out}");
+    assert!(out.contains("#   time: "), "{out}");
+}
+
+#[test]
+fn dump_of_later_stages_says_when_they_arrive() {
+    for stage in ["kernels", "schedule"] {
+        let o = xenon(&["dump", "examples/models/mnist_mlp.yaml", "--stage", stage]);
+        assert_clear_error(&o, &["arrives with the CPU backend"]);
+    }
+}
+
+/// Renders every DOT dump with Graphviz when `dot` is installed; skips with a note
+/// otherwise.
+#[test]
+fn dot_dumps_render_with_graphviz() {
+    if Command::new("dot").arg("-V").output().is_err() {
+        eprintln!("note: Graphviz `dot` is not installed; skipping the DOT rendering check");
+        return;
+    }
+    let dir = scratch("dot");
+    for stage in STAGES {
+        let o = xenon(&[
+            "dump",
+            "examples/models/mnist_mlp.yaml",
+            "--stage",
+            stage,
+            "--format",
+            "dot",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let path = dir.join(format!("{stage}.dot"));
+        std::fs::write(&path, &o.stdout).unwrap();
+        let svg = Command::new("dot")
+            .arg("-Tsvg")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            svg.status.success(),
+            "dot failed on {stage}: {}",
+            String::from_utf8_lossy(&svg.stderr)
+        );
+        assert!(String::from_utf8_lossy(&svg.stdout).contains("<svg"));
+        if stage == "optimized" {
+            assert!(String::from_utf8_lossy(&o.stdout).contains("subgraph cluster_g0"));
+        }
+    }
+}

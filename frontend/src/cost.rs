@@ -46,7 +46,18 @@ pub struct CostNodes {
     pub per_sample: NodeId,
     /// Batch mean, shape `[]`: the reported cost.
     pub mean: NodeId,
-    /// `scale · mean`: the value whose gradient training follows.
+    /// `scale ·` the batch mean of the cost without `safelog`'s floor: the value whose
+    /// gradient training follows.
+    ///
+    /// The floor guards the *reported* value against `log 0`; neon's gradients for the
+    /// cross-entropies (`y − t`, its "shortcut") ignore it, and so do Xenon's: training
+    /// differentiates `−t·log y − (1−t)·log(1−y)` and `−Σ t·log y`. After optimization
+    /// (`xenon_compiler::opt`) the gradient with respect to the input of a Logistic output
+    /// layer is exactly `(y − t)/N`, and through a Softmax output layer
+    /// `(y·Σt − t)/N` (`(y − t)/N` for targets that sum to 1, as one-hot labels do; the
+    /// compiler does not assume it). Both stay finite where `y` rounds to 0 or 1; the
+    /// unoptimized gradients divide by `y` (and `1 − y`) and are NaN there. The squared
+    /// errors have no floor.
     pub objective: NodeId,
 }
 
@@ -94,47 +105,69 @@ impl Cost {
                 let c = g.max(x, floor)?;
                 g.log(c)
             };
-            let (elementwise, scale) = match *self {
+            // `raw` is the elementwise cost that training differentiates, when it differs
+            // from the reported one (see `CostNodes::objective`).
+            let (elementwise, raw, scale) = match *self {
                 Cost::CrossEntropyBinary { scale } => {
                     let one = g.scalar(dt, 1.0)?;
-                    let ly = safelog(g, y)?;
-                    let a = g.mul(t, ly)?;
                     let one_y = g.sub(one, y)?;
-                    let l1y = safelog(g, one_y)?;
                     let one_t = g.sub(one, t)?;
-                    let b = g.mul(one_t, l1y)?;
-                    let s = g.add_(a, b)?;
-                    (g.neg(s)?, scale)
+                    let ce = |g: &mut Graph, ly: NodeId, l1y: NodeId| {
+                        let a = g.mul(t, ly)?;
+                        let b = g.mul(one_t, l1y)?;
+                        let s = g.add_(a, b)?;
+                        g.neg(s)
+                    };
+                    let ly = safelog(g, y)?;
+                    let l1y = safelog(g, one_y)?;
+                    let reported = ce(g, ly, l1y)?;
+                    let ly = g.log(y)?;
+                    let l1y = g.log(one_y)?;
+                    let raw = ce(g, ly, l1y)?;
+                    (reported, Some(raw), scale)
                 }
                 Cost::CrossEntropyMulti { scale, usebits } => {
-                    let ly = safelog(g, y)?;
-                    let a = g.mul(t, ly)?;
                     let l = if usebits {
                         -std::f64::consts::LOG2_E
                     } else {
                         -1.0
                     };
-                    let l = g.scalar(dt, l)?;
-                    (g.mul(a, l)?, scale)
+                    let ce = |g: &mut Graph, ly: NodeId| {
+                        let a = g.mul(t, ly)?;
+                        let l = g.scalar(dt, l)?;
+                        g.mul(a, l)
+                    };
+                    let ly = safelog(g, y)?;
+                    let reported = ce(g, ly)?;
+                    let ly = g.log(y)?;
+                    let raw = ce(g, ly)?;
+                    (reported, Some(raw), scale)
                 }
                 Cost::SumSquared | Cost::MeanSquared => {
                     let d = g.sub(y, t)?;
                     let d2 = g.mul(d, d)?;
                     let half = g.scalar(dt, 0.5)?;
-                    (g.mul(d2, half)?, 1.0)
+                    (g.mul(d2, half)?, None, 1.0)
                 }
             };
-            let per_sample = if *self == Cost::MeanSquared {
-                g.mean(elementwise, &features, false)?
-            } else {
-                g.sum(elementwise, &features, false)?
+            let batch_mean = |g: &mut Graph, e: NodeId| -> Result<(NodeId, NodeId), GraphError> {
+                let per_sample = if *self == Cost::MeanSquared {
+                    g.mean(e, &features, false)?
+                } else {
+                    g.sum(e, &features, false)?
+                };
+                Ok((per_sample, g.mean(per_sample, &[0], false)?))
             };
-            let mean = g.mean(per_sample, &[0], false)?;
+            let (per_sample, mean) = batch_mean(g, elementwise)?;
+            let differentiated = match raw {
+                Some(r) => batch_mean(g, r)?.1,
+                None => mean,
+            };
             let objective = if scale == 1.0 {
-                mean
+                differentiated
             } else {
                 let s = g.scalar(dt, scale)?;
-                g.mul(mean, s)?
+                g.mul(differentiated, s)?
             };
             Ok(CostNodes {
                 per_sample,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod dump;
 mod eval;
 mod summary;
 mod train;
@@ -35,6 +36,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Time a model's training step and inference.
     Bench(bench::BenchArgs),
+    /// Show a stage of the compiler pipeline (graph, autodiff, optimized) as text, DOT or
+    /// JSON.
+    Dump(dump::DumpArgs),
 }
 
 /// Runs one command.
@@ -44,5 +48,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Summary { model, json } => summary::run(&model, json),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Dump(a) => dump::run(a),
     }
 }

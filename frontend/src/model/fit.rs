@@ -120,7 +120,7 @@ impl Model {
                 feeds.insert(LR_INPUT.into(), lr.clone());
                 let mut out = self.run_program(
                     key.clone(),
-                    |m| m.train_graph(b, nclass, cost, optimizer),
+                    |m| m.optimized_train_graph(b, nclass, cost, optimizer),
                     &feeds,
                 )?;
                 let c = out["cost"].to_f64_vec()[0];

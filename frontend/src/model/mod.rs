@@ -42,6 +42,7 @@ use std::sync::Arc;
 use xenon_compiler::backend::{Backend, BackendError, Executable, Interpreter};
 use xenon_compiler::interp::Feeds;
 use xenon_compiler::ir::{DType, Graph, GraphError};
+use xenon_compiler::opt::OptConfig;
 use xenon_runtime::Tensor;
 
 /// Why a model operation failed.
@@ -57,6 +58,8 @@ pub enum ModelError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Opt(#[from] xenon_compiler::opt::OptError),
     /// The last layer's output does not fit the targets.
     #[error(
         "layer '{layer}' outputs shape {output:?} per sample but the targets have shape {targets:?}"
@@ -113,6 +116,8 @@ pub struct Model {
     epoch_index: usize,
     backend: Arc<dyn Backend>,
     programs: HashMap<String, Box<dyn Executable>>,
+    /// How training-step graphs are optimized before compilation (`None`: not at all).
+    opt: Option<OptConfig>,
 }
 
 impl std::fmt::Debug for Model {
@@ -160,6 +165,7 @@ impl Model {
             epoch_index: 0,
             backend: Arc::new(Interpreter),
             programs: HashMap::new(),
+            opt: Some(OptConfig::default()),
         })
     }
 
@@ -168,6 +174,35 @@ impl Model {
         self.backend = backend;
         self.programs.clear();
         self
+    }
+
+    /// The same model, optimizing its training-step graphs with `config` from now on, or
+    /// not at all with `None`. Default: `Some(OptConfig::default())`.
+    ///
+    /// The optimizer derives the shortcut gradients (Logistic + CrossEntropyBinary →
+    /// `y − t`); without it the gradient of `CrossEntropyBinary` divides by `y` and `1 − y`
+    /// and becomes NaN where an output rounds to exactly 0 or 1 (see
+    /// [`CostNodes::objective`](crate::cost::CostNodes::objective)).
+    pub fn with_optimization(mut self, config: Option<OptConfig>) -> Model {
+        self.opt = config;
+        self.programs.clear();
+        self
+    }
+
+    /// The optimized training-step graph (see [`Model::train_graph`] and
+    /// [`Model::with_optimization`]); the graph itself when optimization is off.
+    pub fn optimized_train_graph(
+        &self,
+        batch: usize,
+        nclass: usize,
+        cost: &Cost,
+        optimizer: &Optimizer,
+    ) -> Result<Graph, ModelError> {
+        let g = self.train_graph(batch, nclass, cost, optimizer)?;
+        match &self.opt {
+            Some(cfg) => Ok(xenon_compiler::opt::optimize(&g, cfg)?.0),
+            None => Ok(g),
+        }
     }
 
     /// The layer stack.
@@ -247,7 +282,8 @@ impl Model {
         Ok((g, fwd.output))
     }
 
-    /// The inference graph for `batch` samples: input `x`, every parameter, output `y`.
+    /// The inference graph for `batch` samples: input `x`, every parameter, output `y`
+    /// (what [`Model::predict`] runs).
     pub fn inference_graph(&self, batch: usize) -> Result<Graph, ModelError> {
         let (mut g, y) = self.forward_graph(batch)?;
         g.set_output("y", y)?;
@@ -333,15 +369,7 @@ impl Model {
         let mut feeds = self.value_feeds();
         let x = x.clone().reshaped(shape).expect("element count checked");
         feeds.insert(X.into(), x);
-        let out = self.run_program(
-            format!("predict/{n}"),
-            |m| {
-                let (mut g, y) = m.forward_graph(n)?;
-                g.set_output("y", y)?;
-                Ok(g)
-            },
-            &feeds,
-        )?;
+        let out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &feeds)?;
         Ok(out["y"].clone())
     }
 
