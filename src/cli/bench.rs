@@ -108,7 +108,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
 
     let compile_start = Instant::now();
-    let train_graph = model.train_graph(b, nclass, &file.cost, &optimizer)?;
+    let train_graph = model.optimized_train_graph(b, nclass, &file.cost, &optimizer)?;
     let mut train = be.compile(&train_graph)?;
     let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
     let mut infer = be.compile(&model.inference_graph(b)?)?;

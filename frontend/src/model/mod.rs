@@ -39,7 +39,7 @@ use crate::metric::Metric;
 use crate::optimizer::{Optimizer, OptimizerError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use xenon_compiler::backend::{Backend, BackendError, Executable, Interpreter};
+use xenon_compiler::backend::{Backend, BackendError, Cpu, Executable};
 use xenon_compiler::interp::Feeds;
 use xenon_compiler::ir::{DType, Graph, GraphError};
 use xenon_compiler::opt::OptConfig;
@@ -137,8 +137,8 @@ const T: &str = "t";
 
 impl Model {
     /// Builds the model for samples of shape `input_shape` (e.g. `[784]` or `[1, 28, 28]`)
-    /// and initializes every parameter from `seed` (f32, interpreter backend; see
-    /// [`Model::with_backend`]).
+    /// and initializes every parameter from `seed` (f32, on the CPU backend with all cores;
+    /// see [`Model::with_backend`]).
     pub fn new(layers: Sequential, input_shape: &[usize], seed: u64) -> Result<Model, ModelError> {
         let mut g = Graph::new();
         let mut shape = vec![1];
@@ -163,7 +163,7 @@ impl Model {
             output_shape,
             values,
             epoch_index: 0,
-            backend: Arc::new(Interpreter),
+            backend: Arc::new(Cpu::default()),
             programs: HashMap::new(),
             opt: Some(OptConfig::default()),
         })
