@@ -43,8 +43,12 @@ pub const TANH_MAX_ULP: u32 = 6;
 /// Largest absolute error of `1 / (1 + exp(-x))` composed from the f32 instructions
 /// (neg, exp, add, recip) over all f32 inputs.
 pub const SIGMOID_MAX_ABS_ERR: f64 = 2.5e-7;
-/// Largest error of the composed sigmoid over all f32 inputs, in ulp.
+/// Largest error of the composed sigmoid, in ulp, for inputs `x ≥`
+/// [`SIGMOID_ULP_DOMAIN_MIN`] (below, `exp(-x)` overflows f32 and the result, a subnormal,
+/// flushes to 0: an absolute error under 1.2e-38 but unbounded in ulp).
 pub const SIGMOID_MAX_ULP: u32 = 4;
+/// The lower end of the input range [`SIGMOID_MAX_ULP`] applies to.
+pub const SIGMOID_ULP_DOMAIN_MIN: f32 = -88.7;
 
 /// The f64 functions called from generated code: `(symbol, address)` pairs registered
 /// with the JIT.
