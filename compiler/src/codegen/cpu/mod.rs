@@ -2,7 +2,7 @@
 //!
 //! [`compile`] turns the kernels of a program into one [`JITModule`] and hands out one
 //! [`KernelFn`] per kernel, `fn(args, start, end)`, which runs the kernel for the
-//! first-outer-axis indices `start..end` exactly as [`xenon_runtime::kernel::eval`] does
+//! first-outer-axis indices `start..end` exactly as [`xenon_runtime::kernel::eval()`] does
 //! (see the loop-order rules in [`xenon_runtime::kernel`]).
 //!
 //! # Generated code
@@ -43,7 +43,15 @@
 //!   contiguous trailing axis are not vectorized (that would change the summation
 //!   order). Every operation emits the same instruction sequence for scalars and vectors
 //!   (see `fx.rs`), so the vector loop and its tail agree bit for bit and results never
-//!   depend on how `start..end` is split.
+//!   depend on how `start..end` is split. Kernels without a reduction run the vector
+//!   loop unrolled 4× first (16 points per iteration, the copies address through
+//!   constant offsets), then single vector steps, then the scalar tail:
+//!
+//!   ```text
+//!   while i + 16 <= n: body(i..i+4); body(i+4..i+8); body(i+8..i+12); body(i+12..i+16); i += 16
+//!   while i + 4 <= n:  body(i..i+4); i += 4
+//!   while i < n:       body(i) (scalar); i += 1
+//!   ```
 //! * **Semantics.** Everything except the f32 transcendentals is exact with respect to
 //!   [`xenon_runtime::ops`]: IEEE `+ − × ÷` and `sqrt` (`recip` is `1/x`), no contraction
 //!   of user multiplies and adds into FMA, `max`/`min` propagate NaN and return the first
@@ -59,10 +67,18 @@
 //!
 //! # Optimization level
 //!
-//! [`OptLevel::None`] is the default: the generator already hoists invariants, and
-//! Cranelift's `speed` mid-end re-places pure instructions at their uses, which in the
-//! feasibility study halved GEMM speed and here adds compile time for no gain on
-//! elementwise kernels (`tests/codegen_cpu.rs` prints both for a fused kernel).
+//! [`OptLevel::None`] is the default: the generator already hoists invariants and
+//! unrolls, and Cranelift's `speed` mid-end re-places pure instructions at their uses
+//! (which in the feasibility study halved GEMM speed). Measured on the 2-vCPU CI machine
+//! (release build, `tests/codegen_cpu.rs`, three runs each):
+//!
+//! | | `none` | `speed` |
+//! |---|---|---|
+//! | compile 55 kernels (the MLP kernel set + 40 random kernels), one module | 8.9–9.0 ms (0.16 ms/kernel) | 11.6–11.9 ms (0.21 ms/kernel) |
+//! | fused `max(x·w + b, 0)`, 1 Mi f32 (bytes read + written) | 86.5–87.3 GB/s | 83.2–84.3 GB/s |
+//!
+//! (rustc's auto-vectorized loop for the same kernel: 101.5–102 GB/s; with the verifier
+//! on, as in debug builds, compiling takes about 1 ms per kernel.)
 
 mod emit;
 mod fx;
