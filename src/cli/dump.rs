@@ -7,7 +7,10 @@
 //!   before optimization;
 //! - `optimized`: the same graph after the e-graph optimizer, with its fusion groups and
 //!   report;
-//! - `kernels`, `schedule`: arrive with the CPU backend.
+//! - `kernels`: the optimized training step partitioned into the CPU backend's steps
+//!   (fused loop kernels, GEMMs, library routines), one group per step, and the memory plan;
+//! - `schedule`: the program's steps in order with the buffers they read and write, the
+//!   buffer plan (arena offsets) and its size against the naive sum.
 //!
 //! The formats are described in `xenon_compiler::opt::dump`. Without `--timings` the
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
@@ -18,6 +21,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
+use xenon_compiler::lower::{self, dump as ldump};
 use xenon_compiler::opt::{self, OptConfig, dump};
 use xenon_frontend::model::Model;
 
@@ -65,17 +69,23 @@ pub struct DumpArgs {
     pub timings: bool,
 }
 
+/// The optimizer limits from the command line.
+fn opt_config(a: &DumpArgs) -> OptConfig {
+    OptConfig::default().with_limits(
+        a.opt_node_limit,
+        a.opt_iter_limit,
+        a.opt_time_ms.map(Duration::from_millis),
+    )
+}
+
+/// Pretty JSON with a final newline.
+fn json_text(v: &serde_json::Value) -> anyhow::Result<String> {
+    let mut s = serde_json::to_string_pretty(v)?;
+    s.push('\n');
+    Ok(s)
+}
+
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
-    if matches!(a.stage, Stage::Kernels | Stage::Schedule) {
-        let name = if a.stage == Stage::Kernels {
-            "kernels"
-        } else {
-            "schedule"
-        };
-        bail!(
-            "the {name} stage arrives with the CPU backend; available stages: graph, autodiff, optimized"
-        );
-    }
     let file = load_model_file(&a.model)?;
     let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
     let (input_shape, nclass) = dataset_shape(name)?;
@@ -86,7 +96,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let model = Model::new(file.layers.clone(), &input_shape, 0)?;
     let (graph, report, stage) = match a.stage {
         Stage::Graph => (model.inference_graph(batch)?, None, "graph"),
-        Stage::Autodiff | Stage::Optimized => {
+        Stage::Autodiff | Stage::Optimized | Stage::Kernels | Stage::Schedule => {
             let optimizer = file
                 .optimizer
                 .clone()
@@ -94,28 +104,30 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
             let g = model.train_graph(batch, nclass, &file.cost, &optimizer)?;
             if a.stage == Stage::Autodiff {
                 (g, None, "autodiff")
+            } else if matches!(a.stage, Stage::Kernels | Stage::Schedule) {
+                let (g, _) = opt::optimize(&g, &opt_config(&a))?;
+                let l = lower::lower(&g)?;
+                let out = match (a.stage, a.format) {
+                    (Stage::Kernels, Format::Text) => ldump::kernels_text(&g, &l),
+                    (Stage::Kernels, Format::Dot) => ldump::kernels_dot(&g, &l),
+                    (Stage::Kernels, Format::Json) => json_text(&ldump::kernels_json(&g, &l))?,
+                    (_, Format::Text) => ldump::schedule_text(&l),
+                    (_, Format::Dot) => ldump::schedule_dot(&l),
+                    (_, Format::Json) => json_text(&ldump::schedule_json(&g, &l))?,
+                };
+                print!("{out}");
+                return Ok(());
             } else {
-                let cfg = OptConfig::default().with_limits(
-                    a.opt_node_limit,
-                    a.opt_iter_limit,
-                    a.opt_time_ms.map(Duration::from_millis),
-                );
-                let (g, r) = opt::optimize(&g, &cfg)?;
+                let (g, r) = opt::optimize(&g, &opt_config(&a))?;
                 let r = if a.timings { r } else { r.without_timings() };
                 (g, Some(r), "optimized")
             }
         }
-        Stage::Kernels | Stage::Schedule => unreachable!("rejected above"),
     };
     let out = match a.format {
         Format::Text => dump::to_text(&graph, report.as_ref()),
         Format::Dot => dump::to_dot(&graph, report.as_ref()),
-        Format::Json => {
-            let mut s =
-                serde_json::to_string_pretty(&dump::to_json(&graph, stage, report.as_ref()))?;
-            s.push('\n');
-            s
-        }
+        Format::Json => json_text(&dump::to_json(&graph, stage, report.as_ref()))?,
     };
     print!("{out}");
     Ok(())

@@ -26,6 +26,7 @@
 //! Then [`plan`] packs the temporaries into one arena.
 
 pub mod affine;
+pub mod dump;
 pub mod plan;
 
 use crate::ir::{Graph, GraphError, NodeId, Op, OpGroup, ReduceOp, TensorType, Window};

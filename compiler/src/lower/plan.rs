@@ -1,11 +1,11 @@
 //! Memory planning: packs constants and temporaries into one arena by liveness.
 //!
 //! Each temporary lives from the step that first writes it to the last step that reads it
-//! (to the end for outputs). Buffers are placed in order of definition at the lowest
-//! 64-byte-aligned offset where they overlap no buffer alive at the same time. A loop
-//! kernel may write its result *in place* over an operand that dies in that step, when it
-//! reads that operand element for element where it writes (same offset and strides, same
-//! dtype and size, no reduction).
+//! (to the end for outputs). A loop kernel may write its result *in place* over an operand
+//! that dies in that step, when it reads that operand element for element where it writes
+//! (same offset and strides, same dtype and size, no reduction): the two then share memory.
+//! Buffers (or in-place groups) are placed largest first, each at the lowest 64-byte-aligned
+//! offset where it overlaps no placed buffer alive at the same time.
 
 use xenon_runtime::kernel::Instr;
 use xenon_runtime::program::{BufferKind, LibraryStep, MemoryPlan, Program, Step};
@@ -110,47 +110,70 @@ pub fn plan(program: &mut Program) {
     for (_, b) in &program.outputs {
         last[*b] = nsteps;
     }
-    let mut naive = 0;
-    let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (offset, size, def, last)
+    let is_temp = |b: &BufferDeclRef| matches!(b.kind, BufferKind::Temp);
+    // In-place groups: a temporary written over an operand that dies in the same step
+    // shares that operand's group (and so its memory).
+    let mut group: Vec<usize> = (0..n).collect();
+    let mut members: Vec<Vec<usize>> = (0..n).map(|i| vec![i]).collect();
     let mut in_place = 0;
-    // Constants live for the whole program.
-    for (i, b) in program.buffers.iter_mut().enumerate() {
-        if let BufferKind::Const { .. } = b.kind {
-            let size = b.bytes().next_multiple_of(ALIGN);
-            let offset = placed.iter().map(|p| p.0 + p.1).max().unwrap_or(0);
-            b.offset = offset;
-            placed.push((offset, size, 0, nsteps));
-            naive += size;
-            def[i] = 0;
-        }
-    }
-    let mut order: Vec<usize> = (0..n)
-        .filter(|&i| matches!(program.buffers[i].kind, BufferKind::Temp))
-        .collect();
+    let mut order: Vec<usize> = (0..n).filter(|&i| is_temp(&program.buffers[i])).collect();
     order.sort_by_key(|&i| (def[i], i));
-    let mut offset_of = vec![usize::MAX; n];
-    for i in order {
-        let size = program.buffers[i].bytes().next_multiple_of(ALIGN);
-        naive += size;
+    for &i in &order {
         if def[i] == usize::MAX {
-            // Never written (cannot happen for a lowered graph): give it its own space.
             def[i] = 0;
-        }
-        let (d, l) = (def[i], last[i]);
-        let dying: Vec<usize> = (0..n)
-            .filter(|&b| last[b] == d && offset_of[b] != usize::MAX)
-            .collect();
-        if let Some(p) = in_place_partner(&program.steps[d], i, &dying, program) {
-            offset_of[i] = offset_of[p];
-            placed.push((offset_of[p], size, d, l));
-            in_place += 1;
             continue;
         }
-        // Lowest offset not overlapping any placed buffer alive during [d, l]. A buffer
-        // whose last use is step d is still read there, so it counts as alive.
+        let d = def[i];
+        let group_last = |g: usize, members: &Vec<Vec<usize>>| {
+            members[g].iter().map(|&m| last[m]).max().unwrap_or(0)
+        };
+        let dying: Vec<usize> = order
+            .iter()
+            .copied()
+            .filter(|&b| b != i && def[b] < d && group_last(group[b], &members) == d)
+            .collect();
+        if let Some(p) = in_place_partner(&program.steps[d], i, &dying, program) {
+            let g = group[p];
+            group[i] = g;
+            let moved = std::mem::take(&mut members[i]);
+            members[g].extend(moved);
+            in_place += 1;
+        }
+    }
+    // Place groups, largest first, at the lowest 64-byte-aligned offset that overlaps no
+    // placed group alive at the same time (inclusive step ranges).
+    let mut naive = 0;
+    let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // (offset, size, first, last)
+    let mut offset_of = vec![usize::MAX; n];
+    let mut groups: Vec<(usize, usize, usize, usize)> = Vec::new(); // (size, first, last, group)
+    for (i, b) in program.buffers.iter().enumerate() {
+        let size = b.bytes().next_multiple_of(ALIGN);
+        match b.kind {
+            BufferKind::Const { .. } => {
+                naive += size;
+                groups.push((size, 0, nsteps, i));
+            }
+            BufferKind::Temp => {
+                naive += size;
+                if group[i] == i {
+                    let first = members[i].iter().map(|&m| def[m]).min().unwrap_or(0);
+                    let lastg = members[i].iter().map(|&m| last[m]).max().unwrap_or(0);
+                    let gsize = members[i]
+                        .iter()
+                        .map(|&m| program.buffers[m].bytes().next_multiple_of(ALIGN))
+                        .max()
+                        .unwrap_or(size);
+                    groups.push((gsize, first, lastg, i));
+                }
+            }
+            BufferKind::Input { .. } => {}
+        }
+    }
+    groups.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.3.cmp(&b.3)));
+    for (size, first, lastg, g) in groups {
         let mut live: Vec<(usize, usize)> = placed
             .iter()
-            .filter(|p| p.2 <= l && p.3 >= d)
+            .filter(|p| p.2 <= lastg && p.3 >= first)
             .map(|p| (p.0, p.1))
             .collect();
         live.sort();
@@ -161,8 +184,10 @@ pub fn plan(program: &mut Program) {
             }
             at = at.max(o + s);
         }
-        offset_of[i] = at;
-        placed.push((at, size, d, l));
+        placed.push((at, size, first, lastg));
+        for &m in &members[g] {
+            offset_of[m] = at;
+        }
     }
     for (i, b) in program.buffers.iter_mut().enumerate() {
         if offset_of[i] != usize::MAX {
@@ -175,3 +200,5 @@ pub fn plan(program: &mut Program) {
         in_place,
     };
 }
+
+type BufferDeclRef = xenon_runtime::program::BufferDecl;

@@ -35,22 +35,40 @@
 //! [`OptReport`] (its fields as documented there) for the `optimized` stage and `null`
 //! otherwise. Keys are sorted within each object.
 
-use super::report::OptReport;
+use super::report::{FusionGroup, OptReport};
 use crate::ir::Graph;
 use serde_json::{Value, json};
 use std::fmt::Write;
 
 /// The text dump.
 pub fn to_text(g: &Graph, report: Option<&OptReport>) -> String {
+    to_text_with(g, report.map_or(&[], |r| &r.fusion_groups), report)
+}
+
+/// The text dump with the given groups (e.g. the kernels of a lowered program).
+pub fn to_text_with(g: &Graph, groups: &[FusionGroup], report: Option<&OptReport>) -> String {
     let mut s = g.to_text();
+    for (i, grp) in groups.iter().enumerate() {
+        let ids: Vec<String> = grp.nodes.iter().map(|n| n.to_string()).collect();
+        writeln!(s, "# group {i} ({}): {}", grp.kind, ids.join(" ")).unwrap();
+    }
     if let Some(r) = report {
-        for (i, grp) in r.fusion_groups.iter().enumerate() {
-            let ids: Vec<String> = grp.nodes.iter().map(|n| n.to_string()).collect();
-            writeln!(s, "# group {i} ({}): {}", grp.kind, ids.join(" ")).unwrap();
-        }
         write!(s, "{r}").unwrap();
     }
     s
+}
+
+/// For each node, the last group holding it.
+fn group_of(groups: &[FusionGroup], n: usize) -> Vec<Option<usize>> {
+    let mut v = vec![None; n];
+    for (i, grp) in groups.iter().enumerate() {
+        for id in &grp.nodes {
+            if id.index() < n {
+                v[id.index()] = Some(i);
+            }
+        }
+    }
+    v
 }
 
 fn escape(s: &str) -> String {
@@ -59,16 +77,19 @@ fn escape(s: &str) -> String {
 
 /// The Graphviz DOT dump.
 pub fn to_dot(g: &Graph, report: Option<&OptReport>) -> String {
+    to_dot_with(g, report.map_or(&[], |r| &r.fusion_groups))
+}
+
+/// The DOT dump with the given groups as clusters.
+pub fn to_dot_with(g: &Graph, fusion_groups: &[FusionGroup]) -> String {
     let mut s = String::new();
     s.push_str("digraph xenon {\n");
     s.push_str("  rankdir=TB;\n");
     s.push_str("  node [shape=box, fontname=\"monospace\", fontsize=10];\n");
     s.push_str("  edge [fontsize=8];\n");
-    let groups = report
-        .map(|r| r.group_of(g.len()))
-        .unwrap_or_else(|| vec![None; g.len()]);
-    if let Some(r) = report {
-        for (i, grp) in r.fusion_groups.iter().enumerate() {
+    let groups = group_of(fusion_groups, g.len());
+    {
+        for (i, grp) in fusion_groups.iter().enumerate() {
             writeln!(s, "  subgraph cluster_g{i} {{").unwrap();
             writeln!(
                 s,
@@ -131,9 +152,17 @@ pub fn to_dot(g: &Graph, report: Option<&OptReport>) -> String {
 
 /// The JSON dump (see the [module docs](self)).
 pub fn to_json(g: &Graph, stage: &str, report: Option<&OptReport>) -> Value {
-    let groups = report
-        .map(|r| r.group_of(g.len()))
-        .unwrap_or_else(|| vec![None; g.len()]);
+    to_json_with(g, stage, report.map_or(&[], |r| &r.fusion_groups), report)
+}
+
+/// The JSON dump with the given groups.
+pub fn to_json_with(
+    g: &Graph,
+    stage: &str,
+    fusion_groups: &[FusionGroup],
+    report: Option<&OptReport>,
+) -> Value {
+    let groups = group_of(fusion_groups, g.len());
     let nodes: Vec<Value> = g
         .ids()
         .map(|id| {
@@ -159,17 +188,11 @@ pub fn to_json(g: &Graph, stage: &str, report: Option<&OptReport>) -> Value {
         .iter()
         .map(|(n, id)| json!({"name": n, "node": id.0}))
         .collect();
-    let grps: Vec<Value> = report
-        .map(|r| {
-            r.fusion_groups
-                .iter()
-                .enumerate()
-                .map(|(i, grp)| {
-                    json!({"id": i, "kind": grp.kind, "nodes": grp.nodes.iter().map(|n| n.0).collect::<Vec<_>>()})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let grps: Vec<Value> = fusion_groups
+        .iter()
+        .enumerate()
+        .map(|(i, grp)| json!({"id": i, "kind": grp.kind, "nodes": grp.nodes.iter().map(|n| n.0).collect::<Vec<_>>()}))
+        .collect();
     json!({
         "format": "xenon-dump",
         "version": 1,
