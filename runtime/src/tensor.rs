@@ -187,6 +187,15 @@ impl Tensor {
         }
     }
 
+    /// True when no element is NaN or infinite (always for i32).
+    pub fn all_finite(&self) -> bool {
+        match &self.data {
+            TensorData::F32(v) => v.iter().all(|x| x.is_finite()),
+            TensorData::F64(v) => v.iter().all(|x| x.is_finite()),
+            TensorData::I32(_) => true,
+        }
+    }
+
     /// The single element of a one-element tensor, as f64.
     pub fn scalar_f64(&self) -> Option<f64> {
         (self.numel() == 1).then(|| self.to_f64_vec()[0])

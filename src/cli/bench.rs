@@ -127,15 +127,16 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         .max(1);
 
     let mut train_us = Vec::with_capacity(reps);
-    let mut gemm_us = Vec::with_capacity(reps);
+    let (mut gemm_us, mut loop_us) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
     train.set_profiling(true);
     for _ in 0..reps {
-        let before = train.profile().map(|p| p.gemm);
+        let before = train.profile();
         let s = Instant::now();
         train.run(&feeds)?;
         train_us.push(s.elapsed().as_secs_f64() * 1e6);
         if let (Some(b0), Some(p)) = (before, train.profile()) {
-            gemm_us.push((p.gemm - b0).as_secs_f64() * 1e6);
+            gemm_us.push((p.gemm - b0.gemm).as_secs_f64() * 1e6);
+            loop_us.push((p.loops + p.library - b0.loops - b0.library).as_secs_f64() * 1e6);
         }
     }
     let mut infer_us = Vec::with_capacity(reps);
@@ -147,6 +148,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let (tm, tmin, tmax) = stats(train_us);
     let (im, imin, imax) = stats(infer_us);
     let gemm = (!gemm_us.is_empty()).then(|| stats(gemm_us).0);
+    let loops = (!loop_us.is_empty()).then(|| stats(loop_us).0);
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -157,7 +159,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "model": a.model.display().to_string(), "backend": be.name(), "batch": b, "threads": threads, "reps": reps,
                 "train_step_us_median": tm, "train_step_us_min": tmin, "train_step_us_max": tmax,
                 "infer_us_median": im, "infer_us_min": imin, "infer_us_max": imax,
-                "gemm_us_median": gemm, "compile_ms": compile_ms, "machine": machine(),
+                "gemm_us_median": gemm, "kernels_us_median": loops, "compile_ms": compile_ms, "machine": machine(),
             })
         );
     } else {
@@ -169,9 +171,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             machine()
         );
         println!("training step: median {tm:.1} µs (min {tmin:.1}, max {tmax:.1})");
-        if let Some(g) = gemm {
+        if let (Some(g), Some(l)) = (gemm, loops) {
             println!(
-                "  of which GEMM: median {g:.1} µs ({:.0}% of the step)",
+                "  of which GEMM: median {g:.1} µs ({:.0}% of the step); other kernels {l:.1} µs",
                 100.0 * g / tm
             );
         }

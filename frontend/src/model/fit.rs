@@ -114,36 +114,56 @@ impl Model {
             }
             let mut total = 0.0;
             for (k, batch) in batches.enumerate() {
-                let mut feeds = self.value_feeds();
+                // The values move into the feeds and back: no copies per step.
+                let mut feeds = std::mem::take(&mut self.values);
                 feeds.insert(X.into(), self.shape_batch(batch.x));
                 feeds.insert(T.into(), batch.t);
                 feeds.insert(LR_INPUT.into(), lr.clone());
-                let mut out = self.run_program(
+                let result = self.run_program(
                     key.clone(),
                     |m| m.optimized_train_graph(b, nclass, cost, optimizer),
                     &feeds,
-                )?;
-                let c = out["cost"].to_f64_vec()[0];
-                if !c.is_finite() {
-                    return Err(ModelError::NonFinite {
-                        what: "the cost".into(),
-                        epoch,
-                        batch: k,
-                    });
+                );
+                for k in [X, T, LR_INPUT] {
+                    feeds.remove(k);
                 }
-                for name in self.values.keys().cloned().collect::<Vec<_>>() {
-                    let v = out
-                        .remove(&format!("new/{name}"))
-                        .expect("the step updates every value");
-                    if v.to_f64_vec().iter().any(|x| !x.is_finite()) {
+                // On any failure the model keeps the values from before the step.
+                let checked = result.and_then(|out| {
+                    let c = out["cost"].to_f64_vec()[0];
+                    if !c.is_finite() {
                         return Err(ModelError::NonFinite {
-                            what: format!("'{name}'"),
+                            what: "the cost".into(),
                             epoch,
                             batch: k,
                         });
                     }
-                    self.values.insert(name, v);
+                    let mut names: Vec<&String> = feeds.keys().collect();
+                    names.sort();
+                    for name in names {
+                        let finite = out
+                            .get(&format!("new/{name}"))
+                            .is_some_and(|v| v.all_finite());
+                        if !finite {
+                            return Err(ModelError::NonFinite {
+                                what: format!("'{name}'"),
+                                epoch,
+                                batch: k,
+                            });
+                        }
+                    }
+                    Ok((c, out))
+                });
+                let (c, mut out) = match checked {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.values = feeds;
+                        return Err(e);
+                    }
+                };
+                for (name, v) in feeds.iter_mut() {
+                    *v = out.remove(&format!("new/{name}")).expect("checked above");
                 }
+                self.values = feeds;
                 total += c;
                 for cb in callbacks.iter_mut() {
                     cb.on_minibatch_end(epoch, k, c);
