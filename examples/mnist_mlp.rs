@@ -4,12 +4,14 @@
 //! MNIST subset bundled with Xenon (or full MNIST with `--data DIR`).
 //!
 //! ```sh
-//! cargo run --release --example mnist_mlp [-- --seed 3 --epochs 10 --data ~/mnist]
+//! cargo run --release --example mnist_mlp [-- --seed 3 --epochs 10 --data ~/mnist --threads 1]
 //! ```
 
 use clap::Parser;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
+use xenon::compiler::backend::{Backend, Cpu, Interpreter};
 use xenon::frontend::prelude::*;
 
 #[derive(Parser)]
@@ -26,6 +28,12 @@ struct Args {
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
     batch: usize,
+    /// Worker threads of the CPU backend (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run on the reference interpreter instead of the CPU backend.
+    #[arg(long)]
+    interp: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,7 +67,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             name: None,
         },
     ]);
-    let mut model = Model::new(layers, &mnist.train.feature_shape, args.seed)?;
+    let backend: Arc<dyn Backend> = match (args.interp, args.threads) {
+        (true, _) => Arc::new(Interpreter),
+        (false, Some(t)) => Arc::new(Cpu::with_threads(t)),
+        (false, None) => Arc::new(Cpu::default()),
+    };
+    let mut model =
+        Model::new(layers, &mnist.train.feature_shape, args.seed)?.with_backend(backend);
     println!(
         "{} parameters, backend {}",
         model.num_params(),
