@@ -19,6 +19,30 @@ fn counter(operands: &[&Tensor]) -> Result<u64> {
     Ok(library::counter(c))
 }
 
+/// A float tensor of type `ty` filled by the f32 or f64 routine.
+fn sampled(
+    ty: &TensorType,
+    fill32: impl FnOnce(&mut [f32]),
+    fill64: impl FnOnce(&mut [f64]),
+) -> Result<Tensor> {
+    match ty.dtype {
+        DType::F32 => {
+            let mut out = vec![0f32; ty.numel()];
+            fill32(&mut out);
+            tensor(&ty.shape, out)
+        }
+        DType::F64 => {
+            let mut out = vec![0f64; ty.numel()];
+            fill64(&mut out);
+            tensor(&ty.shape, out)
+        }
+        DType::I32 => Err(InterpError::OperandMismatch {
+            op: String::new(),
+            reason: "random ops produce floating-point tensors only".into(),
+        }),
+    }
+}
+
 /// Uniform samples of type `ty`: element `i` (row-major) is `low + (high − low)·u` with
 /// `u = uniform(seed, counter, i)` ([`rng::uniform_f32`](xenon_runtime::rng::uniform_f32)
 /// for f32, in f32 arithmetic with the bounds rounded first; f64 likewise).
@@ -30,19 +54,11 @@ pub(super) fn uniform(
     ty: &TensorType,
 ) -> Result<Tensor> {
     let c = counter(operands)?;
-    match ty.dtype {
-        DType::F32 => {
-            let mut out = vec![0f32; ty.numel()];
-            library::uniform_f32(&mut out, seed, c, low, high);
-            tensor(&ty.shape, out)
-        }
-        DType::F64 => {
-            let mut out = vec![0f64; ty.numel()];
-            library::uniform_f64(&mut out, seed, c, low, high);
-            tensor(&ty.shape, out)
-        }
-        DType::I32 => Err(float_only()),
-    }
+    sampled(
+        ty,
+        |o| library::uniform_f32(o, seed, c, low, high),
+        |o| library::uniform_f64(o, seed, c, low, high),
+    )
 }
 
 /// Normal samples of type `ty`: element `i` is `mean + std·z` with
@@ -55,24 +71,9 @@ pub(super) fn normal(
     ty: &TensorType,
 ) -> Result<Tensor> {
     let c = counter(operands)?;
-    match ty.dtype {
-        DType::F32 => {
-            let mut out = vec![0f32; ty.numel()];
-            library::normal_f32(&mut out, seed, c, mean, std);
-            tensor(&ty.shape, out)
-        }
-        DType::F64 => {
-            let mut out = vec![0f64; ty.numel()];
-            library::normal_f64(&mut out, seed, c, mean, std);
-            tensor(&ty.shape, out)
-        }
-        DType::I32 => Err(float_only()),
-    }
-}
-
-fn float_only() -> InterpError {
-    InterpError::OperandMismatch {
-        op: String::new(),
-        reason: "random ops produce floating-point tensors only".into(),
-    }
+    sampled(
+        ty,
+        |o| library::normal_f32(o, seed, c, mean, std),
+        |o| library::normal_f64(o, seed, c, mean, std),
+    )
 }

@@ -15,7 +15,6 @@ use crate::opt::dump::{to_dot_with, to_json_with, to_text_with};
 use crate::opt::report::FusionGroup;
 use serde_json::{Value, json};
 use std::fmt::Write;
-use xenon_runtime::kernel::Instr;
 use xenon_runtime::program::{BufferKind, LibraryStep, MemoryPlan, Step};
 
 /// A one-line description of a step.
@@ -99,48 +98,12 @@ pub fn kernels_json(g: &Graph, l: &Lowered) -> Value {
     v
 }
 
-/// Buffers read and written by each step.
+/// Buffers read (each once, increasing) and written by a step.
 fn reads_writes(step: &Step) -> (Vec<usize>, Vec<usize>) {
-    match step {
-        Step::Loop(k) => {
-            let mut reads: Vec<usize> = k
-                .instrs()
-                .filter_map(|i| match i {
-                    Instr::Load(a) => Some(k.args[a.arg].buffer),
-                    _ => None,
-                })
-                .collect();
-            reads.sort_unstable();
-            reads.dedup();
-            (
-                reads,
-                k.stores
-                    .iter()
-                    .map(|s| k.args[s.access.arg].buffer)
-                    .collect(),
-            )
-        }
-        Step::Gemm(g) => (vec![g.a.buffer, g.b.buffer], vec![g.c.buffer]),
-        Step::Library(l) => match l {
-            LibraryStep::Im2Col { x, out, .. } | LibraryStep::ArgMax { x, out, .. } => {
-                (vec![*x], vec![*out])
-            }
-            LibraryStep::Col2Im { cols, out, .. } => (vec![*cols], vec![*out]),
-            LibraryStep::Gather {
-                data, indices, out, ..
-            } => (vec![*data, *indices], vec![*out]),
-            LibraryStep::ScatterAdd {
-                updates,
-                indices,
-                out,
-                ..
-            } => (vec![*updates, *indices], vec![*out]),
-            LibraryStep::Random { out, counter, .. } => {
-                (counter.iter().copied().collect(), vec![*out])
-            }
-            LibraryStep::Copy { src, dst, .. } => (vec![*src], vec![*dst]),
-        },
-    }
+    let (mut reads, writes) = super::plan::uses(step);
+    reads.sort_unstable();
+    reads.dedup();
+    (reads, writes)
 }
 
 fn names(v: &[usize]) -> String {

@@ -12,8 +12,8 @@ use xenon_runtime::program::{BufferKind, LibraryStep, MemoryPlan, Program, Step}
 
 const ALIGN: usize = 64;
 
-/// Buffers read and written by a step.
-fn uses(step: &Step) -> (Vec<usize>, Vec<usize>) {
+/// Buffers read and written by a step (reads may repeat).
+pub fn uses(step: &Step) -> (Vec<usize>, Vec<usize>) {
     match step {
         Step::Loop(k) => {
             let reads = k

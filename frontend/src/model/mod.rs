@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use xenon_compiler::backend::{Backend, BackendError, Cpu, Executable};
 use xenon_compiler::interp::Feeds;
-use xenon_compiler::ir::{DType, Graph, GraphError};
+use xenon_compiler::ir::{DType, Graph, GraphError, NodeId};
 use xenon_compiler::opt::OptConfig;
 use xenon_runtime::Tensor;
 
@@ -373,6 +373,52 @@ impl Model {
         Ok(out["y"].clone())
     }
 
+    /// Runs an evaluation graph (the forward pass, the targets, and what `add_outputs`
+    /// adds) over every batch of `data`, passing each batch's outputs and its number of
+    /// valid (non-filler) rows to `visit`. The parameter values move into the feeds and
+    /// back, so nothing is copied per batch.
+    fn eval_batches(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        what: &str,
+        add_outputs: impl Fn(&mut Graph, NodeId, NodeId) -> Result<(), ModelError>,
+        mut visit: impl FnMut(&HashMap<String, Tensor>, usize),
+    ) -> Result<(), ModelError> {
+        self.check_input(data)?;
+        let nclass = data.nclass;
+        let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;
+        let b = it.batch_size();
+        let key = format!("{what}/{b}/{nclass}");
+        let mut feeds = std::mem::take(&mut self.values);
+        let mut result = Ok(());
+        for batch in it.next_epoch() {
+            feeds.insert(X.into(), self.shape_batch(batch.x));
+            feeds.insert(T.into(), batch.t);
+            let out = self.run_program(
+                key.clone(),
+                |m| {
+                    let (mut g, y) = m.forward_graph(b)?;
+                    let t = m.targets(&mut g, y, nclass)?;
+                    add_outputs(&mut g, y, t)?;
+                    Ok(g)
+                },
+                &feeds,
+            );
+            match out {
+                Ok(out) => visit(&out, batch.n_valid),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        feeds.remove(X);
+        feeds.remove(T);
+        self.values = feeds;
+        result
+    }
+
     /// Evaluates `metrics` on every sample of `data` (batches of `batch_size`; the last
     /// batch's wrap-around filler is not counted). Returns `(name, value)` pairs in the
     /// metrics' order.
@@ -382,46 +428,35 @@ impl Model {
         batch_size: usize,
         metrics: &[Metric],
     ) -> Result<Vec<(String, f64)>, ModelError> {
-        self.check_input(data)?;
-        let nclass = data.nclass;
-        let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;
-        let b = it.batch_size();
-        let key = format!("eval/{b}/{nclass}/{metrics:?}");
         let mut sums: Vec<Vec<f64>> = Vec::new();
         let mut count = 0;
-        let base = self.value_feeds();
-        for batch in it.next_epoch() {
-            let mut feeds = base.clone();
-            feeds.insert(X.into(), self.shape_batch(batch.x));
-            feeds.insert(T.into(), batch.t);
-            let out = self.run_program(
-                key.clone(),
-                |m| {
-                    let (mut g, y) = m.forward_graph(b)?;
-                    let t = m.targets(&mut g, y, nclass)?;
-                    for (i, metric) in metrics.iter().enumerate() {
-                        let s = metric.lower(&mut g, y, t)?;
-                        g.set_output(&format!("metric/{i}"), s)?;
-                    }
-                    Ok(g)
-                },
-                &feeds,
-            )?;
-            for (i, _) in metrics.iter().enumerate() {
-                let stats = &out[&format!("metric/{i}")];
-                let width = stats.shape()[1];
-                let v = stats.to_f64_vec();
-                if sums.len() <= i {
-                    sums.push(vec![0.0; width]);
+        self.eval_batches(
+            data,
+            batch_size,
+            &format!("eval/{metrics:?}"),
+            |g, y, t| {
+                for (i, metric) in metrics.iter().enumerate() {
+                    let s = metric.lower(g, y, t)?;
+                    g.set_output(&format!("metric/{i}"), s)?;
                 }
-                for row in v.chunks(width).take(batch.n_valid) {
-                    for (s, x) in sums[i].iter_mut().zip(row) {
-                        *s += x;
+                Ok(())
+            },
+            |out, n_valid| {
+                for i in 0..metrics.len() {
+                    let stats = &out[&format!("metric/{i}")];
+                    let width = stats.shape()[1];
+                    if sums.len() <= i {
+                        sums.push(vec![0.0; width]);
+                    }
+                    for row in stats.to_f64_vec().chunks(width).take(n_valid) {
+                        for (s, x) in sums[i].iter_mut().zip(row) {
+                            *s += x;
+                        }
                     }
                 }
-            }
-            count += batch.n_valid;
-        }
+                count += n_valid;
+            },
+        )?;
         let mut out = Vec::new();
         for (metric, s) in metrics.iter().zip(&sums) {
             out.extend(metric.names().into_iter().zip(metric.finish(s, count)));
@@ -436,33 +471,23 @@ impl Model {
         batch_size: usize,
         cost: &Cost,
     ) -> Result<f64, ModelError> {
-        self.check_input(data)?;
-        let nclass = data.nclass;
-        let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;
-        let b = it.batch_size();
-        let key = format!("cost/{b}/{nclass}/{cost:?}");
-        let base = self.value_feeds();
         let (mut total, mut count) = (0.0, 0);
-        for batch in it.next_epoch() {
-            let mut feeds = base.clone();
-            feeds.insert(X.into(), self.shape_batch(batch.x));
-            feeds.insert(T.into(), batch.t);
-            let out = self.run_program(
-                key.clone(),
-                |m| {
-                    let (mut g, y) = m.forward_graph(b)?;
-                    let t = m.targets(&mut g, y, nclass)?;
-                    let c = cost.lower(&mut g, y, t)?;
-                    g.set_output("per_sample", c.per_sample)?;
-                    Ok(g)
-                },
-                &feeds,
-            )?;
-            total += out["per_sample"].to_f64_vec()[..batch.n_valid]
-                .iter()
-                .sum::<f64>();
-            count += batch.n_valid;
-        }
+        self.eval_batches(
+            data,
+            batch_size,
+            &format!("cost/{cost:?}"),
+            |g, y, t| {
+                let c = cost.lower(g, y, t)?;
+                g.set_output("per_sample", c.per_sample)?;
+                Ok(())
+            },
+            |out, n_valid| {
+                total += out["per_sample"].to_f64_vec()[..n_valid]
+                    .iter()
+                    .sum::<f64>();
+                count += n_valid;
+            },
+        )?;
         Ok(total / count.max(1) as f64)
     }
 
