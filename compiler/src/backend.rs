@@ -37,6 +37,46 @@ pub trait Executable: Send {
     /// named output.
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError>;
 
+    /// Runs the graph and writes every output named `new/<name>` back into the feed
+    /// `<name>` (same dtype and element count), returning the other outputs. With
+    /// `check_finite`, an updated value holding NaN or infinity is an error naming it, and
+    /// then no feed is changed. (The default runs [`Executable::run`] and moves the
+    /// results; backends override it to update in place.)
+    fn run_update(
+        &mut self,
+        feeds: &mut Feeds,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, BackendError> {
+        let mut out = self.run(feeds)?;
+        let updates: Vec<String> = out
+            .keys()
+            .filter(|k| {
+                k.strip_prefix("new/").is_some_and(|t| {
+                    feeds.get(t).is_some_and(|f| {
+                        f.dtype() == out[*k].dtype() && f.numel() == out[*k].numel()
+                    })
+                })
+            })
+            .cloned()
+            .collect();
+        if check_finite {
+            let mut sorted = updates.clone();
+            sorted.sort();
+            if let Some(bad) = sorted.iter().find(|k| !out[*k].all_finite()) {
+                return Err(BackendError::Exec(
+                    xenon_runtime::cpu::ExecError::NonFinite(bad.clone()),
+                ));
+            }
+        }
+        for k in updates {
+            let v = out.remove(&k).expect("listed above");
+            let target = feeds.get_mut(&k["new/".len()..]).expect("checked above");
+            let shape = target.shape().to_vec();
+            *target = v.reshaped(shape).expect("same element count");
+        }
+        Ok(out)
+    }
+
     /// Turns per-step timing on (from zero) or off, where the backend supports it.
     fn set_profiling(&mut self, _on: bool) {}
 
@@ -139,6 +179,16 @@ struct CpuProgram {
 impl Executable for CpuProgram {
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError> {
         Ok(self.exec.run(feeds, &self.output_shapes)?)
+    }
+
+    fn run_update(
+        &mut self,
+        feeds: &mut Feeds,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, BackendError> {
+        Ok(self
+            .exec
+            .run_update(feeds, &self.output_shapes, check_finite)?)
     }
 
     fn set_profiling(&mut self, on: bool) {

@@ -371,3 +371,54 @@ backend_cases! {
     cpu_one_thread => Cpu::with_threads(1),
     cpu_two_threads => Cpu::with_threads(2),
 }
+
+/// `run_update` writes `new/<name>` outputs into the feeds, returns the rest, and with
+/// `check_finite` leaves every feed unchanged when an update is not finite.
+fn check_run_update(backend: &dyn Backend) {
+    use xenon_compiler::interp::Feeds;
+    let mut g = Graph::new();
+    let w = g.parameter("w", DType::F32, &[3]).unwrap();
+    let x = g.input("x", DType::F32, &[3]).unwrap();
+    let d = g.div(w, x).unwrap(); // w / x: infinite where x = 0
+    let s = g.sum(d, &[0], false).unwrap();
+    g.set_output("new/w", d).unwrap();
+    g.set_output("sum", s).unwrap();
+    let mut exe = backend.compile(&g).unwrap();
+    let mut feeds: Feeds = [
+        (
+            "w".to_string(),
+            Tensor::from_f32(vec![3], vec![2.0, 4.0, 8.0]).unwrap(),
+        ),
+        (
+            "x".to_string(),
+            Tensor::from_f32(vec![3], vec![2.0, 2.0, 2.0]).unwrap(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let out = exe.run_update(&mut feeds, true).unwrap();
+    assert_eq!(feeds["w"].as_f32().unwrap(), &[1.0, 2.0, 4.0]);
+    assert_eq!(out["sum"].as_f32().unwrap(), &[7.0]);
+    assert!(!out.contains_key("new/w"));
+    feeds.insert(
+        "x".into(),
+        Tensor::from_f32(vec![3], vec![1.0, 0.0, 1.0]).unwrap(),
+    );
+    let e = exe.run_update(&mut feeds, true).unwrap_err();
+    assert!(e.to_string().contains("new/w"), "{e}");
+    assert_eq!(
+        feeds["w"].as_f32().unwrap(),
+        &[1.0, 2.0, 4.0],
+        "unchanged after a non-finite update"
+    );
+}
+
+#[test]
+fn run_update_interpreter() {
+    check_run_update(&xenon_compiler::backend::Interpreter);
+}
+
+#[test]
+fn run_update_cpu() {
+    check_run_update(&Cpu::with_threads(1));
+}

@@ -58,6 +58,26 @@ pub struct Tensor {
     data: TensorData,
 }
 
+/// True when no element is NaN or infinite. Branch-free per element (the exponent bits are
+/// tested and OR-ed), so it vectorizes; checked per chunk of 4,096.
+pub fn all_finite_f32(v: &[f32]) -> bool {
+    v.chunks(1 << 12).all(|c| {
+        c.iter().fold(0u32, |acc, x| {
+            acc | u32::from(x.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+        }) == 0
+    })
+}
+
+/// The f64 version of [`all_finite_f32`].
+pub fn all_finite_f64(v: &[f64]) -> bool {
+    const EXP: u64 = 0x7ff0_0000_0000_0000;
+    v.chunks(1 << 12).all(|c| {
+        c.iter()
+            .fold(0u64, |acc, x| acc | u64::from(x.to_bits() & EXP == EXP))
+            == 0
+    })
+}
+
 /// Number of elements of a shape (1 for a scalar).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
@@ -190,8 +210,8 @@ impl Tensor {
     /// True when no element is NaN or infinite (always for i32).
     pub fn all_finite(&self) -> bool {
         match &self.data {
-            TensorData::F32(v) => v.iter().all(|x| x.is_finite()),
-            TensorData::F64(v) => v.iter().all(|x| x.is_finite()),
+            TensorData::F32(v) => all_finite_f32(v),
+            TensorData::F64(v) => all_finite_f64(v),
             TensorData::I32(_) => true,
         }
     }
@@ -251,6 +271,20 @@ mod tests {
             "tensor of shape [2, 3] needs 6 elements, got 5"
         );
         assert!(Tensor::from_i32(vec![], vec![7]).is_ok());
+    }
+
+    #[test]
+    fn finiteness_checks_find_every_kind_of_non_finite_value() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut v = vec![1.0f32; 10_000];
+            assert!(all_finite_f32(&v));
+            v[7_777] = bad;
+            assert!(!all_finite_f32(&v));
+        }
+        let mut w = vec![f64::MAX, f64::MIN_POSITIVE, -0.0];
+        assert!(all_finite_f64(&w));
+        w.push(f64::NAN);
+        assert!(!all_finite_f64(&w));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `xenon bench MODEL --batch N [--threads T] [--backend B] [--reps R] [--json]`:
-//! microseconds per training step and per inference, with the time in GEMM alone.
+//! microseconds per training step (as `Model::fit` runs it: parameters and optimizer state
+//! updated in place; without fit's NaN/Inf scan of the new values) and per inference, with
+//! the time in GEMM alone.
 
 use super::common::{backend, dataset_shape, load_model_file};
 use anyhow::Context;
@@ -115,10 +117,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     // Warm up, then size the repetitions to about one second.
     let first = Instant::now();
-    train.run(&feeds)?;
+    train.run_update(&mut feeds, false)?;
     let once = first.elapsed().max(Duration::from_micros(1));
     for _ in 0..2 {
-        train.run(&feeds)?;
+        train.run_update(&mut feeds, false)?;
         infer.run(&feeds)?;
     }
     let reps = a
@@ -132,7 +134,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     for _ in 0..reps {
         let before = train.profile();
         let s = Instant::now();
-        train.run(&feeds)?;
+        train.run_update(&mut feeds, false)?;
         train_us.push(s.elapsed().as_secs_f64() * 1e6);
         if let (Some(b0), Some(p)) = (before, train.profile()) {
             gemm_us.push((p.gemm - b0.gemm).as_secs_f64() * 1e6);

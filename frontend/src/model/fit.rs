@@ -7,8 +7,10 @@ use crate::data::BatchIterator;
 use crate::optimizer::{LR_INPUT, Optimizer};
 use std::time::Instant;
 use xenon_compiler::autodiff;
+use xenon_compiler::backend::BackendError;
 use xenon_compiler::ir::Graph;
 use xenon_runtime::Tensor;
+use xenon_runtime::cpu::ExecError;
 
 /// What one epoch of training did.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,56 +116,42 @@ impl Model {
             }
             let mut total = 0.0;
             for (k, batch) in batches.enumerate() {
-                // The values move into the feeds and back: no copies per step.
+                // The values move into the feeds and back, and the step writes the new
+                // values into them in place: nothing is copied or allocated per step.
                 let mut feeds = std::mem::take(&mut self.values);
                 feeds.insert(X.into(), self.shape_batch(batch.x));
                 feeds.insert(T.into(), batch.t);
                 feeds.insert(LR_INPUT.into(), lr.clone());
-                let result = self.run_program(
-                    key.clone(),
-                    |m| m.optimized_train_graph(b, nclass, cost, optimizer),
-                    &feeds,
-                );
+                let result = self
+                    .program(key.clone(), |m| {
+                        m.optimized_train_graph(b, nclass, cost, optimizer)
+                    })
+                    .and_then(|exe| Ok(exe.run_update(&mut feeds, true)?));
                 for k in [X, T, LR_INPUT] {
                     feeds.remove(k);
                 }
-                // On any failure the model keeps the values from before the step.
-                let checked = result.and_then(|out| {
-                    let c = out["cost"].to_f64_vec()[0];
-                    if !c.is_finite() {
+                // A non-finite update leaves every value as it was before the step.
+                self.values = feeds;
+                let out = match result {
+                    Ok(out) => out,
+                    Err(ModelError::Backend(BackendError::Exec(ExecError::NonFinite(name)))) => {
+                        let what = format!("'{}'", name.strip_prefix("new/").unwrap_or(&name));
                         return Err(ModelError::NonFinite {
-                            what: "the cost".into(),
+                            what,
                             epoch,
                             batch: k,
                         });
                     }
-                    let mut names: Vec<&String> = feeds.keys().collect();
-                    names.sort();
-                    for name in names {
-                        let finite = out
-                            .get(&format!("new/{name}"))
-                            .is_some_and(|v| v.all_finite());
-                        if !finite {
-                            return Err(ModelError::NonFinite {
-                                what: format!("'{name}'"),
-                                epoch,
-                                batch: k,
-                            });
-                        }
-                    }
-                    Ok((c, out))
-                });
-                let (c, mut out) = match checked {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.values = feeds;
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 };
-                for (name, v) in feeds.iter_mut() {
-                    *v = out.remove(&format!("new/{name}")).expect("checked above");
+                let c = out["cost"].to_f64_vec()[0];
+                if !c.is_finite() {
+                    return Err(ModelError::NonFinite {
+                        what: "the cost".into(),
+                        epoch,
+                        batch: k,
+                    });
                 }
-                self.values = feeds;
                 total += c;
                 for cb in callbacks.iter_mut() {
                     cb.on_minibatch_end(epoch, k, c);

@@ -325,13 +325,21 @@ impl Model {
         build: impl FnOnce(&Model) -> Result<Graph, ModelError>,
         feeds: &Feeds,
     ) -> Result<HashMap<String, Tensor>, ModelError> {
+        Ok(self.program(key, build)?.run(feeds)?)
+    }
+
+    /// The cached program `key`, built and compiled with `build` on first use.
+    fn program(
+        &mut self,
+        key: String,
+        build: impl FnOnce(&Model) -> Result<Graph, ModelError>,
+    ) -> Result<&mut Box<dyn Executable>, ModelError> {
         if !self.programs.contains_key(&key) {
             let graph = build(self)?;
             let exe = self.backend.compile(&graph)?;
             self.programs.insert(key.clone(), exe);
         }
-        let exe = self.programs.get_mut(&key).expect("inserted above");
-        Ok(exe.run(feeds)?)
+        Ok(self.programs.get_mut(&key).expect("inserted above"))
     }
 
     /// A `[batch, features]` batch reshaped to the model's `[batch, input_shape…]`.

@@ -48,6 +48,8 @@ pub enum ExecError {
         #[source]
         source: library::IndexError,
     },
+    #[error("non-finite value (NaN or infinity) in {0:?}")]
+    NonFinite(String),
     #[error("the kernel table has {got} entries for {steps} steps, or code for a non-loop step")]
     KernelTable { got: usize, steps: usize },
 }
@@ -201,6 +203,103 @@ impl CpuExecutor {
         feeds: &HashMap<String, Tensor>,
         output_shapes: &HashMap<String, Vec<usize>>,
     ) -> Result<HashMap<String, Tensor>, ExecError> {
+        let ptrs = self.execute(feeds)?;
+        let mut out = HashMap::new();
+        for (name, id) in &self.program.outputs {
+            out.insert(name.clone(), self.output(&ptrs, name, *id, output_shapes)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs the program and writes every output named `new/<name>` back into the feed
+    /// `<name>` (same dtype and element count), in place; returns the other outputs. With
+    /// `check_finite`, nothing is written back when an updated value holds NaN or infinity:
+    /// the error names the first such output (in program order). This is how a training
+    /// step updates parameters and optimizer state without allocating.
+    pub fn run_update(
+        &mut self,
+        feeds: &mut HashMap<String, Tensor>,
+        output_shapes: &HashMap<String, Vec<usize>>,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, ExecError> {
+        let ptrs = self.execute(feeds)?;
+        let mut updates = Vec::new();
+        let mut out = HashMap::new();
+        for (name, id) in &self.program.outputs {
+            let b = &self.program.buffers[*id];
+            let target = name.strip_prefix("new/").filter(|t| {
+                feeds
+                    .get(*t)
+                    .is_some_and(|f| f.dtype() == b.dtype && f.numel() == b.len)
+            });
+            match target {
+                Some(t) => updates.push((name, t.to_string(), *id)),
+                None => {
+                    out.insert(name.clone(), self.output(&ptrs, name, *id, output_shapes)?);
+                }
+            }
+        }
+        if check_finite {
+            for (name, _, id) in &updates {
+                let b = &self.program.buffers[*id];
+                // SAFETY: the buffer holds b.len elements of b.dtype (validated).
+                let finite =
+                    unsafe {
+                        match b.dtype {
+                            DType::F32 => crate::tensor::all_finite_f32(
+                                std::slice::from_raw_parts(ptrs[*id] as *const f32, b.len),
+                            ),
+                            DType::F64 => crate::tensor::all_finite_f64(
+                                std::slice::from_raw_parts(ptrs[*id] as *const f64, b.len),
+                            ),
+                            DType::I32 => true,
+                        }
+                    };
+                if !finite {
+                    return Err(ExecError::NonFinite((*name).clone()));
+                }
+            }
+        }
+        for (_, target, id) in updates {
+            let b = &self.program.buffers[id];
+            let t = feeds.get_mut(&target).expect("checked above");
+            let bytes = b.len * b.dtype.size_bytes();
+            // SAFETY: the source holds `bytes` bytes (validated); the destination tensor has
+            // the same dtype and element count; the steps that read the feed have finished.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    ptrs[id] as *const u8,
+                    data_ptr_mut(t.data_mut()),
+                    bytes,
+                )
+            };
+        }
+        Ok(out)
+    }
+
+    /// Output `name` (buffer `id`) as a new tensor.
+    fn output(
+        &self,
+        ptrs: &[*mut u8],
+        name: &str,
+        id: usize,
+        output_shapes: &HashMap<String, Vec<usize>>,
+    ) -> Result<Tensor, ExecError> {
+        let b = &self.program.buffers[id];
+        // SAFETY: the buffer holds b.len elements of b.dtype (validated).
+        let data = unsafe { read_buffer(ptrs[id], b.dtype, b.len) };
+        let shape = output_shapes
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| vec![b.len]);
+        Ok(Tensor::new(shape, data).map_err(|e| ProgramError::Buffer {
+            buffer: id,
+            reason: format!("output {name:?}: {e}"),
+        })?)
+    }
+
+    /// Checks the feeds and runs every step; returns the buffer pointer table.
+    fn execute(&mut self, feeds: &HashMap<String, Tensor>) -> Result<Vec<*mut u8>, ExecError> {
         let arena = self.arena.as_mut_ptr() as *mut u8;
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(self.program.buffers.len());
         for b in &self.program.buffers {
@@ -243,22 +342,7 @@ impl CpuExecutor {
         if let Some(p) = &mut self.profile {
             p.runs += 1;
         }
-        let mut out = HashMap::new();
-        for (name, id) in &self.program.outputs {
-            let b = &self.program.buffers[*id];
-            // SAFETY: the buffer holds b.len elements of b.dtype (validated).
-            let data = unsafe { read_buffer(ptrs[*id], b.dtype, b.len) };
-            let shape = output_shapes
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| vec![b.len]);
-            let t = Tensor::new(shape, data).map_err(|e| ProgramError::Buffer {
-                buffer: *id,
-                reason: format!("output {name:?}: {e}"),
-            })?;
-            out.insert(name.clone(), t);
-        }
-        Ok(out)
+        Ok(ptrs)
     }
 
     fn run_step(&self, s: usize, ptrs: &[*mut u8]) -> Result<(), ExecError> {
@@ -517,6 +601,14 @@ fn data_ptr(d: &TensorData) -> *const u8 {
         TensorData::F32(v) => v.as_ptr() as *const u8,
         TensorData::F64(v) => v.as_ptr() as *const u8,
         TensorData::I32(v) => v.as_ptr() as *const u8,
+    }
+}
+
+fn data_ptr_mut(d: &mut TensorData) -> *mut u8 {
+    match d {
+        TensorData::F32(v) => v.as_mut_ptr() as *mut u8,
+        TensorData::F64(v) => v.as_mut_ptr() as *mut u8,
+        TensorData::I32(v) => v.as_mut_ptr() as *mut u8,
     }
 }
 
