@@ -221,17 +221,14 @@ impl Optimizer {
             let scale = match o.gradient_clip_norm {
                 None => None,
                 Some(c) => {
-                    let mut total = None;
+                    let mut total = g.scalar(dt, 0.0)?;
                     for &gr in &grads {
                         let sq = g.mul(gr, gr)?;
                         let axes: Vec<usize> = (0..g.ty(sq).rank()).collect();
                         let s = g.sum(sq, &axes, false)?;
-                        total = Some(match total {
-                            None => s,
-                            Some(t) => g.add_(t, s)?,
-                        });
+                        total = g.add_(total, s)?;
                     }
-                    let norm = g.sqrt(total.expect("at least one parameter"))?;
+                    let norm = g.sqrt(total)?;
                     let cn = g.scalar(dt, c)?;
                     let den = g.max(norm, cn)?;
                     Some(g.div(cn, den)?)
