@@ -217,6 +217,38 @@ macro_rules! float_sign {
     }};
 }
 
+/// A float unary op on an f32 or f64 value.
+macro_rules! float_unary {
+    ($func:expr, $x:expr) => {{
+        let x = $x;
+        match $func {
+            UnaryOp::Neg => -x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Sign => float_sign!(x),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Recip => 1.0 / x,
+            UnaryOp::Tanh => x.tanh(),
+        }
+    }};
+}
+
+/// A float binary op on two f32 or two f64 values.
+macro_rules! float_binary {
+    ($func:expr, $x:expr, $y:expr) => {{
+        let (x, y) = ($x, $y);
+        match $func {
+            BinaryOp::Add => x + y,
+            BinaryOp::Sub => x - y,
+            BinaryOp::Mul => x * y,
+            BinaryOp::Div => x / y,
+            BinaryOp::Max => max_nan(x, y),
+            BinaryOp::Min => min_nan(x, y),
+        }
+    }};
+}
+
 impl Scalar {
     /// The value's dtype.
     pub fn dtype(self) -> crate::DType {
@@ -269,26 +301,8 @@ impl Scalar {
     /// `func(self)`, or `None` for a float-only op on an i32.
     pub fn unary(self, func: UnaryOp) -> Option<Scalar> {
         Some(match self {
-            Scalar::F32(x) => Scalar::F32(match func {
-                UnaryOp::Neg => -x,
-                UnaryOp::Abs => x.abs(),
-                UnaryOp::Sign => float_sign!(x),
-                UnaryOp::Exp => x.exp(),
-                UnaryOp::Log => x.ln(),
-                UnaryOp::Sqrt => x.sqrt(),
-                UnaryOp::Recip => 1.0 / x,
-                UnaryOp::Tanh => x.tanh(),
-            }),
-            Scalar::F64(x) => Scalar::F64(match func {
-                UnaryOp::Neg => -x,
-                UnaryOp::Abs => x.abs(),
-                UnaryOp::Sign => float_sign!(x),
-                UnaryOp::Exp => x.exp(),
-                UnaryOp::Log => x.ln(),
-                UnaryOp::Sqrt => x.sqrt(),
-                UnaryOp::Recip => 1.0 / x,
-                UnaryOp::Tanh => x.tanh(),
-            }),
+            Scalar::F32(x) => Scalar::F32(float_unary!(func, x)),
+            Scalar::F64(x) => Scalar::F64(float_unary!(func, x)),
             Scalar::I32(x) => Scalar::I32(match func {
                 UnaryOp::Neg => x.wrapping_neg(),
                 UnaryOp::Abs => x.wrapping_abs(),
@@ -301,22 +315,8 @@ impl Scalar {
     /// `func(self, b)`, or `None` for mismatched dtypes or a float-only op on i32.
     pub fn binary(self, func: BinaryOp, b: Scalar) -> Option<Scalar> {
         Some(match (self, b) {
-            (Scalar::F32(x), Scalar::F32(y)) => Scalar::F32(match func {
-                BinaryOp::Add => x + y,
-                BinaryOp::Sub => x - y,
-                BinaryOp::Mul => x * y,
-                BinaryOp::Div => x / y,
-                BinaryOp::Max => max_nan(x, y),
-                BinaryOp::Min => min_nan(x, y),
-            }),
-            (Scalar::F64(x), Scalar::F64(y)) => Scalar::F64(match func {
-                BinaryOp::Add => x + y,
-                BinaryOp::Sub => x - y,
-                BinaryOp::Mul => x * y,
-                BinaryOp::Div => x / y,
-                BinaryOp::Max => max_nan(x, y),
-                BinaryOp::Min => min_nan(x, y),
-            }),
+            (Scalar::F32(x), Scalar::F32(y)) => Scalar::F32(float_binary!(func, x, y)),
+            (Scalar::F64(x), Scalar::F64(y)) => Scalar::F64(float_binary!(func, x, y)),
             (Scalar::I32(x), Scalar::I32(y)) => Scalar::I32(match func {
                 BinaryOp::Add => x.wrapping_add(y),
                 BinaryOp::Sub => x.wrapping_sub(y),

@@ -121,20 +121,15 @@ pub(super) fn fmax_nan(
     x_num: bool,
     y_num: bool,
 ) -> Value {
-    if y_num {
-        // pick y iff x < y (NaN x compares false and is kept).
-        let m = fcmp(b, FloatCC::LessThan, x, y);
-        sel(b, m, y, x)
-    } else if x_num {
-        let m = fcmp(b, FloatCC::GreaterThanOrEqual, x, y);
-        sel(b, m, x, y)
-    } else {
-        // pick x iff x is NaN or x >= y (false when y is NaN).
-        let nx = fcmp(b, FloatCC::Unordered, x, x);
-        let ge = fcmp(b, FloatCC::GreaterThanOrEqual, x, y);
-        let m = b.ins().bor(nx, ge);
-        sel(b, m, x, y)
-    }
+    pick_nan(
+        b,
+        x,
+        y,
+        x_num,
+        y_num,
+        FloatCC::GreaterThanOrEqual,
+        FloatCC::LessThan,
+    )
 }
 
 /// `min(a, b)` with the semantics of `xenon_runtime::ops::min_nan` (see [`fmax_nan`]).
@@ -145,17 +140,40 @@ pub(super) fn fmin_nan(
     x_num: bool,
     y_num: bool,
 ) -> Value {
+    pick_nan(
+        b,
+        x,
+        y,
+        x_num,
+        y_num,
+        FloatCC::LessThanOrEqual,
+        FloatCC::GreaterThan,
+    )
+}
+
+/// Picks `x` when `x keeps y` holds or `x` is NaN, else `y` (`y` when it is NaN and `x` is
+/// not). `loses` is the strict negation of `keeps` for non-NaN operands.
+fn pick_nan(
+    b: &mut FunctionBuilder<'_>,
+    x: Value,
+    y: Value,
+    x_num: bool,
+    y_num: bool,
+    keeps: FloatCC,
+    loses: FloatCC,
+) -> Value {
     if y_num {
-        // pick y iff y < x.
-        let m = fcmp(b, FloatCC::LessThan, y, x);
+        // pick y iff x loses to y (a NaN x compares false and is kept).
+        let m = fcmp(b, loses, x, y);
         sel(b, m, y, x)
     } else if x_num {
-        let m = fcmp(b, FloatCC::LessThanOrEqual, x, y);
+        let m = fcmp(b, keeps, x, y);
         sel(b, m, x, y)
     } else {
+        // pick x iff x is NaN or x keeps y (false when y is NaN).
         let nx = fcmp(b, FloatCC::Unordered, x, x);
-        let le = fcmp(b, FloatCC::LessThanOrEqual, x, y);
-        let m = b.ins().bor(nx, le);
+        let k = fcmp(b, keeps, x, y);
+        let m = b.ins().bor(nx, k);
         sel(b, m, x, y)
     }
 }
