@@ -11,6 +11,7 @@ use crate::ir::Graph;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use xenon_runtime::Tensor;
+use xenon_runtime::cpu::gemm::Isa;
 use xenon_runtime::kernel::LoopKernel;
 use xenon_runtime::program::Step;
 
@@ -130,14 +131,25 @@ pub struct Cpu {
     pub threads: usize,
     /// Code generation options (see [`CpuOptions`]'s defaults).
     pub options: CpuOptions,
+    /// The GEMM instruction-set path (default: [`Isa::detect`], the best the running
+    /// processor has, capped by the `XENON_ISA` environment variable). A path the
+    /// processor lacks is replaced by its best lesser one.
+    pub isa: Isa,
 }
 
 impl Cpu {
-    /// The CPU backend with `threads` threads and default code generation.
+    /// The CPU backend with `threads` threads, default code generation and GEMM path.
     pub fn with_threads(threads: usize) -> Cpu {
+        Cpu::with_isa(threads, Isa::detect())
+    }
+
+    /// The CPU backend with `threads` threads and the GEMM path `isa` (capped to what the
+    /// processor has).
+    pub fn with_isa(threads: usize, isa: Isa) -> Cpu {
         Cpu {
             threads: threads.max(1),
             options: CpuOptions::default(),
+            isa: isa.capped(),
         }
     }
 }
@@ -258,12 +270,13 @@ impl Backend for Cpu {
                 c
             }
         };
-        let exec = xenon_runtime::cpu::CpuExecutor::new(
+        let mut exec = xenon_runtime::cpu::CpuExecutor::new(
             compiled.program.clone(),
             compiled.table.clone(),
             compiled.code.clone(),
             self.threads,
         )?;
+        exec.set_isa(self.isa);
         Ok(Box::new(CpuProgram {
             exec,
             output_shapes: compiled.output_shapes.clone(),

@@ -8,6 +8,7 @@ use xenon_compiler::interp::{self, Feeds};
 use xenon_compiler::ir::{
     BinaryOp, CompareOp, DType, Graph, GraphError, NodeId, ReduceOp, UnaryOp, Window,
 };
+use xenon_runtime::cpu::gemm::Isa;
 use xenon_runtime::{Tensor, rng};
 
 /// Random data for an input of type `dtype[shape]`: floats in ±[0.25, 2) (away from zero),
@@ -367,9 +368,14 @@ macro_rules! backend_cases {
     };
 }
 
+// Each GEMM path (a path the processor lacks runs its best lesser one).
 backend_cases! {
     cpu_one_thread => Cpu::with_threads(1),
     cpu_two_threads => Cpu::with_threads(2),
+    cpu_avx512 => Cpu::with_isa(1, Isa::Avx512),
+    cpu_avx2 => Cpu::with_isa(1, Isa::Avx2),
+    cpu_portable => Cpu::with_isa(1, Isa::Portable),
+    cpu_avx2_two_threads => Cpu::with_isa(2, Isa::Avx2),
 }
 
 /// `run_update` writes `new/<name>` outputs into the feeds, returns the rest, and with

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use xenon_compiler::backend::{Backend, Cpu, Interpreter};
 use xenon_frontend::prelude::*;
 use xenon_runtime::Tensor;
+use xenon_runtime::cpu::gemm::Isa;
 
 fn mnist_mlp() -> Sequential {
     let init = Initializer::Gaussian {
@@ -71,13 +72,14 @@ fn train(backend: Arc<dyn Backend>, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
     (costs.0, weights)
 }
 
-#[test]
-fn ten_steps_match_the_interpreter() {
+/// Ten steps on `backend` match the interpreter's costs and weights within 1e-5.
+fn check_ten_steps(backend: Cpu) {
     let (ci, wi) = train(Arc::new(Interpreter), 10);
-    let (cc, wc) = train(Arc::new(Cpu::with_threads(1)), 10);
+    let isa = backend.isa;
+    let (cc, wc) = train(Arc::new(backend), 10);
     assert_eq!(ci.len(), 10);
     for (a, b) in ci.iter().zip(&cc) {
-        assert!((a - b).abs() <= 1e-5 * a.abs(), "cost {a} vs {b}");
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "{isa}: cost {a} vs {b}");
     }
     for (a, b) in wi.iter().zip(&wc) {
         let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
@@ -85,9 +87,22 @@ fn ten_steps_match_the_interpreter() {
         for (x, y) in a.iter().zip(&b) {
             assert!(
                 (x - y).abs() <= 1e-5 * scale,
-                "weight {x} vs {y} (scale {scale})"
+                "{isa}: weight {x} vs {y} (scale {scale})"
             );
         }
+    }
+}
+
+#[test]
+fn ten_steps_match_the_interpreter() {
+    check_ten_steps(Cpu::with_threads(1));
+}
+
+/// Every GEMM path (a path the processor lacks runs its best lesser one).
+#[test]
+fn ten_steps_match_the_interpreter_on_every_gemm_path() {
+    for isa in Isa::ALL {
+        check_ten_steps(Cpu::with_isa(1, isa));
     }
 }
 

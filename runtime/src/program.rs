@@ -140,6 +140,42 @@ pub enum LibraryStep {
     },
 }
 
+impl LibraryStep {
+    /// The routine's name (`im2col`, `gather`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            LibraryStep::Im2Col { .. } => "im2col",
+            LibraryStep::Col2Im { .. } => "col2im",
+            LibraryStep::Gather { .. } => "gather",
+            LibraryStep::ScatterAdd { .. } => "scatter_add",
+            LibraryStep::Random { .. } => "random",
+            LibraryStep::ArgMax { .. } => "argmax",
+            LibraryStep::Copy { .. } => "copy",
+        }
+    }
+}
+
+impl Step {
+    /// A one-line description for dumps and profiles (`loop add_12 [128, 100], 3 instrs`,
+    /// `gemm 128×100×784 (batch 1) f32`, `library gather`).
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Loop(k) => {
+                let r = match &k.reduce {
+                    Some(r) => format!(", reduce {} over {:?}", r.op.name(), r.axes),
+                    None => String::new(),
+                };
+                format!("loop {} {:?}{r}, {} instrs", k.name, k.shape, k.body.len())
+            }
+            Step::Gemm(g) => format!(
+                "gemm {}×{}×{} (batch {}) {}",
+                g.m, g.n, g.k, g.batch, g.dtype
+            ),
+            Step::Library(l) => format!("library {}", l.name()),
+        }
+    }
+}
+
 /// A window in the runtime's terms (the IR's `Window`, flattened).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSpec {

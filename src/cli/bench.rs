@@ -1,7 +1,8 @@
-//! `xenon bench MODEL --batch N [--threads T] [--backend B] [--reps R] [--json]`:
+//! `xenon bench MODEL --batch N [--threads T] [--backend B] [--isa I] [--reps R] [--json]`:
 //! microseconds per training step (as `Model::fit` runs it: parameters and optimizer state
 //! updated in place; without fit's NaN/Inf scan of the new values) and per inference, with
-//! the time in GEMM alone.
+//! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
+//! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
 use super::common::{backend, dataset_shape, load_model_file};
 use anyhow::Context;
@@ -13,6 +14,7 @@ use xenon_compiler::interp::Feeds;
 use xenon_frontend::model::state_name;
 use xenon_frontend::optimizer::LR_INPUT;
 use xenon_frontend::prelude::*;
+use xenon_runtime::cpu::gemm::{Isa, cpu_name, peak::peak_gflops_f32};
 use xenon_runtime::{DType, Tensor, rng};
 
 #[derive(Args, Debug)]
@@ -28,12 +30,19 @@ pub struct BenchArgs {
     /// Backend: cpu or interp.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// GEMM instruction set of the cpu backend: avx512, avx2 or portable (default: the best
+    /// this processor has, capped by the XENON_ISA environment variable).
+    #[arg(long)]
+    pub isa: Option<Isa>,
     /// Timed repetitions of each (default: as many as fit in about one second, 5 to 1000).
     #[arg(long)]
     pub reps: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also list the training step's program steps with their mean time, slowest first.
+    #[arg(long)]
+    pub steps: bool,
 }
 
 /// Median, minimum and maximum of microsecond samples.
@@ -50,17 +59,8 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 /// The machine, for reports: CPU model and core count.
 fn machine() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{model}, {cores} cores")
+    format!("{}, {cores} cores", cpu_name())
 }
 
 fn random(shape: Vec<usize>, seed: u64) -> Tensor {
@@ -79,7 +79,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         .optimizer
         .clone()
         .context("the model file has no optimizer")?;
-    let be = backend(&a.backend, a.threads)?;
+    let be = backend(&a.backend, a.threads, a.isa)?;
+    let isa = a.isa.unwrap_or_else(Isa::detect).capped();
     let model = Model::new(file.layers.clone(), &input_shape, 0)?;
     let b = a.batch.max(1);
 
@@ -130,17 +131,28 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     let mut train_us = Vec::with_capacity(reps);
     let (mut gemm_us, mut loop_us) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    let mut gemm_flops = 0;
     train.set_profiling(true);
     for _ in 0..reps {
         let before = train.profile();
         let s = Instant::now();
         train.run_update(&mut feeds, false)?;
         train_us.push(s.elapsed().as_secs_f64() * 1e6);
-        if let (Some(b0), Some(p)) = (before, train.profile()) {
+        if let (Some(b0), Some(p)) = (&before, train.profile()) {
             gemm_us.push((p.gemm - b0.gemm).as_secs_f64() * 1e6);
+            gemm_flops = p.gemm_flops - b0.gemm_flops;
             loop_us.push((p.loops + p.library - b0.loops - b0.library).as_secs_f64() * 1e6);
         }
     }
+    let step_profile = train.profile().map(|p| {
+        let mut v: Vec<(String, f64)> = p
+            .steps
+            .iter()
+            .map(|(d, t)| (d.clone(), t.as_secs_f64() * 1e6 / p.runs.max(1) as f64))
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    });
     let mut infer_us = Vec::with_capacity(reps);
     for _ in 0..reps {
         let s = Instant::now();
@@ -154,21 +166,33 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let gemm_gflops = gemm
+        .filter(|g| *g > 0.0)
+        .map(|g| gemm_flops as f64 / g / 1e3);
+    // The peak of one core on this path, measured now (about 0.3 s).
+    let peak_gflops = (be.name() == "cpu").then(|| peak_gflops_f32(isa, 300));
+    let isa_name = (be.name() == "cpu").then(|| isa.name());
     if a.json {
-        println!(
-            "{}",
-            json!({
+        let mut doc = json!({
                 "model": a.model.display().to_string(), "backend": be.name(), "batch": b, "threads": threads, "reps": reps,
                 "train_step_us_median": tm, "train_step_us_min": tmin, "train_step_us_max": tmax,
                 "infer_us_median": im, "infer_us_min": imin, "infer_us_max": imax,
                 "gemm_us_median": gemm, "kernels_us_median": loops, "compile_ms": compile_ms, "machine": machine(),
-            })
-        );
+                "isa": isa_name, "gemm_gflops": gemm_gflops, "peak_gflops": peak_gflops,
+        });
+        if let (true, Some(steps)) = (a.steps, &step_profile) {
+            doc["steps"] = steps
+                .iter()
+                .map(|(d, us)| json!({"step": d, "us_mean": us}))
+                .collect();
+        }
+        println!("{doc}");
     } else {
         println!(
-            "{} on {} ({} thread(s)), batch {b}, {reps} repetitions, {}",
+            "{} on {}{} ({} thread(s)), batch {b}, {reps} repetitions, {}",
             a.model.display(),
             be.name(),
+            isa_name.map_or(String::new(), |i| format!(" (GEMM path {i})")),
             threads,
             machine()
         );
@@ -179,7 +203,19 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 100.0 * g / tm
             );
         }
+        if let (Some(g), Some(p)) = (gemm_gflops, peak_gflops) {
+            println!(
+                "  GEMM speed {g:.1} GFLOP/s = {:.0}% of the measured FMA peak on this path ({p:.1} GFLOP/s per core × {threads})",
+                100.0 * g / (p * threads as f64)
+            );
+        }
         println!("inference:     median {im:.1} µs (min {imin:.1}, max {imax:.1})");
+        if let (true, Some(steps)) = (a.steps, &step_profile) {
+            println!("training step program, mean µs per step, slowest first:");
+            for (d, us) in steps {
+                println!("  {us:10.1}  {d}");
+            }
+        }
         println!("compile (training step): {compile_ms:.1} ms");
     }
     Ok(())

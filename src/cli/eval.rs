@@ -31,8 +31,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let data = load_data(&file, a.data.as_ref())?;
     let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
     let (input_shape, _) = dataset_shape(name)?;
-    let mut model =
-        Model::new(file.layers.clone(), &input_shape, 0)?.with_backend(backend(&a.backend, None)?);
+    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?
+        .with_backend(backend(&a.backend, None, None)?);
     model.load_weights(&a.weights)?;
     let metrics = [
         Metric::Misclassification { steps: 1 },

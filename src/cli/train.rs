@@ -8,6 +8,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 use xenon_frontend::prelude::*;
+use xenon_runtime::cpu::gemm::Isa;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -32,6 +33,10 @@ pub struct TrainArgs {
     /// one).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// GEMM instruction set of the cpu backend: avx512, avx2 or portable (default: the best
+    /// this processor has, capped by the XENON_ISA environment variable).
+    #[arg(long)]
+    pub isa: Option<Isa>,
     /// Save the trained weights (safetensors) to this path.
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -50,7 +55,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
         .unwrap_or_else(|| "cpu".into());
-    let backend = backend(&backend_name, a.threads)?;
+    let backend = backend(&backend_name, a.threads, a.isa)?;
     let epochs = a.epochs.or(file.epochs).unwrap_or(10);
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     let optimizer = file

@@ -15,37 +15,7 @@ use crate::opt::dump::{to_dot_with, to_json_with, to_text_with};
 use crate::opt::report::FusionGroup;
 use serde_json::{Value, json};
 use std::fmt::Write;
-use xenon_runtime::program::{BufferKind, LibraryStep, MemoryPlan, Step};
-
-/// A one-line description of a step.
-pub fn describe(step: &Step) -> String {
-    match step {
-        Step::Loop(k) => {
-            let r = match &k.reduce {
-                Some(r) => format!(", reduce {} over {:?}", r.op.name(), r.axes),
-                None => String::new(),
-            };
-            format!("loop {} {:?}{r}, {} instrs", k.name, k.shape, k.body.len())
-        }
-        Step::Gemm(g) => format!(
-            "gemm {}×{}×{} (batch {}) {}",
-            g.m, g.n, g.k, g.batch, g.dtype
-        ),
-        Step::Library(l) => format!("library {}", library_name(l)),
-    }
-}
-
-fn library_name(l: &LibraryStep) -> &'static str {
-    match l {
-        LibraryStep::Im2Col { .. } => "im2col",
-        LibraryStep::Col2Im { .. } => "col2im",
-        LibraryStep::Gather { .. } => "gather",
-        LibraryStep::ScatterAdd { .. } => "scatter_add",
-        LibraryStep::Random { .. } => "random",
-        LibraryStep::ArgMax { .. } => "argmax",
-        LibraryStep::Copy { .. } => "copy",
-    }
-}
+use xenon_runtime::program::{BufferKind, MemoryPlan, Step};
 
 /// One group per step: the graph nodes it computes.
 pub fn kernel_groups(l: &Lowered) -> Vec<FusionGroup> {
@@ -59,7 +29,7 @@ pub fn kernel_groups(l: &Lowered) -> Vec<FusionGroup> {
             nodes.sort_unstable();
             nodes.dedup();
             FusionGroup {
-                kind: format!("step {i}: {}", describe(s)),
+                kind: format!("step {i}: {}", s.describe()),
                 nodes,
             }
         })
@@ -122,7 +92,7 @@ pub fn schedule_text(l: &Lowered) -> String {
         writeln!(
             s,
             "step {i:<3} {:<60} reads {:<24} writes {}",
-            describe(step),
+            step.describe(),
             names(&r),
             names(&w)
         )
@@ -169,7 +139,7 @@ pub fn schedule_dot(l: &Lowered) -> String {
         .unwrap();
     }
     for (i, step) in p.steps.iter().enumerate() {
-        let label = describe(step).replace('"', "'");
+        let label = step.describe().replace('"', "'");
         writeln!(s, "  s{i} [shape=box, label=\"step {i}: {label}\"];").unwrap();
         let (r, w) = reads_writes(step);
         for b in r {
@@ -188,6 +158,12 @@ pub fn schedule_json(g: &Graph, l: &Lowered) -> Value {
     let mut v = to_json_with(g, "schedule", &kernel_groups(l), None);
     v["plan"] = serde_json::to_value(&l.program.plan).expect("plans serialize");
     v["program"] = serde_json::to_value(&l.program).expect("programs serialize");
-    v["steps"] = json!(l.program.steps.iter().map(describe).collect::<Vec<_>>());
+    v["steps"] = json!(
+        l.program
+            .steps
+            .iter()
+            .map(Step::describe)
+            .collect::<Vec<_>>()
+    );
     v
 }

@@ -23,6 +23,13 @@
 //! - concat and pad: loop kernels that store into the right part of the output;
 //! - the rest: runtime library routines.
 //!
+//! An elementwise node materialized only because it has several consumers is *hosted* by
+//! its first consumer when that consumer is an elementwise kernel over the same shape: the
+//! host computes it inline and stores it as a second output (multi-output fusion), so
+//! `z = x·W + b; h = relu(z)` with `z` kept for the backward pass, or a momentum update
+//! `v' = μv − ηg; w' = w + v'`, is one pass over memory instead of two. Every later reader
+//! comes after the host, so it finds the value in memory.
+//!
 //! Then [`plan`] packs the temporaries into one arena.
 
 pub mod affine;
@@ -93,6 +100,8 @@ struct Lowerer<'g> {
     g: &'g Graph,
     users: Vec<Vec<NodeId>>,
     mat: Vec<bool>,
+    /// The consumer whose kernel computes and stores this node (multi-output fusion).
+    host: Vec<Option<NodeId>>,
     buffer_of: Vec<Option<usize>>,
     buffers: Vec<BufferDecl>,
     steps: Vec<Step>,
@@ -109,6 +118,10 @@ struct KernelBuilder {
     memo: HashMap<(NodeId, AffineMap), ValueId>,
     consts: HashMap<(DType, u64), ValueId>,
     nodes: Vec<NodeId>,
+    /// The materialized node this kernel computes (hosted nodes name it as their host).
+    root: Option<NodeId>,
+    /// Hosted nodes computed here, with their values: each gets a store.
+    hosted: Vec<(NodeId, ValueId)>,
 }
 
 impl KernelBuilder {
@@ -166,6 +179,7 @@ impl<'g> Lowerer<'g> {
             g,
             users,
             mat: vec![false; g.len()],
+            host: vec![None; g.len()],
             buffer_of: vec![None; g.len()],
             buffers: Vec::new(),
             steps: Vec::new(),
@@ -237,6 +251,34 @@ impl<'g> Lowerer<'g> {
             };
             self.mat[id.index()] = m || (self.is_output(id) && !is_view(op));
         }
+        for id in self.g.ids() {
+            self.host[id.index()] = self.host_of(id);
+        }
+    }
+
+    /// The kernel root that computes `id` when hosts are chained (a host may itself be
+    /// hosted by its own first consumer).
+    fn final_host(&self, id: NodeId) -> Option<NodeId> {
+        let mut h = self.host[id.index()]?;
+        while let Some(next) = self.host[h.index()] {
+            h = next;
+        }
+        Some(h)
+    }
+
+    /// The consumer that can compute materialized elementwise node `id` inside its own
+    /// kernel: its first user, when that is a materialized elementwise node of the same
+    /// shape (so it reads `id` element for element). Every other reader has a later id,
+    /// so its step comes after the host's.
+    fn host_of(&self, id: NodeId) -> Option<NodeId> {
+        if !self.mat[id.index()] || !is_elementwise(self.op(id)) {
+            return None;
+        }
+        let first = *self.users[id.index()].iter().min()?;
+        (self.mat[first.index()]
+            && is_elementwise(self.op(first))
+            && self.ty(first).shape == self.ty(id).shape)
+            .then_some(first)
     }
 
     fn new_buffer(
@@ -314,7 +356,15 @@ impl<'g> Lowerer<'g> {
         if let Some(&v) = kb.memo.get(&(id, map.clone())) {
             return Ok(v);
         }
-        let v = if let Some(c) = splat(self.op(id)) {
+        let hosted_here = kb.root.is_some()
+            && self.final_host(id) == kb.root
+            && *map == AffineMap::identity(self.ty(id).rank());
+        let v = if hosted_here {
+            kb.nodes.push(id);
+            let v = self.emit_op(kb, id, map)?;
+            kb.hosted.push((id, v));
+            v
+        } else if let Some(c) = splat(self.op(id)) {
             kb.constant(self.ty(id).dtype, c)
         } else if let Some(l) = self.layout(id) {
             let (offset, strides) = l.access(map);
@@ -424,6 +474,20 @@ impl<'g> Lowerer<'g> {
             },
             value: v,
         };
+        let mut stores = vec![store];
+        for (node, value) in std::mem::take(&mut kb.hosted) {
+            let hb = self.buffer_of[node.index()].expect("a hosted node has its buffer");
+            let decl = self.buffers[hb].clone();
+            let arg = kb.arg(hb, &decl);
+            stores.push(Store {
+                access: Access {
+                    arg,
+                    offset: 0,
+                    strides: Layout::dense(hb, &self.ty(node).shape).strides,
+                },
+                value,
+            });
+        }
         let mut nodes = vec![root];
         nodes.extend(kb.nodes.iter().copied().filter(|&n| n != root));
         self.steps.push(Step::Loop(LoopKernel {
@@ -432,7 +496,7 @@ impl<'g> Lowerer<'g> {
             args: kb.args,
             body: kb.body,
             reduce: None,
-            stores: vec![store],
+            stores,
         }));
         self.groups.push(nodes);
     }
@@ -492,10 +556,36 @@ impl<'g> Lowerer<'g> {
                 );
                 self.buffer_of[id.index()] = Some(b);
             }
+            _ if self.host[id.index()].is_some() => {
+                // Computed and stored by its host's kernel (see the module docs).
+                self.temp_for(id);
+            }
             op if is_elementwise(&op) || is_view(&op) => {
-                let mut kb = KernelBuilder::default();
+                let mut kb = KernelBuilder {
+                    root: Some(id),
+                    ..KernelBuilder::default()
+                };
                 let map = AffineMap::identity(t.rank());
                 let v = self.emit_op(&mut kb, id, &map)?;
+                // A hosted node this kernel does not reach gets its own kernel first.
+                let hosted: Vec<NodeId> = self
+                    .g
+                    .ids()
+                    .filter(|&h| self.final_host(h) == Some(id))
+                    .collect();
+                for h in hosted {
+                    if !kb.hosted.iter().any(|(n, _)| *n == h) {
+                        self.host[h.index()] = None;
+                        let hb = self.buffer_of[h.index()].expect("allocated when visited");
+                        let mut own = KernelBuilder::default();
+                        let hv =
+                            self.emit_op(&mut own, h, &AffineMap::identity(self.ty(h).rank()))?;
+                        let hs = self.ty(h).shape.clone();
+                        let dense = Layout::dense(hb, &hs);
+                        let name = format!("{}_{}", self.op(h).name(), h.0);
+                        self.finish_elementwise(own, name, hs, hb, dense, hv, h);
+                    }
+                }
                 let b = self.temp_for(id);
                 self.finish_elementwise(
                     kb,

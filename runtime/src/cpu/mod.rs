@@ -1,7 +1,7 @@
 //! The CPU executor: runs a validated [`Program`] on host memory.
 //!
 //! Loop steps call native kernels compiled by a backend ([`KernelFn`], e.g. Cranelift) or,
-//! for a kernel without native code, the reference evaluator; GEMM steps call the `gemm`
+//! for a kernel without native code, the reference evaluator; GEMM steps call [`gemm`]
 //! crate; library steps call [`library`]. Temporaries and constants live in one arena laid
 //! out by the program's memory plan.
 //!
@@ -12,6 +12,7 @@
 //! exactly one kernel call or GEMM micro-tile, in the same order whatever the split, so the
 //! results are bit-identical for every thread count.
 
+pub mod gemm;
 pub mod library;
 
 use crate::kernel::{self, Memory, Scalar};
@@ -55,7 +56,7 @@ pub enum ExecError {
 }
 
 /// Time spent per kind of step, accumulated over runs while profiling is on.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StepTimes {
     /// In loop kernels.
     pub loops: std::time::Duration,
@@ -63,14 +64,18 @@ pub struct StepTimes {
     pub gemm: std::time::Duration,
     /// In library routines.
     pub library: std::time::Duration,
+    /// Floating-point operations done by the GEMMs (2·m·n·k each).
+    pub gemm_flops: u64,
     /// Runs accumulated.
     pub runs: usize,
+    /// Per step of the program: its description and accumulated time.
+    pub steps: Vec<(String, std::time::Duration)>,
 }
 
 /// Element counts of work below which a step runs on the calling thread only.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
 /// Multiply-adds below which a GEMM runs single-threaded.
-const PARALLEL_MIN_GEMM: usize = 1 << 18;
+const PARALLEL_MIN_GEMM: usize = 1 << 20;
 
 /// A raw pointer that may cross threads: kernels write disjoint ranges.
 #[derive(Clone, Copy)]
@@ -95,6 +100,8 @@ pub struct CpuExecutor {
     arg_buffers: Vec<Vec<usize>>,
     /// Accumulated step times, when profiling.
     profile: Option<StepTimes>,
+    /// The GEMM code path.
+    isa: gemm::Isa,
 }
 
 impl CpuExecutor {
@@ -172,18 +179,27 @@ impl CpuExecutor {
             inputs,
             arg_buffers,
             profile: None,
+            isa: gemm::Isa::detect(),
         })
     }
 
     /// Turns per-step timing on (from zero) or off. Off by default: timing costs two clock
     /// reads per step.
     pub fn set_profiling(&mut self, on: bool) {
-        self.profile = on.then(StepTimes::default);
+        self.profile = on.then(|| StepTimes {
+            steps: self
+                .program
+                .steps
+                .iter()
+                .map(|s| (s.describe(), std::time::Duration::ZERO))
+                .collect(),
+            ..StepTimes::default()
+        });
     }
 
     /// The step times accumulated since profiling was turned on.
     pub fn profile(&self) -> Option<StepTimes> {
-        self.profile
+        self.profile.clone()
     }
 
     /// The program being run.
@@ -194,6 +210,18 @@ impl CpuExecutor {
     /// Number of threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The GEMM code path (by default [`gemm::Isa::detect`]: the best the processor has,
+    /// capped by `XENON_ISA`).
+    pub fn isa(&self) -> gemm::Isa {
+        self.isa
+    }
+
+    /// Uses the GEMM path `isa`, capped to what the processor has; returns the path used.
+    pub fn set_isa(&mut self, isa: gemm::Isa) -> gemm::Isa {
+        self.isa = isa.capped();
+        self.isa
     }
 
     /// Runs the program. `feeds` supplies every input buffer by name (dtype and element
@@ -329,9 +357,13 @@ impl CpuExecutor {
                 self.run_step(s, &ptrs)?;
                 let d = t.elapsed();
                 if let Some(p) = &mut self.profile {
-                    match self.program.steps[s] {
+                    p.steps[s].1 += d;
+                    match &self.program.steps[s] {
                         Step::Loop(_) => p.loops += d,
-                        Step::Gemm(_) => p.gemm += d,
+                        Step::Gemm(g) => {
+                            p.gemm += d;
+                            p.gemm_flops += 2 * (g.m * g.n * g.k * g.batch) as u64;
+                        }
                         Step::Library(_) => p.library += d,
                     }
                 }
@@ -385,77 +417,31 @@ impl CpuExecutor {
                 }
             }
             Step::Gemm(g) => {
-                let work = g.m * g.n * g.k;
                 let par = match &self.pool {
-                    Some(_) if work >= PARALLEL_MIN_GEMM => gemm::Parallelism::Rayon(self.threads),
-                    _ => gemm::Parallelism::None,
+                    Some(pool) if g.m * g.n * g.k * g.batch >= PARALLEL_MIN_GEMM => {
+                        Some(gemm::Parallel {
+                            pool,
+                            threads: self.threads,
+                        })
+                    }
+                    _ => None,
                 };
-                // Addresses, so that the closure may move to the pool's threads.
-                let addrs: Vec<usize> = ptrs.iter().map(|&p| p as usize).collect();
-                let run = || {
-                    for b in 0..g.batch {
-                        let at = |v: &crate::program::MatView| -> *mut u8 {
-                            let elem = v.offset as isize + b as isize * v.batch_stride;
-                            // SAFETY: validated view ranges.
-                            unsafe {
-                                (addrs[v.buffer] as *mut u8)
-                                    .offset(elem * g.dtype.size_bytes() as isize)
-                            }
-                        };
-                        let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
-                        // SAFETY: the views were validated against the buffers' lengths.
-                        unsafe {
-                            match g.dtype {
-                                DType::F32 => gemm::gemm::<f32>(
-                                    g.m,
-                                    g.n,
-                                    g.k,
-                                    c as *mut f32,
-                                    g.c.col_stride,
-                                    g.c.row_stride,
-                                    false,
-                                    a as *const f32,
-                                    g.a.col_stride,
-                                    g.a.row_stride,
-                                    bm as *const f32,
-                                    g.b.col_stride,
-                                    g.b.row_stride,
-                                    0.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    par,
-                                ),
-                                DType::F64 => gemm::gemm::<f64>(
-                                    g.m,
-                                    g.n,
-                                    g.k,
-                                    c as *mut f64,
-                                    g.c.col_stride,
-                                    g.c.row_stride,
-                                    false,
-                                    a as *const f64,
-                                    g.a.col_stride,
-                                    g.a.row_stride,
-                                    bm as *const f64,
-                                    g.b.col_stride,
-                                    g.b.row_stride,
-                                    0.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    par,
-                                ),
-                                DType::I32 => {}
-                            }
+                for b in 0..g.batch {
+                    let at = |v: &crate::program::MatView| -> *mut u8 {
+                        let elem = v.offset as isize + b as isize * v.batch_stride;
+                        // SAFETY: validated view ranges.
+                        unsafe { ptrs[v.buffer].offset(elem * g.dtype.size_bytes() as isize) }
+                    };
+                    let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
+                    // SAFETY: the views were validated against the buffers' lengths, and
+                    // the output does not overlap the operands.
+                    unsafe {
+                        match g.dtype {
+                            DType::F32 => gemm_views::<f32>(self.isa, g, a, bm, c, par),
+                            DType::F64 => gemm_views::<f64>(self.isa, g, a, bm, c, par),
+                            DType::I32 => {}
                         }
                     }
-                };
-                match &self.pool {
-                    Some(pool) if matches!(par, gemm::Parallelism::Rayon(_)) => pool.install(run),
-                    _ => run(),
                 }
             }
             Step::Library(l) => self.run_library(l, ptrs)?,
@@ -593,6 +579,34 @@ impl CpuExecutor {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs one matrix of a GEMM step on the executor's ISA path.
+///
+/// # Safety
+/// The pointers must address the step's views (validated by the program).
+unsafe fn gemm_views<T: gemm::Element>(
+    isa: gemm::Isa,
+    g: &crate::program::GemmStep,
+    a: *mut u8,
+    b: *mut u8,
+    c: *mut u8,
+    par: Option<gemm::Parallel<'_>>,
+) {
+    use gemm::{MatMut, MatRef};
+    unsafe {
+        gemm::gemm::<T>(
+            isa,
+            g.m,
+            g.n,
+            g.k,
+            MatRef::new(a as *const T, g.a.row_stride, g.a.col_stride),
+            MatRef::new(b as *const T, g.b.row_stride, g.b.col_stride),
+            MatMut::new(c as *mut T, g.c.row_stride, g.c.col_stride),
+            false,
+            par,
+        )
     }
 }
 

@@ -1,0 +1,596 @@
+//! Xenon's GEMM: `C = A·B` (or `C += A·B`) over strided f32/f64 matrices, on the best
+//! instruction set the running processor has.
+//!
+//! # How it works
+//!
+//! The classic blocked algorithm (Goto/BLIS): B is cut into `kc × nc` blocks, each packed
+//! into panels `nr` columns wide ([`pack`]); a register-blocked micro-kernel computes an
+//! `mr × nr` tile of C from `mr` rows of A (read in place, one broadcast per element) and
+//! one packed panel. Vectors run along `n`; the whole problem is transposed (`Cᵀ = Bᵀ·Aᵀ`)
+//! when that wastes fewer vector lanes at the edges or makes `n` C's unit-stride dimension. Products with
+//! fewer than `mr` rows (matrix–vector shapes such as batch-1 inference) skip packing and
+//! stream B once per row.
+//!
+//! | path ([`Isa`]) | f32 tile | f64 tile | kernels |
+//! |---|---|---|---|
+//! | `avx512` | 6 × 64 | 6 × 16 | f32 intrinsics; f64 generic code compiled for AVX-512 |
+//! | `avx2` | 6 × 16 | 6 × 8 | f32 intrinsics; f64 generic code compiled for AVX2 + FMA |
+//! | `portable` | 4 × 8 | 4 × 8 | generic code for the baseline target |
+//!
+//! Blocking (all paths): `k` in equal blocks of at most [`KC`], `mc` = [`MC_TILES`] tiles of `mr` rows, `nc` up to
+//! [`NC`] columns.
+//!
+//! # Threads and determinism
+//!
+//! With a thread pool the packing and the `(row block, panel)` work items are split among
+//! the threads. Each element of C is computed by the same micro-kernel calls in the same
+//! order (one per `kc` block, in `k` order) whatever the split, so results are
+//! bit-identical for every thread count. Different ISA paths round differently (FMA vs
+//! separate multiply and add, lane order in the small-`m` sums).
+//!
+//! ```
+//! use xenon_runtime::cpu::gemm::{gemm, Isa, MatMut, MatRef};
+//! let a = [1.0f32, 2.0, 3.0, 4.0]; // 2×2, row-major
+//! let b = [5.0f32, 6.0, 7.0, 8.0];
+//! let mut c = [0.0f32; 4];
+//! // SAFETY: the views address 2×2 matrices inside the arrays.
+//! unsafe {
+//!     gemm(Isa::detect(), 2, 2, 2, MatRef::new(a.as_ptr(), 2, 1), MatRef::new(b.as_ptr(), 2, 1),
+//!          MatMut::new(c.as_mut_ptr(), 2, 1), false, None);
+//! }
+//! assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+//! ```
+
+mod generic;
+mod isa;
+pub mod pack;
+pub mod peak;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use isa::{ISA_ENV, Isa, UnknownIsa, cpu_name};
+use pack::Transpose8;
+use std::cell::Cell;
+use std::fmt::Debug;
+use std::ops::{Add, Mul, Range};
+
+/// Most depth of one packed block of B (elements of `k`).
+pub const KC: usize = 1024;
+/// Rows of A in one work item, in micro-tiles of `mr` rows.
+pub const MC_TILES: usize = 16;
+/// Most columns of B packed at once.
+pub const NC: usize = 4096;
+/// Panels of B (of `nr` columns) from which on A is packed.
+const PACK_A_MIN_PANELS: usize = 8;
+/// Relative cost of a tile whose rows are not contiguous in C (stored element by element),
+/// when choosing which operand's dimension the vectors run along.
+const STRIDED_STORE_COST: f64 = 1.05;
+
+/// A matrix operand: element `(i, j)` at `ptr + i·rs + j·cs` (in elements).
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<T> {
+    pub ptr: *const T,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+impl<T> MatRef<T> {
+    /// A view with row stride `rs` and column stride `cs`.
+    pub fn new(ptr: *const T, rs: isize, cs: isize) -> MatRef<T> {
+        MatRef { ptr, rs, cs }
+    }
+    fn t(self) -> MatRef<T> {
+        MatRef::new(self.ptr, self.cs, self.rs)
+    }
+}
+
+/// The output matrix: element `(i, j)` at `ptr + i·rs + j·cs` (in elements).
+#[derive(Clone, Copy, Debug)]
+pub struct MatMut<T> {
+    pub ptr: *mut T,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+impl<T> MatMut<T> {
+    /// A view with row stride `rs` and column stride `cs`.
+    pub fn new(ptr: *mut T, rs: isize, cs: isize) -> MatMut<T> {
+        MatMut { ptr, rs, cs }
+    }
+}
+
+/// A thread pool and the number of threads to split work into.
+#[derive(Clone, Copy)]
+pub struct Parallel<'a> {
+    pub pool: &'a rayon::ThreadPool,
+    pub threads: usize,
+}
+
+/// What a micro-kernel computes: `C[..rows, ..nr] (+)= A[..rows, ..kc] · B[..kc, ..nr]`
+/// where `rows` is the kernel's row count, A's element `(i, p)` is at
+/// `a + i·rs_a + p·cs_a`, B's row `p` is contiguous at `b + p·ldb` (a packed panel, zero
+/// past `nr`, when `ldb` is the panel width; else B in place, of which the kernel reads
+/// only the first `nr` elements of each row), and C's element `(i, j)` is at
+/// `c + i·rs_c + j·cs_c`.
+#[derive(Debug)]
+pub struct UkrArgs<T> {
+    pub kc: usize,
+    pub a: *const T,
+    pub rs_a: isize,
+    pub cs_a: isize,
+    pub b: *const T,
+    /// Row stride of B (the panel width when packed).
+    pub ldb: usize,
+    /// Whether B is a packed panel (zero-padded to the panel width) rather than in place.
+    pub packed: bool,
+    pub c: *mut T,
+    pub rs_c: isize,
+    pub cs_c: isize,
+    /// Valid columns of the tile.
+    pub nr: usize,
+    /// Add to C instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// A micro-kernel.
+pub type Ukr<T> = unsafe fn(&UkrArgs<T>);
+
+/// What the small-`m` routine computes: the whole `C (+)= A·B`, every operand strided.
+#[derive(Debug)]
+pub struct SmallArgs<T> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const T,
+    pub rs_a: isize,
+    pub cs_a: isize,
+    pub b: *const T,
+    pub rs_b: isize,
+    pub cs_b: isize,
+    pub c: *mut T,
+    pub rs_c: isize,
+    pub cs_c: isize,
+    pub accumulate: bool,
+}
+
+/// The kernels and tile sizes of one (element type, ISA) pair.
+pub struct Kernels<T: 'static> {
+    /// The path these kernels need.
+    pub isa: Isa,
+    /// Rows of a full tile.
+    pub mr: usize,
+    /// Columns of a full tile (the packed panel width).
+    pub nr: usize,
+    /// Column granularity of the narrower kernels (`ukr[rows − 1][⌈cols / unit⌉ − 1]`).
+    pub unit: usize,
+    /// Micro-kernels by rows and column units.
+    pub ukr: &'static [&'static [Ukr<T>]],
+    /// The small-`m` routine.
+    pub small: unsafe fn(&SmallArgs<T>),
+    /// A fast 8×8 transpose for packing, where the path has one.
+    pub transpose8: Option<Transpose8<T>>,
+}
+
+/// An element type GEMM supports (f32, f64).
+pub trait Element:
+    Copy + Send + Sync + PartialEq + Debug + Add<Output = Self> + Mul<Output = Self> + 'static
+{
+    /// Zero.
+    const ZERO: Self;
+    /// `self·b + c` with one rounding.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// The kernels for `isa` (capped to what the processor has).
+    fn kernels(isa: Isa) -> &'static Kernels<Self>;
+}
+
+macro_rules! row {
+    ($T:ty, $f:ident, $m:literal; $($v:literal),*) => {
+        &[$(x86::$f::<$m, $v> as Ukr<$T>),*]
+    };
+}
+
+macro_rules! generic_rows {
+    ($T:ty, $f:ident, $nr:literal; $($m:literal),*) => {
+        &[$(&[generic::$f::<$T, $m, $nr> as Ukr<$T>]),*]
+    };
+}
+
+static F32_PORTABLE: Kernels<f32> = Kernels {
+    isa: Isa::Portable,
+    mr: 4,
+    nr: 8,
+    unit: 8,
+    ukr: generic_rows!(f32, ukr_portable, 8; 1, 2, 3, 4),
+    small: generic::small_portable::<f32>,
+    transpose8: None,
+};
+
+static F64_PORTABLE: Kernels<f64> = Kernels {
+    isa: Isa::Portable,
+    mr: 4,
+    nr: 8,
+    unit: 8,
+    ukr: generic_rows!(f64, ukr_portable, 8; 1, 2, 3, 4),
+    small: generic::small_portable::<f64>,
+    transpose8: None,
+};
+
+#[cfg(target_arch = "x86_64")]
+static F32_AVX2: Kernels<f32> = Kernels {
+    isa: Isa::Avx2,
+    mr: 6,
+    nr: 16,
+    unit: 8,
+    ukr: &[
+        row!(f32, ukr_avx2, 1; 1, 2),
+        row!(f32, ukr_avx2, 2; 1, 2),
+        row!(f32, ukr_avx2, 3; 1, 2),
+        row!(f32, ukr_avx2, 4; 1, 2),
+        row!(f32, ukr_avx2, 5; 1, 2),
+        row!(f32, ukr_avx2, 6; 1, 2),
+    ],
+    small: x86::small_avx2,
+    transpose8: Some(x86::transpose8x8),
+};
+
+#[cfg(target_arch = "x86_64")]
+static F32_AVX512: Kernels<f32> = Kernels {
+    isa: Isa::Avx512,
+    mr: 6,
+    nr: 64,
+    unit: 16,
+    ukr: &[
+        row!(f32, ukr_avx512, 1; 1, 2, 3, 4),
+        row!(f32, ukr_avx512, 2; 1, 2, 3, 4),
+        row!(f32, ukr_avx512, 3; 1, 2, 3, 4),
+        row!(f32, ukr_avx512, 4; 1, 2, 3, 4),
+        row!(f32, ukr_avx512, 5; 1, 2, 3, 4),
+        row!(f32, ukr_avx512, 6; 1, 2, 3, 4),
+    ],
+    small: x86::small_avx512,
+    transpose8: Some(x86::transpose8x8),
+};
+
+#[cfg(target_arch = "x86_64")]
+static F64_AVX2: Kernels<f64> = Kernels {
+    isa: Isa::Avx2,
+    mr: 6,
+    nr: 8,
+    unit: 8,
+    ukr: generic_rows!(f64, ukr_avx2, 8; 1, 2, 3, 4, 5, 6),
+    small: generic::small_avx2::<f64>,
+    transpose8: None,
+};
+
+#[cfg(target_arch = "x86_64")]
+static F64_AVX512: Kernels<f64> = Kernels {
+    isa: Isa::Avx512,
+    mr: 6,
+    nr: 16,
+    unit: 16,
+    ukr: generic_rows!(f64, ukr_avx512, 16; 1, 2, 3, 4, 5, 6),
+    small: generic::small_avx512::<f64>,
+    transpose8: None,
+};
+
+impl Element for f32 {
+    const ZERO: f32 = 0.0;
+    fn mul_add(self, b: f32, c: f32) -> f32 {
+        f32::mul_add(self, b, c)
+    }
+    fn kernels(isa: Isa) -> &'static Kernels<f32> {
+        match isa.capped() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &F32_AVX512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &F32_AVX2,
+            _ => &F32_PORTABLE,
+        }
+    }
+}
+
+impl Element for f64 {
+    const ZERO: f64 = 0.0;
+    fn mul_add(self, b: f64, c: f64) -> f64 {
+        f64::mul_add(self, b, c)
+    }
+    fn kernels(isa: Isa) -> &'static Kernels<f64> {
+        match isa.capped() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &F64_AVX512,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &F64_AVX2,
+            _ => &F64_PORTABLE,
+        }
+    }
+}
+
+/// `C = A·B`, or `C += A·B` with `accumulate`, for an `m × k` A and a `k × n` B, on the
+/// `isa` path (capped to what the processor has), split among `par`'s threads if given.
+///
+/// # Safety
+/// Each view must address its whole matrix with its strides; C must not overlap A or B,
+/// and no two elements of C may share an address.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm<T: Element>(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: MatMut<T>,
+    accumulate: bool,
+    par: Option<Parallel<'_>>,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    unsafe {
+        if k == 0 {
+            if !accumulate {
+                for i in 0..m {
+                    for j in 0..n {
+                        *c.ptr.offset(i as isize * c.rs + j as isize * c.cs) = T::ZERO;
+                    }
+                }
+            }
+            return;
+        }
+        let kern = T::kernels(isa);
+        // Vectors run along n: prefer the orientation with fewer padded lanes, then the
+        // one where n is C's unit-stride dimension.
+        let work = |rows: usize, cols: usize, unit_stride: bool| {
+            let lanes = (rows * cols.div_ceil(kern.unit) * kern.unit) as f64;
+            if unit_stride {
+                lanes
+            } else {
+                lanes * STRIDED_STORE_COST
+            }
+        };
+        let (m, n, a, b, c) = if work(n, m, c.rs == 1) < work(m, n, c.cs == 1) {
+            (n, m, b.t(), a.t(), MatMut::new(c.ptr, c.cs, c.rs))
+        } else {
+            (m, n, a, b, c)
+        };
+        if m < kern.mr {
+            (kern.small)(&SmallArgs {
+                m,
+                n,
+                k,
+                a: a.ptr,
+                rs_a: a.rs,
+                cs_a: a.cs,
+                b: b.ptr,
+                rs_b: b.rs,
+                cs_b: b.cs,
+                c: c.ptr,
+                rs_c: c.rs,
+                cs_c: c.cs,
+                accumulate,
+            });
+            return;
+        }
+        blocked(kern, m, n, k, a, b, c, accumulate, par);
+    }
+}
+
+/// The small-`m` product when B is contiguous along `n`: the micro-kernels, one call per
+/// panel-wide column range, read B in place (no packing) for all `m < mr` rows at once.
+///
+/// # Safety
+/// `s` must satisfy the [`SmallArgs`] contract with `0 < s.m ≤ kern.mr`, `s.cs_b == 1` and
+/// `s.rs_b ≥ 0`.
+pub(crate) unsafe fn small_in_place<T: Element>(kern: &Kernels<T>, s: &SmallArgs<T>) {
+    for j0 in (0..s.n).step_by(kern.nr) {
+        let w = kern.nr.min(s.n - j0);
+        // SAFETY: the column range lies inside B and C.
+        unsafe {
+            (kern.ukr[s.m - 1][w.div_ceil(kern.unit) - 1])(&UkrArgs {
+                kc: s.k,
+                a: s.a,
+                rs_a: s.rs_a,
+                cs_a: s.cs_a,
+                b: s.b.add(j0),
+                ldb: s.rs_b as usize,
+                packed: false,
+                c: s.c.offset(j0 as isize * s.cs_c),
+                rs_c: s.rs_c,
+                cs_c: s.cs_c,
+                nr: w,
+                accumulate: s.accumulate,
+            })
+        }
+    }
+}
+
+/// Raw pointers shared by the work items of one block (they touch disjoint parts of C and
+/// of the pack buffer).
+#[derive(Clone, Copy)]
+struct Shared<T>(*const T, *mut T, *mut T, *const T);
+
+impl<T> Shared<T> {
+    /// The block of B to pack.
+    fn b(&self) -> *const T {
+        self.0
+    }
+    /// The pack buffer of B.
+    fn packed(&self) -> *mut T {
+        self.1
+    }
+    /// C.
+    fn c(&self) -> *mut T {
+        self.2
+    }
+    /// A.
+    fn a(&self) -> *const T {
+        self.3
+    }
+}
+// SAFETY: the items of one split write disjoint ranges and finish before the pointers'
+// owners are used again.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+/// Runs `f` over `0..count`, split into contiguous ranges among `par`'s threads.
+fn split(par: Option<Parallel<'_>>, count: usize, f: impl Fn(Range<usize>) + Sync) {
+    match par {
+        Some(p) if p.threads > 1 && count > 1 => {
+            let chunks = p.threads.min(count);
+            let f = &f;
+            p.pool.scope(|s| {
+                for t in 1..chunks {
+                    s.spawn(move |_| f(count * t / chunks..count * (t + 1) / chunks));
+                }
+                f(0..count / chunks);
+            });
+        }
+        _ => f(0..count),
+    }
+}
+
+/// A 64-byte aligned unit of the pack buffer.
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Line(#[allow(dead_code)] [u8; 64]);
+
+thread_local! {
+    /// The calling thread's pack buffer for B, kept between calls (taken while in use, so
+    /// a re-entrant call allocates its own).
+    static PACK_B: Cell<Vec<Line>> = const { Cell::new(Vec::new()) };
+    /// Each thread's pack buffer for A.
+    static PACK_A: Cell<Vec<Line>> = const { Cell::new(Vec::new()) };
+}
+
+/// A thread's pack buffer of at least `elems` elements of `T` from `slot`; give it back
+/// with `slot.set`.
+fn take_buffer<T>(
+    slot: &'static std::thread::LocalKey<Cell<Vec<Line>>>,
+    elems: usize,
+) -> Vec<Line> {
+    let lines = (elems * size_of::<T>()).div_ceil(64);
+    let buf = slot.take();
+    if buf.len() >= lines {
+        buf
+    } else {
+        vec![Line([0; 64]); lines]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocked<T: Element>(
+    kern: &Kernels<T>,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: MatMut<T>,
+    accumulate: bool,
+    par: Option<Parallel<'_>>,
+) {
+    let (mr, nr) = (kern.mr, kern.nr);
+    let nc_max = NC.min(n.div_ceil(nr) * nr);
+    // Equal k blocks of at most KC.
+    let kc_max = k.div_ceil(k.div_ceil(KC));
+    let mc_max = MC_TILES * mr;
+    let mut buf = take_buffer::<T>(&PACK_B, nc_max * kc_max);
+    let packed = buf.as_mut_ptr() as *mut T;
+    // A is packed too when it is reused across enough panels to pay for the copy (its rows
+    // are then contiguous micro-panels, free of cache-set conflicts between rows).
+    let pack_a = n >= PACK_A_MIN_PANELS * nr;
+    for jc in (0..n).step_by(nc_max) {
+        let nc = nc_max.min(n - jc);
+        let panels = nc.div_ceil(nr);
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            // SAFETY (offsets below): inside the views, by the caller's contract.
+            let bp = unsafe { b.ptr.offset(pc as isize * b.rs + jc as isize * b.cs) };
+            let sh = Shared(bp, packed, c.ptr, a.ptr);
+            split(par, panels, |range| {
+                // SAFETY: panels in `range` go to disjoint parts of the buffer, which
+                // holds `panels · kc · nr` elements.
+                unsafe {
+                    pack::pack_b(
+                        kc,
+                        nc,
+                        sh.b(),
+                        b.rs,
+                        b.cs,
+                        nr,
+                        sh.packed(),
+                        range,
+                        kern.transpose8,
+                    )
+                }
+            });
+            let blocks = m.div_ceil(mc_max);
+            let acc = accumulate || pc > 0;
+            split(par, blocks * panels, |items| {
+                let mut abuf = if pack_a {
+                    take_buffer::<T>(&PACK_A, mc_max * kc)
+                } else {
+                    Vec::new()
+                };
+                let apacked = abuf.as_mut_ptr() as *mut T;
+                let mut packed_block = usize::MAX;
+                for t in items {
+                    let (ib, q) = (t / panels, t % panels);
+                    let (i0, i1) = (ib * mc_max, m.min(ib * mc_max + mc_max));
+                    if pack_a && packed_block != ib {
+                        // SAFETY: the block lies inside A; the buffer holds mc_max·kc.
+                        unsafe {
+                            pack::pack_a(
+                                i1 - i0,
+                                kc,
+                                sh.a().offset(i0 as isize * a.rs + pc as isize * a.cs),
+                                a.rs,
+                                a.cs,
+                                mr,
+                                apacked,
+                            )
+                        };
+                        packed_block = ib;
+                    }
+                    let j0 = jc + q * nr;
+                    let w = nr.min(n - j0);
+                    let cols = w.div_ceil(kern.unit) - 1;
+                    for ir in (i0..i1).step_by(mr) {
+                        let rows = mr.min(i1 - ir);
+                        // SAFETY: the tile lies inside A, the packed panel and C; tiles
+                        // of different items are disjoint.
+                        unsafe {
+                            let (ap, rs_a, cs_a) = if pack_a {
+                                (apacked.add((ir - i0) * kc) as *const T, 1, mr as isize)
+                            } else {
+                                (
+                                    sh.a().offset(ir as isize * a.rs + pc as isize * a.cs),
+                                    a.rs,
+                                    a.cs,
+                                )
+                            };
+                            (kern.ukr[rows - 1][cols])(&UkrArgs {
+                                kc,
+                                a: ap,
+                                rs_a,
+                                cs_a,
+                                b: sh.packed().add(q * kc * nr),
+                                ldb: nr,
+                                packed: true,
+                                c: sh.c().offset(ir as isize * c.rs + j0 as isize * c.cs),
+                                rs_c: c.rs,
+                                cs_c: c.cs,
+                                nr: w,
+                                accumulate: acc,
+                            })
+                        };
+                    }
+                }
+                if pack_a {
+                    PACK_A.set(abuf);
+                }
+            });
+        }
+    }
+    PACK_B.set(buf);
+}

@@ -1,0 +1,121 @@
+//! Packing: copying blocks of B (and, for wide products, of A) into the layouts the
+//! micro-kernels stream.
+//!
+//! A `kc × nc` block of B becomes `⌈nc / nr⌉` panels; panel `q` holds columns
+//! `q·nr .. q·nr + nr` as `kc` rows of `nr` contiguous elements (zero past column `nc`), so
+//! a kernel reads one row of its panel per step of `k` with aligned, unit-stride loads.
+
+use super::Element;
+
+/// A transposing block copy: `dst[j·ds + i] = src[i·ss + j]` for an 8×8 block.
+pub type Transpose8<T> = unsafe fn(*const T, usize, *mut T, usize);
+
+/// Packs panels `panels` of the `kc × nc` block of B whose element `(p, j)` is at
+/// `b + p·rs + j·cs`, into `out` (panel `q` at `out + q·kc·nr`).
+///
+/// # Safety
+/// `b` must address the whole block with those strides; `out` must hold
+/// `panels.end · kc · nr` elements.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn pack_b<T: Element>(
+    kc: usize,
+    nc: usize,
+    b: *const T,
+    rs: isize,
+    cs: isize,
+    nr: usize,
+    out: *mut T,
+    panels: std::ops::Range<usize>,
+    transpose8: Option<Transpose8<T>>,
+) {
+    unsafe {
+        for q in panels {
+            let j0 = q * nr;
+            let w = nr.min(nc - j0);
+            let dst = out.add(q * kc * nr);
+            let src = b.offset(j0 as isize * cs);
+            if cs == 1 {
+                for p in 0..kc {
+                    let d = dst.add(p * nr);
+                    std::ptr::copy_nonoverlapping(src.offset(p as isize * rs), d, w);
+                    for j in w..nr {
+                        *d.add(j) = T::ZERO;
+                    }
+                }
+                continue;
+            }
+            let mut p0 = 0;
+            if let (Some(t8), true) = (transpose8, rs == 1 && cs > 0) {
+                // B is contiguous along k: transpose 8×8 blocks.
+                let full = w / 8 * 8;
+                while p0 + 8 <= kc {
+                    for j in (0..full).step_by(8) {
+                        t8(
+                            src.offset(j as isize * cs + p0 as isize),
+                            cs as usize,
+                            dst.add(p0 * nr + j),
+                            nr,
+                        );
+                    }
+                    for p in p0..p0 + 8 {
+                        for j in full..w {
+                            *dst.add(p * nr + j) = *src.offset(j as isize * cs + p as isize);
+                        }
+                    }
+                    p0 += 8;
+                }
+            }
+            for p in p0..kc {
+                let d = dst.add(p * nr);
+                for j in 0..w {
+                    *d.add(j) = *src.offset(p as isize * rs + j as isize * cs);
+                }
+            }
+            for p in 0..kc {
+                for j in w..nr {
+                    *dst.add(p * nr + j) = T::ZERO;
+                }
+            }
+        }
+    }
+}
+
+/// Packs the `mc × kc` block of A whose element `(i, p)` is at `a + i·rs + p·cs` into
+/// micro-panels of `mr` rows: panel `r` at `out + r·kc·mr` holds element `(r·mr + i, p)`
+/// at `p·mr + i` (rows past `mc` are left as they are; kernels for fewer rows skip them).
+///
+/// # Safety
+/// `a` must address the block with those strides; `out` must hold `⌈mc / mr⌉ · kc · mr`
+/// elements.
+pub unsafe fn pack_a<T: Element>(
+    mc: usize,
+    kc: usize,
+    a: *const T,
+    rs: isize,
+    cs: isize,
+    mr: usize,
+    out: *mut T,
+) {
+    unsafe {
+        for r in 0..mc.div_ceil(mr) {
+            let rows = mr.min(mc - r * mr);
+            let dst = out.add(r * kc * mr);
+            let src = a.offset((r * mr) as isize * rs);
+            if cs == 1 {
+                // Rows contiguous: read each row once.
+                for i in 0..rows {
+                    let row = src.offset(i as isize * rs);
+                    for p in 0..kc {
+                        *dst.add(p * mr + i) = *row.add(p);
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    for i in 0..rows {
+                        *dst.add(p * mr + i) = *src.offset(i as isize * rs + p as isize * cs);
+                    }
+                }
+            }
+        }
+    }
+}
