@@ -47,6 +47,15 @@ impl TensorData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// `len` zeros of `dtype`.
+    pub fn zeros(dtype: DType, len: usize) -> TensorData {
+        match dtype {
+            DType::F32 => TensorData::F32(vec![0.0; len]),
+            DType::F64 => TensorData::F64(vec![0.0; len]),
+            DType::I32 => TensorData::I32(vec![0; len]),
+        }
+    }
 }
 
 /// A dense tensor in host memory, row-major (the last axis is contiguous).

@@ -17,6 +17,8 @@
 //!   (an elementwise chain with broadcasting);
 //! - reductions: a loop kernel over the operand's shape reducing the given axes, with the
 //!   operand's elementwise producers as its prologue (a mean divides in `post`);
+//! - sums over the leading axes of a dense operand in memory (bias gradients): a GEMM
+//!   `1ᵀ·X` that streams the rows (see `column_sum`);
 //! - matmul: a [`GemmStep`] whose operands are strided views (transposes are free); the
 //!   elementwise consumers of the product (bias, activation, scaling) form the next loop
 //!   kernel, one fused pass over the output;
@@ -676,6 +678,9 @@ impl<'g> Lowerer<'g> {
         let t = self.ty(id).clone();
         let mut axes = axes.to_vec();
         axes.sort_unstable();
+        if func == ReduceOp::Sum && self.column_sum(id, x, &axes)? {
+            return Ok(());
+        }
         let mut kb = KernelBuilder::default();
         let v = self.emit(&mut kb, x, &AffineMap::identity(xs.len()))?;
         let b = self.temp_for(id);
@@ -815,6 +820,51 @@ impl<'g> Lowerer<'g> {
         }));
         self.groups.push(vec![id]);
         Ok(())
+    }
+
+    /// A sum over the leading axes of a dense float operand in memory, as a matrix–vector
+    /// product `1ᵀ·X` (the GEMM's small-`m` path streams the rows of X once with vector
+    /// adds; a loop kernel would walk each column down the rows). It adds the rows in the
+    /// same order as the loop kernel, one rounding each (`1·x + s` is exact before
+    /// rounding), so the result is bit-identical. Returns false when it does not apply.
+    fn column_sum(&mut self, id: NodeId, x: NodeId, axes: &[usize]) -> Result<bool> {
+        let xs = self.ty(x).shape.clone();
+        let dtype = self.ty(x).dtype;
+        let leading = !axes.is_empty()
+            && axes.len() < xs.len()
+            && axes.iter().enumerate().all(|(i, &a)| a == i);
+        if !leading || dtype == DType::I32 {
+            return Ok(false);
+        }
+        let Some(l) = self.layout(x) else {
+            return Ok(false);
+        };
+        if !l.is_dense(&xs) || l.offset < 0 {
+            return Ok(false);
+        }
+        let rows: usize = xs[..axes.len()].iter().product();
+        let cols: usize = xs[axes.len()..].iter().product();
+        let ones = self.new_buffer(dtype, rows, BufferKind::Const { values: vec![1.0] }, None);
+        let out = self.temp_for(id);
+        let view = |buffer: usize, offset: usize, row_stride: usize| MatView {
+            buffer,
+            offset,
+            row_stride: row_stride as isize,
+            col_stride: 1,
+            batch_stride: 0,
+        };
+        self.steps.push(Step::Gemm(GemmStep {
+            dtype,
+            m: 1,
+            n: cols,
+            k: rows,
+            batch: 1,
+            a: view(ones, 0, rows),
+            b: view(l.buffer, l.offset as usize, cols),
+            c: view(out, 0, cols),
+        }));
+        self.groups.push(vec![id]);
+        Ok(true)
     }
 
     fn window(&self, id: NodeId, w: &Window, image: &[usize]) -> Result<WindowSpec> {

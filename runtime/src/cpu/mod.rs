@@ -102,6 +102,9 @@ pub struct CpuExecutor {
     profile: Option<StepTimes>,
     /// The GEMM code path.
     isa: gemm::Isa,
+    /// Spare storage per updated output (`new/<name>`), traded with the feeds by
+    /// [`CpuExecutor::run_update`].
+    spares: Vec<(String, TensorData)>,
 }
 
 impl CpuExecutor {
@@ -180,6 +183,7 @@ impl CpuExecutor {
             arg_buffers,
             profile: None,
             isa: gemm::Isa::detect(),
+            spares: Vec::new(),
         })
     }
 
@@ -240,37 +244,62 @@ impl CpuExecutor {
     }
 
     /// Runs the program and writes every output named `new/<name>` back into the feed
-    /// `<name>` (same dtype and element count), in place; returns the other outputs. With
+    /// `<name>` (same dtype and element count); returns the other outputs. With
     /// `check_finite`, nothing is written back when an updated value holds NaN or infinity:
     /// the error names the first such output (in program order). This is how a training
-    /// step updates parameters and optimizer state without allocating.
+    /// step updates parameters and optimizer state without allocating or copying: each
+    /// updated value is computed into a spare buffer the executor owns, which then trades
+    /// places with the feed's storage (the old values become the next step's spare).
     pub fn run_update(
         &mut self,
         feeds: &mut HashMap<String, Tensor>,
         output_shapes: &HashMap<String, Vec<usize>>,
         check_finite: bool,
     ) -> Result<HashMap<String, Tensor>, ExecError> {
-        let ptrs = self.execute(feeds)?;
-        let mut updates = Vec::new();
-        let mut out = HashMap::new();
+        // (output name, feed name, buffer, spare slot when the buffer is redirected).
+        let mut updates: Vec<(String, String, usize, Option<usize>)> = Vec::new();
+        let mut redirect: Vec<(usize, *mut u8)> = Vec::new();
         for (name, id) in &self.program.outputs {
             let b = &self.program.buffers[*id];
-            let target = name.strip_prefix("new/").filter(|t| {
+            let Some(target) = name.strip_prefix("new/").filter(|t| {
                 feeds
                     .get(*t)
                     .is_some_and(|f| f.dtype() == b.dtype && f.numel() == b.len)
-            });
-            match target {
-                Some(t) => updates.push((name, t.to_string(), *id)),
-                None => {
-                    out.insert(name.clone(), self.output(&ptrs, name, *id, output_shapes)?);
+            }) else {
+                continue;
+            };
+            let first_use =
+                matches!(b.kind, BufferKind::Temp) && !redirect.iter().any(|(r, _)| r == id);
+            let slot = first_use.then(|| {
+                let slot = match self.spares.iter().position(|(n, _)| n == name) {
+                    Some(i) => i,
+                    None => {
+                        self.spares
+                            .push((name.clone(), TensorData::zeros(b.dtype, b.len)));
+                        self.spares.len() - 1
+                    }
+                };
+                let data = &mut self.spares[slot].1;
+                if data.dtype() != b.dtype || data.len() != b.len {
+                    *data = TensorData::zeros(b.dtype, b.len);
                 }
+                redirect.push((*id, data_ptr_mut(data)));
+                slot
+            });
+            updates.push((name.clone(), target.to_string(), *id, slot));
+        }
+        let ptrs = self.execute_with(feeds, &redirect)?;
+        let mut out = HashMap::new();
+        for (name, id) in &self.program.outputs {
+            if !updates.iter().any(|u| &u.0 == name) {
+                out.insert(name.clone(), self.output(&ptrs, name, *id, output_shapes)?);
             }
         }
         if check_finite {
-            for (name, _, id) in &updates {
+            for (name, _, id, _) in &updates {
                 let b = &self.program.buffers[*id];
-                // SAFETY: the buffer holds b.len elements of b.dtype (validated).
+                // SAFETY: the buffer holds b.len elements of b.dtype (validated, or a spare
+                // of that size).
                 let finite =
                     unsafe {
                         match b.dtype {
@@ -284,23 +313,33 @@ impl CpuExecutor {
                         }
                     };
                 if !finite {
-                    return Err(ExecError::NonFinite((*name).clone()));
+                    return Err(ExecError::NonFinite(name.clone()));
                 }
             }
         }
-        for (_, target, id) in updates {
-            let b = &self.program.buffers[id];
-            let t = feeds.get_mut(&target).expect("checked above");
-            let bytes = b.len * b.dtype.size_bytes();
-            // SAFETY: the source holds `bytes` bytes (validated); the destination tensor has
-            // the same dtype and element count; the steps that read the feed have finished.
+        // Copies first (outputs sharing a redirected buffer read it), then the trades.
+        for (_, target, id, slot) in &updates {
+            if slot.is_some() {
+                continue;
+            }
+            let b = &self.program.buffers[*id];
+            let t = feeds.get_mut(target).expect("checked above");
+            // SAFETY: the source holds b.len elements (validated); the destination tensor
+            // has the same dtype and element count; the steps that read the feed have
+            // finished.
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    ptrs[id] as *const u8,
+                    ptrs[*id] as *const u8,
                     data_ptr_mut(t.data_mut()),
-                    bytes,
+                    b.bytes(),
                 )
             };
+        }
+        for (_, target, _, slot) in updates {
+            if let Some(slot) = slot {
+                let t = feeds.get_mut(&target).expect("checked above");
+                std::mem::swap(t.data_mut(), &mut self.spares[slot].1);
+            }
         }
         Ok(out)
     }
@@ -328,6 +367,16 @@ impl CpuExecutor {
 
     /// Checks the feeds and runs every step; returns the buffer pointer table.
     fn execute(&mut self, feeds: &HashMap<String, Tensor>) -> Result<Vec<*mut u8>, ExecError> {
+        self.execute_with(feeds, &[])
+    }
+
+    /// [`CpuExecutor::execute`] with some temporaries placed outside the arena:
+    /// `(buffer, address)`, each address holding the buffer's elements.
+    fn execute_with(
+        &mut self,
+        feeds: &HashMap<String, Tensor>,
+        redirect: &[(usize, *mut u8)],
+    ) -> Result<Vec<*mut u8>, ExecError> {
         let arena = self.arena.as_mut_ptr() as *mut u8;
         let mut ptrs: Vec<*mut u8> = Vec::with_capacity(self.program.buffers.len());
         for b in &self.program.buffers {
@@ -350,6 +399,9 @@ impl CpuExecutor {
             }
             // Inputs are only read (the program never stores into an input buffer).
             ptrs[*id] = data_ptr(t.data()) as *mut u8;
+        }
+        for &(id, p) in redirect {
+            ptrs[id] = p;
         }
         for s in 0..self.program.steps.len() {
             if self.profile.is_some() {

@@ -7,7 +7,9 @@
 //! into panels `nr` columns wide ([`pack`]); a register-blocked micro-kernel computes an
 //! `mr × nr` tile of C from `mr` rows of A (read in place, one broadcast per element) and
 //! one packed panel. Vectors run along `n`; the whole problem is transposed (`Cᵀ = Bᵀ·Aᵀ`)
-//! when that wastes fewer vector lanes at the edges or makes `n` C's unit-stride dimension. Products with
+//! when a simple cost model (padded vector multiply-adds, strided stores, packing) says
+//! that is faster: e.g. a product with 10 output rows and 2048 columns packs the small
+//! operand instead of the large one. Products with
 //! fewer than `mr` rows (matrix–vector shapes such as batch-1 inference) skip packing and
 //! stream B once per row.
 //!
@@ -65,6 +67,53 @@ const PACK_A_MIN_PANELS: usize = 8;
 /// Relative cost of a tile whose rows are not contiguous in C (stored element by element),
 /// when choosing which operand's dimension the vectors run along.
 const STRIDED_STORE_COST: f64 = 1.05;
+/// Cost of packing one element whose source is contiguous along the packed rows, in
+/// vector multiply-add times (a copy that mostly waits on memory).
+const PACK_COPY_COST: f64 = 0.5;
+/// Cost of packing one element gathered across rows (a transpose).
+const PACK_GATHER_COST: f64 = 1.0;
+
+/// The estimated time of one orientation of a product, in vector multiply-adds: the
+/// multiply-adds (padded to whole vectors; slower when C's tile rows are strided) plus the
+/// packing of B (and of A when it is packed). The smaller of `C = A·B` and `Cᵀ = Bᵀ·Aᵀ`
+/// is run.
+struct Cost {
+    rows: usize,
+    cols: usize,
+    k: usize,
+    unit: usize,
+    mr: usize,
+    nr: usize,
+    a_contiguous_k: bool,
+    b_contiguous_n: bool,
+    c_unit_stride: bool,
+}
+
+impl Cost {
+    fn estimate(&self) -> f64 {
+        let per = |contiguous: bool| {
+            if contiguous {
+                PACK_COPY_COST
+            } else {
+                PACK_GATHER_COST
+            }
+        };
+        let vectors = self.cols.div_ceil(self.unit) as f64;
+        let mut fma = (self.rows * self.k) as f64 * vectors;
+        if !self.c_unit_stride {
+            fma *= STRIDED_STORE_COST;
+        }
+        if self.rows < self.mr {
+            // The small-m path packs nothing.
+            return fma;
+        }
+        let mut pack = (self.k * self.cols) as f64 * per(self.b_contiguous_n);
+        if packs_a(self.cols, self.nr, self.a_contiguous_k) {
+            pack += (self.rows * self.k) as f64 * per(self.a_contiguous_k);
+        }
+        fma + pack
+    }
+}
 
 /// A matrix operand: element `(i, j)` at `ptr + i·rs + j·cs` (in elements).
 #[derive(Clone, Copy, Debug)]
@@ -340,15 +389,21 @@ pub unsafe fn gemm<T: Element>(
         let kern = T::kernels(isa);
         // Vectors run along n: prefer the orientation with fewer padded lanes, then the
         // one where n is C's unit-stride dimension.
-        let work = |rows: usize, cols: usize, unit_stride: bool| {
-            let lanes = (rows * cols.div_ceil(kern.unit) * kern.unit) as f64;
-            if unit_stride {
-                lanes
-            } else {
-                lanes * STRIDED_STORE_COST
+        let cost = |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool| {
+            Cost {
+                rows,
+                cols,
+                k,
+                unit: kern.unit,
+                mr: kern.mr,
+                nr: kern.nr,
+                a_contiguous_k: a.cs == 1,
+                b_contiguous_n: b.cs == 1,
+                c_unit_stride: c_unit,
             }
+            .estimate()
         };
-        let (m, n, a, b, c) = if work(n, m, c.rs == 1) < work(m, n, c.cs == 1) {
+        let (m, n, a, b, c) = if cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1) {
             (n, m, b.t(), a.t(), MatMut::new(c.ptr, c.cs, c.rs))
         } else {
             (m, n, a, b, c)
@@ -402,6 +457,14 @@ pub(crate) unsafe fn small_in_place<T: Element>(kern: &Kernels<T>, s: &SmallArgs
             })
         }
     }
+}
+
+/// Whether A is packed: when it is not contiguous along `k` (read in place, each step of
+/// `k` would touch new cache lines and pages), or when it is reused across enough panels to
+/// pay for the copy (its rows are then contiguous micro-panels, free of cache-set conflicts
+/// between rows).
+fn packs_a(n: usize, nr: usize, a_contiguous_k: bool) -> bool {
+    !a_contiguous_k || n >= PACK_A_MIN_PANELS * nr
 }
 
 /// Raw pointers shared by the work items of one block (they touch disjoint parts of C and
@@ -496,9 +559,7 @@ unsafe fn blocked<T: Element>(
     let mc_max = MC_TILES * mr;
     let mut buf = take_buffer::<T>(&PACK_B, nc_max * kc_max);
     let packed = buf.as_mut_ptr() as *mut T;
-    // A is packed too when it is reused across enough panels to pay for the copy (its rows
-    // are then contiguous micro-panels, free of cache-set conflicts between rows).
-    let pack_a = n >= PACK_A_MIN_PANELS * nr;
+    let pack_a = packs_a(n, nr, a.cs == 1);
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         let panels = nc.div_ceil(nr);

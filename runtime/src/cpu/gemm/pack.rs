@@ -97,22 +97,26 @@ pub unsafe fn pack_a<T: Element>(
     out: *mut T,
 ) {
     unsafe {
-        for r in 0..mc.div_ceil(mr) {
-            let rows = mr.min(mc - r * mr);
-            let dst = out.add(r * kc * mr);
-            let src = a.offset((r * mr) as isize * rs);
-            if cs == 1 {
-                // Rows contiguous: read each row once.
-                for i in 0..rows {
-                    let row = src.offset(i as isize * rs);
+        let panels = mc.div_ceil(mr);
+        if cs == 1 {
+            // Rows contiguous: read each row once.
+            for r in 0..panels {
+                let dst = out.add(r * kc * mr);
+                for i in 0..mr.min(mc - r * mr) {
+                    let row = a.offset((r * mr + i) as isize * rs);
                     for p in 0..kc {
                         *dst.add(p * mr + i) = *row.add(p);
                     }
                 }
-            } else {
-                for p in 0..kc {
-                    for i in 0..rows {
-                        *dst.add(p * mr + i) = *src.offset(i as isize * rs + p as isize * cs);
+            }
+        } else {
+            // Columns of the block in turn, each read once across all panels.
+            for p in 0..kc {
+                let col = a.offset(p as isize * cs);
+                for r in 0..panels {
+                    let dst = out.add(r * kc * mr + p * mr);
+                    for i in 0..mr.min(mc - r * mr) {
+                        *dst.add(i) = *col.offset((r * mr + i) as isize * rs);
                     }
                 }
             }
