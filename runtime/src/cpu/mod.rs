@@ -73,7 +73,7 @@ pub struct StepTimes {
 }
 
 /// Element counts of work below which a step runs on the calling thread only.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 15;
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 18;
 /// Multiply-adds below which a GEMM runs single-threaded.
 const PARALLEL_MIN_GEMM: usize = 1 << 20;
 
@@ -432,7 +432,19 @@ impl CpuExecutor {
     fn run_step(&self, s: usize, ptrs: &[*mut u8]) -> Result<(), ExecError> {
         match &self.program.steps[s] {
             Step::Loop(k) => {
-                let args: Vec<*mut u8> = self.arg_buffers[s].iter().map(|&b| ptrs[b]).collect();
+                // The argument table, on the stack for the usual few arguments.
+                let bufs = &self.arg_buffers[s];
+                let mut stack = [std::ptr::null_mut::<u8>(); 16];
+                let heap: Vec<*mut u8>;
+                let args: &[*mut u8] = if bufs.len() <= stack.len() {
+                    for (d, &b) in stack.iter_mut().zip(bufs) {
+                        *d = ptrs[b];
+                    }
+                    &stack[..bufs.len()]
+                } else {
+                    heap = bufs.iter().map(|&b| ptrs[b]).collect();
+                    &heap
+                };
                 let extent = k.outer_extent();
                 match self.kernels[s] {
                     Some(f) => {
@@ -461,7 +473,7 @@ impl CpuExecutor {
                     }
                     None => {
                         let mut mem = RawMemory {
-                            ptrs: &args,
+                            ptrs: args,
                             dtypes: k.args.iter().map(|a| a.dtype).collect(),
                         };
                         kernel::eval(k, &mut mem, 0..extent);

@@ -24,8 +24,9 @@
 //!
 //! # Threads and determinism
 //!
-//! With a thread pool the packing and the `(row block, panel)` work items are split among
-//! the threads. Each element of C is computed by the same micro-kernel calls in the same
+//! With a thread pool the packing of B is split among the threads by panels, and the
+//! products by equal runs of row tiles (or of panels, when there are fewer row tiles than
+//! threads). Each element of C is computed by the same micro-kernel calls in the same
 //! order (one per `kc` block, in `k` order) whatever the split, so results are
 //! bit-identical for every thread count. Different ISA paths round differently (FMA vs
 //! separate multiply and add, lane order in the small-`m` sums).
@@ -585,20 +586,19 @@ unsafe fn blocked<T: Element>(
                     )
                 }
             });
-            let blocks = m.div_ceil(mc_max);
             let acc = accumulate || pc > 0;
-            split(par, blocks * panels, |items| {
+            // Rows `rows` × panels `panel_range`, in blocks of at most mc_max rows (A packed
+            // per block when it is packed).
+            let run = |rows: Range<usize>, panel_range: Range<usize>| {
                 let mut abuf = if pack_a {
                     take_buffer::<T>(&PACK_A, mc_max * kc)
                 } else {
                     Vec::new()
                 };
                 let apacked = abuf.as_mut_ptr() as *mut T;
-                let mut packed_block = usize::MAX;
-                for t in items {
-                    let (ib, q) = (t / panels, t % panels);
-                    let (i0, i1) = (ib * mc_max, m.min(ib * mc_max + mc_max));
-                    if pack_a && packed_block != ib {
+                for i0 in rows.clone().step_by(mc_max) {
+                    let i1 = rows.end.min(i0 + mc_max);
+                    if pack_a {
                         // SAFETY: the block lies inside A; the buffer holds mc_max·kc.
                         unsafe {
                             pack::pack_a(
@@ -611,46 +611,63 @@ unsafe fn blocked<T: Element>(
                                 apacked,
                             )
                         };
-                        packed_block = ib;
                     }
-                    let j0 = jc + q * nr;
-                    let w = nr.min(n - j0);
-                    let cols = w.div_ceil(kern.unit) - 1;
-                    for ir in (i0..i1).step_by(mr) {
-                        let rows = mr.min(i1 - ir);
-                        // SAFETY: the tile lies inside A, the packed panel and C; tiles
-                        // of different items are disjoint.
-                        unsafe {
-                            let (ap, rs_a, cs_a) = if pack_a {
-                                (apacked.add((ir - i0) * kc) as *const T, 1, mr as isize)
-                            } else {
-                                (
-                                    sh.a().offset(ir as isize * a.rs + pc as isize * a.cs),
-                                    a.rs,
-                                    a.cs,
-                                )
+                    for q in panel_range.clone() {
+                        let j0 = jc + q * nr;
+                        let w = nr.min(n - j0);
+                        let cols = w.div_ceil(kern.unit) - 1;
+                        for ir in (i0..i1).step_by(mr) {
+                            let rows = mr.min(i1 - ir);
+                            // SAFETY: the tile lies inside A, the packed panel and C; tiles
+                            // of different calls are disjoint.
+                            unsafe {
+                                let (ap, rs_a, cs_a) = if pack_a {
+                                    (apacked.add((ir - i0) * kc) as *const T, 1, mr as isize)
+                                } else {
+                                    (
+                                        sh.a().offset(ir as isize * a.rs + pc as isize * a.cs),
+                                        a.rs,
+                                        a.cs,
+                                    )
+                                };
+                                (kern.ukr[rows - 1][cols])(&UkrArgs {
+                                    kc,
+                                    a: ap,
+                                    rs_a,
+                                    cs_a,
+                                    b: sh.packed().add(q * kc * nr),
+                                    ldb: nr,
+                                    packed: true,
+                                    c: sh.c().offset(ir as isize * c.rs + j0 as isize * c.cs),
+                                    rs_c: c.rs,
+                                    cs_c: c.cs,
+                                    nr: w,
+                                    accumulate: acc,
+                                })
                             };
-                            (kern.ukr[rows - 1][cols])(&UkrArgs {
-                                kc,
-                                a: ap,
-                                rs_a,
-                                cs_a,
-                                b: sh.packed().add(q * kc * nr),
-                                ldb: nr,
-                                packed: true,
-                                c: sh.c().offset(ir as isize * c.rs + j0 as isize * c.cs),
-                                rs_c: c.rs,
-                                cs_c: c.cs,
-                                nr: w,
-                                accumulate: acc,
-                            })
-                        };
+                        }
                     }
                 }
                 if pack_a {
                     PACK_A.set(abuf);
                 }
-            });
+            };
+            // Threads take equal runs of row tiles (all panels each), or equal runs of
+            // panels when there are fewer row tiles than threads. Tiles start at multiples
+            // of mr whatever the split, so every element is computed the same way.
+            let tiles = m.div_ceil(mr);
+            let threads = par.map_or(1, |p| p.threads);
+            if threads > 1 && tiles >= threads {
+                split(par, threads, |ts| {
+                    for t in ts {
+                        let lo = (tiles * t / threads * mr).min(m);
+                        let hi = (tiles * (t + 1) / threads * mr).min(m);
+                        run(lo..hi, 0..panels);
+                    }
+                });
+            } else {
+                split(par, panels, |qs| run(0..m, qs));
+            }
         }
     }
     PACK_B.set(buf);

@@ -43,7 +43,20 @@ pub unsafe fn ukr_avx512<const M: usize, const V: usize>(x: &UkrArgs<f32>) {
         } else {
             (1u16 << tail) - 1
         };
+        if x.accumulate && x.cs_c == 1 {
+            for i in 0..M {
+                let c = x.c.offset(i as isize * x.rs_c);
+                for v in 0..V {
+                    _mm_prefetch::<_MM_HINT_T0>(c.add(v * 16) as *const i8);
+                }
+            }
+        }
         for _ in 0..x.kc {
+            if x.packed {
+                for v in 0..V {
+                    _mm_prefetch::<_MM_HINT_T0>(b.add(8 * 64 + v * 16) as *const i8);
+                }
+            }
             let mut bv = [_mm512_setzero_ps(); V];
             for (v, r) in bv.iter_mut().enumerate() {
                 *r = if v + 1 == V {
