@@ -14,6 +14,7 @@ use xenon_compiler::interp::Feeds;
 use xenon_frontend::model::state_name;
 use xenon_frontend::optimizer::LR_INPUT;
 use xenon_frontend::prelude::*;
+use xenon_runtime::cpu::StepTimes;
 use xenon_runtime::cpu::gemm::{Isa, cpu_name, peak::peak_gflops_f32};
 use xenon_runtime::{DType, Tensor, rng};
 
@@ -40,9 +41,21 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Also list the training step's program steps with their mean time, slowest first.
+    /// Also list the program steps of the training step and of inference with their mean
+    /// time, slowest first.
     #[arg(long)]
     pub steps: bool,
+}
+
+/// Each step's description and mean microseconds per run, slowest first.
+fn mean_step_times(p: &StepTimes) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = p
+        .steps
+        .iter()
+        .map(|(d, t)| (d.clone(), t.as_secs_f64() * 1e6 / p.runs.max(1) as f64))
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
 }
 
 /// Median, minimum and maximum of microsecond samples.
@@ -144,21 +157,23 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             loop_us.push((p.loops + p.library - b0.loops - b0.library).as_secs_f64() * 1e6);
         }
     }
-    let step_profile = train.profile().map(|p| {
-        let mut v: Vec<(String, f64)> = p
-            .steps
-            .iter()
-            .map(|(d, t)| (d.clone(), t.as_secs_f64() * 1e6 / p.runs.max(1) as f64))
-            .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1));
-        v
-    });
+    let step_profile = train.profile().as_ref().map(mean_step_times);
     let mut infer_us = Vec::with_capacity(reps);
     for _ in 0..reps {
         let s = Instant::now();
         infer.run(&feeds)?;
         infer_us.push(s.elapsed().as_secs_f64() * 1e6);
     }
+    // Per-step times of inference, from separate profiled runs (profiling adds clock reads).
+    let infer_profile = if a.steps {
+        infer.set_profiling(true);
+        for _ in 0..reps {
+            infer.run(&feeds)?;
+        }
+        infer.profile().as_ref().map(mean_step_times)
+    } else {
+        None
+    };
     let (tm, tmin, tmax) = stats(train_us);
     let (im, imin, imax) = stats(infer_us);
     let gemm = (!gemm_us.is_empty()).then(|| stats(gemm_us).0);
@@ -180,11 +195,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "gemm_us_median": gemm, "kernels_us_median": loops, "compile_ms": compile_ms, "machine": machine(),
                 "isa": isa_name, "gemm_gflops": gemm_gflops, "peak_gflops": peak_gflops,
         });
-        if let (true, Some(steps)) = (a.steps, &step_profile) {
-            doc["steps"] = steps
+        let listed = |steps: &Vec<(String, f64)>| -> serde_json::Value {
+            steps
                 .iter()
                 .map(|(d, us)| json!({"step": d, "us_mean": us}))
-                .collect();
+                .collect()
+        };
+        if let (true, Some(steps)) = (a.steps, &step_profile) {
+            doc["steps"] = listed(steps);
+        }
+        if let Some(steps) = &infer_profile {
+            doc["infer_steps"] = listed(steps);
         }
         println!("{doc}");
     } else {
@@ -210,10 +231,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             );
         }
         println!("inference:     median {im:.1} µs (min {imin:.1}, max {imax:.1})");
-        if let (true, Some(steps)) = (a.steps, &step_profile) {
-            println!("training step program, mean µs per step, slowest first:");
-            for (d, us) in steps {
-                println!("  {us:10.1}  {d}");
+        for (what, profile) in [
+            ("training step", step_profile.as_ref().filter(|_| a.steps)),
+            ("inference", infer_profile.as_ref()),
+        ] {
+            if let Some(steps) = profile {
+                println!("{what} program, mean µs per step, slowest first:");
+                for (d, us) in steps {
+                    println!("  {us:10.1}  {d}");
+                }
             }
         }
         println!("compile (training step): {compile_ms:.1} ms");
