@@ -230,6 +230,24 @@ pub enum ProgramError {
 }
 
 impl Program {
+    /// Whether buffers `x` and `y` share memory: the same buffer, or arena buffers
+    /// (constants, temporaries) whose byte ranges intersect. Inputs live outside the arena.
+    pub fn overlap(&self, x: usize, y: usize) -> bool {
+        if x == y {
+            return true;
+        }
+        let range = |id: usize| {
+            self.buffers.get(id).and_then(|b| match b.kind {
+                BufferKind::Input { .. } => None,
+                _ => Some((b.offset, b.offset.saturating_add(b.bytes()))),
+            })
+        };
+        match (range(x), range(y)) {
+            (Some((a0, a1)), Some((b0, b1))) => a0 < b1 && b0 < a1,
+            _ => false,
+        }
+    }
+
     /// Checks every step against the buffers: kernels' argument lengths and dtypes and
     /// every access in range, GEMM views in range, library routines' sizes. Executors run
     /// only validated programs.
@@ -326,6 +344,18 @@ impl Program {
                     k.validate()?;
                 }
                 Step::Gemm(g) => {
+                    // The product must not write where it reads.
+                    for v in [&g.a, &g.b] {
+                        if self.overlap(v.buffer, g.c.buffer) {
+                            return Err(ProgramError::Step {
+                                step: s,
+                                reason: format!(
+                                    "the product's output buffer {} overlaps its operand {}",
+                                    g.c.buffer, v.buffer
+                                ),
+                            });
+                        }
+                    }
                     for (v, rows, cols) in [(&g.a, g.m, g.k), (&g.b, g.k, g.n), (&g.c, g.m, g.n)] {
                         let b = buf(s, v.buffer, g.dtype)?;
                         let (mut lo, mut hi) = (v.offset as i128, v.offset as i128);
