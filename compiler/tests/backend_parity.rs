@@ -289,6 +289,67 @@ fn cases(dt: DType) -> Vec<Case> {
             Ok(vec![y, g.mean(c, &[0], false)?])
         },
     ));
+    // Multi-output fusion: a value with several consumers computed inside its first
+    // consumer's kernel (bit-identical).
+    v.push(case(
+        "hosted pre-activation",
+        vec![f("x", &[8, 40]), f("b", &[40])],
+        0.0,
+        |g, p| {
+            let z = g.add_(p[0], p[1])?;
+            let zero = g.scalar(g.ty(z).dtype, 0.0)?;
+            let h = g.max(z, zero)?;
+            let c = g.compare(CompareOp::Gt, z, zero)?;
+            let three = g.scalar(g.ty(z).dtype, 3.0)?;
+            let h3 = g.mul(h, three)?;
+            let d = g.select(c, h3, zero)?;
+            Ok(vec![h, d])
+        },
+    ));
+    v.push(case(
+        "momentum update",
+        vec![f("v", &[12, 33]), f("grad", &[12, 33]), f("w", &[12, 33])],
+        0.0,
+        |g, p| {
+            let dt = g.ty(p[0]).dtype;
+            let mu = g.scalar(dt, 0.9)?;
+            let lr = g.scalar(dt, 0.1)?;
+            let mv = g.mul(mu, p[0])?;
+            let lg = g.mul(lr, p[1])?;
+            let v2 = g.sub(mv, lg)?;
+            let w2 = g.add_(p[2], v2)?;
+            Ok(vec![w2, v2])
+        },
+    ));
+    v.push(case(
+        "hosted chain",
+        vec![f("a", &[6, 20]), f("b", &[6, 20])],
+        1e-5,
+        |g, p| {
+            let z = g.add_(p[0], p[1])?;
+            let h = g.exp(z)?;
+            let two = g.scalar(g.ty(z).dtype, 2.0)?;
+            let a2 = g.mul(h, two)?;
+            let r = g.add_(h, z)?;
+            let q = g.mul(z, z)?;
+            Ok(vec![a2, r, q])
+        },
+    ));
+    // Sums over leading axes lowered to 1ᵀ·X: bit-identical to the interpreter's order.
+    v.push(case(
+        "column sums",
+        vec![f("x", &[37, 23]), f("y", &[5, 6, 7])],
+        0.0,
+        |g, p| {
+            let s0 = g.sum(p[0], &[0], false)?;
+            let s1 = g.sum(p[1], &[0, 1], true)?;
+            let s2 = g.sum(p[1], &[0], false)?;
+            // A computed operand in memory (two consumers).
+            let sq = g.mul(p[0], p[0])?;
+            let s3 = g.sum(sq, &[0], false)?;
+            Ok(vec![s0, s1, s2, s3, sq])
+        },
+    ));
     v
 }
 

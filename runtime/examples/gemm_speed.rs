@@ -4,7 +4,46 @@
 use std::time::Instant;
 use xenon_runtime::cpu::gemm::{Isa, MatMut, MatRef, gemm, peak::peak_gflops_f32};
 
+/// Packing speed of a `k × n` block of B, contiguous along n or along k (transposed).
+fn pack_speed(k: usize, n: usize) {
+    use xenon_runtime::cpu::gemm::{Element, pack::pack_b};
+    let b: Vec<f32> = (0..k * n).map(|i| i as f32).collect();
+    let kern = f32::kernels(Isa::detect());
+    let panels = n.div_ceil(kern.nr);
+    let mut out = vec![0f32; panels * k * kern.nr];
+    for (name, rs, cs) in [("contiguous", n as isize, 1), ("transposed", 1, k as isize)] {
+        let mut ts: Vec<f64> = (0..9)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..20 {
+                    unsafe {
+                        pack_b(
+                            k,
+                            n,
+                            b.as_ptr(),
+                            rs,
+                            cs,
+                            kern.nr,
+                            out.as_mut_ptr(),
+                            0..panels,
+                            kern.transpose8,
+                        )
+                    };
+                }
+                t.elapsed().as_secs_f64() / 20.0
+            })
+            .collect();
+        ts.sort_by(f64::total_cmp);
+        println!("  pack {k}x{n} {name}: {:.1} us", ts[4] * 1e6);
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("pack") {
+        pack_speed(784, 128);
+        pack_speed(784, 100);
+        return;
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -1,9 +1,10 @@
 //! # xenon-runtime
 //!
 //! The small part of Xenon that an application embeds: element types ([`DType`]), host
-//! tensors ([`Tensor`]) and the counter-based random streams ([`rng`]) that every backend
-//! reproduces bit for bit. Compiled programs and their executors join this crate with the
-//! CPU backend; nothing here depends on the compiler.
+//! tensors ([`Tensor`]), the counter-based random streams ([`rng`]) that every backend
+//! reproduces bit for bit, compiled programs ([`program`], [`kernel`]) and the CPU executor
+//! ([`cpu`]) with Xenon's GEMM ([`cpu::gemm`]: AVX-512, AVX2 + FMA or portable code, chosen
+//! at run time). Nothing here depends on the compiler.
 //!
 //! ```
 //! use xenon_runtime::{DType, Tensor};

@@ -1,0 +1,79 @@
+//! What lowering makes of common training-step patterns: multi-output fusion of a value
+//! with several consumers into its first consumer's kernel, and leading-axis sums as GEMMs.
+//! (Their results are checked against the interpreter in `backend_parity.rs`.)
+
+use xenon_compiler::ir::{DType, Graph};
+use xenon_compiler::lower::lower;
+use xenon_runtime::program::Step;
+
+fn loops(steps: &[Step]) -> Vec<usize> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Loop(k) => Some(k.stores.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_momentum_update_is_one_kernel_with_two_outputs() {
+    let mut g = Graph::new();
+    let v = g.input("v", DType::F32, &[100, 784]).unwrap();
+    let grad = g.input("grad", DType::F32, &[100, 784]).unwrap();
+    let w = g.input("w", DType::F32, &[100, 784]).unwrap();
+    let mu = g.scalar(DType::F32, 0.9).unwrap();
+    let lr = g.scalar(DType::F32, 0.1).unwrap();
+    let mv = g.mul(mu, v).unwrap();
+    let lg = g.mul(lr, grad).unwrap();
+    let v2 = g.sub(mv, lg).unwrap();
+    let w2 = g.add_(w, v2).unwrap();
+    g.set_output("new/v", v2).unwrap();
+    g.set_output("new/w", w2).unwrap();
+    let l = lower(&g).unwrap();
+    assert_eq!(loops(&l.program.steps), vec![2], "{:?}", l.program.steps);
+}
+
+#[test]
+fn bias_and_activation_are_one_pass_when_the_sum_is_kept() {
+    // z = x + b is needed again later (as for a ReLU's gradient): it is stored by the
+    // ReLU's kernel instead of a pass of its own.
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[128, 100]).unwrap();
+    let b = g.input("b", DType::F32, &[100]).unwrap();
+    let dy = g.input("dy", DType::F32, &[128, 100]).unwrap();
+    let z = g.add_(x, b).unwrap();
+    let zero = g.scalar(DType::F32, 0.0).unwrap();
+    let h = g.max(z, zero).unwrap();
+    let c = g
+        .compare(xenon_compiler::ir::CompareOp::Gt, z, zero)
+        .unwrap();
+    let dz = g.select(c, dy, zero).unwrap();
+    g.set_output("h", h).unwrap();
+    g.set_output("dz", dz).unwrap();
+    let l = lower(&g).unwrap();
+    assert_eq!(loops(&l.program.steps), vec![2, 1], "{:?}", l.program.steps);
+}
+
+#[test]
+fn leading_axis_sums_are_matrix_vector_products() {
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[1024, 2048]).unwrap();
+    let s = g.sum(x, &[0], false).unwrap();
+    let r = g.sum(x, &[1], false).unwrap();
+    g.set_output("s", s).unwrap();
+    g.set_output("r", r).unwrap();
+    let l = lower(&g).unwrap();
+    let gemms: Vec<(usize, usize, usize)> = l
+        .program
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Gemm(g) => Some((g.m, g.n, g.k)),
+            _ => None,
+        })
+        .collect();
+    // The column sum is 1ᵀ·X; the row sum (contiguous axis) stays a loop kernel.
+    assert_eq!(gemms, vec![(1, 2048, 1024)]);
+    assert_eq!(loops(&l.program.steps).len(), 1);
+}
