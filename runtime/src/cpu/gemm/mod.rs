@@ -85,7 +85,9 @@ struct Cost {
     unit: usize,
     mr: usize,
     nr: usize,
-    a_contiguous_k: bool,
+    /// A's stride along `k`, in elements, and the element size in bytes.
+    a_k_stride: isize,
+    elem_bytes: usize,
     b_contiguous_n: bool,
     c_unit_stride: bool,
 }
@@ -109,8 +111,8 @@ impl Cost {
             return fma;
         }
         let mut pack = (self.k * self.cols) as f64 * per(self.b_contiguous_n);
-        if packs_a(self.cols, self.nr, self.a_contiguous_k) {
-            pack += (self.rows * self.k) as f64 * per(self.a_contiguous_k);
+        if packs_a(self.cols, self.nr, self.a_k_stride, self.elem_bytes) {
+            pack += (self.rows * self.k) as f64 * per(self.a_k_stride == 1);
         }
         fma + pack
     }
@@ -398,7 +400,8 @@ pub unsafe fn gemm<T: Element>(
                 unit: kern.unit,
                 mr: kern.mr,
                 nr: kern.nr,
-                a_contiguous_k: a.cs == 1,
+                a_k_stride: a.cs,
+                elem_bytes: size_of::<T>(),
                 b_contiguous_n: b.cs == 1,
                 c_unit_stride: c_unit,
             }
@@ -460,12 +463,12 @@ pub(crate) unsafe fn small_in_place<T: Element>(kern: &Kernels<T>, s: &SmallArgs
     }
 }
 
-/// Whether A is packed: when it is not contiguous along `k` (read in place, each step of
-/// `k` would touch new cache lines and pages), or when it is reused across enough panels to
+/// Whether A is packed: when its steps along `k` are a page or more apart (read in place,
+/// each step of `k` would touch a new page), or when it is reused across enough panels to
 /// pay for the copy (its rows are then contiguous micro-panels, free of cache-set conflicts
 /// between rows).
-fn packs_a(n: usize, nr: usize, a_contiguous_k: bool) -> bool {
-    !a_contiguous_k || n >= PACK_A_MIN_PANELS * nr
+fn packs_a(n: usize, nr: usize, a_k_stride: isize, elem_bytes: usize) -> bool {
+    a_k_stride.unsigned_abs() * elem_bytes >= 4096 || n >= PACK_A_MIN_PANELS * nr
 }
 
 /// Raw pointers shared by the work items of one block (they touch disjoint parts of C and
@@ -560,7 +563,7 @@ unsafe fn blocked<T: Element>(
     let mc_max = MC_TILES * mr;
     let mut buf = take_buffer::<T>(&PACK_B, nc_max * kc_max);
     let packed = buf.as_mut_ptr() as *mut T;
-    let pack_a = packs_a(n, nr, a.cs == 1);
+    let pack_a = packs_a(n, nr, a.cs, size_of::<T>());
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         let panels = nc.div_ceil(nr);
