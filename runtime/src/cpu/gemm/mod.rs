@@ -325,37 +325,29 @@ static F64_AVX512: Kernels<f64> = Kernels {
     transpose8: None,
 };
 
-impl Element for f32 {
-    const ZERO: f32 = 0.0;
-    fn mul_add(self, b: f32, c: f32) -> f32 {
-        f32::mul_add(self, b, c)
-    }
-    fn kernels(isa: Isa) -> &'static Kernels<f32> {
-        match isa.capped() {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => &F32_AVX512,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => &F32_AVX2,
-            _ => &F32_PORTABLE,
+/// `impl Element` for a float type and its kernel tables (AVX-512, AVX2, portable).
+macro_rules! element {
+    ($T:ident, $avx512:ident, $avx2:ident, $portable:ident) => {
+        impl Element for $T {
+            const ZERO: $T = 0.0;
+            fn mul_add(self, b: $T, c: $T) -> $T {
+                $T::mul_add(self, b, c)
+            }
+            fn kernels(isa: Isa) -> &'static Kernels<$T> {
+                match isa.capped() {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => &$avx512,
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => &$avx2,
+                    _ => &$portable,
+                }
+            }
         }
-    }
+    };
 }
 
-impl Element for f64 {
-    const ZERO: f64 = 0.0;
-    fn mul_add(self, b: f64, c: f64) -> f64 {
-        f64::mul_add(self, b, c)
-    }
-    fn kernels(isa: Isa) -> &'static Kernels<f64> {
-        match isa.capped() {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => &F64_AVX512,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => &F64_AVX2,
-            _ => &F64_PORTABLE,
-        }
-    }
-}
+element!(f32, F32_AVX512, F32_AVX2, F32_PORTABLE);
+element!(f64, F64_AVX512, F64_AVX2, F64_PORTABLE);
 
 /// `C = A·B`, or `C += A·B` with `accumulate`, for an `m × k` A and a `k × n` B, on the
 /// `isa` path (capped to what the processor has), split among `par`'s threads if given.
