@@ -26,7 +26,7 @@ fn pack_speed(k: usize, n: usize) {
                             kern.nr,
                             out.as_mut_ptr(),
                             0..panels,
-                            kern.transpose8,
+                            kern.transpose,
                         )
                     };
                 }

@@ -55,7 +55,7 @@ pub mod peak;
 mod x86;
 
 pub use isa::{ISA_ENV, Isa, UnknownIsa, cpu_name};
-use pack::Transpose8;
+use pack::TransposeBlock;
 use std::cell::Cell;
 use std::fmt::Debug;
 use std::ops::{Add, Mul, Range};
@@ -222,8 +222,8 @@ pub struct Kernels<T: 'static> {
     pub ukr: &'static [&'static [Ukr<T>]],
     /// The small-`m` routine.
     pub small: unsafe fn(&SmallArgs<T>),
-    /// A fast 8×8 transpose for packing, where the path has one.
-    pub transpose8: Option<Transpose8<T>>,
+    /// A fast transposing copy for packing, where the path has one.
+    pub transpose: Option<TransposeBlock<T>>,
 }
 
 /// An element type GEMM supports (f32, f64).
@@ -257,7 +257,7 @@ static F32_PORTABLE: Kernels<f32> = Kernels {
     unit: 8,
     ukr: generic_rows!(f32, ukr_portable, 8; 1, 2, 3, 4),
     small: generic::small_portable::<f32>,
-    transpose8: None,
+    transpose: None,
 };
 
 static F64_PORTABLE: Kernels<f64> = Kernels {
@@ -267,7 +267,7 @@ static F64_PORTABLE: Kernels<f64> = Kernels {
     unit: 8,
     ukr: generic_rows!(f64, ukr_portable, 8; 1, 2, 3, 4),
     small: generic::small_portable::<f64>,
-    transpose8: None,
+    transpose: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -285,7 +285,7 @@ static F32_AVX2: Kernels<f32> = Kernels {
         row!(f32, ukr_avx2, 6; 1, 2),
     ],
     small: x86::small_avx2,
-    transpose8: Some(x86::transpose8x8),
+    transpose: Some(x86::transpose_block),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -303,7 +303,7 @@ static F32_AVX512: Kernels<f32> = Kernels {
         row!(f32, ukr_avx512, 6; 1, 2, 3, 4),
     ],
     small: x86::small_avx512,
-    transpose8: Some(x86::transpose8x8),
+    transpose: Some(x86::transpose_block),
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -314,7 +314,7 @@ static F64_AVX2: Kernels<f64> = Kernels {
     unit: 8,
     ukr: generic_rows!(f64, ukr_avx2, 8; 1, 2, 3, 4, 5, 6),
     small: generic::small_avx2::<f64>,
-    transpose8: None,
+    transpose: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -325,7 +325,7 @@ static F64_AVX512: Kernels<f64> = Kernels {
     unit: 16,
     ukr: generic_rows!(f64, ukr_avx512, 16; 1, 2, 3, 4, 5, 6),
     small: generic::small_avx512::<f64>,
-    transpose8: None,
+    transpose: None,
 };
 
 /// `impl Element` for a float type and its kernel tables (AVX-512, AVX2, portable).
@@ -580,7 +580,7 @@ unsafe fn blocked<T: Element>(
                         nr,
                         sh.packed(),
                         range,
-                        kern.transpose8,
+                        kern.transpose,
                     )
                 }
             });

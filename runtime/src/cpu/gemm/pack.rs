@@ -7,8 +7,9 @@
 
 use super::Element;
 
-/// A transposing block copy: `dst[j·ds + i] = src[i·ss + j]` for an 8×8 block.
-pub type Transpose8<T> = unsafe fn(*const T, usize, *mut T, usize);
+/// A transposing block copy of `rows × cols` elements (both multiples of 8):
+/// `dst[j·ds + i] = src[i·ss + j]` — arguments `(src, ss, dst, ds, rows, cols)`.
+pub type TransposeBlock<T> = unsafe fn(*const T, usize, *mut T, usize, usize, usize);
 
 /// Packs panels `panels` of the `kc × nc` block of B whose element `(p, j)` is at
 /// `b + p·rs + j·cs`, into `out` (panel `q` at `out + q·kc·nr`).
@@ -26,7 +27,7 @@ pub unsafe fn pack_b<T: Element>(
     nr: usize,
     out: *mut T,
     panels: std::ops::Range<usize>,
-    transpose8: Option<Transpose8<T>>,
+    transpose: Option<TransposeBlock<T>>,
 ) {
     unsafe {
         for q in panels {
@@ -45,25 +46,16 @@ pub unsafe fn pack_b<T: Element>(
                 continue;
             }
             let mut p0 = 0;
-            if let (Some(t8), true) = (transpose8, rs == 1 && cs > 0) {
-                // B is contiguous along k: transpose 8×8 blocks.
-                let full = w / 8 * 8;
-                while p0 + 8 <= kc {
-                    for j in (0..full).step_by(8) {
-                        t8(
-                            src.offset(j as isize * cs + p0 as isize),
-                            cs as usize,
-                            dst.add(p0 * nr + j),
-                            nr,
-                        );
+            if let (Some(t), true) = (transpose, rs == 1 && cs > 0) {
+                // B is contiguous along k: transpose blocks of 8×8, then the edges.
+                let (full, kc8) = (w / 8 * 8, kc / 8 * 8);
+                t(src, cs as usize, dst, nr, full, kc8);
+                for p in 0..kc8 {
+                    for j in full..w {
+                        *dst.add(p * nr + j) = *src.offset(j as isize * cs + p as isize);
                     }
-                    for p in p0..p0 + 8 {
-                        for j in full..w {
-                            *dst.add(p * nr + j) = *src.offset(j as isize * cs + p as isize);
-                        }
-                    }
-                    p0 += 8;
                 }
+                p0 = kc8;
             }
             for p in p0..kc {
                 let d = dst.add(p * nr);

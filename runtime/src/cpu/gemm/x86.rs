@@ -176,12 +176,37 @@ fn lane_mask8(n: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx)
 }
 
+/// Transposes a `rows × cols` block (both multiples of 8) by 8×8 blocks, column blocks
+/// outermost (each destination row is written whole, in turn):
+/// `dst[j·ds + i] = src[i·ss + j]`.
+///
+/// # Safety
+/// AVX2 must be present; both blocks must be in bounds.
+#[target_feature(enable = "avx2")]
+pub unsafe fn transpose_block(
+    src: *const f32,
+    ss: usize,
+    dst: *mut f32,
+    ds: usize,
+    rows: usize,
+    cols: usize,
+) {
+    unsafe {
+        for j in (0..cols).step_by(8) {
+            for i in (0..rows).step_by(8) {
+                transpose8x8(src.add(i * ss + j), ss, dst.add(j * ds + i), ds);
+            }
+        }
+    }
+}
+
 /// Transposes an 8×8 block: `dst[j·ds + i] = src[i·ss + j]`.
 ///
 /// # Safety
 /// AVX must be present; both blocks must be in bounds.
+#[inline]
 #[target_feature(enable = "avx2")]
-pub unsafe fn transpose8x8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+unsafe fn transpose8x8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
     unsafe {
         let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
