@@ -8,7 +8,7 @@
 //! `post` list computes what is stored per output point. Fused elementwise chains,
 //! reductions with their prologue and epilogue, and GEMM epilogues are all loop kernels.
 //!
-//! Backends compile kernels (Cranelift on the CPU, OpenCL C on GPUs); [`eval`] is the
+//! Backends compile kernels (Cranelift on the CPU, OpenCL C on GPUs); [`eval()`] is the
 //! reference semantics every compiled kernel is tested against, and the fallback for
 //! kernels a backend does not compile.
 //!

@@ -15,8 +15,8 @@ const ACC: usize = 12;
 /// Runs of the probe; the best counts (other work on a shared machine only slows a run).
 const RUNS: u64 = 15;
 
-/// Measured single-thread f32 peak of `isa` in GFLOP/s: the best of [`RUNS`] runs of about
-/// `millis / RUNS` milliseconds each. `isa` is capped to what the processor has.
+/// Measured single-thread f32 peak of `isa` in GFLOP/s: the best of 15 runs of about
+/// `millis / 15` milliseconds each. `isa` is capped to what the processor has.
 pub fn peak_gflops_f32(isa: Isa, millis: u64) -> f64 {
     let isa = isa.capped();
     let per_run = Duration::from_millis((millis / RUNS).max(1));
