@@ -53,18 +53,18 @@ fn run(isa: Isa, iters: usize) {
     };
 }
 
-/// Multiply-add on 4-lane arrays (the compiler vectorizes them for the baseline target).
+/// Multiply-then-add on 48 lanes (vectorized by the compiler for the baseline target: SSE2
+/// has no FMA, so the peak counts a multiply and an add per lane).
 fn portable(iters: usize) -> f32 {
-    let mut acc = [[0f32; 4]; ACC];
+    let mut acc = [0f32; 4 * ACC];
     let (a, b) = (black_box(1.000_000_1f32), black_box(0.999_999f32));
+    let (av, bv) = ([a; 4 * ACC], [b; 4 * ACC]);
     for _ in 0..iters {
-        for r in acc.iter_mut() {
-            for l in r.iter_mut() {
-                *l = *l * a + b;
-            }
+        for ((l, x), y) in acc.iter_mut().zip(&av).zip(&bv) {
+            *l = *l * x + y;
         }
     }
-    acc.iter().flatten().sum()
+    acc.iter().sum()
 }
 
 #[cfg(target_arch = "x86_64")]
