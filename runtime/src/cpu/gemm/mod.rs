@@ -6,8 +6,8 @@
 //! The classic blocked algorithm (Goto/BLIS): B is cut into `kc × nc` blocks, each packed
 //! into panels `nr` columns wide ([`pack`]); a register-blocked micro-kernel computes an
 //! `mr × nr` tile of C from `mr` rows of A (one broadcast per element; A is read in place,
-//! or packed into `mr`-row micro-panels when its steps along `k` are 4 KiB or more apart or
-//! it is reused across many panels) and one packed panel. Vectors run along `n`; the whole
+//! or packed into `mr`-row micro-panels when its steps along `k` are 4 KiB or more apart or,
+//! on the paths where that measured faster, it is reused across many panels) and one packed panel. Vectors run along `n`; the whole
 //! problem is transposed (`Cᵀ = Bᵀ·Aᵀ`) when a simple cost model (padded vector
 //! multiply-adds, strided stores, packing) says that is faster: e.g. a product with 10
 //! output rows and 2048 columns packs the small operand instead of the large one. Products
@@ -66,8 +66,6 @@ pub const KC: usize = 1024;
 pub const MC_TILES: usize = 16;
 /// Most columns of B packed at once.
 pub const NC: usize = 4096;
-/// Panels of B (of `nr` columns) from which on A is packed.
-const PACK_A_MIN_PANELS: usize = 8;
 /// Relative cost of a tile whose rows are not contiguous in C (stored element by element),
 /// when choosing which operand's dimension the vectors run along.
 const STRIDED_STORE_COST: f64 = 1.05;
@@ -87,7 +85,8 @@ struct Cost {
     k: usize,
     unit: usize,
     mr: usize,
-    nr: usize,
+    /// [`Kernels::pack_a_cols`].
+    pack_a_cols: Option<usize>,
     /// A's stride along `k`, in elements, and the element size in bytes.
     a_k_stride: isize,
     elem_bytes: usize,
@@ -114,7 +113,12 @@ impl Cost {
             return fma;
         }
         let mut pack = (self.k * self.cols) as f64 * per(self.b_contiguous_n);
-        if packs_a(self.cols, self.nr, self.a_k_stride, self.elem_bytes) {
+        if packs_a(
+            self.cols,
+            self.pack_a_cols,
+            self.a_k_stride,
+            self.elem_bytes,
+        ) {
             pack += (self.rows * self.k) as f64 * per(self.a_k_stride == 1);
         }
         fma + pack
@@ -222,6 +226,11 @@ pub struct Kernels<T: 'static> {
     pub ukr: &'static [&'static [Ukr<T>]],
     /// The small-`m` routine.
     pub small: unsafe fn(&SmallArgs<T>),
+    /// Columns of B from which a k-contiguous A is packed too (reused across that many
+    /// columns, the copy pays for itself), or `None` to read it in place. Measured here
+    /// (Zen 4): packing helps the AVX2 6×16 kernel (six broadcasts per 12 multiply-adds)
+    /// from 8 panels on, and costs the AVX-512 6×64 kernel 2–4 %.
+    pub pack_a_cols: Option<usize>,
     /// A fast transposing copy for packing, where the path has one.
     pub transpose: Option<TransposeBlock<T>>,
 }
@@ -257,6 +266,7 @@ static F32_PORTABLE: Kernels<f32> = Kernels {
     unit: 8,
     ukr: generic_rows!(f32, ukr_portable, 8; 1, 2, 3, 4),
     small: generic::small_portable::<f32>,
+    pack_a_cols: Some(8 * 8),
     transpose: None,
 };
 
@@ -267,6 +277,7 @@ static F64_PORTABLE: Kernels<f64> = Kernels {
     unit: 8,
     ukr: generic_rows!(f64, ukr_portable, 8; 1, 2, 3, 4),
     small: generic::small_portable::<f64>,
+    pack_a_cols: Some(8 * 8),
     transpose: None,
 };
 
@@ -285,6 +296,7 @@ static F32_AVX2: Kernels<f32> = Kernels {
         row!(f32, ukr_avx2, 6; 1, 2),
     ],
     small: x86::small_avx2,
+    pack_a_cols: Some(8 * 16),
     transpose: Some(x86::transpose_block),
 };
 
@@ -303,6 +315,7 @@ static F32_AVX512: Kernels<f32> = Kernels {
         row!(f32, ukr_avx512, 6; 1, 2, 3, 4),
     ],
     small: x86::small_avx512,
+    pack_a_cols: None,
     transpose: Some(x86::transpose_block),
 };
 
@@ -314,6 +327,7 @@ static F64_AVX2: Kernels<f64> = Kernels {
     unit: 8,
     ukr: generic_rows!(f64, ukr_avx2, 8; 1, 2, 3, 4, 5, 6),
     small: generic::small_avx2::<f64>,
+    pack_a_cols: Some(8 * 8),
     transpose: None,
 };
 
@@ -325,6 +339,7 @@ static F64_AVX512: Kernels<f64> = Kernels {
     unit: 16,
     ukr: generic_rows!(f64, ukr_avx512, 16; 1, 2, 3, 4, 5, 6),
     small: generic::small_avx512::<f64>,
+    pack_a_cols: Some(8 * 16),
     transpose: None,
 };
 
@@ -394,7 +409,7 @@ pub unsafe fn gemm<T: Element>(
                 k,
                 unit: kern.unit,
                 mr: kern.mr,
-                nr: kern.nr,
+                pack_a_cols: kern.pack_a_cols,
                 a_k_stride: a.cs,
                 elem_bytes: size_of::<T>(),
                 b_contiguous_n: b.cs == 1,
@@ -459,11 +474,10 @@ pub(crate) unsafe fn small_in_place<T: Element>(kern: &Kernels<T>, s: &SmallArgs
 }
 
 /// Whether A is packed: when its steps along `k` are a page or more apart (read in place,
-/// each step of `k` would touch a new page), or when it is reused across enough panels to
-/// pay for the copy (its rows are then contiguous micro-panels, free of cache-set conflicts
-/// between rows).
-fn packs_a(n: usize, nr: usize, a_k_stride: isize, elem_bytes: usize) -> bool {
-    a_k_stride.unsigned_abs() * elem_bytes >= 4096 || n >= PACK_A_MIN_PANELS * nr
+/// each step of `k` would touch a new page), or when the path packs A reused across
+/// `pack_a_cols` columns of B or more (its rows are then contiguous micro-panels).
+fn packs_a(n: usize, pack_a_cols: Option<usize>, a_k_stride: isize, elem_bytes: usize) -> bool {
+    a_k_stride.unsigned_abs() * elem_bytes >= 4096 || pack_a_cols.is_some_and(|c| n >= c)
 }
 
 /// Raw pointers shared by the work items of one block (they touch disjoint parts of C and
@@ -558,7 +572,7 @@ unsafe fn blocked<T: Element>(
     let mc_max = MC_TILES * mr;
     let mut buf = take_buffer::<T>(&PACK_B, nc_max * kc_max);
     let packed = buf.as_mut_ptr() as *mut T;
-    let pack_a = packs_a(n, nr, a.cs, size_of::<T>());
+    let pack_a = packs_a(n, kern.pack_a_cols, a.cs, size_of::<T>());
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         let panels = nc.div_ceil(nr);
