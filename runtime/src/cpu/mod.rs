@@ -102,9 +102,9 @@ pub struct CpuExecutor {
     profile: Option<StepTimes>,
     /// The GEMM code path.
     isa: gemm::Isa,
-    /// Spare storage per updated output (`new/<name>`), traded with the feeds by
-    /// [`CpuExecutor::run_update`].
-    spares: Vec<(String, TensorData)>,
+    /// Spare storage per program output (for the updated ones, `new/<name>`), traded with
+    /// the feeds by [`CpuExecutor::run_update`].
+    spares: Vec<Option<TensorData>>,
 }
 
 impl CpuExecutor {
@@ -172,6 +172,7 @@ impl CpuExecutor {
                 _ => Vec::new(),
             })
             .collect();
+        let spares = vec![None; program.outputs.len()];
         Ok(CpuExecutor {
             program,
             kernels,
@@ -183,7 +184,7 @@ impl CpuExecutor {
             arg_buffers,
             profile: None,
             isa: gemm::Isa::detect(),
-            spares: Vec::new(),
+            spares,
         })
     }
 
@@ -259,7 +260,7 @@ impl CpuExecutor {
         // (output name, feed name, buffer, spare slot when the buffer is redirected).
         let mut updates: Vec<(String, String, usize, Option<usize>)> = Vec::new();
         let mut redirect: Vec<(usize, *mut u8)> = Vec::new();
-        for (name, id) in &self.program.outputs {
+        for (slot, (name, id)) in self.program.outputs.iter().enumerate() {
             let b = &self.program.buffers[*id];
             let Some(target) = name.strip_prefix("new/").filter(|t| {
                 feeds
@@ -271,18 +272,8 @@ impl CpuExecutor {
             let first_use =
                 matches!(b.kind, BufferKind::Temp) && !redirect.iter().any(|(r, _)| r == id);
             let slot = first_use.then(|| {
-                let slot = match self.spares.iter().position(|(n, _)| n == name) {
-                    Some(i) => i,
-                    None => {
-                        self.spares
-                            .push((name.clone(), TensorData::zeros(b.dtype, b.len)));
-                        self.spares.len() - 1
-                    }
-                };
-                let data = &mut self.spares[slot].1;
-                if data.dtype() != b.dtype || data.len() != b.len {
-                    *data = TensorData::zeros(b.dtype, b.len);
-                }
+                let data =
+                    self.spares[slot].get_or_insert_with(|| TensorData::zeros(b.dtype, b.len));
                 redirect.push((*id, data_ptr_mut(data)));
                 slot
             });
@@ -338,7 +329,8 @@ impl CpuExecutor {
         for (_, target, _, slot) in updates {
             if let Some(slot) = slot {
                 let t = feeds.get_mut(&target).expect("checked above");
-                std::mem::swap(t.data_mut(), &mut self.spares[slot].1);
+                let spare = self.spares[slot].as_mut().expect("allocated above");
+                std::mem::swap(t.data_mut(), spare);
             }
         }
         Ok(out)

@@ -253,33 +253,32 @@ macro_rules! row {
     };
 }
 
-macro_rules! generic_rows {
-    ($T:ty, $f:ident, $nr:literal; $($m:literal),*) => {
-        &[$(&[generic::$f::<$T, $m, $nr> as Ukr<$T>]),*]
+/// The kernel table of the generic kernel for `$T` compiled as `$ukr` (with small-m
+/// routine `$small`): `$nr` columns, one full-width kernel per row count `$m`.
+macro_rules! generic_kernels {
+    ($T:ty, $isa:expr, $ukr:ident, $small:ident, $nr:literal, $pack_a:expr; $($m:literal),*) => {
+        Kernels {
+            isa: $isa,
+            mr: [$($m),*].len(),
+            nr: $nr,
+            unit: $nr,
+            ukr: &[$(&[generic::$ukr::<$T, $m, $nr> as Ukr<$T>]),*],
+            small: generic::$small::<$T>,
+            pack_a_cols: $pack_a,
+            transpose: None,
+        }
     };
 }
 
-static F32_PORTABLE: Kernels<f32> = Kernels {
-    isa: Isa::Portable,
-    mr: 4,
-    nr: 8,
-    unit: 8,
-    ukr: generic_rows!(f32, ukr_portable, 8; 1, 2, 3, 4),
-    small: generic::small_portable::<f32>,
-    pack_a_cols: Some(8 * 8),
-    transpose: None,
-};
-
-static F64_PORTABLE: Kernels<f64> = Kernels {
-    isa: Isa::Portable,
-    mr: 4,
-    nr: 8,
-    unit: 8,
-    ukr: generic_rows!(f64, ukr_portable, 8; 1, 2, 3, 4),
-    small: generic::small_portable::<f64>,
-    pack_a_cols: Some(8 * 8),
-    transpose: None,
-};
+static F32_PORTABLE: Kernels<f32> =
+    generic_kernels!(f32, Isa::Portable, ukr_portable, small_portable, 8, Some(8 * 8); 1, 2, 3, 4);
+static F64_PORTABLE: Kernels<f64> =
+    generic_kernels!(f64, Isa::Portable, ukr_portable, small_portable, 8, Some(8 * 8); 1, 2, 3, 4);
+#[cfg(target_arch = "x86_64")]
+static F64_AVX2: Kernels<f64> =
+    generic_kernels!(f64, Isa::Avx2, ukr_avx2, small_avx2, 8, Some(8 * 8); 1, 2, 3, 4, 5, 6);
+#[cfg(target_arch = "x86_64")]
+static F64_AVX512: Kernels<f64> = generic_kernels!(f64, Isa::Avx512, ukr_avx512, small_avx512, 16, Some(8 * 16); 1, 2, 3, 4, 5, 6);
 
 #[cfg(target_arch = "x86_64")]
 static F32_AVX2: Kernels<f32> = Kernels {
@@ -317,30 +316,6 @@ static F32_AVX512: Kernels<f32> = Kernels {
     small: x86::small_avx512,
     pack_a_cols: None,
     transpose: Some(x86::transpose_block),
-};
-
-#[cfg(target_arch = "x86_64")]
-static F64_AVX2: Kernels<f64> = Kernels {
-    isa: Isa::Avx2,
-    mr: 6,
-    nr: 8,
-    unit: 8,
-    ukr: generic_rows!(f64, ukr_avx2, 8; 1, 2, 3, 4, 5, 6),
-    small: generic::small_avx2::<f64>,
-    pack_a_cols: Some(8 * 8),
-    transpose: None,
-};
-
-#[cfg(target_arch = "x86_64")]
-static F64_AVX512: Kernels<f64> = Kernels {
-    isa: Isa::Avx512,
-    mr: 6,
-    nr: 16,
-    unit: 16,
-    ukr: generic_rows!(f64, ukr_avx512, 16; 1, 2, 3, 4, 5, 6),
-    small: generic::small_avx512::<f64>,
-    pack_a_cols: Some(8 * 16),
-    transpose: None,
 };
 
 /// `impl Element` for a float type and its kernel tables (AVX-512, AVX2, portable).
