@@ -1,6 +1,6 @@
 //! SGEMM speed per ISA path against this machine's measured FMA peak.
 //!
-//! `cargo run --release -p xenon-runtime --example gemm_speed [-- M N K ...]`
+//! `cargo run --release -p xenon-runtime --example gemm_speed [-- [cold] M N K ...]`
 use std::time::Instant;
 use xenon_runtime::cpu::gemm::{Isa, MatMut, MatRef, gemm, peak::peak_gflops_f32};
 
@@ -44,6 +44,10 @@ fn main() {
         pack_speed(784, 100);
         return;
     }
+    // `cold` among the arguments: time single products with caches flushed before each.
+    let mut flush = std::env::args()
+        .any(|a| a == "cold")
+        .then(|| vec![0f32; 64 << 20 >> 2]);
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -100,6 +104,14 @@ fn main() {
                 run();
                 let mut ts: Vec<f64> = (0..7)
                     .map(|_| {
+                        if let Some(f) = flush.as_mut() {
+                            // Evict A, B and C from the caches (as inside a training step,
+                            // where other tensors pass through between two products).
+                            f.iter_mut().for_each(|x| *x += 1.0);
+                            let t = Instant::now();
+                            run();
+                            return t.elapsed().as_secs_f64();
+                        }
                         let t = Instant::now();
                         for _ in 0..reps {
                             run();

@@ -190,6 +190,17 @@ fn cases() -> Vec<Case> {
             accumulate: v % 3 == 2,
         });
     }
+    // A stored by columns a page or more apart: packed from its contiguous columns on every
+    // path (with a partial micro-panel at the end).
+    out.push(Case {
+        m: 1031,
+        n: 70,
+        k: 33,
+        a: Layout::new(1031, 33, true, 1),
+        b: Layout::new(33, 70, false, 0),
+        c: Layout::new(1031, 70, false, 0),
+        accumulate: false,
+    });
     out
 }
 

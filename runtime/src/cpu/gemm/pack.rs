@@ -89,8 +89,8 @@ pub unsafe fn pack_a<T: Element>(
     out: *mut T,
 ) {
     unsafe {
-        let panels = mc.div_ceil(mr);
         if cs == 1 {
+            let panels = mc.div_ceil(mr);
             // Rows contiguous: read each row once.
             for r in 0..panels {
                 let dst = out.add(r * kc * mr);
@@ -101,17 +101,103 @@ pub unsafe fn pack_a<T: Element>(
                     }
                 }
             }
+        } else if rs == 1 {
+            // Columns contiguous (A stored transposed): each column of the block is `mc`
+            // consecutive elements, split into whole micro-panel rows.
+            match mr {
+                4 => pack_a_columns::<T, 4>(mc, kc, a, cs, out),
+                6 => pack_a_columns::<T, 6>(mc, kc, a, cs, out),
+                8 => pack_a_columns::<T, 8>(mc, kc, a, cs, out),
+                _ => pack_a_strided(mc, kc, a, rs, cs, mr, out),
+            }
         } else {
-            // Columns of the block in turn, each read once across all panels.
-            for p in 0..kc {
-                let col = a.offset(p as isize * cs);
-                for r in 0..panels {
-                    let dst = out.add(r * kc * mr + p * mr);
-                    for i in 0..mr.min(mc - r * mr) {
-                        *dst.add(i) = *col.offset((r * mr + i) as isize * rs);
-                    }
+            pack_a_strided(mc, kc, a, rs, cs, mr, out);
+        }
+    }
+}
+
+/// [`pack_a`] for any strides: the columns of the block in turn, each read once across all
+/// panels, element by element.
+///
+/// # Safety
+/// As [`pack_a`].
+unsafe fn pack_a_strided<T: Element>(
+    mc: usize,
+    kc: usize,
+    a: *const T,
+    rs: isize,
+    cs: isize,
+    mr: usize,
+    out: *mut T,
+) {
+    unsafe {
+        let panels = mc.div_ceil(mr);
+        for p in 0..kc {
+            let col = a.offset(p as isize * cs);
+            for r in 0..panels {
+                let dst = out.add(r * kc * mr + p * mr);
+                for i in 0..mr.min(mc - r * mr) {
+                    *dst.add(i) = *col.offset((r * mr + i) as isize * rs);
                 }
             }
         }
     }
+}
+
+/// Columns of A ahead of the one being copied that [`pack_a_columns`] asks the processor to
+/// fetch: the columns are far apart (A's row length), so the hardware's sequential
+/// prefetcher does not see them coming.
+const PREFETCH_COLUMNS: usize = 8;
+
+/// [`pack_a`] when A's columns are contiguous (`rs == 1`), for micro-panels of `MR` rows:
+/// each full micro-panel row is one fixed-size copy (vector moves), the columns
+/// [`PREFETCH_COLUMNS`] ahead are prefetched.
+///
+/// # Safety
+/// As [`pack_a`] with `rs == 1`.
+unsafe fn pack_a_columns<T: Element, const MR: usize>(
+    mc: usize,
+    kc: usize,
+    a: *const T,
+    cs: isize,
+    out: *mut T,
+) {
+    let full = mc / MR;
+    let rest = mc - full * MR;
+    let line = 64 / size_of::<T>();
+    unsafe {
+        for p in 0..kc {
+            let col = a.offset(p as isize * cs);
+            if p + PREFETCH_COLUMNS < kc {
+                let ahead = a.offset((p + PREFETCH_COLUMNS) as isize * cs);
+                for i in (0..mc).step_by(line) {
+                    prefetch(ahead.add(i));
+                }
+            }
+            for r in 0..full {
+                let src = col.add(r * MR) as *const [T; MR];
+                let dst = out.add(r * kc * MR + p * MR) as *mut [T; MR];
+                dst.write_unaligned(src.read_unaligned());
+            }
+            if rest > 0 {
+                let dst = out.add(full * kc * MR + p * MR);
+                for i in 0..rest {
+                    *dst.add(i) = *col.add(full * MR + i);
+                }
+            }
+        }
+    }
+}
+
+/// Asks the processor to bring the cache line holding `p` into L1 (a hint: no effect where
+/// the instruction set has none).
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
