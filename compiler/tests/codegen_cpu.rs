@@ -1547,9 +1547,12 @@ fn mlp_kernels_match_reference_and_compile_fast() {
                 };
                 compare(g, w, t).unwrap_or_else(|m| panic!("{} argument {j}: {m}", k.name));
             }
+            // Row reductions (row_max, exp_sum) gather four rows per vector step.
             if k.name.starts_with("bias_grad")
                 || k.name.starts_with("sgd")
                 || k.name.starts_with("bias_act")
+                || k.name == "row_max"
+                || k.name == "exp_sum"
             {
                 assert!(ck.is_vectorized(i), "{} should be vectorized", k.name);
             }
@@ -1792,5 +1795,39 @@ fn compiled_kernels_are_shared_across_threads() {
     });
     for r in results {
         compare(&r[3], &want[3], Tol::Exact).unwrap();
+    }
+}
+
+/// An elementwise kernel run in place (its output at its input's address, as the memory
+/// planner may place them), for every length of scalar tail and every range start: the
+/// same results as with separate buffers, points outside the range untouched.
+#[test]
+fn in_place_runs_match_separate_buffers_for_every_tail() {
+    let chain = [un(UnaryOp::Exp, 0), cf32(0.5), binop(BinaryOp::Add, 1, 2)];
+    for n in [4, 5, 6, 7, 9, 10, 11, 21] {
+        let k = unary_chain_kernel(n, &chain);
+        let ck = cpu::compile(&[&k], &CpuOptions::default()).unwrap();
+        assert!(ck.is_vectorized(0));
+        let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 1.0).collect();
+        for range in [0..n, 1..n, 0..n - 1, n / 2..n] {
+            let mut separate = vec![TensorData::F32(x.clone()), TensorData::F32(vec![0.0; n])];
+            run(&ck, 0, &mut separate, range.clone());
+            let TensorData::F32(want) = &separate[1] else {
+                unreachable!()
+            };
+            let mut buf = x.clone();
+            let ptrs = [buf.as_mut_ptr() as *mut u8, buf.as_mut_ptr() as *mut u8];
+            // SAFETY: both arguments address the same n f32 elements; the kernel reads
+            // and writes element i only at point i.
+            unsafe { ck.get(0)(ptrs.as_ptr(), range.start, range.end) };
+            for i in 0..n {
+                let expect = if range.contains(&i) { want[i] } else { x[i] };
+                assert_eq!(
+                    buf[i].to_bits(),
+                    expect.to_bits(),
+                    "n {n} range {range:?} element {i}"
+                );
+            }
+        }
     }
 }

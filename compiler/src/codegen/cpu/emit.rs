@@ -459,11 +459,26 @@ impl Emitter<'_, '_> {
                 let off = self.ptr_off[a];
                 let st = scalar_ty(d);
                 if mode == Mode::Vector {
-                    if acc.strides[self.vector_axis()] == 0 {
-                        let s = self.b.ins().load(st, Self::scalar_flags(), p, off);
-                        self.b.ins().splat(t, s)
-                    } else {
-                        self.b.ins().load(t, Self::vector_flags(), p, off)
+                    match acc.strides[self.vector_axis()] {
+                        0 => {
+                            let s = self.b.ins().load(st, Self::scalar_flags(), p, off);
+                            self.b.ins().splat(t, s)
+                        }
+                        1 => self.b.ins().load(t, Self::vector_flags(), p, off),
+                        _ => {
+                            // A gather (reductions only): one scalar load per lane.
+                            let lane = self.step(a, self.vector_axis(), 1) as i32;
+                            let s = self.b.ins().load(st, Self::scalar_flags(), p, off);
+                            let mut x = self.b.ins().scalar_to_vector(t, s);
+                            for l in 1..LANES as i32 {
+                                let s =
+                                    self.b
+                                        .ins()
+                                        .load(st, Self::scalar_flags(), p, off + l * lane);
+                                x = self.b.ins().insertlane(x, s, l as u8);
+                            }
+                            x
+                        }
                     }
                 } else {
                     self.b.ins().load(st, Self::scalar_flags(), p, off)

@@ -36,12 +36,13 @@
 //! * **Vectorization** (`CpuOptions::vectorize`). The innermost *outer* loop runs four
 //!   points at a time (`f32x4`/`i32x4`), followed by a scalar tail loop, when every live
 //!   value is `f32` or `i32`, every live load has stride 0 (splatted scalar load) or 1
-//!   along that axis, every store has stride 1, and a buffer the kernel writes is only
-//!   accessed through one access pattern. For a reduction, each lane is a different
-//!   output point whose reduction runs in the exact sequential order, so results are
-//!   bit-identical to the scalar code and to the reference; reductions over a
-//!   contiguous trailing axis are not vectorized (that would change the summation
-//!   order). Every operation emits the same instruction sequence for scalars and vectors
+//!   along that axis (in a reduction, any stride: the four lanes are gathered by scalar
+//!   loads), every store has stride 1, and a buffer the kernel writes is only accessed
+//!   through one access pattern. For a reduction, each lane is a different output point
+//!   whose reduction runs in the exact sequential order, so results are bit-identical to
+//!   the scalar code and to the reference: a reduction over a contiguous trailing axis
+//!   (softmax's row max and sum) runs four rows at a time, each row's elements gathered
+//!   into its lane, never reassociated. Every operation emits the same instruction sequence for scalars and vectors
 //!   (see `fx.rs`), so the vector loop and its tail agree bit for bit and results never
 //!   depend on how `start..end` is split. Kernels without a reduction run the vector
 //!   loop unrolled 4× first (16 points per iteration, the copies address through

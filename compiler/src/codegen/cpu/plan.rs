@@ -212,8 +212,17 @@ impl Plan {
         if !stores_ok {
             return false;
         }
+        // Loads are splatted (stride 0) or contiguous (stride 1) along the vector axis; a
+        // reduction may also gather its lanes (rows of a row-wise reduction, each lane
+        // still reduced in sequential order), the gather paying for itself across the
+        // reduced loop.
+        let gather = kernel.reduce.is_some();
         let loads_ok = instrs.iter().enumerate().all(|(v, ins)| match ins {
-            Instr::Load(a) if self.live[v] => matches!(a.strides[vaxis], 0 | 1),
+            Instr::Load(a) if self.live[v] => {
+                let elt = kernel.args[a.arg].dtype.size_bytes() as i64;
+                matches!(a.strides[vaxis], 0 | 1)
+                    || (gather && (a.strides[vaxis] as i64 * elt * 4).unsigned_abs() < 1 << 30)
+            }
             _ => true,
         });
         if !loads_ok {
@@ -380,12 +389,24 @@ mod tests {
         assert_eq!(p.loops[1].axis, 0);
         assert_eq!(p.level[0], 2);
         assert!(p.acc_dep[1]);
-        // Row sums (reduce the contiguous axis): scalar, sequential order kept.
+        // Row sums (reduce the contiguous axis): lanes are rows, gathered (each row still
+        // summed in sequential order).
         let mut row = col.clone();
         row.reduce.as_mut().unwrap().axes = vec![1];
         row.args[1].len = 16;
         row.stores[0].access.strides = vec![1, 0];
-        assert!(!plan(&row).vector);
+        let p = plan(&row);
+        assert!(p.vector);
+        assert_eq!(p.loops[0].axis, 0);
+        // Elementwise kernels do not gather: a transposing copy stays scalar.
+        let mut copy = col.clone();
+        copy.reduce = None;
+        copy.args[1].len = 128;
+        copy.stores[0] = Store {
+            access: acc(1, &[1, 16]),
+            value: 0,
+        };
+        assert!(!plan(&copy).vector);
     }
 
     #[test]

@@ -66,19 +66,23 @@ pub const KC: usize = 1024;
 pub const MC_TILES: usize = 16;
 /// Most columns of B packed at once.
 pub const NC: usize = 4096;
-/// Relative cost of a tile whose rows are not contiguous in C (stored element by element),
-/// when choosing which operand's dimension the vectors run along.
-const STRIDED_STORE_COST: f64 = 1.05;
-/// Cost of packing one element whose source is contiguous along the packed rows, in
-/// vector multiply-add times (a copy that mostly waits on memory).
-const PACK_COPY_COST: f64 = 0.5;
-/// Cost of packing one element gathered across rows (a transpose).
+/// Most bytes between B's rows for the blocked product to read B in place.
+const IN_PLACE_B_ROW_BYTES: usize = 2048;
+/// Cost of storing one element of C element by element (when C's tile rows are strided
+/// in that orientation), in vector multiply-add times.
+const STRIDED_STORE_COST: f64 = 1.0;
+/// Cost of packing one element by vector copies (B's rows contiguous, or its columns with
+/// the path's transposing copy; A's columns contiguous), in vector multiply-add times:
+/// about 0.1 ns an element against 0.27 ns a 512-bit multiply-add, measured on Zen 4 with
+/// the operands in L2.
+const PACK_COPY_COST: f64 = 0.4;
+/// Cost of packing one element gathered element by element.
 const PACK_GATHER_COST: f64 = 1.0;
 
 /// The estimated time of one orientation of a product, in vector multiply-adds: the
-/// multiply-adds (padded to whole vectors; slower when C's tile rows are strided) plus the
-/// packing of B (and of A when it is packed). The smaller of `C = A·B` and `Cᵀ = Bᵀ·Aᵀ`
-/// is run.
+/// multiply-adds (padded to whole vectors), C's element-by-element stores when its tile
+/// rows are strided, and the packing of B (unless read in place) and of A (when packed).
+/// The smaller of `C = A·B` and `Cᵀ = Bᵀ·Aᵀ` is run.
 struct Cost {
     rows: usize,
     cols: usize,
@@ -87,41 +91,46 @@ struct Cost {
     mr: usize,
     /// [`Kernels::pack_a_cols`].
     pack_a_cols: Option<usize>,
-    /// A's stride along `k`, in elements, and the element size in bytes.
+    /// A's strides along `m` and `k`, in elements, and the element size in bytes.
+    a_m_stride: isize,
     a_k_stride: isize,
     elem_bytes: usize,
-    b_contiguous_n: bool,
+    /// How B is packed: read in place ([`b_in_place`]), by vector copies, or gathered.
+    b_in_place: bool,
+    b_copied: bool,
     c_unit_stride: bool,
 }
 
 impl Cost {
     fn estimate(&self) -> f64 {
-        let per = |contiguous: bool| {
-            if contiguous {
+        let per = |copied: bool| {
+            if copied {
                 PACK_COPY_COST
             } else {
                 PACK_GATHER_COST
             }
         };
         let vectors = self.cols.div_ceil(self.unit) as f64;
-        let mut fma = (self.rows * self.k) as f64 * vectors;
+        let mut cost = (self.rows * self.k) as f64 * vectors;
         if !self.c_unit_stride {
-            fma *= STRIDED_STORE_COST;
+            cost += (self.rows * self.cols) as f64 * STRIDED_STORE_COST;
         }
         if self.rows < self.mr {
             // The small-m path packs nothing.
-            return fma;
+            return cost;
         }
-        let mut pack = (self.k * self.cols) as f64 * per(self.b_contiguous_n);
+        if !self.b_in_place {
+            cost += (self.k * self.cols) as f64 * per(self.b_copied);
+        }
         if packs_a(
             self.cols,
             self.pack_a_cols,
             self.a_k_stride,
             self.elem_bytes,
         ) {
-            pack += (self.rows * self.k) as f64 * per(self.a_k_stride == 1);
+            cost += (self.rows * self.k) as f64 * per(self.a_m_stride == 1);
         }
-        fma + pack
+        cost
     }
 }
 
@@ -385,9 +394,11 @@ pub unsafe fn gemm<T: Element>(
                 unit: kern.unit,
                 mr: kern.mr,
                 pack_a_cols: kern.pack_a_cols,
+                a_m_stride: a.rs,
                 a_k_stride: a.cs,
                 elem_bytes: size_of::<T>(),
-                b_contiguous_n: b.cs == 1,
+                b_in_place: b_in_place(b, size_of::<T>()),
+                b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
                 c_unit_stride: c_unit,
             }
             .estimate()
@@ -545,7 +556,12 @@ unsafe fn blocked<T: Element>(
     // Equal k blocks of at most KC.
     let kc_max = k.div_ceil(k.div_ceil(KC));
     let mc_max = MC_TILES * mr;
-    let mut buf = take_buffer::<T>(&PACK_B, nc_max * kc_max);
+    let in_place = b_in_place(b, size_of::<T>());
+    let mut buf = if in_place {
+        Vec::new()
+    } else {
+        take_buffer::<T>(&PACK_B, nc_max * kc_max)
+    };
     let packed = buf.as_mut_ptr() as *mut T;
     let pack_a = packs_a(n, kern.pack_a_cols, a.cs, size_of::<T>());
     for jc in (0..n).step_by(nc_max) {
@@ -556,7 +572,7 @@ unsafe fn blocked<T: Element>(
             // SAFETY (offsets below): inside the views, by the caller's contract.
             let bp = unsafe { b.ptr.offset(pc as isize * b.rs + jc as isize * b.cs) };
             let sh = Shared(bp, packed, c.ptr, a.ptr);
-            split(par, panels, |range| {
+            split(par, if in_place { 0 } else { panels }, |range| {
                 // SAFETY: panels in `range` go to disjoint parts of the buffer, which
                 // holds `panels · kc · nr` elements.
                 unsafe {
@@ -622,9 +638,13 @@ unsafe fn blocked<T: Element>(
                                     a: ap,
                                     rs_a,
                                     cs_a,
-                                    b: sh.packed().add(q * kc * nr),
-                                    ldb: nr,
-                                    packed: true,
+                                    b: if in_place {
+                                        sh.b().add(q * nr)
+                                    } else {
+                                        sh.packed().add(q * kc * nr)
+                                    },
+                                    ldb: if in_place { b.rs as usize } else { nr },
+                                    packed: !in_place,
                                     c: sh.c().offset(ir as isize * c.rs + j0 as isize * c.cs),
                                     rs_c: c.rs,
                                     cs_c: c.cs,
@@ -657,5 +677,14 @@ unsafe fn blocked<T: Element>(
             }
         }
     }
-    PACK_B.set(buf);
+    if !in_place {
+        PACK_B.set(buf);
+    }
+}
+
+/// Whether the blocked product reads B in place instead of packing it: when its rows are
+/// contiguous and close together (at most [`IN_PLACE_B_ROW_BYTES`] apart, so that a panel's
+/// rows neither cross a page per step nor crowd into few cache sets).
+fn b_in_place<T>(b: MatRef<T>, elem_bytes: usize) -> bool {
+    b.cs == 1 && b.rs >= 0 && b.rs.unsigned_abs() * elem_bytes <= IN_PLACE_B_ROW_BYTES
 }
