@@ -201,6 +201,30 @@ fn cases() -> Vec<Case> {
         c: Layout::new(1031, 70, false, 0),
         accumulate: false,
     });
+    // Dot products (B contiguous along k) for a few rows of an A stored by columns: blocks of
+    // rows, then the row left over.
+    out.push(Case {
+        m: 5,
+        n: 37,
+        k: 70,
+        a: Layout::new(5, 70, true, 2),
+        b: Layout::new(70, 37, true, 1),
+        c: Layout::new(5, 37, false, 0),
+        accumulate: true,
+    });
+    // Ragged edges run as products of their own: a few columns past whole vectors, and
+    // (in the other orientation) a few rows.
+    for (m, n, a_cols) in [(128, 100, false), (100, 64, true)] {
+        out.push(Case {
+            m,
+            n,
+            k: 300,
+            a: Layout::new(m, 300, a_cols, 0),
+            b: Layout::new(300, n, false, 0),
+            c: Layout::new(m, n, false, 1),
+            accumulate: false,
+        });
+    }
     out
 }
 

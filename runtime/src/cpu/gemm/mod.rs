@@ -76,6 +76,9 @@ const STRIDED_STORE_COST: f64 = 1.0;
 /// about 0.1 ns an element against 0.27 ns a 512-bit multiply-add, measured on Zen 4 with
 /// the operands in L2.
 const PACK_COPY_COST: f64 = 0.4;
+/// Cost of the horizontal sum that ends one dot product of the small-m path, in vector
+/// multiply-add times.
+const DOT_SUM_COST: f64 = 4.0;
 /// Cost of packing one element gathered element by element.
 const PACK_GATHER_COST: f64 = 1.0;
 
@@ -98,6 +101,9 @@ struct Cost {
     /// How B is packed: read in place ([`b_in_place`]), by vector copies, or gathered.
     b_in_place: bool,
     b_copied: bool,
+    /// Whether B's rows, or its columns, are contiguous.
+    b_copied_rows: bool,
+    b_k_contiguous: bool,
     c_unit_stride: bool,
 }
 
@@ -116,7 +122,15 @@ impl Cost {
             cost += (self.rows * self.cols) as f64 * STRIDED_STORE_COST;
         }
         if self.rows < self.mr {
-            // The small-m path packs nothing.
+            // The small-m path packs nothing; with B contiguous along k it takes dot
+            // products (a horizontal sum per element of C, A's rows copied contiguous when
+            // they are not).
+            if !self.b_copied_rows && self.b_k_contiguous {
+                cost += (self.rows * self.cols) as f64 * DOT_SUM_COST;
+                if self.a_k_stride != 1 {
+                    cost += (self.rows * self.k) as f64 * PACK_GATHER_COST;
+                }
+            }
             return cost;
         }
         if !self.b_in_place {
@@ -164,6 +178,9 @@ impl<T> MatMut<T> {
     /// A view with row stride `rs` and column stride `cs`.
     pub fn new(ptr: *mut T, rs: isize, cs: isize) -> MatMut<T> {
         MatMut { ptr, rs, cs }
+    }
+    fn t(self) -> MatMut<T> {
+        MatMut::new(self.ptr, self.cs, self.rs)
     }
 }
 
@@ -399,12 +416,41 @@ pub unsafe fn gemm<T: Element>(
                 elem_bytes: size_of::<T>(),
                 b_in_place: b_in_place(b, size_of::<T>()),
                 b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
+                b_copied_rows: b.cs == 1,
+                b_k_contiguous: b.rs == 1,
                 c_unit_stride: c_unit,
             }
             .estimate()
         };
+        let best = |m: usize, n: usize, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>| {
+            cost(m, n, a, b, c.cs == 1).min(cost(n, m, b.t(), a.t(), c.rs == 1))
+        };
+        // A ragged edge — a few columns (or rows) past whole vectors — runs as a product of
+        // its own when that is cheaper: it turns into rows of the small-m path in the other
+        // orientation instead of padding a vector per row of the rest.
+        for transposed in [false, true] {
+            let (m, n, a, b, c) = if transposed {
+                (n, m, b.t(), a.t(), c.t())
+            } else {
+                (m, n, a, b, c)
+            };
+            let rest = n % kern.unit;
+            if n < kern.unit || rest == 0 || rest >= kern.mr || m < kern.mr {
+                continue;
+            }
+            let n0 = n - rest;
+            // Column n0 lies inside B and C.
+            let b1 = MatRef::new(b.ptr.offset(n0 as isize * b.cs), b.rs, b.cs);
+            let c1 = MatMut::new(c.ptr.offset(n0 as isize * c.cs), c.rs, c.cs);
+            if best(m, n0, a, b, c) + best(m, rest, a, b1, c1) < best(m, n, a, b, c) {
+                // The two products cover C's columns ..n0 and n0.. with the same A.
+                gemm(isa, m, n0, k, a, b, c, accumulate, par);
+                gemm(isa, m, rest, k, a, b1, c1, accumulate, par);
+                return;
+            }
+        }
         let (m, n, a, b, c) = if cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1) {
-            (n, m, b.t(), a.t(), MatMut::new(c.ptr, c.cs, c.rs))
+            (n, m, b.t(), a.t(), c.t())
         } else {
             (m, n, a, b, c)
         };

@@ -256,8 +256,12 @@ pub unsafe fn small_avx512(s: &SmallArgs<f32>) {
     unsafe {
         if s.cs_b == 1 && s.rs_b >= 0 {
             small_in_place(&F32_AVX512, s)
-        } else if s.rs_b == 1 && s.cs_a == 1 {
-            small_dots(s, |x, w| dots_avx512(x, s.k, w))
+        } else if s.rs_b == 1 {
+            small_dots::<4, 2, J>(
+                s,
+                |x, w| dots_avx512(x, s.k, w),
+                |x, w| dots_avx512::<1, J>([x], s.k, w)[0],
+            )
         } else {
             generic::small_avx512(s)
         }
@@ -274,48 +278,94 @@ pub unsafe fn small_avx2(s: &SmallArgs<f32>) {
     unsafe {
         if s.cs_b == 1 && s.rs_b >= 0 {
             small_in_place(&F32_AVX2, s)
-        } else if s.rs_b == 1 && s.cs_a == 1 {
-            small_dots(s, |x, w| dots_avx2(x, s.k, w))
+        } else if s.rs_b == 1 {
+            small_dots::<1, J, J>(
+                s,
+                |x, w| [dots_avx2(x[0], s.k, w)],
+                |x, w| dots_avx2(x, s.k, w),
+            )
         } else {
             generic::small_avx2(s)
         }
     }
 }
 
-/// `C[i, j] (+)= A[i, ..] · B[.., j]` by [`J`]-column dot products (A's rows and B's
-/// columns contiguous).
+/// `C[i, j] (+)= A[i, ..] · B[.., j]` by dot products (B's columns contiguous; A's rows
+/// are copied contiguous first where they are not): blocks of `R` rows × `JR` columns
+/// (`dots`, each column read once for the `R` rows), then the rows left over one at a
+/// time × `J1` columns (`dots1`).
 #[inline(always)]
-unsafe fn small_dots(s: &SmallArgs<f32>, dots: impl Fn(*const f32, [*const f32; J]) -> [f32; J]) {
+unsafe fn small_dots<const R: usize, const JR: usize, const J1: usize>(
+    s: &SmallArgs<f32>,
+    dots: impl Fn([*const f32; R], [*const f32; JR]) -> [[f32; JR]; R],
+    dots1: impl Fn(*const f32, [*const f32; J1]) -> [f32; J1],
+) {
     unsafe {
-        for i in 0..s.m {
-            let x = s.a.offset(i as isize * s.rs_a);
-            for j0 in (0..s.n).step_by(J) {
-                // The last group repeats its final column (computed, not stored).
-                let w =
-                    std::array::from_fn(|c| s.b.offset((j0 + c).min(s.n - 1) as isize * s.cs_b));
-                let d = dots(x, w);
-                for (c, v) in d.iter().enumerate().take(s.n - j0) {
-                    let p = s.c.offset(i as isize * s.rs_c + (j0 + c) as isize * s.cs_c);
-                    *p = if s.accumulate { *p + *v } else { *v };
+        let mut copy: Vec<f32> = Vec::new();
+        if s.cs_a != 1 {
+            copy.reserve_exact(s.m * s.k);
+            for i in 0..s.m {
+                let r = s.a.offset(i as isize * s.rs_a);
+                copy.extend((0..s.k).map(|p| *r.offset(p as isize * s.cs_a)));
+            }
+        }
+        let row = |i: usize| {
+            if s.cs_a == 1 {
+                s.a.offset(i as isize * s.rs_a)
+            } else {
+                copy.as_ptr().add(i * s.k)
+            }
+        };
+        let store = |i: usize, j0: usize, d: &[f32]| {
+            for (c, v) in d.iter().enumerate().take(s.n - j0) {
+                let p = s.c.offset(i as isize * s.rs_c + (j0 + c) as isize * s.cs_c);
+                *p = if s.accumulate { *p + *v } else { *v };
+            }
+        };
+        // A last group of columns repeats its final column (computed, not stored).
+        let cols = |j0: usize| move |c: usize| s.b.offset((j0 + c).min(s.n - 1) as isize * s.cs_b);
+        let full = s.m / R * R;
+        if full > 0 {
+            for j0 in (0..s.n).step_by(JR) {
+                let w = std::array::from_fn(cols(j0));
+                for i0 in (0..full).step_by(R) {
+                    let d = dots(std::array::from_fn(|r| row(i0 + r)), w);
+                    for (r, d) in d.iter().enumerate() {
+                        store(i0 + r, j0, d);
+                    }
                 }
+            }
+        }
+        for i in full..s.m {
+            for j0 in (0..s.n).step_by(J1) {
+                store(i, j0, &dots1(row(i), std::array::from_fn(cols(j0))));
             }
         }
     }
 }
 
-/// [`J`] dot products of length `k` with AVX-512 (two accumulators per column).
+/// `R × J` dot products of length `k` with AVX-512: rows `x` against columns `w`, two
+/// accumulators per pair (the same order of additions whatever `R` and `J`).
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn dots_avx512(x: *const f32, k: usize, w: [*const f32; J]) -> [f32; J] {
+unsafe fn dots_avx512<const R: usize, const J: usize>(
+    x: [*const f32; R],
+    k: usize,
+    w: [*const f32; J],
+) -> [[f32; J]; R] {
     unsafe {
-        let mut acc = [[_mm512_setzero_ps(); 2]; J];
+        let mut acc = [[[_mm512_setzero_ps(); 2]; J]; R];
         let mut p = 0;
         while p + 32 <= k {
-            let x0 = _mm512_loadu_ps(x.add(p));
-            let x1 = _mm512_loadu_ps(x.add(p + 16));
-            for c in 0..J {
-                acc[c][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w[c].add(p)), acc[c][0]);
-                acc[c][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(w[c].add(p + 16)), acc[c][1]);
+            let w0: [__m512; J] = std::array::from_fn(|c| _mm512_loadu_ps(w[c].add(p)));
+            let w1: [__m512; J] = std::array::from_fn(|c| _mm512_loadu_ps(w[c].add(p + 16)));
+            for r in 0..R {
+                let x0 = _mm512_loadu_ps(x[r].add(p));
+                let x1 = _mm512_loadu_ps(x[r].add(p + 16));
+                for c in 0..J {
+                    acc[r][c][0] = _mm512_fmadd_ps(x0, w0[c], acc[r][c][0]);
+                    acc[r][c][1] = _mm512_fmadd_ps(x1, w1[c], acc[r][c][1]);
+                }
             }
             p += 32;
         }
@@ -326,13 +376,16 @@ unsafe fn dots_avx512(x: *const f32, k: usize, w: [*const f32; J]) -> [f32; J] {
             } else {
                 (1u16 << left) - 1
             };
-            let x0 = _mm512_maskz_loadu_ps(m, x.add(p));
-            for c in 0..J {
-                acc[c][0] = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w[c].add(p)), acc[c][0]);
+            let w0: [__m512; J] = std::array::from_fn(|c| _mm512_maskz_loadu_ps(m, w[c].add(p)));
+            for r in 0..R {
+                let x0 = _mm512_maskz_loadu_ps(m, x[r].add(p));
+                for c in 0..J {
+                    acc[r][c][0] = _mm512_fmadd_ps(x0, w0[c], acc[r][c][0]);
+                }
             }
             p += left;
         }
-        acc.map(|a| _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1])))
+        acc.map(|row| row.map(|a| _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]))))
     }
 }
 
