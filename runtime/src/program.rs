@@ -157,7 +157,7 @@ impl LibraryStep {
 
 impl Step {
     /// A one-line description for dumps and profiles (`loop add_12 [128, 100], 3 instrs`,
-    /// `gemm 128×100×784 (batch 1) f32`, `library gather`).
+    /// `gemm 128×100×784 (batch 1) f32 A·Bᵀ`, `library gather`).
     pub fn describe(&self) -> String {
         match self {
             Step::Loop(k) => {
@@ -167,10 +167,25 @@ impl Step {
                 };
                 format!("loop {} {:?}{r}, {} instrs", k.name, k.shape, k.body.len())
             }
-            Step::Gemm(g) => format!(
-                "gemm {}×{}×{} (batch {}) {}",
-                g.m, g.n, g.k, g.batch, g.dtype
-            ),
+            Step::Gemm(g) => {
+                // How each operand is laid out: `A` with unit column stride (rows
+                // contiguous), `Aᵀ` with unit row stride (stored transposed), `A~` otherwise.
+                let lay = |name: &str, v: &MatView| match (v.row_stride, v.col_stride) {
+                    (_, 1) => name.to_string(),
+                    (1, _) => format!("{name}ᵀ"),
+                    _ => format!("{name}~"),
+                };
+                format!(
+                    "gemm {}×{}×{} (batch {}) {} {}·{}",
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.batch,
+                    g.dtype,
+                    lay("A", &g.a),
+                    lay("B", &g.b)
+                )
+            }
             Step::Library(l) => format!("library {}", l.name()),
         }
     }

@@ -61,10 +61,26 @@ impl TensorData {
 /// A dense tensor in host memory, row-major (the last axis is contiguous).
 ///
 /// A rank-0 tensor (shape `[]`) holds one scalar.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: TensorData,
+    /// Identifies the contents: see [`Tensor::stamp`].
+    #[serde(skip, default = "fresh_stamp")]
+    stamp: u64,
+}
+
+/// Tensors are equal when their shapes and elements are (whatever their stamps).
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Tensor) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
+}
+
+/// A stamp no tensor has had before in this process.
+fn fresh_stamp() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// True when no element is NaN or infinite. Branch-free per element (the exponent bits are
@@ -103,7 +119,11 @@ impl Tensor {
                 got: data.len(),
             });
         }
-        Ok(Tensor { shape, data })
+        Ok(Tensor {
+            shape,
+            data,
+            stamp: fresh_stamp(),
+        })
     }
 
     /// An f32 tensor.
@@ -130,7 +150,11 @@ impl Tensor {
             DType::F64 => TensorData::F64(vec![value; n]),
             DType::I32 => TensorData::I32(vec![value as i32; n]),
         };
-        Tensor { shape, data }
+        Tensor {
+            shape,
+            data,
+            stamp: fresh_stamp(),
+        }
     }
 
     /// A tensor of zeros.
@@ -173,9 +197,29 @@ impl Tensor {
         &self.data
     }
 
-    /// Mutable storage (the length cannot change through it).
+    /// Mutable storage (the length cannot change through it). Gives the tensor a new
+    /// [`stamp`](Tensor::stamp).
     pub fn data_mut(&mut self) -> &mut TensorData {
+        self.stamp = fresh_stamp();
         &mut self.data
+    }
+
+    /// A number that identifies the tensor's contents within this process: new for every
+    /// tensor built and after every [`data_mut`](Tensor::data_mut), kept by clones and
+    /// reshapes (same elements). Two tensors with the same stamp hold the same elements,
+    /// so work derived from a tensor's elements (a packed copy of a weight matrix) can be
+    /// kept while its stamp stays the same.
+    ///
+    /// ```
+    /// use xenon_runtime::Tensor;
+    /// let mut w = Tensor::from_f32(vec![2], vec![1.0, 2.0]).unwrap();
+    /// let copy = w.clone();
+    /// assert_eq!(copy.stamp(), w.stamp());
+    /// w.data_mut();
+    /// assert_ne!(copy.stamp(), w.stamp());
+    /// ```
+    pub fn stamp(&self) -> u64 {
+        self.stamp
     }
 
     /// Consumes the tensor, returning shape and storage.
@@ -250,6 +294,7 @@ impl Tensor {
         Tensor {
             shape: self.shape.clone(),
             data,
+            stamp: fresh_stamp(),
         }
     }
 

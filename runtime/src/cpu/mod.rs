@@ -20,7 +20,7 @@ use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
 use crate::{DType, Tensor, TensorData};
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A compiled loop kernel: runs first-outer-axis indices `start..end`; `args[i]` points to
 /// the first element of kernel argument `i`'s buffer.
@@ -105,6 +105,11 @@ pub struct CpuExecutor {
     /// Spare storage per program output (for the updated ones, `new/<name>`), traded with
     /// the feeds by [`CpuExecutor::run_update`].
     spares: Vec<Option<TensorData>>,
+    /// Per step: for a (single) GEMM whose B is a feed the program does not update (a
+    /// weight during inference), that feed's name; its B is packed once per
+    /// [`Tensor::stamp`] and kept in `packs`.
+    reuse_b: Vec<Option<String>>,
+    packs: Vec<Mutex<gemm::PackedB>>,
 }
 
 impl CpuExecutor {
@@ -173,6 +178,24 @@ impl CpuExecutor {
             })
             .collect();
         let spares = vec![None; program.outputs.len()];
+        let updated = |name: &str| {
+            program
+                .outputs
+                .iter()
+                .any(|(o, _)| o.strip_prefix("new/") == Some(name))
+        };
+        let reuse_b: Vec<Option<String>> = program
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Gemm(g) if g.batch == 1 => match &program.buffers[g.b.buffer].kind {
+                    BufferKind::Input { name } if !updated(name) => Some(name.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        let packs = program.steps.iter().map(|_| Mutex::default()).collect();
         Ok(CpuExecutor {
             program,
             kernels,
@@ -185,6 +208,8 @@ impl CpuExecutor {
             profile: None,
             isa: gemm::Isa::detect(),
             spares,
+            reuse_b,
+            packs,
         })
     }
 
@@ -395,10 +420,19 @@ impl CpuExecutor {
         for &(id, p) in redirect {
             ptrs[id] = p;
         }
-        for s in 0..self.program.steps.len() {
+        let stamps: Vec<Option<u64>> = self
+            .reuse_b
+            .iter()
+            .map(|r| {
+                r.as_ref()
+                    .and_then(|name| feeds.get(name))
+                    .map(Tensor::stamp)
+            })
+            .collect();
+        for (s, &stamp) in stamps.iter().enumerate() {
             if self.profile.is_some() {
                 let t = std::time::Instant::now();
-                self.run_step(s, &ptrs)?;
+                self.run_step(s, &ptrs, stamp)?;
                 let d = t.elapsed();
                 if let Some(p) = &mut self.profile {
                     p.steps[s].1 += d;
@@ -412,7 +446,7 @@ impl CpuExecutor {
                     }
                 }
             } else {
-                self.run_step(s, &ptrs)?;
+                self.run_step(s, &ptrs, stamp)?;
             }
         }
         if let Some(p) = &mut self.profile {
@@ -421,7 +455,8 @@ impl CpuExecutor {
         Ok(ptrs)
     }
 
-    fn run_step(&self, s: usize, ptrs: &[*mut u8]) -> Result<(), ExecError> {
+    /// Runs step `s`; `stamp` identifies a reused GEMM operand B ([`CpuExecutor::reuse_b`]).
+    fn run_step(&self, s: usize, ptrs: &[*mut u8], stamp: Option<u64>) -> Result<(), ExecError> {
         match &self.program.steps[s] {
             Step::Loop(k) => {
                 // The argument table, on the stack for the usual few arguments.
@@ -489,12 +524,20 @@ impl CpuExecutor {
                         unsafe { ptrs[v.buffer].offset(elem * g.dtype.size_bytes() as isize) }
                     };
                     let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
+                    let mut pack = stamp.map(|_| {
+                        self.packs[s]
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    });
+                    let reuse = stamp
+                        .zip(pack.as_deref_mut())
+                        .map(|(stamp, pack)| gemm::Reuse { stamp, pack });
                     // SAFETY: the views were validated against the buffers' lengths, and
-                    // the output does not overlap the operands.
+                    // the output does not overlap the operands; the stamp is B's feed's.
                     unsafe {
                         match g.dtype {
-                            DType::F32 => gemm_views::<f32>(self.isa, g, a, bm, c, par),
-                            DType::F64 => gemm_views::<f64>(self.isa, g, a, bm, c, par),
+                            DType::F32 => gemm_views::<f32>(self.isa, g, a, bm, c, par, reuse),
+                            DType::F64 => gemm_views::<f64>(self.isa, g, a, bm, c, par, reuse),
                             DType::I32 => {}
                         }
                     }
@@ -649,10 +692,11 @@ unsafe fn gemm_views<T: gemm::Element>(
     b: *mut u8,
     c: *mut u8,
     par: Option<gemm::Parallel<'_>>,
+    reuse: Option<gemm::Reuse<'_>>,
 ) {
     use gemm::{MatMut, MatRef};
     unsafe {
-        gemm::gemm::<T>(
+        gemm::gemm_with::<T>(
             isa,
             g.m,
             g.n,
@@ -662,6 +706,7 @@ unsafe fn gemm_views<T: gemm::Element>(
             MatMut::new(c as *mut T, g.c.row_stride, g.c.col_stride),
             false,
             par,
+            reuse,
         )
     }
 }

@@ -386,6 +386,58 @@ pub unsafe fn gemm<T: Element>(
     accumulate: bool,
     par: Option<Parallel<'_>>,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { gemm_with(isa, m, n, k, a, b, c, accumulate, par, None) }
+}
+
+/// Where [`gemm_with`] keeps the packed copy of a B that stays the same from call to call
+/// (a weight matrix during inference), to pack it once. Empty until first used; holds
+/// about `k × n` elements after.
+#[derive(Default)]
+pub struct PackedB {
+    /// The stamp of the contents packed, and the layout they were packed for.
+    valid: Option<(u64, PackLayout)>,
+    buf: Vec<Line>,
+}
+
+/// What a packed B depends on besides its contents.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct PackLayout {
+    isa: Isa,
+    n: usize,
+    k: usize,
+    rs: isize,
+    cs: isize,
+    elem_bytes: usize,
+}
+
+/// B's packing kept across calls: `stamp` identifies B's contents (the same stamp means
+/// the same elements, as [`crate::Tensor::stamp`]).
+pub struct Reuse<'a> {
+    pub stamp: u64,
+    pub pack: &'a mut PackedB,
+}
+
+/// [`gemm`], keeping B's packing in `reuse` (packing only when B's stamp or layout
+/// changed). Whether B is reused never changes the arithmetic: the orientation is chosen
+/// as if B's packing were free whenever `reuse` is given, and a reused packing holds
+/// exactly what packing anew would write.
+///
+/// # Safety
+/// As [`gemm`]; `reuse.stamp` must identify B's elements.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_with<T: Element>(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: MatMut<T>,
+    accumulate: bool,
+    par: Option<Parallel<'_>>,
+    reuse: Option<Reuse<'_>>,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -403,27 +455,37 @@ pub unsafe fn gemm<T: Element>(
         let kern = T::kernels(isa);
         // Vectors run along n: prefer the orientation with fewer padded lanes, then the
         // one where n is C's unit-stride dimension.
-        let cost = |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool| {
-            Cost {
-                rows,
-                cols,
-                k,
-                unit: kern.unit,
-                mr: kern.mr,
-                pack_a_cols: kern.pack_a_cols,
-                a_m_stride: a.rs,
-                a_k_stride: a.cs,
-                elem_bytes: size_of::<T>(),
-                b_in_place: b_in_place(b, size_of::<T>()),
-                b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
-                b_copied_rows: b.cs == 1,
-                b_k_contiguous: b.rs == 1,
-                c_unit_stride: c_unit,
-            }
-            .estimate()
-        };
-        let best = |m: usize, n: usize, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>| {
-            cost(m, n, a, b, c.cs == 1).min(cost(n, m, b.t(), a.t(), c.rs == 1))
+        let reused = reuse.is_some();
+        let cost_with =
+            |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool, b_reused: bool| {
+                Cost {
+                    rows,
+                    cols,
+                    k,
+                    unit: kern.unit,
+                    mr: kern.mr,
+                    pack_a_cols: kern.pack_a_cols,
+                    a_m_stride: a.rs,
+                    a_k_stride: a.cs,
+                    elem_bytes: size_of::<T>(),
+                    b_in_place: b_reused || b_in_place(b, size_of::<T>()),
+                    b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
+                    b_copied_rows: b.cs == 1,
+                    b_k_contiguous: b.rs == 1,
+                    c_unit_stride: c_unit,
+                }
+                .estimate()
+            };
+        // B itself is only reused in the orientation that keeps it as B.
+        let cost = |rows, cols, a, b, c_unit| cost_with(rows, cols, a, b, c_unit, false);
+        let cost_b = |rows, cols, a, b, c_unit| cost_with(rows, cols, a, b, c_unit, reused);
+        let best = |m: usize, n: usize, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>, own_b: bool| {
+            let keep = if own_b {
+                cost_b(m, n, a, b, c.cs == 1)
+            } else {
+                cost(m, n, a, b, c.cs == 1)
+            };
+            keep.min(cost(n, m, b.t(), a.t(), c.rs == 1))
         };
         // A ragged edge — a few columns (or rows) past whole vectors — runs as a product of
         // its own when that is cheaper: it turns into rows of the small-m path in the other
@@ -442,17 +504,23 @@ pub unsafe fn gemm<T: Element>(
             // Column n0 lies inside B and C.
             let b1 = MatRef::new(b.ptr.offset(n0 as isize * b.cs), b.rs, b.cs);
             let c1 = MatMut::new(c.ptr.offset(n0 as isize * c.cs), c.rs, c.cs);
-            if best(m, n0, a, b, c) + best(m, rest, a, b1, c1) < best(m, n, a, b, c) {
+            // Only the untransposed split keeps the original B (its leading columns).
+            let own = !transposed;
+            if best(m, n0, a, b, c, own) + best(m, rest, a, b1, c1, false)
+                < best(m, n, a, b, c, own)
+            {
                 // The two products cover C's columns ..n0 and n0.. with the same A.
-                gemm(isa, m, n0, k, a, b, c, accumulate, par);
-                gemm(isa, m, rest, k, a, b1, c1, accumulate, par);
+                let keep = if transposed { None } else { reuse };
+                gemm_with(isa, m, n0, k, a, b, c, accumulate, par, keep);
+                gemm_with(isa, m, rest, k, a, b1, c1, accumulate, par, None);
                 return;
             }
         }
-        let (m, n, a, b, c) = if cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1) {
-            (n, m, b.t(), a.t(), c.t())
+        let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < cost_b(m, n, a, b, c.cs == 1);
+        let (m, n, a, b, c, reuse) = if swap {
+            (n, m, b.t(), a.t(), c.t(), None)
         } else {
-            (m, n, a, b, c)
+            (m, n, a, b, c, reuse)
         };
         if m < kern.mr {
             (kern.small)(&SmallArgs {
@@ -472,7 +540,7 @@ pub unsafe fn gemm<T: Element>(
             });
             return;
         }
-        blocked(kern, m, n, k, a, b, c, accumulate, par);
+        blocked(kern, m, n, k, a, b, c, accumulate, par, reuse);
     }
 }
 
@@ -596,19 +664,44 @@ unsafe fn blocked<T: Element>(
     c: MatMut<T>,
     accumulate: bool,
     par: Option<Parallel<'_>>,
+    reuse: Option<Reuse<'_>>,
 ) {
     let (mr, nr) = (kern.mr, kern.nr);
     let nc_max = NC.min(n.div_ceil(nr) * nr);
     // Equal k blocks of at most KC.
     let kc_max = k.div_ceil(k.div_ceil(KC));
     let mc_max = MC_TILES * mr;
-    let in_place = b_in_place(b, size_of::<T>());
-    let mut buf = if in_place {
-        Vec::new()
-    } else {
-        take_buffer::<T>(&PACK_B, nc_max * kc_max)
+    // B is packed block by block into the thread's buffer; or, when reused, all blocks
+    // into the reuse buffer (in loop order), once per stamp; or read in place.
+    let layout = PackLayout {
+        isa: kern.isa,
+        n,
+        k,
+        rs: b.rs,
+        cs: b.cs,
+        elem_bytes: size_of::<T>(),
     };
-    let packed = buf.as_mut_ptr() as *mut T;
+    let (in_place, mut reuse) = match reuse {
+        Some(r) => (false, Some(r)),
+        None => (b_in_place(b, size_of::<T>()), None),
+    };
+    let mut fresh = true;
+    let mut buf = match reuse.as_mut() {
+        Some(r) => {
+            fresh = r.pack.valid != Some((r.stamp, layout));
+            let total = n.div_ceil(nc_max) * nc_max.div_ceil(nr) * nr * k;
+            let mut buf = std::mem::take(&mut r.pack.buf);
+            let lines = (total * size_of::<T>()).div_ceil(64);
+            if buf.len() < lines {
+                buf = vec![Line([0; 64]); lines];
+            }
+            buf
+        }
+        None if in_place => Vec::new(),
+        None => take_buffer::<T>(&PACK_B, nc_max * kc_max),
+    };
+    let base = buf.as_mut_ptr() as *mut T;
+    let mut block_at = 0;
     let pack_a = packs_a(n, kern.pack_a_cols, a.cs, size_of::<T>());
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
@@ -617,8 +710,14 @@ unsafe fn blocked<T: Element>(
             let kc = kc_max.min(k - pc);
             // SAFETY (offsets below): inside the views, by the caller's contract.
             let bp = unsafe { b.ptr.offset(pc as isize * b.rs + jc as isize * b.cs) };
+            // SAFETY: the reuse buffer holds every block in turn.
+            let packed = unsafe { base.add(block_at) };
+            if reuse.is_some() {
+                block_at += panels * kc * nr;
+            }
             let sh = Shared(bp, packed, c.ptr, a.ptr);
-            split(par, if in_place { 0 } else { panels }, |range| {
+            let pack_now = !in_place && fresh;
+            split(par, if pack_now { panels } else { 0 }, |range| {
                 // SAFETY: panels in `range` go to disjoint parts of the buffer, which
                 // holds `panels · kc · nr` elements.
                 unsafe {
@@ -723,8 +822,13 @@ unsafe fn blocked<T: Element>(
             }
         }
     }
-    if !in_place {
-        PACK_B.set(buf);
+    match reuse {
+        Some(r) => {
+            r.pack.buf = buf;
+            r.pack.valid = Some((r.stamp, layout));
+        }
+        None if !in_place => PACK_B.set(buf),
+        None => {}
     }
 }
 
