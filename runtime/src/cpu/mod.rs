@@ -20,7 +20,7 @@ use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
 use crate::{DType, Tensor, TensorData};
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A compiled loop kernel: runs first-outer-axis indices `start..end`; `args[i]` points to
 /// the first element of kernel argument `i`'s buffer.
@@ -106,10 +106,12 @@ pub struct CpuExecutor {
     /// the feeds by [`CpuExecutor::run_update`].
     spares: Vec<Option<TensorData>>,
     /// Per step: for a (single) GEMM whose B is a feed the program does not update (a
-    /// weight during inference), that feed's name; its B is packed once per
-    /// [`Tensor::stamp`] and kept in `packs`.
-    reuse_b: Vec<Option<String>>,
-    packs: Vec<Mutex<gemm::PackedB>>,
+    /// weight during inference), that feed's index in `inputs`; its B is packed once per
+    /// [`Tensor::stamp`] and kept in `packs` (one per step, empty for the others).
+    reuse_b: Vec<Option<usize>>,
+    packs: Vec<gemm::PackedB>,
+    /// The stamp of each input's feed in the current run.
+    stamps: Vec<u64>,
 }
 
 impl CpuExecutor {
@@ -184,18 +186,26 @@ impl CpuExecutor {
                 .iter()
                 .any(|(o, _)| o.strip_prefix("new/") == Some(name))
         };
-        let reuse_b: Vec<Option<String>> = program
+        let inputs: Vec<(String, usize)> = inputs;
+        let reuse_b: Vec<Option<usize>> = program
             .steps
             .iter()
             .map(|s| match s {
                 Step::Gemm(g) if g.batch == 1 => match &program.buffers[g.b.buffer].kind {
-                    BufferKind::Input { name } if !updated(name) => Some(name.clone()),
+                    BufferKind::Input { name } if !updated(name) => {
+                        inputs.iter().position(|(n, _)| n == name)
+                    }
                     _ => None,
                 },
                 _ => None,
             })
             .collect();
-        let packs = program.steps.iter().map(|_| Mutex::default()).collect();
+        let packs = program
+            .steps
+            .iter()
+            .map(|_| gemm::PackedB::default())
+            .collect();
+        let stamps = vec![0; inputs.len()];
         Ok(CpuExecutor {
             program,
             kernels,
@@ -210,6 +220,7 @@ impl CpuExecutor {
             spares,
             reuse_b,
             packs,
+            stamps,
         })
     }
 
@@ -400,7 +411,7 @@ impl CpuExecutor {
             // SAFETY: offsets of arena buffers were validated against the arena size.
             ptrs.push(unsafe { arena.add(b.offset) });
         }
-        for (name, id) in &self.inputs {
+        for (i, (name, id)) in self.inputs.iter().enumerate() {
             let b = &self.program.buffers[*id];
             let t = feeds
                 .get(name)
@@ -416,23 +427,35 @@ impl CpuExecutor {
             }
             // Inputs are only read (the program never stores into an input buffer).
             ptrs[*id] = data_ptr(t.data()) as *mut u8;
+            self.stamps[i] = t.stamp();
         }
         for &(id, p) in redirect {
             ptrs[id] = p;
         }
-        let stamps: Vec<Option<u64>> = self
-            .reuse_b
-            .iter()
-            .map(|r| {
-                r.as_ref()
-                    .and_then(|name| feeds.get(name))
-                    .map(Tensor::stamp)
-            })
-            .collect();
-        for (s, &stamp) in stamps.iter().enumerate() {
+        let mut packs = std::mem::take(&mut self.packs);
+        let run = self.run_steps(&ptrs, &mut packs);
+        self.packs = packs;
+        run?;
+        if let Some(p) = &mut self.profile {
+            p.runs += 1;
+        }
+        Ok(ptrs)
+    }
+
+    /// Runs every step in turn (`packs`: the kept packings of reused GEMM operands).
+    fn run_steps(
+        &mut self,
+        ptrs: &[*mut u8],
+        packs: &mut [gemm::PackedB],
+    ) -> Result<(), ExecError> {
+        for (s, pack) in packs.iter_mut().enumerate() {
+            let reuse = self.reuse_b[s].map(|i| gemm::Reuse {
+                stamp: self.stamps[i],
+                pack,
+            });
             if self.profile.is_some() {
                 let t = std::time::Instant::now();
-                self.run_step(s, &ptrs, stamp)?;
+                self.run_step(s, ptrs, reuse)?;
                 let d = t.elapsed();
                 if let Some(p) = &mut self.profile {
                     p.steps[s].1 += d;
@@ -446,17 +469,20 @@ impl CpuExecutor {
                     }
                 }
             } else {
-                self.run_step(s, &ptrs, stamp)?;
+                self.run_step(s, ptrs, reuse)?;
             }
         }
-        if let Some(p) = &mut self.profile {
-            p.runs += 1;
-        }
-        Ok(ptrs)
+        Ok(())
     }
 
-    /// Runs step `s`; `stamp` identifies a reused GEMM operand B ([`CpuExecutor::reuse_b`]).
-    fn run_step(&self, s: usize, ptrs: &[*mut u8], stamp: Option<u64>) -> Result<(), ExecError> {
+    /// Runs step `s`; `reuse` keeps the packing of its GEMM operand B
+    /// ([`CpuExecutor::reuse_b`]).
+    fn run_step(
+        &self,
+        s: usize,
+        ptrs: &[*mut u8],
+        mut reuse: Option<gemm::Reuse<'_>>,
+    ) -> Result<(), ExecError> {
         match &self.program.steps[s] {
             Step::Loop(k) => {
                 // The argument table, on the stack for the usual few arguments.
@@ -524,14 +550,8 @@ impl CpuExecutor {
                         unsafe { ptrs[v.buffer].offset(elem * g.dtype.size_bytes() as isize) }
                     };
                     let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
-                    let mut pack = stamp.map(|_| {
-                        self.packs[s]
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    });
-                    let reuse = stamp
-                        .zip(pack.as_deref_mut())
-                        .map(|(stamp, pack)| gemm::Reuse { stamp, pack });
+                    // The operand is kept only for a single product (batch 1).
+                    let reuse = reuse.take().filter(|_| g.batch == 1);
                     // SAFETY: the views were validated against the buffers' lengths, and
                     // the output does not overlap the operands; the stamp is B's feed's.
                     unsafe {

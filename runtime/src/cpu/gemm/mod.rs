@@ -419,9 +419,9 @@ pub struct Reuse<'a> {
 }
 
 /// [`gemm`], keeping B's packing in `reuse` (packing only when B's stamp or layout
-/// changed). Whether B is reused never changes the arithmetic: the orientation is chosen
-/// as if B's packing were free whenever `reuse` is given, and a reused packing holds
-/// exactly what packing anew would write.
+/// changed). Whether B is reused never changes the arithmetic: the product is planned as
+/// without `reuse` (which then only keeps B's panels, when B stays B), and a reused
+/// packing holds exactly what packing anew would write.
 ///
 /// # Safety
 /// As [`gemm`]; `reuse.stamp` must identify B's elements.
@@ -455,37 +455,27 @@ pub unsafe fn gemm_with<T: Element>(
         let kern = T::kernels(isa);
         // Vectors run along n: prefer the orientation with fewer padded lanes, then the
         // one where n is C's unit-stride dimension.
-        let reused = reuse.is_some();
-        let cost_with =
-            |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool, b_reused: bool| {
-                Cost {
-                    rows,
-                    cols,
-                    k,
-                    unit: kern.unit,
-                    mr: kern.mr,
-                    pack_a_cols: kern.pack_a_cols,
-                    a_m_stride: a.rs,
-                    a_k_stride: a.cs,
-                    elem_bytes: size_of::<T>(),
-                    b_in_place: b_reused || b_in_place(b, size_of::<T>()),
-                    b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
-                    b_copied_rows: b.cs == 1,
-                    b_k_contiguous: b.rs == 1,
-                    c_unit_stride: c_unit,
-                }
-                .estimate()
-            };
-        // B itself is only reused in the orientation that keeps it as B.
-        let cost = |rows, cols, a, b, c_unit| cost_with(rows, cols, a, b, c_unit, false);
-        let cost_b = |rows, cols, a, b, c_unit| cost_with(rows, cols, a, b, c_unit, reused);
-        let best = |m: usize, n: usize, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>, own_b: bool| {
-            let keep = if own_b {
-                cost_b(m, n, a, b, c.cs == 1)
-            } else {
-                cost(m, n, a, b, c.cs == 1)
-            };
-            keep.min(cost(n, m, b.t(), a.t(), c.rs == 1))
+        let cost = |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool| {
+            Cost {
+                rows,
+                cols,
+                k,
+                unit: kern.unit,
+                mr: kern.mr,
+                pack_a_cols: kern.pack_a_cols,
+                a_m_stride: a.rs,
+                a_k_stride: a.cs,
+                elem_bytes: size_of::<T>(),
+                b_in_place: b_in_place(b, size_of::<T>()),
+                b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
+                b_copied_rows: b.cs == 1,
+                b_k_contiguous: b.rs == 1,
+                c_unit_stride: c_unit,
+            }
+            .estimate()
+        };
+        let best = |m: usize, n: usize, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>| {
+            cost(m, n, a, b, c.cs == 1).min(cost(n, m, b.t(), a.t(), c.rs == 1))
         };
         // A ragged edge — a few columns (or rows) past whole vectors — runs as a product of
         // its own when that is cheaper: it turns into rows of the small-m path in the other
@@ -504,19 +494,16 @@ pub unsafe fn gemm_with<T: Element>(
             // Column n0 lies inside B and C.
             let b1 = MatRef::new(b.ptr.offset(n0 as isize * b.cs), b.rs, b.cs);
             let c1 = MatMut::new(c.ptr.offset(n0 as isize * c.cs), c.rs, c.cs);
-            // Only the untransposed split keeps the original B (its leading columns).
-            let own = !transposed;
-            if best(m, n0, a, b, c, own) + best(m, rest, a, b1, c1, false)
-                < best(m, n, a, b, c, own)
-            {
+            if best(m, n0, a, b, c) + best(m, rest, a, b1, c1) < best(m, n, a, b, c) {
                 // The two products cover C's columns ..n0 and n0.. with the same A.
+                // Only the untransposed split keeps the original B (its leading columns).
                 let keep = if transposed { None } else { reuse };
                 gemm_with(isa, m, n0, k, a, b, c, accumulate, par, keep);
                 gemm_with(isa, m, rest, k, a, b1, c1, accumulate, par, None);
                 return;
             }
         }
-        let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < cost_b(m, n, a, b, c.cs == 1);
+        let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1);
         let (m, n, a, b, c, reuse) = if swap {
             (n, m, b.t(), a.t(), c.t(), None)
         } else {

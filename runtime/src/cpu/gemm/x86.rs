@@ -208,7 +208,11 @@ pub unsafe fn transpose_block(
 #[target_feature(enable = "avx2")]
 unsafe fn transpose8x8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
     unsafe {
-        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+        // (A loop, not a closure: closures do not carry the target features.)
+        let mut r = [_mm256_setzero_ps(); 8];
+        for (i, v) in r.iter_mut().enumerate() {
+            *v = _mm256_loadu_ps(src.add(i * ss));
+        }
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
         let t1 = _mm256_unpackhi_ps(r[0], r[1]);
         let t2 = _mm256_unpacklo_ps(r[2], r[3]);
@@ -356,9 +360,14 @@ unsafe fn dots_avx512<const R: usize, const J: usize>(
     unsafe {
         let mut acc = [[[_mm512_setzero_ps(); 2]; J]; R];
         let mut p = 0;
+        // Plain loops, no closures: a closure would not carry this function's target
+        // features, and the intrinsics inside it would become calls.
+        let (mut w0, mut w1) = ([_mm512_setzero_ps(); J], [_mm512_setzero_ps(); J]);
         while p + 32 <= k {
-            let w0: [__m512; J] = std::array::from_fn(|c| _mm512_loadu_ps(w[c].add(p)));
-            let w1: [__m512; J] = std::array::from_fn(|c| _mm512_loadu_ps(w[c].add(p + 16)));
+            for c in 0..J {
+                w0[c] = _mm512_loadu_ps(w[c].add(p));
+                w1[c] = _mm512_loadu_ps(w[c].add(p + 16));
+            }
             for r in 0..R {
                 let x0 = _mm512_loadu_ps(x[r].add(p));
                 let x1 = _mm512_loadu_ps(x[r].add(p + 16));
@@ -376,7 +385,9 @@ unsafe fn dots_avx512<const R: usize, const J: usize>(
             } else {
                 (1u16 << left) - 1
             };
-            let w0: [__m512; J] = std::array::from_fn(|c| _mm512_maskz_loadu_ps(m, w[c].add(p)));
+            for c in 0..J {
+                w0[c] = _mm512_maskz_loadu_ps(m, w[c].add(p));
+            }
             for r in 0..R {
                 let x0 = _mm512_maskz_loadu_ps(m, x[r].add(p));
                 for c in 0..J {
@@ -385,7 +396,13 @@ unsafe fn dots_avx512<const R: usize, const J: usize>(
             }
             p += left;
         }
-        acc.map(|row| row.map(|a| _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]))))
+        let mut out = [[0f32; J]; R];
+        for r in 0..R {
+            for c in 0..J {
+                out[r][c] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][c][0], acc[r][c][1]));
+            }
+        }
+        out
     }
 }
 
@@ -414,12 +431,14 @@ unsafe fn dots_avx2(x: *const f32, k: usize, w: [*const f32; J]) -> [f32; J] {
             }
             p += left;
         }
-        acc.map(|a| {
+        let mut out = [0f32; J];
+        for (o, a) in out.iter_mut().zip(&acc) {
             let s = _mm256_add_ps(a[0], a[1]);
             let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s));
             let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
             let q = _mm_add_ss(q, _mm_shuffle_ps::<1>(q, q));
-            _mm_cvtss_f32(q)
-        })
+            *o = _mm_cvtss_f32(q);
+        }
+        out
     }
 }
