@@ -357,6 +357,23 @@ impl Program {
                         }
                     }
                     k.validate()?;
+                    // Stores to different buffers must not share memory (their order
+                    // would decide the result).
+                    let mut outs: Vec<usize> = k
+                        .stores
+                        .iter()
+                        .filter_map(|st| k.args.get(st.access.arg).map(|a| a.buffer))
+                        .collect();
+                    outs.sort_unstable();
+                    outs.dedup();
+                    for (i, &x) in outs.iter().enumerate() {
+                        if let Some(&y) = outs[i + 1..].iter().find(|&&y| self.overlap(x, y)) {
+                            return Err(ProgramError::Step {
+                                step: s,
+                                reason: format!("its outputs, buffers {x} and {y}, overlap"),
+                            });
+                        }
+                    }
                 }
                 Step::Gemm(g) => {
                     // The product must not write where it reads.

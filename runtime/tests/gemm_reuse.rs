@@ -87,8 +87,15 @@ fn close(got: &Tensor, want: &[f64]) {
 
 #[test]
 fn reused_packing_matches_fresh_packing_and_follows_weight_changes() {
-    // 100 columns: the last 4 run as a product of their own; 40: no split.
-    for (m, n, k) in [(30, 100, 64), (32, 40, 50), (7, 130, 1100)] {
+    // 100 columns: the last 4 run as a product of their own; 40: no split; fewer rows
+    // than a micro-tile (batch-1 inference) stream the kept panels too.
+    for (m, n, k) in [
+        (30, 100, 64),
+        (32, 40, 50),
+        (7, 130, 1100),
+        (1, 100, 300),
+        (3, 10, 40),
+    ] {
         for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
             for threads in [1, 2] {
                 let mut exec =

@@ -509,7 +509,9 @@ pub unsafe fn gemm_with<T: Element>(
         } else {
             (m, n, a, b, c, reuse)
         };
-        if m < kern.mr {
+        // A few rows against a B kept packed (a weight, at batch 1): the micro-kernels
+        // stream its panels, packed once, instead of reading B in place.
+        if m < kern.mr && reuse.is_none() {
             (kern.small)(&SmallArgs {
                 m,
                 n,
