@@ -218,6 +218,17 @@ fn cases(dt: DType) -> Vec<Case> {
         },
     ));
     v.push(case(
+        "a value read twice by one consumer, over a dying product",
+        vec![f("x", &[8, 6]), f("w", &[6, 5])],
+        1e-5,
+        |g, p| {
+            let t = g.matmul(p[0], p[1], false, false)?;
+            let half = g.scalar(g.ty(t).dtype, 0.5)?;
+            let y = g.mul(t, half)?;
+            Ok(vec![g.add_(y, y)?])
+        },
+    ));
+    v.push(case(
         "matmul of a transposed view",
         vec![f("x", &[4, 6]), f("w", &[6, 3])],
         1e-5,

@@ -235,6 +235,9 @@ impl<'g> Lowerer<'g> {
                 _ if is_elementwise(op) => {
                     let mut cons = Vec::new();
                     self.consumers(id, &mut cons, false);
+                    // A consumer reading the node twice (`x + x`) computes it once.
+                    cons.sort_unstable();
+                    cons.dedup();
                     cons.len() > 1
                         || cons.iter().any(|&(c, stretched)| {
                             stretched

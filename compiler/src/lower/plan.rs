@@ -132,7 +132,12 @@ pub fn plan(program: &mut Program) {
             .copied()
             .filter(|&b| b != i && def[b] < d && group_last(group[b], &members) == d)
             .collect();
-        if let Some(p) = in_place_partner(&program.steps[d], i, &dying, program) {
+        // Never over another output of the same step (their stores would race).
+        let written_here =
+            |g: usize, members: &Vec<Vec<usize>>| members[g].iter().any(|&m| m != i && def[m] == d);
+        if let Some(p) = in_place_partner(&program.steps[d], i, &dying, program)
+            .filter(|&p| !written_here(group[p], &members))
+        {
             let g = group[p];
             group[i] = g;
             let moved = std::mem::take(&mut members[i]);
