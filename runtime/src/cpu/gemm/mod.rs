@@ -510,8 +510,9 @@ pub unsafe fn gemm_with<T: Element>(
             (m, n, a, b, c, reuse)
         };
         // A few rows against a B kept packed (a weight, at batch 1): the micro-kernels
-        // stream its panels, packed once, instead of reading B in place.
-        if m < kern.mr && reuse.is_none() {
+        // stream its panels, packed once, instead of reading B in place — where a panel
+        // row holds enough vectors (4) to hide the multiply-add latency with one row of A.
+        if m < kern.mr && (reuse.is_none() || kern.nr / kern.unit < 4) {
             (kern.small)(&SmallArgs {
                 m,
                 n,
