@@ -223,6 +223,47 @@ fn a_good_file_trains() {
 }
 
 #[test]
+fn backends_come_from_one_registry() {
+    let p = model_file("backend.yaml", GOOD);
+    // neon's `gpu` names the OpenCL backend, which says plainly that it is not built.
+    let gpu = xenon(&[
+        "train",
+        p.to_str().unwrap(),
+        "--backend",
+        "gpu",
+        "--epochs",
+        "1",
+    ]);
+    assert_clear_error(
+        &gpu,
+        &[
+            "the opencl backend is not available",
+            "not built",
+            "available: interp, cpu",
+        ],
+    );
+    let tpu = xenon(&[
+        "train",
+        p.to_str().unwrap(),
+        "--backend",
+        "tpu",
+        "--epochs",
+        "1",
+    ]);
+    assert_clear_error(
+        &tpu,
+        &[
+            "unknown backend \"tpu\"",
+            "interp, cpu (or mkl), opencl (or gpu)",
+        ],
+    );
+    // A model file's `backend: gpu` goes through the same registry.
+    let f = model_file("gpu.yaml", &format!("backend: gpu\n{GOOD}"));
+    let o = xenon(&["train", f.to_str().unwrap(), "--epochs", "1"]);
+    assert_clear_error(&o, &["the opencl backend is not available"]);
+}
+
+#[test]
 fn unknown_layer_type_lists_the_known_ones() {
     let p = model_file("type.yaml", &GOOD.replace("type: Linear", "type: Dense"));
     let o = xenon(&["train", p.to_str().unwrap()]);

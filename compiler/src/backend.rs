@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use xenon_runtime::Tensor;
 use xenon_runtime::cpu::gemm::Isa;
+use xenon_runtime::exec::{ExecError, StepTimes, first_non_finite};
 use xenon_runtime::kernel::LoopKernel;
 use xenon_runtime::program::Step;
 
@@ -21,14 +22,24 @@ pub enum BackendError {
     /// The interpreter rejected the inputs or hit a bad index.
     #[error(transparent)]
     Interp(#[from] InterpError),
-    /// The CPU executor rejected the inputs or hit a bad index.
+    /// A compiled program failed to run (any backend).
     #[error(transparent)]
-    Exec(#[from] xenon_runtime::cpu::ExecError),
+    Exec(#[from] ExecError),
     /// The backend cannot compile this graph.
     #[error("{backend} backend: {reason}")]
     Unsupported {
         backend: &'static str,
         reason: String,
+    },
+    /// No backend has this name.
+    #[error("unknown backend {name:?}; known backends: {known}")]
+    UnknownBackend { name: String, known: String },
+    /// The backend exists but cannot run here.
+    #[error("the {name} backend is not available: {reason}; available: {available}")]
+    NotAvailable {
+        name: &'static str,
+        reason: String,
+        available: String,
     },
 }
 
@@ -63,10 +74,13 @@ pub trait Executable: Send {
         if check_finite {
             let mut sorted = updates.clone();
             sorted.sort();
-            if let Some(bad) = sorted.iter().find(|k| !out[*k].all_finite()) {
-                return Err(BackendError::Exec(
-                    xenon_runtime::cpu::ExecError::NonFinite(bad.clone()),
-                ));
+            for k in &sorted {
+                if let Some(element) = first_non_finite(&out[k]) {
+                    return Err(BackendError::Exec(ExecError::NonFinite {
+                        output: k.clone(),
+                        element,
+                    }));
+                }
             }
         }
         for k in updates {
@@ -82,7 +96,7 @@ pub trait Executable: Send {
     fn set_profiling(&mut self, _on: bool) {}
 
     /// Time per kind of step accumulated since profiling was turned on, if supported.
-    fn profile(&self) -> Option<xenon_runtime::cpu::StepTimes> {
+    fn profile(&self) -> Option<StepTimes> {
         None
     }
 }
@@ -207,7 +221,7 @@ impl Executable for CpuProgram {
         self.exec.set_profiling(on);
     }
 
-    fn profile(&self) -> Option<xenon_runtime::cpu::StepTimes> {
+    fn profile(&self) -> Option<StepTimes> {
         self.exec.profile()
     }
 }
@@ -282,4 +296,88 @@ impl Backend for Cpu {
             output_shapes: compiled.output_shapes.clone(),
         }))
     }
+}
+
+/// What a backend is built with; each backend reads what concerns it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BackendOptions {
+    /// Worker threads (CPU; default: the machine's available parallelism).
+    pub threads: Option<usize>,
+    /// The CPU GEMM path (default: the best the processor has, capped by `XENON_ISA`).
+    pub isa: Option<Isa>,
+}
+
+/// A backend this build knows: the one list the command line, model files and errors use.
+pub struct BackendEntry {
+    /// The name `--backend` takes.
+    pub name: &'static str,
+    /// Other names for it (neon's backend names among them).
+    pub aliases: &'static [&'static str],
+    /// What it is, in a few words.
+    pub about: &'static str,
+    /// Builds it, or says why it cannot run in this build or on this machine.
+    pub build: fn(&BackendOptions) -> Result<Arc<dyn Backend>, String>,
+}
+
+/// Every backend Xenon knows, available or not.
+pub const BACKENDS: &[BackendEntry] = &[
+    BackendEntry {
+        name: "interp",
+        aliases: &[],
+        about: "the reference interpreter",
+        build: |_| Ok(Arc::new(Interpreter)),
+    },
+    BackendEntry {
+        name: "cpu",
+        aliases: &["mkl"],
+        about: "Cranelift-compiled loop kernels and Xenon's GEMM on the host CPU",
+        build: |o| {
+            let mut cpu = o.threads.map_or_else(Cpu::default, Cpu::with_threads);
+            if let Some(isa) = o.isa {
+                cpu.isa = isa.capped();
+            }
+            Ok(Arc::new(cpu))
+        },
+    },
+    BackendEntry {
+        name: "opencl",
+        aliases: &["gpu"],
+        about: "generated OpenCL kernels on a GPU",
+        build: |_| Err("it is not built into this version of Xenon".into()),
+    },
+];
+
+/// The backend named `name` (or one of its aliases), built with `options`.
+///
+/// ```
+/// use xenon_compiler::backend::{BackendError, BackendOptions, backend};
+/// assert_eq!(backend("mkl", &BackendOptions::default()).unwrap().name(), "cpu");
+/// let e = backend("tpu", &BackendOptions::default()).err().unwrap();
+/// assert!(matches!(e, BackendError::UnknownBackend { .. }));
+/// ```
+pub fn backend(name: &str, options: &BackendOptions) -> Result<Arc<dyn Backend>, BackendError> {
+    let entry = BACKENDS
+        .iter()
+        .find(|e| e.name == name || e.aliases.contains(&name))
+        .ok_or_else(|| BackendError::UnknownBackend {
+            name: name.to_string(),
+            known: BACKENDS
+                .iter()
+                .map(|e| match e.aliases {
+                    [] => e.name.to_string(),
+                    a => format!("{} (or {})", e.name, a.join(", ")),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    (entry.build)(options).map_err(|reason| BackendError::NotAvailable {
+        name: entry.name,
+        reason,
+        available: BACKENDS
+            .iter()
+            .filter(|e| (e.build)(options).is_ok())
+            .map(|e| e.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }

@@ -2,7 +2,8 @@
 //!
 //! The small part of Xenon that an application embeds: element types ([`DType`]), host
 //! tensors ([`Tensor`]), the counter-based random streams ([`rng`]) that every backend
-//! reproduces bit for bit, compiled programs ([`program`], [`kernel`]) and the CPU executor
+//! reproduces bit for bit, compiled programs ([`program`], [`kernel`]), what a run of one
+//! takes and reports on any backend ([`exec`]: feeds, errors, profiles) and the CPU executor
 //! ([`cpu`]) with Xenon's GEMM ([`cpu::gemm`]: AVX-512, AVX2 + FMA or portable code, chosen
 //! at run time). Nothing here depends on the compiler.
 //!
@@ -16,6 +17,7 @@
 
 pub mod cpu;
 pub mod dtype;
+pub mod exec;
 pub mod kernel;
 pub mod ops;
 pub mod program;

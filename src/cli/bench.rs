@@ -14,8 +14,8 @@ use xenon_compiler::interp::Feeds;
 use xenon_frontend::model::state_name;
 use xenon_frontend::optimizer::LR_INPUT;
 use xenon_frontend::prelude::*;
-use xenon_runtime::cpu::StepTimes;
 use xenon_runtime::cpu::gemm::{Isa, cpu_name, peak::peak_gflops_f32};
+use xenon_runtime::exec::StepTimes;
 use xenon_runtime::{DType, Tensor, rng};
 
 #[derive(Args, Debug)]

@@ -3,13 +3,10 @@
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use xenon_compiler::backend::{Backend, Cpu, Interpreter};
+use xenon_compiler::backend::{Backend, BackendOptions};
 use xenon_frontend::data::Mnist;
 use xenon_frontend::model_file::ModelFile;
 use xenon_runtime::cpu::gemm::Isa;
-
-/// Backends selectable with `--backend`, plus neon's names.
-pub const BACKENDS: &str = "interp, cpu (neon: cpu, mkl)";
 
 /// Loads a model file, naming it in the error.
 pub fn load_model_file(path: &Path) -> anyhow::Result<ModelFile> {
@@ -37,24 +34,15 @@ pub fn load_data(file: &ModelFile, dir: Option<&PathBuf>) -> anyhow::Result<Mnis
 
 /// The backend for a `--backend` value or a model file's neon backend name, with
 /// `threads` worker threads (default: all cores) and the GEMM path `isa` (default: the
-/// best the processor has, capped by `XENON_ISA`).
+/// best the processor has, capped by `XENON_ISA`). Names come from the one registry,
+/// [`xenon_compiler::backend::BACKENDS`].
 pub fn backend(
     name: &str,
     threads: Option<usize>,
     isa: Option<Isa>,
 ) -> anyhow::Result<Arc<dyn Backend>> {
-    match name {
-        "interp" => Ok(Arc::new(Interpreter)),
-        "cpu" | "mkl" => {
-            let mut cpu = match threads {
-                Some(t) => Cpu::with_threads(t),
-                None => Cpu::default(),
-            };
-            if let Some(isa) = isa {
-                cpu.isa = isa.capped();
-            }
-            Ok(Arc::new(cpu))
-        }
-        other => bail!("unknown backend {other:?}; known backends: {BACKENDS}"),
-    }
+    Ok(xenon_compiler::backend::backend(
+        name,
+        &BackendOptions { threads, isa },
+    )?)
 }

@@ -44,8 +44,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use xenon_runtime::Tensor;
 
-/// Values for a graph's `Input` and `Parameter` nodes, by name.
-pub type Feeds = HashMap<String, Tensor>;
+/// Values for a graph's `Input` and `Parameter` nodes, by name (every backend's
+/// [`xenon_runtime::exec::Feeds`]).
+pub use xenon_runtime::exec::Feeds;
 
 /// Why the interpreter could not evaluate a graph or an op.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

@@ -10,7 +10,7 @@ use xenon_compiler::autodiff;
 use xenon_compiler::backend::BackendError;
 use xenon_compiler::ir::Graph;
 use xenon_runtime::Tensor;
-use xenon_runtime::cpu::ExecError;
+use xenon_runtime::exec::ExecError;
 
 /// What one epoch of training did.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,8 +134,12 @@ impl Model {
                 self.values = feeds;
                 let out = match result {
                     Ok(out) => out,
-                    Err(ModelError::Backend(BackendError::Exec(ExecError::NonFinite(name)))) => {
-                        let what = format!("'{}'", name.strip_prefix("new/").unwrap_or(&name));
+                    Err(ModelError::Backend(BackendError::Exec(ExecError::NonFinite {
+                        output,
+                        element,
+                    }))) => {
+                        let name = output.strip_prefix("new/").unwrap_or(&output);
+                        let what = format!("'{name}' (element {element})");
                         return Err(ModelError::NonFinite {
                             what,
                             epoch,

@@ -115,14 +115,7 @@ pub fn col2im<T: LibElement>(cols: &[T], image: &[usize], w: &WindowSpec, out: &
     }
 }
 
-/// An index outside `0..rows` at flat `position` of the index tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("index {index} at position {position} is outside 0..{rows}")]
-pub struct IndexError {
-    pub position: usize,
-    pub index: i32,
-    pub rows: usize,
-}
+pub use crate::exec::IndexError;
 
 fn row(position: usize, index: i32, rows: usize) -> Result<usize, IndexError> {
     usize::try_from(index)

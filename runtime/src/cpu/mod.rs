@@ -15,6 +15,7 @@
 pub mod gemm;
 pub mod library;
 
+use crate::exec::{ExecError, StepTimes};
 use crate::kernel::{self, Memory, Scalar};
 use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
 use crate::{DType, Tensor, TensorData};
@@ -25,52 +26,6 @@ use std::sync::Arc;
 /// A compiled loop kernel: runs first-outer-axis indices `start..end`; `args[i]` points to
 /// the first element of kernel argument `i`'s buffer.
 pub type KernelFn = unsafe extern "C" fn(args: *const *mut u8, start: usize, end: usize);
-
-/// Why a run failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ExecError {
-    #[error(transparent)]
-    Program(#[from] ProgramError),
-    #[error("missing input {0:?}")]
-    MissingInput(String),
-    #[error(
-        "input {name:?} is {got_dtype} with {got} elements, the program needs {dtype} with {len}"
-    )]
-    InputType {
-        name: String,
-        dtype: DType,
-        len: usize,
-        got_dtype: DType,
-        got: usize,
-    },
-    #[error("{op}: {source}")]
-    Index {
-        op: &'static str,
-        #[source]
-        source: library::IndexError,
-    },
-    #[error("non-finite value (NaN or infinity) in {0:?}")]
-    NonFinite(String),
-    #[error("the kernel table has {got} entries for {steps} steps, or code for a non-loop step")]
-    KernelTable { got: usize, steps: usize },
-}
-
-/// Time spent per kind of step, accumulated over runs while profiling is on.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StepTimes {
-    /// In loop kernels.
-    pub loops: std::time::Duration,
-    /// In GEMMs.
-    pub gemm: std::time::Duration,
-    /// In library routines.
-    pub library: std::time::Duration,
-    /// Floating-point operations done by the GEMMs (2·m·n·k each).
-    pub gemm_flops: u64,
-    /// Runs accumulated.
-    pub runs: usize,
-    /// Per step of the program: its description and accumulated time.
-    pub steps: Vec<(String, std::time::Duration)>,
-}
 
 /// Element counts of work below which a step runs on the calling thread only.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 18;
@@ -340,7 +295,26 @@ impl CpuExecutor {
                         }
                     };
                 if !finite {
-                    return Err(ExecError::NonFinite(name.clone()));
+                    // SAFETY: as above.
+                    let element = unsafe {
+                        match b.dtype {
+                            DType::F32 => {
+                                std::slice::from_raw_parts(ptrs[*id] as *const f32, b.len)
+                                    .iter()
+                                    .position(|x| !x.is_finite())
+                            }
+                            DType::F64 => {
+                                std::slice::from_raw_parts(ptrs[*id] as *const f64, b.len)
+                                    .iter()
+                                    .position(|x| !x.is_finite())
+                            }
+                            DType::I32 => None,
+                        }
+                    };
+                    return Err(ExecError::NonFinite {
+                        output: name.clone(),
+                        element: element.unwrap_or(0),
+                    });
                 }
             }
         }

@@ -1,0 +1,86 @@
+//! What running a compiled program means on every backend: the feeds a run takes, the
+//! errors it reports and the time profile it keeps. Backends (the CPU executor, later the
+//! OpenCL one) and everything above them use these types, never a backend's own.
+
+use crate::program::ProgramError;
+use crate::{DType, Tensor};
+use std::collections::HashMap;
+
+/// The named tensors a run reads: every graph input and parameter, by name.
+pub type Feeds = HashMap<String, Tensor>;
+
+/// An index outside `0..rows` at flat `position` of an index tensor (gather, scatter-add).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("index {index} at position {position} is outside 0..{rows}")]
+pub struct IndexError {
+    pub position: usize,
+    pub index: i32,
+    pub rows: usize,
+}
+
+/// Why a run failed, on any backend.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExecError {
+    /// The program itself is malformed.
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    /// A feed the program reads was not given.
+    #[error("missing input {0:?}")]
+    MissingInput(String),
+    /// A feed has the wrong dtype or size.
+    #[error(
+        "input {name:?} is {got_dtype} with {got} elements, the program needs {dtype} with {len}"
+    )]
+    InputType {
+        name: String,
+        dtype: DType,
+        len: usize,
+        got_dtype: DType,
+        got: usize,
+    },
+    /// An index operand points outside its table.
+    #[error("{op}: {source}")]
+    Index {
+        op: &'static str,
+        #[source]
+        source: IndexError,
+    },
+    /// An updated value holds NaN or infinity (nothing was written back).
+    #[error("non-finite value (NaN or infinity) in {output:?} at element {element}")]
+    NonFinite { output: String, element: usize },
+    /// The native code handed to an executor does not match the program's steps.
+    #[error("the kernel table has {got} entries for {steps} steps, or code for a non-loop step")]
+    KernelTable { got: usize, steps: usize },
+    /// The device failed (lost, out of memory, a kernel that would not build).
+    #[error("{backend} device: {reason}")]
+    Device {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+/// Time spent per kind of step, accumulated over runs while profiling is on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepTimes {
+    /// In loop kernels.
+    pub loops: std::time::Duration,
+    /// In GEMMs.
+    pub gemm: std::time::Duration,
+    /// In library routines.
+    pub library: std::time::Duration,
+    /// Floating-point operations done by the GEMMs (2·m·n·k each).
+    pub gemm_flops: u64,
+    /// Runs accumulated.
+    pub runs: usize,
+    /// Per step of the program: its description and accumulated time.
+    pub steps: Vec<(String, std::time::Duration)>,
+}
+
+/// The first element of `t` that is NaN or infinite, if any.
+pub fn first_non_finite(t: &Tensor) -> Option<usize> {
+    match t.data() {
+        crate::TensorData::F32(v) => v.iter().position(|x| !x.is_finite()),
+        crate::TensorData::F64(v) => v.iter().position(|x| !x.is_finite()),
+        crate::TensorData::I32(_) => None,
+    }
+}
