@@ -223,6 +223,31 @@ fn a_good_file_trains() {
 }
 
 #[test]
+fn verify_prints_the_error_of_each_output_against_the_interpreter() {
+    let p = model_file("verify.yaml", GOOD);
+    let o = xenon(&[
+        "train",
+        p.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--verify",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let verify: Vec<_> = lines.iter().filter(|l| l["event"] == "verify").collect();
+    assert_eq!(verify.len(), 2, "{lines:?}");
+    let step = &verify[0]["outputs"];
+    for name in ["cost", "new/Linear_0/W"] {
+        let rel = step[name]["relative"].as_f64().unwrap();
+        assert!(rel <= 1e-5, "{name}: {rel}");
+    }
+    let text = xenon(&["train", p.to_str().unwrap(), "--epochs", "1", "--verify"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert!(stdout(&text).contains("verify: program 0 on cpu against the interpreter"));
+}
+
+#[test]
 fn backends_come_from_one_registry() {
     let p = model_file("backend.yaml", GOOD);
     // neon's `gpu` names the OpenCL backend, which says plainly that it is not built.

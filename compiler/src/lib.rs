@@ -2,7 +2,9 @@
 //!
 //! Xenon's compiler: the tensor [`ir`] (primitive ops on a petgraph graph with static shapes
 //! and dtypes), the reference interpreter [`interp`] that defines what every op means, and
-//! symbolic reverse-mode [`autodiff`], which adds gradient nodes to the same graph.
+//! symbolic reverse-mode [`autodiff`], which adds gradient nodes to the same graph; the
+//! [`opt`]imizer, [`lower`]ing to runtime programs, [`codegen`], the [`backend`]s and their
+//! registry, and [`verify`] mode (a compiled run checked against the interpreter).
 //!
 //! ```
 //! use xenon_compiler::ir::{DType, Graph};
@@ -27,3 +29,4 @@ pub mod interp;
 pub mod ir;
 pub mod lower;
 pub mod opt;
+pub mod verify;

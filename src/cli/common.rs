@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use xenon_compiler::backend::{Backend, BackendOptions};
+use xenon_compiler::verify::Verifying;
 use xenon_frontend::data::Mnist;
 use xenon_frontend::model_file::ModelFile;
 use xenon_runtime::cpu::gemm::Isa;
@@ -45,4 +46,80 @@ pub fn backend(
         name,
         &BackendOptions { threads, isa },
     )?)
+}
+
+/// The largest relative error (normwise, per output) `--verify` accepts between a compiled
+/// run and the reference interpreter.
+pub const VERIFY_TOLERANCE: f64 = 1e-5;
+
+/// `be` in verify mode when `on` (see [`xenon_compiler::verify`]): the backend to compile
+/// with and, when verifying, the verifier whose reports [`report_verify`] prints.
+pub fn verifying(be: Arc<dyn Backend>, on: bool) -> (Arc<dyn Backend>, Option<Arc<Verifying>>) {
+    if !on {
+        return (be, None);
+    }
+    let v = Arc::new(Verifying::new(be));
+    (v.clone(), Some(v))
+}
+
+/// Prints what verify mode found (one line per program and output, or one JSON object
+/// per program with `--json`); an error when an output is further from the interpreter
+/// than [`VERIFY_TOLERANCE`].
+pub fn report_verify(v: Option<&Arc<Verifying>>, json: bool) -> anyhow::Result<()> {
+    let Some(v) = v else { return Ok(()) };
+    let reports = v.reports();
+    if reports.is_empty() {
+        bail!("--verify: no compiled program ran");
+    }
+    for (i, r) in reports.iter().enumerate() {
+        if json {
+            let outputs: serde_json::Map<String, serde_json::Value> = r
+                .outputs
+                .iter()
+                .map(|o| {
+                    (
+                        o.name.clone(),
+                        serde_json::json!({"max_abs": o.max_abs, "relative": o.relative}),
+                    )
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"event": "verify", "program": i, "backend": r.backend,
+                                   "worst_relative": r.worst(), "outputs": outputs})
+            );
+        } else {
+            println!(
+                "verify: program {i} on {} against the interpreter, largest relative error {:.2e}",
+                r.backend,
+                r.worst()
+            );
+            for o in &r.outputs {
+                println!(
+                    "  {:<24} relative {:.2e}  (max abs {:.2e})",
+                    o.name, o.relative, o.max_abs
+                );
+            }
+        }
+    }
+    // The worst output (a NaN error counts as the worst of all).
+    let rank = |o: &&xenon_compiler::verify::OutputError| {
+        if o.relative.is_nan() {
+            f64::INFINITY
+        } else {
+            o.relative
+        }
+    };
+    let worst = reports
+        .iter()
+        .flat_map(|r| &r.outputs)
+        .max_by(|a, b| rank(a).total_cmp(&rank(b)));
+    if let Some(o) = worst.filter(|o| rank(o) > VERIFY_TOLERANCE) {
+        bail!(
+            "--verify: output {:?} is {:.2e} (relative) from the interpreter, above {VERIFY_TOLERANCE:e}",
+            o.name,
+            o.relative
+        );
+    }
+    Ok(())
 }

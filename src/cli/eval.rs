@@ -1,6 +1,6 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
-use super::common::{backend, dataset_shape, load_data, load_model_file};
+use super::common::{backend, dataset_shape, load_data, load_model_file, report_verify, verifying};
 use clap::Args;
 use std::path::PathBuf;
 use xenon_frontend::prelude::*;
@@ -24,6 +24,10 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Check the first run of every compiled program against the reference interpreter
+    /// (see `xenon train --verify`).
+    #[arg(long)]
+    pub verify: bool,
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
@@ -31,8 +35,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let data = load_data(&file, a.data.as_ref())?;
     let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
     let (input_shape, _) = dataset_shape(name)?;
-    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?
-        .with_backend(backend(&a.backend, None, None)?);
+    let (be, verifier) = verifying(backend(&a.backend, None, None)?, a.verify);
+    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?.with_backend(be);
     model.load_weights(&a.weights)?;
     let metrics = [
         Metric::Misclassification { steps: 1 },
@@ -64,5 +68,5 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         println!("log loss:           {:.4}", get("LogLoss"));
         println!("{:<19} {cost:.4}", format!("{}:", file.cost.name()));
     }
-    Ok(())
+    report_verify(verifier.as_ref(), a.json)
 }

@@ -1,7 +1,7 @@
 //! `xenon train MODEL [--data DIR] [--epochs N] [--batch N] [--seed S] [--backend B]
 //! [--threads T] [--save PATH] [--json]`.
 
-use super::common::{backend, dataset_shape, load_data, load_model_file};
+use super::common::{backend, dataset_shape, load_data, load_model_file, report_verify, verifying};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -43,6 +43,11 @@ pub struct TrainArgs {
     /// One JSON object per line: one per epoch, then `{"event":"done", ...}`.
     #[arg(long)]
     pub json: bool,
+    /// Check the first run of every compiled program (the training step, evaluation)
+    /// against the reference interpreter and print the largest relative error per output;
+    /// fails above 1e-5.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
@@ -55,7 +60,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
         .unwrap_or_else(|| "cpu".into());
-    let backend = backend(&backend_name, a.threads, a.isa)?;
+    let (backend, verifier) = verifying(backend(&backend_name, a.threads, a.isa)?, a.verify);
     let epochs = a.epochs.or(file.epochs).unwrap_or(10);
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     let optimizer = file
@@ -117,5 +122,5 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             println!("saved weights to {}", p.display());
         }
     }
-    Ok(())
+    report_verify(verifier.as_ref(), a.json)
 }

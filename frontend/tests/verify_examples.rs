@@ -1,0 +1,72 @@
+//! Verify mode on every example model in `examples/models/`: one training step and one
+//! evaluation, compiled on the CPU backend, each output within 1e-5 (relative, normwise)
+//! of the reference interpreter.
+
+use std::path::Path;
+use std::sync::Arc;
+use xenon_compiler::backend::Cpu;
+use xenon_compiler::verify::Verifying;
+use xenon_frontend::data::Dataset;
+use xenon_frontend::model_file::ModelFile;
+use xenon_frontend::prelude::*;
+
+#[test]
+fn every_example_model_matches_the_interpreter() {
+    let mnist = Mnist::bundled().unwrap();
+    // 16 training examples: one step of every model, even the 784-2048-2048-10 one, in
+    // the interpreter too.
+    let n = 16;
+    let f = mnist.train.n_features();
+    let small = Dataset::new(
+        mnist.train.x[..n * f].to_vec(),
+        mnist.train.labels[..n].to_vec(),
+        mnist.train.nclass,
+        mnist.train.feature_shape.clone(),
+    )
+    .unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "json")
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "{files:?}");
+    for path in files {
+        let file = ModelFile::load(&path).unwrap();
+        let verifier = Arc::new(Verifying::new(Arc::new(Cpu::with_threads(2))));
+        let mut model = Model::new(file.layers.clone(), &small.feature_shape, 0)
+            .unwrap()
+            .with_backend(verifier.clone());
+        let optimizer = file
+            .optimizer
+            .clone()
+            .expect("example models have an optimizer");
+        let mut it = BatchIterator::new(&small, BatchOptions::new(n)).unwrap();
+        model
+            .fit(&mut it, &file.cost, &optimizer, 1, &mut [])
+            .unwrap();
+        model
+            .eval(&small, n, &[Metric::Misclassification { steps: 1 }])
+            .unwrap();
+        let reports = verifier.reports();
+        assert_eq!(reports.len(), 2, "{}: {reports:?}", path.display());
+        for r in &reports {
+            assert!(!r.outputs.is_empty(), "{}", path.display());
+            for o in &r.outputs {
+                assert!(
+                    o.relative <= 1e-5,
+                    "{}: output {} is {:e} from the interpreter",
+                    path.display(),
+                    o.name,
+                    o.relative
+                );
+            }
+        }
+    }
+}
