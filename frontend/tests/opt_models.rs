@@ -4,6 +4,8 @@
 //! `(y − t)/N` with no exp, log or division on its path, and the step has at least 30 %
 //! fewer primitive ops.
 
+mod common;
+use common::example_models;
 use std::collections::HashMap;
 use xenon_compiler::interp;
 use xenon_compiler::ir::{DType, Graph, NodeId, Op, TensorType};
@@ -77,23 +79,6 @@ fn feeds(g: &Graph, rng: &mut Rng) -> interp::Feeds {
         f.insert(name, Tensor::from_f64(t.shape.clone(), data).unwrap());
     }
     f
-}
-
-fn example_models() -> Vec<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models");
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "json")
-            )
-        })
-        .collect();
-    v.sort();
-    assert!(v.len() >= 4, "{v:?}");
-    v
 }
 
 fn train_graph(path: &std::path::Path, batch: usize) -> Graph {

@@ -2,7 +2,8 @@
 //! evaluation, compiled on the CPU backend, each output within 1e-5 (relative, normwise)
 //! of the reference interpreter.
 
-use std::path::Path;
+mod common;
+use common::example_models;
 use std::sync::Arc;
 use xenon_compiler::backend::Cpu;
 use xenon_compiler::verify::Verifying;
@@ -24,20 +25,7 @@ fn every_example_model_matches_the_interpreter() {
         mnist.train.feature_shape.clone(),
     )
     .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "json")
-            )
-        })
-        .collect();
-    files.sort();
-    assert!(files.len() >= 6, "{files:?}");
-    for path in files {
+    for path in example_models() {
         let file = ModelFile::load(&path).unwrap();
         let verifier = Arc::new(Verifying::new(Arc::new(Cpu::with_threads(2))));
         let mut model = Model::new(file.layers.clone(), &small.feature_shape, 0)
