@@ -30,7 +30,7 @@
 
 pub mod rules;
 
-use crate::ir::{ErrorKind, Graph, GraphError, NodeId, Op};
+use crate::ir::{ErrorKind, Graph, GraphError, NodeId};
 
 type Result<T> = std::result::Result<T, GraphError>;
 
@@ -186,21 +186,4 @@ pub fn with_gradients(graph: &Graph, loss: &str, wrt: &[&str]) -> Result<Graph> 
         g.set_output(&format!("grad/{name}"), gr)?;
     }
     Ok(g.prune().0)
-}
-
-/// True when `op` has a gradient rule that can pass a nonzero gradient to its operands.
-pub fn is_differentiable(op: &Op) -> bool {
-    !matches!(
-        op,
-        Op::Input { .. }
-            | Op::Parameter { .. }
-            | Op::Constant { .. }
-            | Op::RandomUniform { .. }
-            | Op::RandomNormal { .. }
-            | Op::Compare { .. }
-            | Op::ArgMax { .. }
-            | Op::Unary {
-                func: crate::ir::UnaryOp::Sign
-            }
-    )
 }
