@@ -4,7 +4,7 @@
 //! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
 //! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
-use super::common::{backend, dataset_shape, load_model_file};
+use super::common::{backend, dataset_shape, load_model_file, report_verify, verifying};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Check the first run of the training step and of inference against the reference
+    /// interpreter (see `xenon train --verify`; with `--json`, one more JSON line each).
+    #[arg(long)]
+    pub verify: bool,
     /// Also list the program steps of the training step and of inference with their mean
     /// time, slowest first.
     #[arg(long)]
@@ -92,7 +96,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         .optimizer
         .clone()
         .context("the model file has no optimizer")?;
-    let be = backend(&a.backend, a.threads, a.isa)?;
+    let (be, verifier) = verifying(backend(&a.backend, a.threads, a.isa)?, a.verify);
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
     let model = Model::new(file.layers.clone(), &input_shape, 0)?;
     let b = a.batch.max(1);
@@ -244,5 +248,5 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         }
         println!("compile (training step): {compile_ms:.1} ms");
     }
-    Ok(())
+    report_verify(verifier.as_ref(), a.json)
 }
