@@ -49,45 +49,41 @@ pub trait Executable: Send {
     /// named output.
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError>;
 
-    /// Runs the graph and writes every output named `new/<name>` back into the feed
-    /// `<name>` (same dtype and element count), returning the other outputs. With
-    /// `check_finite`, an updated value holding NaN or infinity is an error naming it, and
-    /// then no feed is changed. (The default runs [`Executable::run`] and moves the
-    /// results; backends override it to update in place.)
+    /// The outputs that update a feed, `(output, feed)`: the graph's
+    /// [`Graph::updates`](crate::ir::Graph::updates).
+    fn updates(&self) -> &[(String, String)];
+
+    /// Runs the graph and writes every update (see [`Executable::updates`]) back into its
+    /// feed, returning the other outputs. With `check_finite`, an updated value holding NaN
+    /// or infinity is an error naming it (and the element), and then no feed is changed.
+    /// (The default runs [`Executable::run`] and moves the results; backends override it to
+    /// update in place.)
     fn run_update(
         &mut self,
         feeds: &mut Feeds,
         check_finite: bool,
     ) -> Result<HashMap<String, Tensor>, BackendError> {
         let mut out = self.run(feeds)?;
-        let updates: Vec<String> = out
-            .keys()
-            .filter(|k| {
-                k.strip_prefix("new/").is_some_and(|t| {
-                    feeds.get(t).is_some_and(|f| {
-                        f.dtype() == out[*k].dtype() && f.numel() == out[*k].numel()
-                    })
-                })
-            })
-            .cloned()
-            .collect();
+        let updates = self.updates().to_vec();
         if check_finite {
-            let mut sorted = updates.clone();
-            sorted.sort();
-            for k in &sorted {
-                if let Some(element) = first_non_finite(&out[k]) {
+            for (output, _) in &updates {
+                if let Some(element) = out.get(output).and_then(first_non_finite) {
                     return Err(BackendError::Exec(ExecError::NonFinite {
-                        output: k.clone(),
+                        output: output.clone(),
                         element,
                     }));
                 }
             }
         }
-        for k in updates {
-            let v = out.remove(&k).expect("listed above");
-            let target = feeds.get_mut(&k["new/".len()..]).expect("checked above");
+        for (output, feed) in updates {
+            let (Some(v), Some(target)) = (out.remove(&output), feeds.get_mut(&feed)) else {
+                continue;
+            };
             let shape = target.shape().to_vec();
-            *target = v.reshaped(shape).expect("same element count");
+            *target = v.reshaped(shape).map_err(|e| BackendError::Unsupported {
+                backend: "update",
+                reason: format!("{output:?} cannot update {feed:?}: {e}"),
+            })?;
         }
         Ok(out)
     }
@@ -118,6 +114,10 @@ struct Interpreted(Graph);
 impl Executable for Interpreted {
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError> {
         Ok(interp::run(&self.0, feeds)?)
+    }
+
+    fn updates(&self) -> &[(String, String)] {
+        self.0.updates()
     }
 }
 
@@ -205,6 +205,10 @@ struct CpuProgram {
 impl Executable for CpuProgram {
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError> {
         Ok(self.exec.run(feeds, &self.output_shapes)?)
+    }
+
+    fn updates(&self) -> &[(String, String)] {
+        &self.exec.program().updates
     }
 
     fn run_update(

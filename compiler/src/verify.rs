@@ -3,8 +3,9 @@
 //!
 //! The error of an output is normwise: `max |compiled − reference| / max |reference|`
 //! over its elements (the largest absolute error relative to the output's scale, so
-//! elements near zero do not inflate it). An update written back in place (`new/<name>`)
-//! is compared through the feed it updated.
+//! elements near zero do not inflate it). An update written back in place (see
+//! [`Graph::set_update`](crate::ir::Graph::set_update)) is compared through the feed it
+//! updated.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,7 +38,7 @@ use xenon_runtime::exec::StepTimes;
 /// How far one output of a compiled run is from the reference interpreter's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputError {
-    /// The output's name (`new/<name>` for an update written back in place).
+    /// The output's name.
     pub name: String,
     /// `max |compiled − reference|` over the elements.
     pub max_abs: f64,
@@ -126,10 +127,9 @@ impl Verified {
         let mut outputs: Vec<OutputError> = reference
             .iter()
             .filter_map(|(name, want)| {
-                let got = out.get(name).or_else(|| {
-                    let feed = name.strip_prefix("new/")?;
-                    after?.get(feed)
-                })?;
+                let got = out
+                    .get(name)
+                    .or_else(|| after?.get(self.graph.update_of(name)?))?;
                 Some(error(name, got, want))
             })
             .collect();
@@ -195,6 +195,10 @@ impl Executable for Verified {
         let out = self.inner.run_update(feeds, check_finite)?;
         self.check(&before, &out, Some(feeds))?;
         Ok(out)
+    }
+
+    fn updates(&self) -> &[(String, String)] {
+        self.inner.updates()
     }
 
     fn set_profiling(&mut self, on: bool) {

@@ -450,8 +450,9 @@ backend_cases! {
     cpu_avx2_two_threads => Cpu::with_isa(2, Isa::Avx2),
 }
 
-/// `run_update` writes `new/<name>` outputs into the feeds, returns the rest, and with
-/// `check_finite` leaves every feed unchanged when an update is not finite.
+/// `run_update` writes the declared updates into their feeds (an output's name means
+/// nothing by itself), returns the rest, and with `check_finite` leaves every feed
+/// unchanged when an update is not finite, naming the output and element.
 fn check_run_update(backend: &dyn Backend) {
     use xenon_compiler::interp::Feeds;
     let mut g = Graph::new();
@@ -460,7 +461,11 @@ fn check_run_update(backend: &dyn Backend) {
     let d = g.div(w, x).unwrap(); // w / x: infinite where x = 0
     let s = g.sum(d, &[0], false).unwrap();
     g.set_output("new/w", d).unwrap();
+    g.set_update("new/w", "w").unwrap();
     g.set_output("sum", s).unwrap();
+    // Named like an update but not declared one: returned, never written back.
+    let x2 = g.add_(x, x).unwrap();
+    g.set_output("new/x", x2).unwrap();
     let mut exe = backend.compile(&g).unwrap();
     let mut feeds: Feeds = [
         (
@@ -478,12 +483,14 @@ fn check_run_update(backend: &dyn Backend) {
     assert_eq!(feeds["w"].as_f32().unwrap(), &[1.0, 2.0, 4.0]);
     assert_eq!(out["sum"].as_f32().unwrap(), &[7.0]);
     assert!(!out.contains_key("new/w"));
+    assert_eq!(out["new/x"].as_f32().unwrap(), &[4.0, 4.0, 4.0]);
+    assert_eq!(feeds["x"].as_f32().unwrap(), &[2.0, 2.0, 2.0]);
     feeds.insert(
         "x".into(),
         Tensor::from_f32(vec![3], vec![1.0, 0.0, 1.0]).unwrap(),
     );
     let e = exe.run_update(&mut feeds, true).unwrap_err();
-    assert!(e.to_string().contains("new/w"), "{e}");
+    assert!(e.to_string().contains("\"new/w\" at element 1"), "{e}");
     assert_eq!(
         feeds["w"].as_f32().unwrap(),
         &[1.0, 2.0, 4.0],

@@ -1413,3 +1413,29 @@ fn text_dump_snapshot() {
 fn json_document_snapshot() {
     insta::assert_snapshot!(snapshot_graph().to_json());
 }
+
+/// Updates (an output declared the new value of a parameter) survive writing and reading;
+/// a graph without them writes no `updates` field; a bad update is refused when read.
+#[test]
+fn updates_round_trip_and_are_checked() {
+    let mut g = Graph::new();
+    let w = g.parameter("w", DType::F32, &[3]).unwrap();
+    let x = g.input("x", DType::F32, &[3]).unwrap();
+    let w2 = g.add_(w, x).unwrap();
+    g.set_output("new/w", w2).unwrap();
+    assert!(!g.to_json().contains("updates"));
+    g.set_update("new/w", "w").unwrap();
+    let text = g.to_json();
+    assert!(text.contains(r#""updates": ["#), "{text}");
+    let back = Graph::from_json(&text).unwrap();
+    assert_eq!(back, g);
+    assert_eq!(back.update_of("new/w"), Some("w"));
+    let bad = text.replace(r#""feed": "w""#, r#""feed": "nope""#);
+    assert_ne!(bad, text);
+    let e = Graph::from_json(&bad).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no input or parameter named \"nope\""),
+        "{e}"
+    );
+}

@@ -230,6 +230,10 @@ pub struct Program {
     pub steps: Vec<Step>,
     /// Named results: `(name, buffer)`.
     pub outputs: Vec<(String, usize)>,
+    /// `(output, feed)`: outputs that are the new value of an input, written back into
+    /// that feed by a run with updates (a training step's parameters and state).
+    #[serde(default)]
+    pub updates: Vec<(String, String)>,
     pub plan: MemoryPlan,
 }
 
@@ -242,6 +246,8 @@ pub enum ProgramError {
     Step { step: usize, reason: String },
     #[error("buffer {buffer}: {reason}")]
     Buffer { buffer: usize, reason: String },
+    #[error("update {output:?}: {reason}")]
+    Update { output: String, reason: String },
 }
 
 impl Program {
@@ -267,6 +273,32 @@ impl Program {
     /// every access in range, GEMM views in range, library routines' sizes. Executors run
     /// only validated programs.
     pub fn validate(&self) -> Result<(), ProgramError> {
+        for (output, feed) in &self.updates {
+            let bad = |reason: String| ProgramError::Update {
+                output: output.clone(),
+                reason,
+            };
+            let out = self
+                .outputs
+                .iter()
+                .find(|(o, _)| o == output)
+                .ok_or_else(|| bad("no such output".into()))?;
+            let input = self
+                .buffers
+                .iter()
+                .find(|b| matches!(&b.kind, BufferKind::Input { name } if name == feed))
+                .ok_or_else(|| bad(format!("no input named {feed:?}")))?;
+            let ob = self
+                .buffers
+                .get(out.1)
+                .ok_or_else(|| bad(format!("buffer {} does not exist", out.1)))?;
+            if (ob.dtype, ob.len) != (input.dtype, input.len) {
+                return Err(bad(format!(
+                    "{} with {} elements cannot update {feed:?}, {} with {}",
+                    ob.dtype, ob.len, input.dtype, input.len
+                )));
+            }
+        }
         for (i, b) in self.buffers.iter().enumerate() {
             if let BufferKind::Temp | BufferKind::Const { .. } = b.kind
                 && b.offset

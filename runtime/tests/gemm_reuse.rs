@@ -48,6 +48,7 @@ fn dense(m: usize, n: usize, k: usize) -> Program {
             c: view(2, n as isize, 1),
         })],
         outputs: vec![("y".into(), 2)],
+        updates: vec![],
         plan: MemoryPlan {
             arena_bytes: m * n * 4,
             naive_bytes: m * n * 4,

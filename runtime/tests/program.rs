@@ -40,6 +40,7 @@ fn product(offsets: [usize; 3]) -> Program {
             c: view(2),
         })],
         outputs: vec![("c".into(), 2)],
+        updates: vec![],
         plan: MemoryPlan {
             arena_bytes: 192,
             naive_bytes: 192,
@@ -122,6 +123,7 @@ fn with_steps(steps: Vec<Step>) -> Program {
         buffers: vec![input(8, "x"), temp(8, 0), temp(8, 32)],
         steps,
         outputs: vec![("y".into(), 1)],
+        updates: vec![],
         plan: MemoryPlan {
             arena_bytes: 64,
             naive_bytes: 64,
@@ -256,4 +258,18 @@ fn steps_storing_into_overlapping_outputs_are_rejected() {
     p.validate().unwrap();
     p.buffers[2].offset = 16;
     rejected(&p, "step 0: its outputs, buffers 1 and 2, overlap");
+}
+
+#[test]
+fn updates_must_name_an_output_and_a_matching_input() {
+    let mut p = with_steps(vec![Step::Loop(copy_kernel(0, 1))]);
+    p.updates = vec![("y".into(), "x".into())];
+    p.validate().unwrap();
+    p.updates = vec![("y".into(), "nope".into())];
+    rejected(&p, "update \"y\": no input named \"nope\"");
+    p.updates = vec![("z".into(), "x".into())];
+    rejected(&p, "update \"z\": no such output");
+    p.updates = vec![("y".into(), "x".into())];
+    p.buffers[0].len = 4;
+    rejected(&p, "cannot update \"x\"");
 }

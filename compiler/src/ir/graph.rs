@@ -64,6 +64,8 @@ pub struct Node {
 pub struct Graph {
     graph: DiGraph<Node, usize>,
     outputs: Vec<(String, NodeId)>,
+    /// `(output, feed)`: the output is the new value of that input or parameter.
+    updates: Vec<(String, String)>,
     scope: Vec<String>,
 }
 
@@ -72,6 +74,7 @@ impl PartialEq for Graph {
     fn eq(&self, other: &Graph) -> bool {
         self.len() == other.len()
             && self.outputs == other.outputs
+            && self.updates == other.updates
             && self.ids().all(|id| {
                 self.node(id) == other.node(id) && self.operands(id) == other.operands(id)
             })
@@ -180,6 +183,72 @@ impl Graph {
         }
         self.outputs.push((name.to_string(), id));
         Ok(())
+    }
+
+    /// Declares output `output` the new value of the input or parameter named `feed` (same
+    /// dtype and shape): running the graph "with updates" writes it back into that feed,
+    /// as a training step updates its parameters and optimizer state. Each output and
+    /// each feed is updated at most once.
+    ///
+    /// ```
+    /// use xenon_compiler::ir::{DType, Graph};
+    /// let mut g = Graph::new();
+    /// let w = g.parameter("W", DType::F32, &[3]).unwrap();
+    /// let w2 = g.add_(w, w).unwrap();
+    /// g.set_output("new/W", w2).unwrap();
+    /// g.set_update("new/W", "W").unwrap();
+    /// assert_eq!(g.update_of("new/W"), Some("W"));
+    /// assert!(g.set_update("new/W", "W").is_err());
+    /// ```
+    pub fn set_update(&mut self, output: &str, feed: &str) -> Result<()> {
+        let err = |kind, detail: String| Err(GraphError::new(kind, "update", &[], detail));
+        let Some(out) = self.output(output) else {
+            return err(
+                ErrorKind::UnknownNode,
+                format!("no output named {output:?}"),
+            );
+        };
+        let target = self.ids().find(|&id| match &self.node(id).op {
+            Op::Input { name } | Op::Parameter { name } => name == feed,
+            _ => false,
+        });
+        let Some(target) = target else {
+            return err(
+                ErrorKind::UnknownNode,
+                format!("no input or parameter named {feed:?}"),
+            );
+        };
+        if self.ty(out) != self.ty(target) {
+            return err(
+                ErrorKind::ShapeMismatch,
+                format!(
+                    "output {output:?} is {}, {feed:?} is {}",
+                    self.ty(out),
+                    self.ty(target)
+                ),
+            );
+        }
+        if self.updates.iter().any(|(o, f)| o == output || f == feed) {
+            return err(
+                ErrorKind::DuplicateName,
+                format!("output {output:?} or feed {feed:?} is already in an update"),
+            );
+        }
+        self.updates.push((output.to_string(), feed.to_string()));
+        Ok(())
+    }
+
+    /// Every `(output, feed)` update, in the order declared (see [`Graph::set_update`]).
+    pub fn updates(&self) -> &[(String, String)] {
+        &self.updates
+    }
+
+    /// The feed output `output` updates, if it is an update.
+    pub fn update_of(&self, output: &str) -> Option<&str> {
+        self.updates
+            .iter()
+            .find(|(o, _)| o == output)
+            .map(|(_, f)| f.as_str())
     }
 
     /// `(name, id)` of every `input` node, in id order.
@@ -301,6 +370,7 @@ impl Graph {
             .iter()
             .map(|(n, id)| (n.clone(), map[id.index()].expect("outputs are live")))
             .collect();
+        out.updates = self.updates.clone();
         (out, map)
     }
 

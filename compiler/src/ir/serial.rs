@@ -35,6 +35,7 @@
 //! | `version` | integer | the format version, `1`; readers reject versions they do not know |
 //! | `nodes` | array of nodes | every node, in id order |
 //! | `outputs` | array of outputs | the named outputs, in the order they were set |
+//! | `updates` | array of `{"output", "feed"}` | optional: outputs that are the new value of an input or parameter (written back by a training step), in the order declared |
 //!
 //! ## Node
 //!
@@ -161,6 +162,17 @@ pub struct GraphDef {
     pub nodes: Vec<NodeDef>,
     /// The named outputs, in the order they were set.
     pub outputs: Vec<OutputDef>,
+    /// The outputs that update a feed, in the order declared (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updates: Vec<UpdateDef>,
+}
+
+/// One serialized update: output `output` is the new value of input or parameter `feed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDef {
+    pub output: String,
+    pub feed: String,
 }
 
 /// One serialized node.
@@ -325,6 +337,14 @@ impl GraphDef {
                     node: *node,
                 })
                 .collect(),
+            updates: g
+                .updates()
+                .iter()
+                .map(|(output, feed)| UpdateDef {
+                    output: output.clone(),
+                    feed: feed.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -336,6 +356,10 @@ impl GraphDef {
         push_array(&mut out, "nodes", &self.nodes);
         out.push_str(",\n");
         push_array(&mut out, "outputs", &self.outputs);
+        if !self.updates.is_empty() {
+            out.push_str(",\n");
+            push_array(&mut out, "updates", &self.updates);
+        }
         out.push_str("\n}\n");
         out
     }
@@ -363,9 +387,10 @@ impl GraphDef {
         check_header(&format, version)?;
         check_fields(
             &top,
-            &["format", "version", "nodes", "outputs"],
+            &["format", "version", "nodes", "outputs", "updates"],
             "the document",
         )?;
+        let has_updates = top.contains_key("updates");
         let mut array = |key: &str| match top.remove(key) {
             Some(Value::Array(a)) => Ok(a),
             Some(v) => Err(malformed(format!("`{key}` must be an array, got {v}"))),
@@ -373,6 +398,10 @@ impl GraphDef {
         };
         let nodes = array("nodes")?;
         let outputs = array("outputs")?;
+        let updates = match array("updates") {
+            Err(_) if !has_updates => Vec::new(),
+            a => a?,
+        };
         let nodes = nodes
             .into_iter()
             .enumerate()
@@ -385,11 +414,19 @@ impl GraphDef {
                 serde_json::from_value(v).map_err(|e| malformed(format!("output {i}: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
+        let updates = updates
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value(v).map_err(|e| malformed(format!("update {i}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(GraphDef {
             format,
             version: VERSION,
             nodes,
             outputs,
+            updates,
         })
     }
 
@@ -450,6 +487,9 @@ impl GraphDef {
                 )));
             }
             g.set_output(&out.name, out.node)?;
+        }
+        for u in &self.updates {
+            g.set_update(&u.output, &u.feed)?;
         }
         Ok(g)
     }

@@ -83,6 +83,7 @@ pub fn lower(graph: &Graph) -> Result<Lowered> {
         buffers: l.buffers,
         steps: l.steps,
         outputs: l.outputs,
+        updates: graph.updates().to_vec(),
         plan: MemoryPlan::default(),
     };
     plan::plan(&mut program);

@@ -399,6 +399,9 @@ fn build(
         }
         g.set_output(name, built[&root])?;
     }
+    for (output, feed) in graph.updates() {
+        g.set_update(output, feed)?;
+    }
     Ok((g, seeds))
 }
 

@@ -67,9 +67,14 @@ impl Model {
         let updates = optimizer.update(&mut g, lr, &params, &grads, &states)?;
         g.set_output("cost", c.mean)?;
         for (p, u) in self.params.iter().zip(&updates) {
-            g.set_output(&format!("new/{}", p.name), u.param)?;
+            let out = format!("new/{}", p.name);
+            g.set_output(&out, u.param)?;
+            g.set_update(&out, &p.name)?;
             for (st, &node) in optimizer.state_names().iter().zip(&u.state) {
-                g.set_output(&format!("new/{}", state_name(&p.name, st)), node)?;
+                let state = state_name(&p.name, st);
+                let out = format!("new/{state}");
+                g.set_output(&out, node)?;
+                g.set_update(&out, &state)?;
             }
         }
         Ok(g.prune().0)
@@ -138,7 +143,12 @@ impl Model {
                         output,
                         element,
                     }))) => {
-                        let name = output.strip_prefix("new/").unwrap_or(&output);
+                        // The parameter or state the failed update was for.
+                        let name = self
+                            .programs
+                            .get(&key)
+                            .and_then(|e| e.updates().iter().find(|(o, _)| *o == output))
+                            .map_or(output.as_str(), |(_, feed)| feed.as_str());
                         let what = format!("'{name}' (element {element})");
                         return Err(ModelError::NonFinite {
                             what,

@@ -57,8 +57,8 @@ pub struct CpuExecutor {
     profile: Option<StepTimes>,
     /// The GEMM code path.
     isa: gemm::Isa,
-    /// Spare storage per program output (for the updated ones, `new/<name>`), traded with
-    /// the feeds by [`CpuExecutor::run_update`].
+    /// Spare storage per program output (for the updates), traded with the feeds by
+    /// [`CpuExecutor::run_update`].
     spares: Vec<Option<TensorData>>,
     /// Per step: for a (single) GEMM whose B is a feed the program does not update (a
     /// weight during inference), that feed's index in `inputs`; its B is packed once per
@@ -135,12 +135,7 @@ impl CpuExecutor {
             })
             .collect();
         let spares = vec![None; program.outputs.len()];
-        let updated = |name: &str| {
-            program
-                .outputs
-                .iter()
-                .any(|(o, _)| o.strip_prefix("new/") == Some(name))
-        };
+        let updated = |name: &str| program.updates.iter().any(|(_, f)| f == name);
         let inputs: Vec<(String, usize)> = inputs;
         let reuse_b: Vec<Option<usize>> = program
             .steps
@@ -235,8 +230,8 @@ impl CpuExecutor {
         Ok(out)
     }
 
-    /// Runs the program and writes every output named `new/<name>` back into the feed
-    /// `<name>` (same dtype and element count); returns the other outputs. With
+    /// Runs the program and writes every update (`Program::updates`: an output declared the
+    /// new value of an input) back into that input's feed; returns the other outputs. With
     /// `check_finite`, nothing is written back when an updated value holds NaN or infinity:
     /// the error names the first such output (in program order). This is how a training
     /// step updates parameters and optimizer state without allocating or copying: each
@@ -253,11 +248,14 @@ impl CpuExecutor {
         let mut redirect: Vec<(usize, *mut u8)> = Vec::new();
         for (slot, (name, id)) in self.program.outputs.iter().enumerate() {
             let b = &self.program.buffers[*id];
-            let Some(target) = name.strip_prefix("new/").filter(|t| {
-                feeds
-                    .get(*t)
-                    .is_some_and(|f| f.dtype() == b.dtype && f.numel() == b.len)
-            }) else {
+            // Validated: the feed is an input of the same dtype and length.
+            let Some(target) = self
+                .program
+                .updates
+                .iter()
+                .find(|(o, _)| o == name)
+                .map(|(_, f)| f.as_str())
+            else {
                 continue;
             };
             let first_use =
