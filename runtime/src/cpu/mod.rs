@@ -1,8 +1,9 @@
 //! The CPU executor: runs a validated [`Program`] on host memory.
 //!
 //! Loop steps call native kernels compiled by a backend ([`KernelFn`], e.g. Cranelift) or,
-//! for a kernel without native code, the reference evaluator; GEMM steps call [`gemm`]
-//! crate; library steps call [`library`]. Temporaries and constants live in one arena laid
+//! for a kernel without native code, the reference evaluator; GEMM steps call Xenon's
+//! [`gemm`] (packing kept across runs for weights that do not change); library steps call
+//! [`library`]. Temporaries and constants live in one arena laid
 //! out by the program's memory plan.
 //!
 //! # Threads and determinism
