@@ -144,8 +144,8 @@ impl Graph {
         users
     }
 
-    /// The underlying petgraph graph (edge weight = operand position), for graph algorithms
-    /// and DOT output.
+    /// The underlying petgraph graph (edge weight = operand position), for graph
+    /// algorithms.
     pub fn petgraph(&self) -> &DiGraph<Node, usize> {
         &self.graph
     }
