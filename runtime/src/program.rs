@@ -156,6 +156,53 @@ impl LibraryStep {
 }
 
 impl Step {
+    /// The buffers the step reads (a buffer may repeat) and writes. A loop kernel's
+    /// arguments that name no buffer of the program are left to [`Program::validate`].
+    ///
+    /// ```
+    /// use xenon_runtime::DType;
+    /// use xenon_runtime::program::{LibraryStep, Step};
+    /// let s = Step::Library(LibraryStep::Copy {
+    ///     src: 3, dst: 5, dtype: DType::F32, src_offset: 0, dst_offset: 0, len: 4,
+    /// });
+    /// assert_eq!(s.buffers(), (vec![3], vec![5]));
+    /// ```
+    pub fn buffers(&self) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            Step::Loop(k) => {
+                let buffer = |arg: usize| k.args.get(arg).map_or(usize::MAX, |a| a.buffer);
+                let reads = k
+                    .instrs()
+                    .filter_map(|i| match i {
+                        crate::kernel::Instr::Load(a) => Some(buffer(a.arg)),
+                        _ => None,
+                    })
+                    .collect();
+                let writes = k.stores.iter().map(|s| buffer(s.access.arg)).collect();
+                (reads, writes)
+            }
+            Step::Gemm(g) => (vec![g.a.buffer, g.b.buffer], vec![g.c.buffer]),
+            Step::Library(l) => match l {
+                LibraryStep::Im2Col { x, out, .. } => (vec![*x], vec![*out]),
+                LibraryStep::Col2Im { cols, out, .. } => (vec![*cols], vec![*out]),
+                LibraryStep::Gather {
+                    data, indices, out, ..
+                } => (vec![*data, *indices], vec![*out]),
+                LibraryStep::ScatterAdd {
+                    updates,
+                    indices,
+                    out,
+                    ..
+                } => (vec![*updates, *indices], vec![*out]),
+                LibraryStep::Random { out, counter, .. } => {
+                    (counter.iter().copied().collect(), vec![*out])
+                }
+                LibraryStep::ArgMax { x, out, .. } => (vec![*x], vec![*out]),
+                LibraryStep::Copy { src, dst, .. } => (vec![*src], vec![*dst]),
+            },
+        }
+    }
+
     /// A one-line description for dumps and profiles (`loop add_12 [128, 100], 3 instrs`,
     /// `gemm 128×100×784 (batch 1) f32 A·Bᵀ`, `library gather`).
     pub fn describe(&self) -> String {
@@ -353,26 +400,8 @@ impl Program {
             }
         };
         for (s, step) in self.steps.iter().enumerate() {
-            match step {
-                Step::Loop(k) => k.stores.iter().try_for_each(|st| {
-                    writable(
-                        s,
-                        k.args.get(st.access.arg).map_or(usize::MAX, |a| a.buffer),
-                    )
-                })?,
-                Step::Gemm(g) => writable(s, g.c.buffer)?,
-                Step::Library(l) => writable(
-                    s,
-                    match l {
-                        LibraryStep::Im2Col { out, .. }
-                        | LibraryStep::Col2Im { out, .. }
-                        | LibraryStep::Gather { out, .. }
-                        | LibraryStep::ScatterAdd { out, .. }
-                        | LibraryStep::Random { out, .. }
-                        | LibraryStep::ArgMax { out, .. } => *out,
-                        LibraryStep::Copy { dst, .. } => *dst,
-                    },
-                )?,
+            for b in step.buffers().1 {
+                writable(s, b)?;
             }
             match step {
                 Step::Loop(k) => {
@@ -391,11 +420,7 @@ impl Program {
                     k.validate()?;
                     // Stores to different buffers must not share memory (their order
                     // would decide the result).
-                    let mut outs: Vec<usize> = k
-                        .stores
-                        .iter()
-                        .filter_map(|st| k.args.get(st.access.arg).map(|a| a.buffer))
-                        .collect();
+                    let mut outs = step.buffers().1;
                     outs.sort_unstable();
                     outs.dedup();
                     for (i, &x) in outs.iter().enumerate() {

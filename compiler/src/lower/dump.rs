@@ -70,7 +70,7 @@ pub fn kernels_json(g: &Graph, l: &Lowered) -> Value {
 
 /// Buffers read (each once, increasing) and written by a step.
 fn reads_writes(step: &Step) -> (Vec<usize>, Vec<usize>) {
-    let (mut reads, writes) = super::plan::uses(step);
+    let (mut reads, writes) = step.buffers();
     reads.sort_unstable();
     reads.dedup();
     (reads, writes)

@@ -8,49 +8,9 @@
 //! offset where it overlaps no placed buffer alive at the same time.
 
 use xenon_runtime::kernel::Instr;
-use xenon_runtime::program::{BufferKind, LibraryStep, MemoryPlan, Program, Step};
+use xenon_runtime::program::{BufferKind, MemoryPlan, Program, Step};
 
 const ALIGN: usize = 64;
-
-/// Buffers read and written by a step (reads may repeat).
-pub fn uses(step: &Step) -> (Vec<usize>, Vec<usize>) {
-    match step {
-        Step::Loop(k) => {
-            let reads = k
-                .instrs()
-                .filter_map(|i| match i {
-                    Instr::Load(a) => Some(k.args[a.arg].buffer),
-                    _ => None,
-                })
-                .collect();
-            let writes = k
-                .stores
-                .iter()
-                .map(|s| k.args[s.access.arg].buffer)
-                .collect();
-            (reads, writes)
-        }
-        Step::Gemm(g) => (vec![g.a.buffer, g.b.buffer], vec![g.c.buffer]),
-        Step::Library(l) => match l {
-            LibraryStep::Im2Col { x, out, .. } => (vec![*x], vec![*out]),
-            LibraryStep::Col2Im { cols, out, .. } => (vec![*cols], vec![*out]),
-            LibraryStep::Gather {
-                data, indices, out, ..
-            } => (vec![*data, *indices], vec![*out]),
-            LibraryStep::ScatterAdd {
-                updates,
-                indices,
-                out,
-                ..
-            } => (vec![*updates, *indices], vec![*out]),
-            LibraryStep::Random { out, counter, .. } => {
-                (counter.iter().copied().collect(), vec![*out])
-            }
-            LibraryStep::ArgMax { x, out, .. } => (vec![*x], vec![*out]),
-            LibraryStep::Copy { src, dst, .. } => (vec![*src], vec![*dst]),
-        },
-    }
-}
 
 /// The buffer a loop step can overwrite in place for output `out`, if any.
 fn in_place_partner(step: &Step, out: usize, dying: &[usize], program: &Program) -> Option<usize> {
@@ -98,7 +58,7 @@ pub fn plan(program: &mut Program) {
     let mut def = vec![usize::MAX; n];
     let mut last = vec![0usize; n];
     for (s, step) in program.steps.iter().enumerate() {
-        let (reads, writes) = uses(step);
+        let (reads, writes) = step.buffers();
         for b in reads {
             last[b] = last[b].max(s);
         }
