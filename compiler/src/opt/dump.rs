@@ -5,7 +5,7 @@
 //! ## Text
 //!
 //! The graph's text form ([`crate::ir::printer`]), then one line per fusion group
-//! (`# group 0 (matmul+epilogue): %4 %5 %6`) and the report's lines, all starting with `# `.
+//! (`# group 0 (step 2: loop max_9 [128, 100], 5 instrs): %5 %6 %7`) and the report's lines, all starting with `# `.
 //!
 //! ## DOT
 //!
@@ -24,7 +24,7 @@
 //!   "nodes": [ { "id": 0, "op": "input", "attrs": {"name": "x"}, "operands": [],
 //!                "dtype": "f32", "shape": [128, 784], "scope": "", "group": null }, … ],
 //!   "outputs": [ { "name": "cost", "node": 41 }, … ],
-//!   "groups": [ { "id": 0, "kind": "matmul+epilogue", "nodes": [4, 5, 6] }, … ],
+//!   "groups": [ { "id": 0, "kind": "step 2: loop max_9 …", "nodes": [5, 6, 7] }, … ],
 //!   "report": { … } | null
 //! }
 //! ```

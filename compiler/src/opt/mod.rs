@@ -48,7 +48,7 @@ pub mod rules;
 
 pub use report::{FusionGroup, GraphStats, OptReport};
 
-use crate::ir::{Graph, GraphError, NodeId, Op, OpGroup};
+use crate::ir::{Graph, GraphError, NodeId, Op};
 use analysis::{TypeAnalysis, XGraph};
 use egg::{BackoffScheduler, Id, Runner, StopReason};
 use lang::{XLang, from_op, op_attr, tensor_children, to_op};
@@ -272,8 +272,8 @@ pub fn optimize_with(
         .map(|(_, id)| eg.find(class[id.index()]))
         .collect();
     let (choice, cost) = extract::extract(&eg, &roots, cfg.extract_passes);
-    let (out, seeds) = build(graph, &eg, &choice, &class, &scopes)?;
-    let fusion_groups = groups(&out, &seeds);
+    let out = build(graph, &eg, &choice, &class, &scopes)?;
+    let fusion_groups = lowered_groups(&out);
     let report = OptReport {
         phases: phase_reports,
         rule_matches,
@@ -287,9 +287,6 @@ pub fn optimize_with(
     Ok((out, report))
 }
 
-/// A fusion seed: a matmul node and, for an expanded `fused_dense`, its bias `add`.
-type Seed = (NodeId, Option<NodeId>);
-
 /// Rebuilds a `Graph` from the extracted choice. Inputs and parameters come first, in
 /// their original order; then every node the outputs need, operands before users.
 fn build(
@@ -298,10 +295,9 @@ fn build(
     choice: &HashMap<Id, XLang>,
     class: &[Id],
     scopes: &HashMap<Id, String>,
-) -> Result<(Graph, Vec<Seed>), OptError> {
+) -> Result<Graph, OptError> {
     let mut g = Graph::new();
     let mut built: HashMap<Id, NodeId> = HashMap::new();
-    let mut seeds = Vec::new();
     let add = |g: &mut Graph,
                scope: &str,
                op: Op,
@@ -372,7 +368,7 @@ fn build(
                         &ops[..2],
                         None,
                     )?;
-                    let a = add(
+                    add(
                         &mut g,
                         &scope,
                         Op::Binary {
@@ -380,19 +376,12 @@ fn build(
                         },
                         &[m, ops[2]],
                         None,
-                    )?;
-                    seeds.push((m, Some(a)));
-                    a
+                    )?
                 }
                 _ => {
                     let (op, decl) =
                         to_op(node, attr).ok_or_else(|| OptError::Extraction(name.clone()))?;
-                    let is_mm = matches!(op, Op::MatMul { .. });
-                    let n = add(&mut g, &scope, op, &ops, decl)?;
-                    if is_mm {
-                        seeds.push((n, None));
-                    }
-                    n
+                    add(&mut g, &scope, op, &ops, decl)?
                 }
             };
             built.insert(c, id);
@@ -402,63 +391,19 @@ fn build(
     for (output, feed) in graph.updates() {
         g.set_update(output, feed)?;
     }
-    Ok((g, seeds))
+    Ok(g)
 }
 
-/// Fusion groups: each matmul (with its bias `add` when it came from a `fused_dense`),
-/// extended along the chain of elementwise ops of the same shape that each have exactly
-/// one user in the chain's last node. A group of a plain matmul with no epilogue is not a
-/// group.
-fn groups(g: &Graph, seeds: &[Seed]) -> Vec<FusionGroup> {
-    let mut taken = vec![false; g.len()];
-    let mut out = Vec::new();
-    let mut seeds = seeds.to_vec();
-    seeds.sort();
-    for (mm, bias) in seeds {
-        if taken[mm.index()] {
-            continue;
-        }
-        let mut nodes = vec![mm];
-        let mut last = mm;
-        if let Some(a) = bias {
-            if g.users(mm) != vec![a] {
-                continue;
-            }
-            nodes.push(a);
-            last = a;
-        }
-        loop {
-            let users = g.users(last);
-            let outputs = g.outputs().iter().filter(|(_, o)| *o == last).count();
-            if users.len() != 1 || outputs > 0 {
-                break;
-            }
-            let u = users[0];
-            let n = g.node(u);
-            if n.op.group() != OpGroup::Elementwise
-                || n.ty.shape != g.ty(last).shape
-                || taken[u.index()]
-            {
-                break;
-            }
-            nodes.push(u);
-            last = u;
-        }
-        if nodes.len() < 2 {
-            continue;
-        }
-        for n in &nodes {
-            taken[n.index()] = true;
-        }
-        nodes.sort();
-        out.push(FusionGroup {
-            kind: if bias.is_some() {
-                "dense+epilogue".into()
-            } else {
-                "matmul+epilogue".into()
-            },
-            nodes,
-        });
+/// The fusion groups of `g`: the kernels lowering builds from it that compute more than one
+/// node (a matmul's epilogue, a multi-output kernel), each named by its step; none when
+/// `g` does not lower. Lowering's partition is the one fusion decision: the dumps show what
+/// will run.
+fn lowered_groups(g: &Graph) -> Vec<FusionGroup> {
+    match crate::lower::lower(g) {
+        Ok(l) => crate::lower::dump::kernel_groups(&l)
+            .into_iter()
+            .filter(|grp| grp.nodes.len() > 1)
+            .collect(),
+        Err(_) => Vec::new(),
     }
-    out
 }

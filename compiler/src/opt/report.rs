@@ -68,14 +68,13 @@ pub struct PhaseReport {
     pub seconds: Option<f64>,
 }
 
-/// A group of nodes of the optimized graph marked to run as one kernel: a matmul (with its
-/// bias `add` when the extractor picked a `fused_dense`) and the elementwise epilogue that
-/// only it feeds.
+/// A group of nodes of the optimized graph that run as one kernel, as lowering partitions
+/// it (a matmul's elementwise epilogue, multi-output elementwise kernels).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FusionGroup {
-    /// `dense+epilogue` (from a `fused_dense`) or `matmul+epilogue`.
+    /// The step that computes it (`step 3: loop max_9 [128, 100], 5 instrs`).
     pub kind: String,
-    /// The nodes, in id order; the first is the matmul.
+    /// The nodes, in id order.
     pub nodes: Vec<NodeId>,
 }
 
