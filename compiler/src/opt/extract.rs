@@ -20,7 +20,8 @@
 //! [`op_cost`] gives `(flops, bytes)` per op: elementwise ops count one flop per element
 //! (4 for `div`, `recip`, `sqrt`; 8 for `exp`, `log`, `tanh`), reductions one per input
 //! element, matmul `2·m·n·k` per batch; bytes are the operands read plus the result written.
-//! `reshape` is a view (no flops, no bytes). Leaves cost nothing, except non-splat
+//! Views (`reshape`, `broadcast`, `permute`, `slice`: strides after lowering) cost no flops
+//! and no bytes. Leaves cost nothing, except non-splat
 //! constants (their bytes). The cost of an e-node is `1 + flops + bytes` (the `1` makes
 //! fewer ops win ties); `fused_dense` costs its matmul plus one flop per output element
 //! and reads `a`, `b` and `c` once, without writing and re-reading the matmul result.
@@ -50,7 +51,11 @@ pub fn op_cost(op: &Op, out: &TensorType, ins: &[TensorType]) -> (f64, f64) {
                 (0.0, write)
             }
         }
-        Op::Reshape { .. } => (0.0, 0.0),
+        // Views: lowering turns them into strides of their consumers' accesses (see
+        // `lower::is_view`), so they cost nothing at run time.
+        Op::Reshape { .. } | Op::Broadcast { .. } | Op::Permute { .. } | Op::Slice { .. } => {
+            (0.0, 0.0)
+        }
         Op::Unary { func } => {
             let w = match func {
                 UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh => 8.0,
@@ -79,7 +84,6 @@ pub fn op_cost(op: &Op, out: &TensorType, ins: &[TensorType]) -> (f64, f64) {
             };
             (2.0 * n * k as f64, read + write)
         }
-        Op::Broadcast { .. } | Op::Permute { .. } => (0.0, read + write),
         Op::RandomUniform { .. } | Op::RandomNormal { .. } => (4.0 * n, write),
         _ => (n, read + write),
     }
