@@ -320,6 +320,35 @@ impl Program {
     /// every access in range, GEMM views in range, library routines' sizes. Executors run
     /// only validated programs.
     pub fn validate(&self) -> Result<(), ProgramError> {
+        self.validate_updates()?;
+        self.validate_buffers()?;
+        for (s, step) in self.steps.iter().enumerate() {
+            let c = StepCheck {
+                program: self,
+                step: s,
+            };
+            for b in step.buffers().1 {
+                c.writable(b)?;
+            }
+            match step {
+                Step::Loop(k) => c.loop_kernel(k)?,
+                Step::Gemm(g) => c.gemm(g)?,
+                Step::Library(l) => c.library(l)?,
+            }
+        }
+        for (name, b) in &self.outputs {
+            if *b >= self.buffers.len() {
+                return Err(ProgramError::Buffer {
+                    buffer: *b,
+                    reason: format!("output {name:?} does not exist"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every update names an output and an input of the same dtype and length.
+    fn validate_updates(&self) -> Result<(), ProgramError> {
         for (output, feed) in &self.updates {
             let bad = |reason: String| ProgramError::Update {
                 output: output.clone(),
@@ -346,6 +375,11 @@ impl Program {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Arena buffers lie inside the arena; constants have one value or one per element.
+    fn validate_buffers(&self) -> Result<(), ProgramError> {
         for (i, b) in self.buffers.iter().enumerate() {
             if let BufferKind::Temp | BufferKind::Const { .. } = b.kind
                 && b.offset
@@ -367,214 +401,229 @@ impl Program {
                 });
             }
         }
-        let buf = |step: usize, id: usize, dtype: DType| -> Result<&BufferDecl, ProgramError> {
-            let b = self.buffers.get(id).ok_or(ProgramError::Step {
-                step,
-                reason: format!("buffer {id} does not exist"),
-            })?;
-            if b.dtype != dtype {
+        Ok(())
+    }
+}
+
+/// The checks of one step of a program against its buffers (see [`Program::validate`]).
+struct StepCheck<'a> {
+    program: &'a Program,
+    step: usize,
+}
+
+impl StepCheck<'_> {
+    /// Buffer `id`, which must exist with `dtype`.
+    fn buf(&self, id: usize, dtype: DType) -> Result<&BufferDecl, ProgramError> {
+        let b = self.program.buffers.get(id).ok_or(ProgramError::Step {
+            step: self.step,
+            reason: format!("buffer {id} does not exist"),
+        })?;
+        if b.dtype != dtype {
+            return Err(ProgramError::Step {
+                step: self.step,
+                reason: format!("buffer {id} is {}, expected {dtype}", b.dtype),
+            });
+        }
+        Ok(b)
+    }
+
+    /// Buffer `id` with `dtype` and at least `n` elements.
+    fn need(&self, id: usize, dtype: DType, n: usize) -> Result<(), ProgramError> {
+        let b = self.buf(id, dtype)?;
+        if b.len < n {
+            return Err(ProgramError::Step {
+                step: self.step,
+                reason: format!("buffer {id} has {} elements, needs {n}", b.len),
+            });
+        }
+        Ok(())
+    }
+
+    /// Buffer `id` may be written: a temporary.
+    fn writable(&self, id: usize) -> Result<(), ProgramError> {
+        match self.program.buffers.get(id).map(|b| &b.kind) {
+            Some(BufferKind::Temp) => Ok(()),
+            _ => Err(ProgramError::Step {
+                step: self.step,
+                reason: format!("writes buffer {id}, which is not a temporary"),
+            }),
+        }
+    }
+
+    /// A loop kernel: its arguments match their buffers, its accesses stay inside them
+    /// ([`LoopKernel::validate`]), and its outputs do not share memory.
+    fn loop_kernel(&self, k: &LoopKernel) -> Result<(), ProgramError> {
+        for a in &k.args {
+            let b = self.buf(a.buffer, a.dtype)?;
+            if b.len != a.len {
                 return Err(ProgramError::Step {
-                    step,
-                    reason: format!("buffer {id} is {}, expected {dtype}", b.dtype),
+                    step: self.step,
+                    reason: format!(
+                        "kernel argument for buffer {} says {} elements, the buffer has {}",
+                        a.buffer, a.len, b.len
+                    ),
                 });
-            }
-            Ok(b)
-        };
-        let need = |step: usize, id: usize, dtype: DType, n: usize| -> Result<(), ProgramError> {
-            let b = buf(step, id, dtype)?;
-            if b.len < n {
-                return Err(ProgramError::Step {
-                    step,
-                    reason: format!("buffer {id} has {} elements, needs {n}", b.len),
-                });
-            }
-            Ok(())
-        };
-        let writable = |step: usize, id: usize| -> Result<(), ProgramError> {
-            match self.buffers.get(id).map(|b| &b.kind) {
-                Some(BufferKind::Temp) => Ok(()),
-                _ => Err(ProgramError::Step {
-                    step,
-                    reason: format!("writes buffer {id}, which is not a temporary"),
-                }),
-            }
-        };
-        for (s, step) in self.steps.iter().enumerate() {
-            for b in step.buffers().1 {
-                writable(s, b)?;
-            }
-            match step {
-                Step::Loop(k) => {
-                    for a in &k.args {
-                        let b = buf(s, a.buffer, a.dtype)?;
-                        if b.len != a.len {
-                            return Err(ProgramError::Step {
-                                step: s,
-                                reason: format!(
-                                    "kernel argument for buffer {} says {} elements, the buffer has {}",
-                                    a.buffer, a.len, b.len
-                                ),
-                            });
-                        }
-                    }
-                    k.validate()?;
-                    // Stores to different buffers must not share memory (their order
-                    // would decide the result).
-                    let mut outs = step.buffers().1;
-                    outs.sort_unstable();
-                    outs.dedup();
-                    for (i, &x) in outs.iter().enumerate() {
-                        if let Some(&y) = outs[i + 1..].iter().find(|&&y| self.overlap(x, y)) {
-                            return Err(ProgramError::Step {
-                                step: s,
-                                reason: format!("its outputs, buffers {x} and {y}, overlap"),
-                            });
-                        }
-                    }
-                }
-                Step::Gemm(g) => {
-                    // The product must not write where it reads.
-                    for v in [&g.a, &g.b] {
-                        if self.overlap(v.buffer, g.c.buffer) {
-                            return Err(ProgramError::Step {
-                                step: s,
-                                reason: format!(
-                                    "the product's output buffer {} overlaps its operand {}",
-                                    g.c.buffer, v.buffer
-                                ),
-                            });
-                        }
-                    }
-                    for (v, rows, cols) in [(&g.a, g.m, g.k), (&g.b, g.k, g.n), (&g.c, g.m, g.n)] {
-                        let b = buf(s, v.buffer, g.dtype)?;
-                        let (mut lo, mut hi) = (v.offset as i128, v.offset as i128);
-                        for (stride, ext) in [
-                            (v.row_stride, rows),
-                            (v.col_stride, cols),
-                            (v.batch_stride, g.batch),
-                        ] {
-                            let span = stride as i128 * (ext as i128 - 1);
-                            if span < 0 { lo += span } else { hi += span }
-                        }
-                        if rows == 0 || cols == 0 || g.batch == 0 || lo < 0 || hi >= b.len as i128 {
-                            return Err(ProgramError::Step {
-                                step: s,
-                                reason: format!("matrix view of buffer {} is outside it", v.buffer),
-                            });
-                        }
-                    }
-                }
-                Step::Library(l) => match l {
-                    LibraryStep::Im2Col {
-                        x,
-                        out,
-                        dtype,
-                        image,
-                        window,
-                    }
-                    | LibraryStep::Col2Im {
-                        cols: x,
-                        out,
-                        dtype,
-                        image,
-                        window,
-                    } => {
-                        let r = window.kernel.len();
-                        let ok = image.len() == r + 2
-                            && [
-                                &window.stride,
-                                &window.pad_low,
-                                &window.pad_high,
-                                &window.dilation,
-                                &window.out,
-                            ]
-                            .iter()
-                            .all(|v| v.len() == r);
-                        if !ok {
-                            return Err(ProgramError::Step {
-                                step: s,
-                                reason: "window rank mismatch".into(),
-                            });
-                        }
-                        let img: usize = image.iter().product();
-                        let cols = image[0]
-                            * image[1]
-                            * window.kernel.iter().product::<usize>()
-                            * window.out.iter().product::<usize>();
-                        let (nx, nout) = if matches!(l, LibraryStep::Im2Col { .. }) {
-                            (img, cols)
-                        } else {
-                            (cols, img)
-                        };
-                        need(s, *x, *dtype, nx)?;
-                        need(s, *out, *dtype, nout)?;
-                    }
-                    LibraryStep::Gather {
-                        data,
-                        indices,
-                        out,
-                        dtype,
-                        rows,
-                        row_len,
-                    } => {
-                        need(s, *data, *dtype, rows * row_len)?;
-                        let n = buf(s, *indices, DType::I32)?.len;
-                        need(s, *out, *dtype, n * row_len)?;
-                    }
-                    LibraryStep::ScatterAdd {
-                        updates,
-                        indices,
-                        out,
-                        dtype,
-                        rows,
-                        row_len,
-                    } => {
-                        let n = buf(s, *indices, DType::I32)?.len;
-                        need(s, *updates, *dtype, n * row_len)?;
-                        need(s, *out, *dtype, rows * row_len)?;
-                    }
-                    LibraryStep::Random {
-                        out,
-                        dtype,
-                        counter,
-                        ..
-                    } => {
-                        buf(s, *out, *dtype)?;
-                        if let Some(c) = counter {
-                            need(s, *c, DType::I32, 1)?;
-                        }
-                    }
-                    LibraryStep::ArgMax {
-                        x,
-                        out,
-                        dtype,
-                        outer,
-                        axis,
-                        inner,
-                    } => {
-                        need(s, *x, *dtype, outer * axis * inner)?;
-                        need(s, *out, DType::I32, outer * inner)?;
-                    }
-                    LibraryStep::Copy {
-                        src,
-                        dst,
-                        dtype,
-                        src_offset,
-                        dst_offset,
-                        len,
-                    } => {
-                        need(s, *src, *dtype, src_offset + len)?;
-                        need(s, *dst, *dtype, dst_offset + len)?;
-                    }
-                },
             }
         }
-        for (name, b) in &self.outputs {
-            if *b >= self.buffers.len() {
-                return Err(ProgramError::Buffer {
-                    buffer: *b,
-                    reason: format!("output {name:?} does not exist"),
+        k.validate()?;
+        // Stores to different buffers must not share memory (their order would decide the
+        // result).
+        let mut outs: Vec<usize> = k
+            .stores
+            .iter()
+            .filter_map(|st| k.args.get(st.access.arg).map(|a| a.buffer))
+            .collect();
+        outs.sort_unstable();
+        outs.dedup();
+        for (i, &x) in outs.iter().enumerate() {
+            if let Some(&y) = outs[i + 1..].iter().find(|&&y| self.program.overlap(x, y)) {
+                return Err(ProgramError::Step {
+                    step: self.step,
+                    reason: format!("its outputs, buffers {x} and {y}, overlap"),
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// A matrix product: views inside their buffers, the output apart from the operands.
+    fn gemm(&self, g: &GemmStep) -> Result<(), ProgramError> {
+        // The product must not write where it reads.
+        for v in [&g.a, &g.b] {
+            if self.program.overlap(v.buffer, g.c.buffer) {
+                return Err(ProgramError::Step {
+                    step: self.step,
+                    reason: format!(
+                        "the product's output buffer {} overlaps its operand {}",
+                        g.c.buffer, v.buffer
+                    ),
+                });
+            }
+        }
+        for (v, rows, cols) in [(&g.a, g.m, g.k), (&g.b, g.k, g.n), (&g.c, g.m, g.n)] {
+            let b = self.buf(v.buffer, g.dtype)?;
+            let (mut lo, mut hi) = (v.offset as i128, v.offset as i128);
+            for (stride, ext) in [
+                (v.row_stride, rows),
+                (v.col_stride, cols),
+                (v.batch_stride, g.batch),
+            ] {
+                let span = stride as i128 * (ext as i128 - 1);
+                if span < 0 { lo += span } else { hi += span }
+            }
+            if rows == 0 || cols == 0 || g.batch == 0 || lo < 0 || hi >= b.len as i128 {
+                return Err(ProgramError::Step {
+                    step: self.step,
+                    reason: format!("matrix view of buffer {} is outside it", v.buffer),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A library routine: its buffers hold what it reads and writes.
+    fn library(&self, l: &LibraryStep) -> Result<(), ProgramError> {
+        match l {
+            LibraryStep::Im2Col {
+                x,
+                out,
+                dtype,
+                image,
+                window,
+            }
+            | LibraryStep::Col2Im {
+                cols: x,
+                out,
+                dtype,
+                image,
+                window,
+            } => {
+                let r = window.kernel.len();
+                let ok = image.len() == r + 2
+                    && [
+                        &window.stride,
+                        &window.pad_low,
+                        &window.pad_high,
+                        &window.dilation,
+                        &window.out,
+                    ]
+                    .iter()
+                    .all(|v| v.len() == r);
+                if !ok {
+                    return Err(ProgramError::Step {
+                        step: self.step,
+                        reason: "window rank mismatch".into(),
+                    });
+                }
+                let img: usize = image.iter().product();
+                let cols = image[0]
+                    * image[1]
+                    * window.kernel.iter().product::<usize>()
+                    * window.out.iter().product::<usize>();
+                let (nx, nout) = if matches!(l, LibraryStep::Im2Col { .. }) {
+                    (img, cols)
+                } else {
+                    (cols, img)
+                };
+                self.need(*x, *dtype, nx)?;
+                self.need(*out, *dtype, nout)?;
+            }
+            LibraryStep::Gather {
+                data,
+                indices,
+                out,
+                dtype,
+                rows,
+                row_len,
+            } => {
+                self.need(*data, *dtype, rows * row_len)?;
+                let n = self.buf(*indices, DType::I32)?.len;
+                self.need(*out, *dtype, n * row_len)?;
+            }
+            LibraryStep::ScatterAdd {
+                updates,
+                indices,
+                out,
+                dtype,
+                rows,
+                row_len,
+            } => {
+                let n = self.buf(*indices, DType::I32)?.len;
+                self.need(*updates, *dtype, n * row_len)?;
+                self.need(*out, *dtype, rows * row_len)?;
+            }
+            LibraryStep::Random {
+                out,
+                dtype,
+                counter,
+                ..
+            } => {
+                self.buf(*out, *dtype)?;
+                if let Some(c) = counter {
+                    self.need(*c, DType::I32, 1)?;
+                }
+            }
+            LibraryStep::ArgMax {
+                x,
+                out,
+                dtype,
+                outer,
+                axis,
+                inner,
+            } => {
+                self.need(*x, *dtype, outer * axis * inner)?;
+                self.need(*out, DType::I32, outer * inner)?;
+            }
+            LibraryStep::Copy {
+                src,
+                dst,
+                dtype,
+                src_offset,
+                dst_offset,
+                len,
+            } => {
+                self.need(*src, *dtype, src_offset + len)?;
+                self.need(*dst, *dtype, dst_offset + len)?;
             }
         }
         Ok(())
