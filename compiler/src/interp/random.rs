@@ -4,8 +4,7 @@
 use super::InterpError;
 use super::element::{tensor, values};
 use crate::ir::TensorType;
-use xenon_runtime::cpu::library;
-use xenon_runtime::{DType, Tensor};
+use xenon_runtime::{DType, Tensor, rng};
 
 type Result<T> = std::result::Result<T, InterpError>;
 
@@ -16,10 +15,10 @@ fn counter(operands: &[&Tensor]) -> Result<u64> {
         None => None,
         Some(c) => values::<i32>(c)?.first().copied(),
     };
-    Ok(library::counter(c))
+    Ok(c.map_or(0, |c| c as i64 as u64))
 }
 
-/// A float tensor of type `ty` filled by the f32 or f64 routine.
+/// A float tensor of type `ty` filled by the f32 or f64 sampler.
 fn sampled(
     ty: &TensorType,
     fill32: impl FnOnce(&mut [f32]),
@@ -56,8 +55,17 @@ pub(super) fn uniform(
     let c = counter(operands)?;
     sampled(
         ty,
-        |o| library::uniform_f32(o, seed, c, low, high),
-        |o| library::uniform_f64(o, seed, c, low, high),
+        |o| {
+            let (lo, hi) = (low as f32, high as f32);
+            for (i, v) in o.iter_mut().enumerate() {
+                *v = lo + (hi - lo) * rng::uniform_f32(seed, c, i as u64);
+            }
+        },
+        |o| {
+            for (i, v) in o.iter_mut().enumerate() {
+                *v = low + (high - low) * rng::uniform_f64(seed, c, i as u64);
+            }
+        },
     )
 }
 
@@ -73,7 +81,15 @@ pub(super) fn normal(
     let c = counter(operands)?;
     sampled(
         ty,
-        |o| library::normal_f32(o, seed, c, mean, std),
-        |o| library::normal_f64(o, seed, c, mean, std),
+        |o| {
+            for (i, v) in o.iter_mut().enumerate() {
+                *v = (mean + std * rng::normal_f64(seed, c, i as u64)) as f32;
+            }
+        },
+        |o| {
+            for (i, v) in o.iter_mut().enumerate() {
+                *v = mean + std * rng::normal_f64(seed, c, i as u64);
+            }
+        },
     )
 }

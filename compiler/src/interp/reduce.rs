@@ -7,7 +7,6 @@ use super::layout::{offsets, strides};
 use crate::ir::{ReduceOp, TensorType};
 use num_traits::Zero;
 use xenon_runtime::Tensor;
-use xenon_runtime::cpu::library;
 
 type Result<T> = std::result::Result<T, InterpError>;
 
@@ -77,7 +76,21 @@ pub(super) fn argmax(axis: usize, x: &Tensor, ty: &TensorType) -> Result<Tensor>
     let shape = x.shape();
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
+    let len = shape[axis];
     let mut out = vec![0i32; outer * inner];
-    with_dtype!(x.dtype(), T => library::argmax::<T>(values::<T>(x)?, outer, shape[axis], inner, &mut out));
+    with_dtype!(x.dtype(), T => {
+        let xs = values::<T>(x)?;
+        let nan = |v: T| v.partial_cmp(&v).is_none();
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |k: usize| xs[(o * len + k) * inner + i];
+                // The first NaN, else the first maximum.
+                let best = (0..len).find(|&k| nan(at(k))).unwrap_or_else(|| {
+                    (1..len).fold(0, |b, k| if at(k) > at(b) { k } else { b })
+                });
+                out[o * inner + i] = best as i32;
+            }
+        }
+    });
     tensor(&ty.shape, out)
 }
