@@ -3,7 +3,8 @@
 //! The small part of Xenon that an application embeds: element types ([`DType`]), host
 //! tensors ([`Tensor`]), the counter-based random streams ([`rng`]) that every backend
 //! reproduces bit for bit, compiled programs ([`program`], [`kernel`]), what a run of one
-//! takes and reports on any backend ([`exec`]: feeds, errors, profiles) and the CPU executor
+//! takes and reports on any backend ([`exec`]: feeds, errors, profiles), the [`library`]
+//! routines for the ops that are not affine loops, and the CPU executor
 //! ([`cpu`]) with Xenon's GEMM ([`cpu::gemm`]: AVX-512, AVX2 + FMA or portable code, chosen
 //! at run time). Nothing here depends on the compiler.
 //!
@@ -19,6 +20,7 @@ pub mod cpu;
 pub mod dtype;
 pub mod exec;
 pub mod kernel;
+pub mod library;
 pub mod ops;
 pub mod program;
 pub mod rng;

@@ -14,10 +14,10 @@
 //! results are bit-identical for every thread count.
 
 pub mod gemm;
-pub mod library;
 
 use crate::exec::{ExecError, StepTimes};
 use crate::kernel::{self, Memory, Scalar};
+use crate::library;
 use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
 use crate::{DType, Tensor, TensorData};
 use std::any::Any;

@@ -1,8 +1,7 @@
-//! The runtime library: the ops that are not loops over affine accesses, on typed slices.
-//!
-//! These routines define the meaning of `im2col`, `col2im`, `gather`, `scatter_add`, the
-//! random ops and `argmax` for every backend: the reference interpreter and the CPU
-//! executor both call them.
+//! The runtime library: the ops that are not loops over affine accesses, on typed slices
+//! (`im2col`, `col2im`, `gather`, `scatter_add`, the random ops and `argmax`), for any
+//! backend's host side (the CPU executor calls them). The reference interpreter has its
+//! own plain versions, and the parity tests compare the two.
 
 use crate::program::WindowSpec;
 use crate::rng;
