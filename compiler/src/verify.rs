@@ -57,9 +57,18 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// The largest relative error over the outputs (0 for none).
+    /// The largest relative error over the outputs (0 for none; NaN when one is NaN).
     pub fn worst(&self) -> f64 {
-        self.outputs.iter().map(|o| o.relative).fold(0.0, f64::max)
+        self.outputs.iter().map(|o| o.relative).fold(0.0, nan_max)
+    }
+}
+
+/// The larger of `a` and `b`, NaN counting as the largest (`f64::max` would drop it).
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
     }
 }
 
@@ -153,10 +162,7 @@ fn error(name: &str, got: &Tensor, want: &Tensor) -> OutputError {
         g.iter()
             .zip(&w)
             .map(|(a, b)| if a == b { 0.0 } else { (a - b).abs() })
-            .fold(
-                0.0,
-                |m: f64, d| if d.is_nan() { f64::NAN } else { m.max(d) },
-            )
+            .fold(0.0, nan_max)
     } else {
         f64::INFINITY
     };

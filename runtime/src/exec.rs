@@ -79,8 +79,8 @@ pub struct StepTimes {
 /// The first element of `t` that is NaN or infinite, if any.
 pub fn first_non_finite(t: &Tensor) -> Option<usize> {
     match t.data() {
-        crate::TensorData::F32(v) => v.iter().position(|x| !x.is_finite()),
-        crate::TensorData::F64(v) => v.iter().position(|x| !x.is_finite()),
+        crate::TensorData::F32(v) => crate::tensor::first_non_finite_f32(v),
+        crate::TensorData::F64(v) => crate::tensor::first_non_finite_f64(v),
         crate::TensorData::I32(_) => None,
     }
 }

@@ -93,6 +93,25 @@ pub fn all_finite_f32(v: &[f32]) -> bool {
     })
 }
 
+/// The first element of `v` that is NaN or infinite, if any (the branch-free
+/// [`all_finite_f32`] scan first; the position is looked for only when there is one).
+pub fn first_non_finite_f32(v: &[f32]) -> Option<usize> {
+    if all_finite_f32(v) {
+        None
+    } else {
+        v.iter().position(|x| !x.is_finite())
+    }
+}
+
+/// The f64 version of [`first_non_finite_f32`].
+pub fn first_non_finite_f64(v: &[f64]) -> Option<usize> {
+    if all_finite_f64(v) {
+        None
+    } else {
+        v.iter().position(|x| !x.is_finite())
+    }
+}
+
 /// The f64 version of [`all_finite_f32`].
 pub fn all_finite_f64(v: &[f64]) -> bool {
     const EXP: u64 = 0x7ff0_0000_0000_0000;

@@ -281,38 +281,21 @@ impl CpuExecutor {
                 let b = &self.program.buffers[*id];
                 // SAFETY: the buffer holds b.len elements of b.dtype (validated, or a spare
                 // of that size).
-                let finite =
-                    unsafe {
-                        match b.dtype {
-                            DType::F32 => crate::tensor::all_finite_f32(
-                                std::slice::from_raw_parts(ptrs[*id] as *const f32, b.len),
-                            ),
-                            DType::F64 => crate::tensor::all_finite_f64(
-                                std::slice::from_raw_parts(ptrs[*id] as *const f64, b.len),
-                            ),
-                            DType::I32 => true,
-                        }
-                    };
-                if !finite {
-                    // SAFETY: as above.
-                    let element = unsafe {
-                        match b.dtype {
-                            DType::F32 => {
-                                std::slice::from_raw_parts(ptrs[*id] as *const f32, b.len)
-                                    .iter()
-                                    .position(|x| !x.is_finite())
-                            }
-                            DType::F64 => {
-                                std::slice::from_raw_parts(ptrs[*id] as *const f64, b.len)
-                                    .iter()
-                                    .position(|x| !x.is_finite())
-                            }
-                            DType::I32 => None,
-                        }
-                    };
+                let bad = unsafe {
+                    match b.dtype {
+                        DType::F32 => crate::tensor::first_non_finite_f32(
+                            std::slice::from_raw_parts(ptrs[*id] as *const f32, b.len),
+                        ),
+                        DType::F64 => crate::tensor::first_non_finite_f64(
+                            std::slice::from_raw_parts(ptrs[*id] as *const f64, b.len),
+                        ),
+                        DType::I32 => None,
+                    }
+                };
+                if let Some(element) = bad {
                     return Err(ExecError::NonFinite {
                         output: name.clone(),
-                        element: element.unwrap_or(0),
+                        element,
                     });
                 }
             }

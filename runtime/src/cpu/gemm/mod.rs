@@ -94,16 +94,12 @@ struct Cost {
     mr: usize,
     /// [`Kernels::pack_a_cols`].
     pack_a_cols: Option<usize>,
-    /// A's strides along `m` and `k`, in elements, and the element size in bytes.
-    a_m_stride: isize,
-    a_k_stride: isize,
+    /// A's and B's (row, column) strides in elements, and the element size in bytes.
+    a: (isize, isize),
+    b: (isize, isize),
     elem_bytes: usize,
-    /// How B is packed: read in place ([`b_in_place`]), by vector copies, or gathered.
-    b_in_place: bool,
-    b_copied: bool,
-    /// Whether B's rows, or its columns, are contiguous.
-    b_copied_rows: bool,
-    b_k_contiguous: bool,
+    /// Whether the path has a transposing copy for packing ([`Kernels::transpose`]).
+    transpose: bool,
     c_unit_stride: bool,
 }
 
@@ -121,28 +117,27 @@ impl Cost {
         if !self.c_unit_stride {
             cost += (self.rows * self.cols) as f64 * STRIDED_STORE_COST;
         }
+        let (a_m, a_k) = self.a;
+        let (b_k, b_n) = self.b;
         if self.rows < self.mr {
             // The small-m path packs nothing; with B contiguous along k it takes dot
             // products (a horizontal sum per element of C, A's rows copied contiguous when
             // they are not).
-            if !self.b_copied_rows && self.b_k_contiguous {
+            if b_n != 1 && b_k == 1 {
                 cost += (self.rows * self.cols) as f64 * DOT_SUM_COST;
-                if self.a_k_stride != 1 {
+                if a_k != 1 {
                     cost += (self.rows * self.k) as f64 * PACK_GATHER_COST;
                 }
             }
             return cost;
         }
-        if !self.b_in_place {
-            cost += (self.k * self.cols) as f64 * per(self.b_copied);
+        // B is read in place, packed by vector copies (rows contiguous, or columns with the
+        // path's transposing copy), or gathered.
+        if !b_in_place(b_k, b_n, self.elem_bytes) {
+            cost += (self.k * self.cols) as f64 * per(b_n == 1 || (b_k == 1 && self.transpose));
         }
-        if packs_a(
-            self.cols,
-            self.pack_a_cols,
-            self.a_k_stride,
-            self.elem_bytes,
-        ) {
-            cost += (self.rows * self.k) as f64 * per(self.a_m_stride == 1);
+        if packs_a(self.cols, self.pack_a_cols, a_k, self.elem_bytes) {
+            cost += (self.rows * self.k) as f64 * per(a_m == 1);
         }
         cost
     }
@@ -463,13 +458,10 @@ pub unsafe fn gemm_with<T: Element>(
                 unit: kern.unit,
                 mr: kern.mr,
                 pack_a_cols: kern.pack_a_cols,
-                a_m_stride: a.rs,
-                a_k_stride: a.cs,
+                a: (a.rs, a.cs),
+                b: (b.rs, b.cs),
                 elem_bytes: size_of::<T>(),
-                b_in_place: b_in_place(b, size_of::<T>()),
-                b_copied: b.cs == 1 || (b.rs == 1 && kern.transpose.is_some()),
-                b_copied_rows: b.cs == 1,
-                b_k_contiguous: b.rs == 1,
+                transpose: kern.transpose.is_some(),
                 c_unit_stride: c_unit,
             }
             .estimate()
@@ -654,7 +646,7 @@ unsafe fn blocked<T: Element>(
     c: MatMut<T>,
     accumulate: bool,
     par: Option<Parallel<'_>>,
-    reuse: Option<Reuse<'_>>,
+    mut reuse: Option<Reuse<'_>>,
 ) {
     let (mr, nr) = (kern.mr, kern.nr);
     let nc_max = NC.min(n.div_ceil(nr) * nr);
@@ -671,14 +663,13 @@ unsafe fn blocked<T: Element>(
         cs: b.cs,
         elem_bytes: size_of::<T>(),
     };
-    let (in_place, mut reuse) = match reuse {
-        Some(r) => (false, Some(r)),
-        None => (b_in_place(b, size_of::<T>()), None),
-    };
-    let mut fresh = true;
+    let in_place = reuse.is_none() && b_in_place(b.rs, b.cs, size_of::<T>());
+    // Whether B must be packed now (always, unless a kept packing is still valid).
+    let fresh = reuse
+        .as_ref()
+        .is_none_or(|r| r.pack.valid != Some((r.stamp, layout)));
     let mut buf = match reuse.as_mut() {
         Some(r) => {
-            fresh = r.pack.valid != Some((r.stamp, layout));
             let total = n.div_ceil(nc_max) * nc_max.div_ceil(nr) * nr * k;
             let mut buf = std::mem::take(&mut r.pack.buf);
             let lines = (total * size_of::<T>()).div_ceil(64);
@@ -825,6 +816,6 @@ unsafe fn blocked<T: Element>(
 /// Whether the blocked product reads B in place instead of packing it: when its rows are
 /// contiguous and close together (at most [`IN_PLACE_B_ROW_BYTES`] apart, so that a panel's
 /// rows neither cross a page per step nor crowd into few cache sets).
-fn b_in_place<T>(b: MatRef<T>, elem_bytes: usize) -> bool {
-    b.cs == 1 && b.rs >= 0 && b.rs.unsigned_abs() * elem_bytes <= IN_PLACE_B_ROW_BYTES
+fn b_in_place(rs: isize, cs: isize, elem_bytes: usize) -> bool {
+    cs == 1 && rs >= 0 && rs.unsigned_abs() * elem_bytes <= IN_PLACE_B_ROW_BYTES
 }
