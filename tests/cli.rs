@@ -236,15 +236,29 @@ fn verify_prints_the_error_of_each_output_against_the_interpreter() {
     assert!(o.status.success(), "{}", stderr(&o));
     let lines = json_lines(&o);
     let verify: Vec<_> = lines.iter().filter(|l| l["event"] == "verify").collect();
-    assert_eq!(verify.len(), 2, "{lines:?}");
-    let step = &verify[0]["outputs"];
-    for name in ["cost", "new/Linear_0/W"] {
-        let rel = step[name]["relative"].as_f64().unwrap();
-        assert!(rel <= 1e-5, "{name}: {rel}");
+    // The training step's optimized graph and program, then the evaluation's program.
+    let stages: Vec<_> = verify
+        .iter()
+        .map(|v| (v["program"].as_u64().unwrap(), v["stage"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        stages,
+        [(0, "optimized"), (0, "compiled"), (1, "compiled")],
+        "{lines:?}"
+    );
+    for step in [&verify[0]["outputs"], &verify[1]["outputs"]] {
+        for name in ["cost", "new/Linear_0/W"] {
+            let rel = step[name]["relative"].as_f64().unwrap();
+            assert!(rel <= 1e-5, "{name}: {rel}");
+        }
     }
     let text = xenon(&["train", p.to_str().unwrap(), "--epochs", "1", "--verify"]);
     assert!(text.status.success(), "{}", stderr(&text));
     assert!(stdout(&text).contains("verify: program 0 on cpu against the interpreter"));
+    assert!(
+        stdout(&text)
+            .contains("verify: program 0 optimized graph on interp against the interpreter")
+    );
 }
 
 #[test]

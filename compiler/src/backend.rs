@@ -8,10 +8,12 @@
 use crate::codegen::cpu::{CompiledKernels, CpuOptions};
 use crate::interp::{self, Feeds, InterpError};
 use crate::ir::Graph;
+use crate::lower::Lowered;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use xenon_runtime::Tensor;
-use xenon_runtime::cpu::gemm::Isa;
+/// The CPU GEMM instruction-set paths a [`Cpu`] backend can take (see [`BackendOptions::isa`]).
+pub use xenon_runtime::cpu::gemm::Isa;
 use xenon_runtime::exec::{ExecError, StepTimes, first_non_finite};
 use xenon_runtime::kernel::LoopKernel;
 use xenon_runtime::program::Step;
@@ -101,8 +103,15 @@ pub trait Executable: Send {
 pub trait Backend: Send + Sync {
     /// The name used on the command line (`interp`, `cpu`, `opencl`).
     fn name(&self) -> &'static str;
-    /// Compiles `graph`.
+    /// Compiles `graph` (lowering it first, where the backend lowers).
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError>;
+
+    /// The runtime program this backend lowers `graph` to (the pipeline's
+    /// [`Stage::Lowered`](crate::pipeline::Stage::Lowered), for dumps), or `None` for a
+    /// backend that runs graphs without lowering them (default).
+    fn lower(&self, _graph: &Graph) -> Result<Option<Lowered>, BackendError> {
+        Ok(None)
+    }
 }
 
 /// The reference interpreter as a backend: "compiling" keeps a copy of the graph.
@@ -231,12 +240,19 @@ impl Executable for CpuProgram {
 }
 
 impl Cpu {
+    fn lowered(&self, graph: &Graph) -> Result<Lowered, BackendError> {
+        crate::lower::lower(graph).map_err(|e| BackendError::Unsupported {
+            backend: "cpu",
+            reason: e.to_string(),
+        })
+    }
+
     fn build(&self, graph: &Graph) -> Result<CompiledProgram, BackendError> {
         let unsupported = |reason: String| BackendError::Unsupported {
             backend: "cpu",
             reason,
         };
-        let lowered = crate::lower::lower(graph).map_err(|e| unsupported(e.to_string()))?;
+        let lowered = self.lowered(graph)?;
         let loops: Vec<&LoopKernel> = lowered
             .program
             .steps
@@ -273,6 +289,10 @@ impl Cpu {
 impl Backend for Cpu {
     fn name(&self) -> &'static str {
         "cpu"
+    }
+
+    fn lower(&self, graph: &Graph) -> Result<Option<Lowered>, BackendError> {
+        self.lowered(graph).map(Some)
     }
 
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError> {

@@ -29,4 +29,5 @@ pub mod interp;
 pub mod ir;
 pub mod lower;
 pub mod opt;
+pub mod pipeline;
 pub mod verify;

@@ -1,56 +1,70 @@
-//! Verify mode: a [`Backend`] wrapper whose executables run the reference interpreter
-//! beside their first run and record, per output, how far the compiled result is from it.
+//! Verify mode: a pipeline [`Hook`] whose executables run the reference interpreter beside
+//! their first run and record, per output, how far each later stage is from the graph
+//! before optimization (the autodiff graph when training): the optimized graph on the
+//! interpreter (what the e-graph rewrites changed) and the backend's executable (what
+//! lowering and code generation changed).
 //!
-//! The error of an output is normwise: `max |compiled − reference| / max |reference|`
-//! over its elements (the largest absolute error relative to the output's scale, so
-//! elements near zero do not inflate it). An update written back in place (see
+//! The error of an output is normwise: `max |got − reference| / max |reference|` over its
+//! elements (the largest absolute error relative to the output's scale, so elements near
+//! zero do not inflate it). An update written back in place (see
 //! [`Graph::set_update`](crate::ir::Graph::set_update)) is compared through the feed it
 //! updated.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use xenon_compiler::backend::{Backend, Cpu};
+//! use xenon_compiler::backend::Cpu;
 //! use xenon_compiler::ir::{DType, Graph};
-//! use xenon_compiler::verify::Verifying;
+//! use xenon_compiler::pipeline::{Pipeline, Request, Stage};
+//! use xenon_compiler::verify::Verify;
 //! use xenon_runtime::Tensor;
 //!
 //! let mut g = Graph::new();
 //! let x = g.input("x", DType::F32, &[4]).unwrap();
 //! let y = g.exp(x).unwrap();
 //! g.set_output("y", y).unwrap();
-//! let checked = Arc::new(Verifying::new(Arc::new(Cpu::with_threads(1))));
-//! let mut exe = checked.compile(&g).unwrap();
+//! let verify = Arc::new(Verify::new());
+//! let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(1))).with_hook(verify.clone());
+//! let mut exe = pipeline.compile(Request::new(g)).unwrap();
 //! let x = Tensor::from_f32(vec![4], vec![0.0, 1.0, -2.0, 3.5]).unwrap();
 //! exe.run(&[("x".to_string(), x)].into_iter().collect()).unwrap();
-//! let report = &checked.reports()[0];
-//! assert_eq!(report.outputs[0].name, "y");
-//! assert!(report.outputs[0].relative <= 1e-5);
+//! let reports = verify.reports();
+//! assert_eq!(reports.len(), 2); // the optimized graph, then the compiled program
+//! assert_eq!(reports[1].stage, Stage::Compiled);
+//! assert_eq!(reports[1].outputs[0].name, "y");
+//! assert!(reports[1].outputs[0].relative <= 1e-5);
 //! ```
 
-use crate::backend::{Backend, BackendError, Executable};
+use crate::backend::{BackendError, Executable};
 use crate::interp::{self, Feeds};
 use crate::ir::Graph;
+use crate::pipeline::{Hook, Stage, Trace};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use xenon_runtime::Tensor;
 use xenon_runtime::exec::StepTimes;
 
-/// How far one output of a compiled run is from the reference interpreter's.
+/// How far one output of a stage is from the reference interpreter's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputError {
     /// The output's name.
     pub name: String,
-    /// `max |compiled − reference|` over the elements.
+    /// `max |got − reference|` over the elements.
     pub max_abs: f64,
     /// `max_abs / max |reference|` (0 when both are all zero; infinite when only the
     /// reference is).
     pub relative: f64,
 }
 
-/// The comparison of one compiled program's first run with the interpreter.
+/// One stage of one compiled program, on its first run, against the interpreter on the
+/// graph before optimization.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifyReport {
-    /// The backend checked.
+    /// The program: 0 for the first one compiled with this hook, and so on.
+    pub program: usize,
+    /// What was checked: [`Stage::Optimized`] (the optimized graph, interpreted) or
+    /// [`Stage::Compiled`] (the backend's executable).
+    pub stage: Stage,
+    /// What ran the checked stage (`interp` for the optimized graph, else the backend).
     pub backend: &'static str,
     /// Every output, by name.
     pub outputs: Vec<OutputError>,
@@ -72,23 +86,22 @@ fn nan_max(a: f64, b: f64) -> f64 {
     }
 }
 
-/// A backend whose executables check their first run against the reference interpreter;
-/// [`Verifying::reports`] lists what they found, in the order the runs happened.
-pub struct Verifying {
-    inner: Arc<dyn Backend>,
+/// The verify hook; [`Verify::reports`] lists what the executables it wrapped found, in
+/// the order their first runs happened.
+#[derive(Default)]
+pub struct Verify {
     reports: Arc<Mutex<Vec<VerifyReport>>>,
+    programs: Mutex<usize>,
 }
 
-impl Verifying {
-    /// Checks the executables `inner` compiles.
-    pub fn new(inner: Arc<dyn Backend>) -> Verifying {
-        Verifying {
-            inner,
-            reports: Arc::default(),
-        }
+impl Verify {
+    /// A verifier with no reports yet.
+    pub fn new() -> Verify {
+        Verify::default()
     }
 
-    /// The reports so far, one per compiled program that has run.
+    /// The reports so far: per program that has run, the optimized graph (when the
+    /// optimizer ran) and then the executable.
     pub fn reports(&self) -> Vec<VerifyReport> {
         self.reports
             .lock()
@@ -97,34 +110,40 @@ impl Verifying {
     }
 }
 
-impl Backend for Verifying {
-    fn name(&self) -> &'static str {
-        self.inner.name()
+impl Hook for Verify {
+    fn wants(&self, _stage: Stage) -> bool {
+        false
     }
 
-    fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError> {
-        Ok(Box::new(Verified {
-            inner: self.inner.compile(graph)?,
-            graph: graph.clone(),
-            backend: self.inner.name(),
+    fn wrap(&self, inner: Box<dyn Executable>, trace: &Trace) -> Box<dyn Executable> {
+        let mut n = self.programs.lock().unwrap_or_else(PoisonError::into_inner);
+        *n += 1;
+        Box::new(Verified {
+            inner,
+            program: *n - 1,
+            reference: trace.reference().clone(),
+            optimized: trace.graph(Stage::Optimized).cloned(),
+            backend: trace.backend,
             pending: true,
             reports: self.reports.clone(),
-        }))
+        })
     }
 }
 
 /// An executable that checks its first run.
 struct Verified {
     inner: Box<dyn Executable>,
-    graph: Graph,
+    program: usize,
+    reference: Graph,
+    optimized: Option<Graph>,
     backend: &'static str,
     pending: bool,
     reports: Arc<Mutex<Vec<VerifyReport>>>,
 }
 
 impl Verified {
-    /// Runs the interpreter on `before` and records the errors of `out` (and of the
-    /// updates written back into `after`).
+    /// Runs the interpreter on `before` and records the errors of the optimized graph and
+    /// of `out` (with the updates written back into `after`).
     fn check(
         &mut self,
         before: &Feeds,
@@ -132,25 +151,46 @@ impl Verified {
         after: Option<&Feeds>,
     ) -> Result<(), BackendError> {
         self.pending = false;
-        let reference = interp::run(&self.graph, before)?;
+        let reference = interp::run(&self.reference, before)?;
+        let mut reports = Vec::new();
+        if let Some(g) = &self.optimized {
+            let got = interp::run(g, before)?;
+            reports.push(self.report(Stage::Optimized, "interp", &reference, &got, None));
+        }
+        reports.push(self.report(Stage::Compiled, self.backend, &reference, out, after));
+        self.reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(reports);
+        Ok(())
+    }
+
+    /// The errors of `out` (outputs missing there are looked up as the feeds of `after`
+    /// they updated) against `reference`.
+    fn report(
+        &self,
+        stage: Stage,
+        backend: &'static str,
+        reference: &HashMap<String, Tensor>,
+        out: &HashMap<String, Tensor>,
+        after: Option<&Feeds>,
+    ) -> VerifyReport {
         let mut outputs: Vec<OutputError> = reference
             .iter()
             .filter_map(|(name, want)| {
                 let got = out
                     .get(name)
-                    .or_else(|| after?.get(self.graph.update_of(name)?))?;
+                    .or_else(|| after?.get(self.reference.update_of(name)?))?;
                 Some(error(name, got, want))
             })
             .collect();
         outputs.sort_by(|a, b| a.name.cmp(&b.name));
-        self.reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(VerifyReport {
-                backend: self.backend,
-                outputs,
-            });
-        Ok(())
+        VerifyReport {
+            program: self.program,
+            stage,
+            backend,
+            outputs,
+        }
     }
 }
 

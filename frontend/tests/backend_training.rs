@@ -2,10 +2,10 @@
 //! within 1e-5 relative, and the CPU backend gives bit-identical results on 1 and 2 threads.
 
 use std::sync::Arc;
+use xenon_compiler::backend::Isa;
 use xenon_compiler::backend::{Backend, Cpu, Interpreter};
 use xenon_frontend::prelude::*;
 use xenon_runtime::Tensor;
-use xenon_runtime::cpu::gemm::Isa;
 
 fn mnist_mlp() -> Sequential {
     let init = Initializer::Gaussian {
@@ -123,7 +123,8 @@ fn one_and_two_threads_are_bit_identical() {
 /// stored over the live result).
 #[test]
 fn every_cost_matches_the_interpreter() {
-    use xenon_compiler::verify::Verifying;
+    use xenon_compiler::pipeline::{Pipeline, Stage};
+    use xenon_compiler::verify::Verify;
     let mnist = Mnist::bundled().unwrap();
     let n = 32;
     let f = mnist.train.n_features();
@@ -177,22 +178,28 @@ fn every_cost_matches_the_interpreter() {
                     name: None,
                 },
             ]);
-            let verifier = Arc::new(Verifying::new(Arc::new(Cpu::with_threads(1))));
+            let verifier = Arc::new(Verify::new());
+            let pipeline =
+                Pipeline::new(Arc::new(Cpu::with_threads(1))).with_hook(verifier.clone());
             let mut m = Model::new(layers, &[1, 28, 28], 3)
                 .unwrap()
-                .with_backend(verifier.clone());
+                .with_pipeline(pipeline);
             let mut it = BatchIterator::new(&part, BatchOptions::new(n)).unwrap();
             m.fit(&mut it, cost, &Optimizer::gdm(0.1, 0.9), 1, &mut [])
                 .unwrap();
             let reports = verifier.reports();
-            assert_eq!(reports.len(), 1);
-            for o in &reports[0].outputs {
-                assert!(
-                    o.relative <= 1e-5,
-                    "{cost:?} after {last:?}: {} is {:e} from the interpreter",
-                    o.name,
-                    o.relative
-                );
+            let stages: Vec<_> = reports.iter().map(|r| r.stage).collect();
+            assert_eq!(stages, [Stage::Optimized, Stage::Compiled]);
+            for r in &reports {
+                for o in &r.outputs {
+                    assert!(
+                        o.relative <= 1e-5,
+                        "{cost:?} after {last:?}: {} ({}) is {:e} from the interpreter",
+                        o.name,
+                        r.stage,
+                        o.relative
+                    );
+                }
             }
         }
     }

@@ -1,12 +1,14 @@
 //! Verify mode on every example model in `examples/models/`: one training step and one
-//! evaluation, compiled on the CPU backend, each output within 1e-5 (relative, normwise)
-//! of the reference interpreter.
+//! evaluation, compiled on the CPU backend, each output of the optimized graph and of the
+//! compiled program within 1e-5 (relative, normwise) of the reference interpreter on the
+//! graph before optimization.
 
 mod common;
 use common::example_models;
 use std::sync::Arc;
 use xenon_compiler::backend::Cpu;
-use xenon_compiler::verify::Verifying;
+use xenon_compiler::pipeline::{Pipeline, Stage};
+use xenon_compiler::verify::Verify;
 use xenon_frontend::data::Dataset;
 use xenon_frontend::model_file::ModelFile;
 use xenon_frontend::prelude::*;
@@ -27,10 +29,11 @@ fn every_example_model_matches_the_interpreter() {
     .unwrap();
     for path in example_models() {
         let file = ModelFile::load(&path).unwrap();
-        let verifier = Arc::new(Verifying::new(Arc::new(Cpu::with_threads(2))));
+        let verifier = Arc::new(Verify::new());
+        let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(2))).with_hook(verifier.clone());
         let mut model = Model::new(file.layers.clone(), &small.feature_shape, 0)
             .unwrap()
-            .with_backend(verifier.clone());
+            .with_pipeline(pipeline);
         let optimizer = file
             .optimizer
             .clone()
@@ -43,7 +46,19 @@ fn every_example_model_matches_the_interpreter() {
             .eval(&small, n, &[Metric::Misclassification { steps: 1 }])
             .unwrap();
         let reports = verifier.reports();
-        assert_eq!(reports.len(), 2, "{}: {reports:?}", path.display());
+        // The training step: its optimized graph and its program; the evaluation (compiled
+        // without the optimizer): its program.
+        let stages: Vec<_> = reports.iter().map(|r| (r.program, r.stage)).collect();
+        assert_eq!(
+            stages,
+            [
+                (0, Stage::Optimized),
+                (0, Stage::Compiled),
+                (1, Stage::Compiled)
+            ],
+            "{}",
+            path.display()
+        );
         for r in &reports {
             assert!(!r.outputs.is_empty(), "{}", path.display());
             for o in &r.outputs {

@@ -4,7 +4,7 @@
 //! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
 //! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
-use super::common::{backend, dataset_shape, load_model_file, report_verify, verifying};
+use super::common::{backend, dataset_shape, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -96,9 +96,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         .optimizer
         .clone()
         .context("the model file has no optimizer")?;
-    let (be, verifier) = verifying(backend(&a.backend, a.threads, a.isa)?, a.verify);
+    let (pipeline, verifier) = pipeline(backend(&a.backend, a.threads, a.isa)?, a.verify);
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
-    let model = Model::new(file.layers.clone(), &input_shape, 0)?;
+    let model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
+    let backend_name = model.backend_name();
     let b = a.batch.max(1);
 
     let mut x_shape = vec![b];
@@ -128,10 +129,9 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
 
     let compile_start = Instant::now();
-    let train_graph = model.optimized_train_graph(b, nclass, &file.cost, &optimizer)?;
-    let mut train = be.compile(&train_graph)?;
+    let mut train = model.compile_train_step(b, nclass, &file.cost, &optimizer)?;
     let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
-    let mut infer = be.compile(&model.inference_graph(b)?)?;
+    let mut infer = model.compile_inference(b)?;
 
     // Warm up, then size the repetitions to about one second.
     let first = Instant::now();
@@ -189,11 +189,11 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         .filter(|g| *g > 0.0)
         .map(|g| gemm_flops as f64 / g / 1e3);
     // The peak of one core on this path, measured now (about 0.3 s).
-    let peak_gflops = (be.name() == "cpu").then(|| peak_gflops_f32(isa, 300));
-    let isa_name = (be.name() == "cpu").then(|| isa.name());
+    let peak_gflops = (backend_name == "cpu").then(|| peak_gflops_f32(isa, 300));
+    let isa_name = (backend_name == "cpu").then(|| isa.name());
     if a.json {
         let mut doc = json!({
-                "model": a.model.display().to_string(), "backend": be.name(), "batch": b, "threads": threads, "reps": reps,
+                "model": a.model.display().to_string(), "backend": backend_name, "batch": b, "threads": threads, "reps": reps,
                 "train_step_us_median": tm, "train_step_us_min": tmin, "train_step_us_max": tmax,
                 "infer_us_median": im, "infer_us_min": imin, "infer_us_max": imax,
                 "gemm_us_median": gemm, "kernels_us_median": loops, "compile_ms": compile_ms, "machine": machine(),
@@ -216,7 +216,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         println!(
             "{} on {}{} ({} thread(s)), batch {b}, {reps} repetitions, {}",
             a.model.display(),
-            be.name(),
+            backend_name,
             isa_name.map_or(String::new(), |i| format!(" (GEMM path {i})")),
             threads,
             machine()

@@ -3,11 +3,12 @@
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use xenon_compiler::backend::Isa;
 use xenon_compiler::backend::{Backend, BackendOptions};
-use xenon_compiler::verify::Verifying;
+use xenon_compiler::pipeline::{Pipeline, Stage};
+use xenon_compiler::verify::Verify;
 use xenon_frontend::data::Mnist;
 use xenon_frontend::model_file::ModelFile;
-use xenon_runtime::cpu::gemm::Isa;
 
 /// Loads a model file, naming it in the error.
 pub fn load_model_file(path: &Path) -> anyhow::Result<ModelFile> {
@@ -52,26 +53,28 @@ pub fn backend(
 /// run and the reference interpreter.
 pub const VERIFY_TOLERANCE: f64 = 1e-5;
 
-/// `be` in verify mode when `on` (see [`xenon_compiler::verify`]): the backend to compile
-/// with and, when verifying, the verifier whose reports [`report_verify`] prints.
-pub fn verifying(be: Arc<dyn Backend>, on: bool) -> (Arc<dyn Backend>, Option<Arc<Verifying>>) {
-    if !on {
-        return (be, None);
+/// The pipeline compiling with `be`, in verify mode when `verify` (see
+/// [`xenon_compiler::verify`]): with, when verifying, the hook whose reports
+/// [`report_verify`] prints.
+pub fn pipeline(be: Arc<dyn Backend>, verify: bool) -> (Pipeline, Option<Arc<Verify>>) {
+    let pipeline = Pipeline::new(be);
+    if !verify {
+        return (pipeline, None);
     }
-    let v = Arc::new(Verifying::new(be));
-    (v.clone(), Some(v))
+    let v = Arc::new(Verify::new());
+    (pipeline.with_hook(v.clone()), Some(v))
 }
 
-/// Prints what verify mode found (one line per program and output, or one JSON object
-/// per program with `--json`); an error when an output is further from the interpreter
-/// than [`VERIFY_TOLERANCE`].
-pub fn report_verify(v: Option<&Arc<Verifying>>, json: bool) -> anyhow::Result<()> {
+/// Prints what verify mode found (one line per program, stage and output, or one JSON
+/// object per program and stage with `--json`); an error when an output is further from
+/// the interpreter than [`VERIFY_TOLERANCE`].
+pub fn report_verify(v: Option<&Arc<Verify>>, json: bool) -> anyhow::Result<()> {
     let Some(v) = v else { return Ok(()) };
     let reports = v.reports();
     if reports.is_empty() {
         bail!("--verify: no compiled program ran");
     }
-    for (i, r) in reports.iter().enumerate() {
+    for r in &reports {
         if json {
             let outputs: serde_json::Map<String, serde_json::Value> = r
                 .outputs
@@ -85,13 +88,18 @@ pub fn report_verify(v: Option<&Arc<Verifying>>, json: bool) -> anyhow::Result<(
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({"event": "verify", "program": i, "backend": r.backend,
-                                   "worst_relative": r.worst(), "outputs": outputs})
+                serde_json::json!({"event": "verify", "program": r.program, "stage": r.stage.name(),
+                                   "backend": r.backend, "worst_relative": r.worst(), "outputs": outputs})
             );
         } else {
+            // The optimized graph runs on the interpreter; the compiled stage on the backend.
+            let what = match r.stage {
+                Stage::Compiled => format!("on {}", r.backend),
+                stage => format!("{stage} graph on {}", r.backend),
+            };
             println!(
-                "verify: program {i} on {} against the interpreter, largest relative error {:.2e}",
-                r.backend,
+                "verify: program {} {what} against the interpreter, largest relative error {:.2e}",
+                r.program,
                 r.worst()
             );
             for o in &r.outputs {

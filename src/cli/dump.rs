@@ -12,7 +12,8 @@
 //! - `schedule`: the program's steps in order with the buffers they read and write, the
 //!   buffer plan (arena offsets) and its size against the naive sum.
 //!
-//! The formats are described in `xenon_compiler::opt::dump`. Without `--timings` the
+//! Each is the [`Dump`] hook of the compile pipeline (`xenon_compiler::pipeline`) on that
+//! stage. The formats are described in `xenon_compiler::opt::dump`. Without `--timings` the
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
 //! times. Render DOT with `dot -Tsvg out.dot -o out.svg`.
 
@@ -20,9 +21,13 @@ use super::common::{dataset_shape, load_model_file};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-use xenon_compiler::lower::{self, dump as ldump};
-use xenon_compiler::opt::{self, OptConfig, dump};
+use xenon_compiler::backend::Cpu;
+use xenon_compiler::opt::OptConfig;
+use xenon_compiler::pipeline::{
+    Dump, DumpFormat, LoweredView, Pipeline, Request, Stage as PipelineStage,
+};
 use xenon_frontend::model::Model;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,13 +83,6 @@ fn opt_config(a: &DumpArgs) -> OptConfig {
     )
 }
 
-/// Pretty JSON with a final newline.
-fn json_text(v: &serde_json::Value) -> anyhow::Result<String> {
-    let mut s = serde_json::to_string_pretty(v)?;
-    s.push('\n');
-    Ok(s)
-}
-
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
     let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
@@ -93,42 +91,43 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     if batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let model = Model::new(file.layers.clone(), &input_shape, 0)?;
-    let (graph, report, stage) = match a.stage {
-        Stage::Graph => (model.inference_graph(batch)?, None, "graph"),
-        Stage::Autodiff | Stage::Optimized | Stage::Kernels | Stage::Schedule => {
-            let optimizer = file
-                .optimizer
-                .clone()
-                .context("the model file has no optimizer")?;
-            let g = model.train_graph(batch, nclass, &file.cost, &optimizer)?;
-            if a.stage == Stage::Autodiff {
-                (g, None, "autodiff")
-            } else if matches!(a.stage, Stage::Kernels | Stage::Schedule) {
-                let (g, _) = opt::optimize(&g, &opt_config(&a))?;
-                let l = lower::lower(&g)?;
-                let out = match (a.stage, a.format) {
-                    (Stage::Kernels, Format::Text) => ldump::kernels_text(&g, &l),
-                    (Stage::Kernels, Format::Dot) => ldump::kernels_dot(&g, &l),
-                    (Stage::Kernels, Format::Json) => json_text(&ldump::kernels_json(&g, &l))?,
-                    (_, Format::Text) => ldump::schedule_text(&l),
-                    (_, Format::Dot) => ldump::schedule_dot(&l),
-                    (_, Format::Json) => json_text(&ldump::schedule_json(&g, &l))?,
-                };
-                print!("{out}");
-                return Ok(());
-            } else {
-                let (g, r) = opt::optimize(&g, &opt_config(&a))?;
-                let r = if a.timings { r } else { r.without_timings() };
-                (g, Some(r), "optimized")
-            }
+    let (stage, view) = match a.stage {
+        Stage::Graph => (PipelineStage::Graph, LoweredView::Kernels),
+        Stage::Autodiff => (PipelineStage::Autodiff, LoweredView::Kernels),
+        Stage::Optimized => (PipelineStage::Optimized, LoweredView::Kernels),
+        Stage::Kernels => (PipelineStage::Lowered, LoweredView::Kernels),
+        Stage::Schedule => (PipelineStage::Lowered, LoweredView::Schedule),
+    };
+    let format = match a.format {
+        Format::Text => DumpFormat::Text,
+        Format::Dot => DumpFormat::Dot,
+        Format::Json => DumpFormat::Json,
+    };
+    let dump = Arc::new(Dump::new(stage, format).view(view).timings(a.timings));
+    // The kernels and schedule are the CPU backend's lowering.
+    let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(1)))
+        .with_optimize(Some(opt_config(&a)))
+        .with_hook(dump.clone());
+    let model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
+    let pipeline = model.pipeline();
+    if stage == PipelineStage::Graph {
+        pipeline.graph(Request::new(model.inference_graph(batch)?), stage)?;
+    } else {
+        let optimizer = file
+            .optimizer
+            .clone()
+            .context("the model file has no optimizer")?;
+        let request = model.train_request(batch, nclass, &file.cost, &optimizer)?;
+        if stage == PipelineStage::Lowered {
+            pipeline.lower(request)?;
+        } else {
+            pipeline.graph(request, stage)?;
         }
-    };
-    let out = match a.format {
-        Format::Text => dump::to_text(&graph, report.as_ref()),
-        Format::Dot => dump::to_dot(&graph, report.as_ref()),
-        Format::Json => json_text(&dump::to_json(&graph, stage, report.as_ref()))?,
-    };
-    print!("{out}");
+    }
+    print!(
+        "{}",
+        dump.text()
+            .context("the pipeline did not reach the stage")?
+    );
     Ok(())
 }

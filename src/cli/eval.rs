@@ -1,6 +1,6 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
-use super::common::{backend, dataset_shape, load_data, load_model_file, report_verify, verifying};
+use super::common::{backend, dataset_shape, load_data, load_model_file, pipeline, report_verify};
 use clap::Args;
 use std::path::PathBuf;
 use xenon_frontend::prelude::*;
@@ -35,8 +35,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let data = load_data(&file, a.data.as_ref())?;
     let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
     let (input_shape, _) = dataset_shape(name)?;
-    let (be, verifier) = verifying(backend(&a.backend, None, None)?, a.verify);
-    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?.with_backend(be);
+    let (pipeline, verifier) = pipeline(backend(&a.backend, None, None)?, a.verify);
+    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
     model.load_weights(&a.weights)?;
     let metrics = [
         Metric::Misclassification { steps: 1 },

@@ -1,14 +1,14 @@
 //! `xenon train MODEL [--data DIR] [--epochs N] [--batch N] [--seed S] [--backend B]
 //! [--threads T] [--save PATH] [--json]`.
 
-use super::common::{backend, dataset_shape, load_data, load_model_file, report_verify, verifying};
+use super::common::{backend, dataset_shape, load_data, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
+use xenon_compiler::backend::Isa;
 use xenon_frontend::prelude::*;
-use xenon_runtime::cpu::gemm::Isa;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -60,7 +60,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
         .unwrap_or_else(|| "cpu".into());
-    let (backend, verifier) = verifying(backend(&backend_name, a.threads, a.isa)?, a.verify);
+    let (pipeline, verifier) = pipeline(backend(&backend_name, a.threads, a.isa)?, a.verify);
     let epochs = a.epochs.or(file.epochs).unwrap_or(10);
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     let optimizer = file
@@ -69,7 +69,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .context("the model file has no optimizer")?;
     let cost = file.cost.clone();
 
-    let mut model = Model::new(file.layers.clone(), &input_shape, a.seed)?.with_backend(backend);
+    let mut model = Model::new(file.layers.clone(), &input_shape, a.seed)?.with_pipeline(pipeline);
     let mut train = BatchIterator::new(&data.train, BatchOptions::new(batch))?;
     let json_out = a.json;
     let mut progress = ProgressBarCallback::new(!json_out);

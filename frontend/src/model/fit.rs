@@ -6,9 +6,9 @@ use crate::cost::Cost;
 use crate::data::BatchIterator;
 use crate::optimizer::{LR_INPUT, Optimizer};
 use std::time::Instant;
-use xenon_compiler::autodiff;
-use xenon_compiler::backend::BackendError;
-use xenon_compiler::ir::Graph;
+use xenon_compiler::backend::{BackendError, Executable};
+use xenon_compiler::ir::{Graph, NodeId};
+use xenon_compiler::pipeline::{ApplyError, Request, Stage};
 use xenon_runtime::Tensor;
 use xenon_runtime::exec::ExecError;
 
@@ -43,6 +43,38 @@ impl Model {
         cost: &Cost,
         optimizer: &Optimizer,
     ) -> Result<Graph, ModelError> {
+        let request = self.train_request(batch, nclass, cost, optimizer)?;
+        Ok(self.pipeline.graph(request, Stage::Autodiff)?.0)
+    }
+
+    /// The training step for `batch` samples compiled by the model's pipeline (what
+    /// [`Model::fit`] runs; see [`Model::train_graph`] for its inputs and outputs). Run it
+    /// with [`Executable::run_update`](xenon_compiler::backend::Executable::run_update) on
+    /// feeds holding `x`, `t`, `lr`, every parameter and optimizer state.
+    pub fn compile_train_step(
+        &self,
+        batch: usize,
+        nclass: usize,
+        cost: &Cost,
+        optimizer: &Optimizer,
+    ) -> Result<Box<dyn Executable>, ModelError> {
+        let request = self.train_request(batch, nclass, cost, optimizer)?;
+        Ok(self.pipeline.compile(request)?)
+    }
+
+    /// The training step as a [`Request`] for a compile pipeline (to dump or lower it; see
+    /// [`Model::compile_train_step`] to compile it with the model's pipeline): the graph holds the forward pass, the
+    /// targets `t`, the cost and the learning-rate input `lr`; the autodiff stage
+    /// differentiates the cost's objective with respect to every parameter and hands the
+    /// gradients to the optimizer, which adds its state parameters and the `new/<name>`
+    /// outputs, each declared the update of its parameter or state.
+    pub fn train_request<'a>(
+        &'a self,
+        batch: usize,
+        nclass: usize,
+        cost: &Cost,
+        optimizer: &'a Optimizer,
+    ) -> Result<Request<'a>, ModelError> {
         let (mut g, y) = self.forward_graph(batch)?;
         let t = self.targets(&mut g, y, nclass)?;
         let c = cost.lower(&mut g, y, t)?;
@@ -55,7 +87,26 @@ impl Model {
                     .expect("forward declares every parameter")
             })
             .collect();
-        let grads = autodiff::grad(&mut g, c.objective, &params)?;
+        let wrt = params.clone();
+        let apply = move |g: &mut Graph, grads: &[NodeId]| -> Result<(), ApplyError> {
+            self.add_update(g, optimizer, lr, &wrt, grads, c.mean)
+                .map_err(|e| Box::new(e) as ApplyError)
+        };
+        Ok(Request::train(g, c.objective, params, apply))
+    }
+
+    /// Adds `optimizer`'s update of the parameter nodes `params` from their gradients
+    /// `grads`, and the outputs `cost` (the batch mean `mean`) and `new/<name>` for every
+    /// parameter and state.
+    fn add_update(
+        &self,
+        g: &mut Graph,
+        optimizer: &Optimizer,
+        lr: NodeId,
+        params: &[NodeId],
+        grads: &[NodeId],
+        mean: NodeId,
+    ) -> Result<(), ModelError> {
         let mut states = Vec::new();
         for p in &self.params {
             let mut s = Vec::new();
@@ -64,8 +115,8 @@ impl Model {
             }
             states.push(s);
         }
-        let updates = optimizer.update(&mut g, lr, &params, &grads, &states)?;
-        g.set_output("cost", c.mean)?;
+        let updates = optimizer.update(g, lr, params, grads, &states)?;
+        g.set_output("cost", mean)?;
         for (p, u) in self.params.iter().zip(&updates) {
             let out = format!("new/{}", p.name);
             g.set_output(&out, u.param)?;
@@ -77,7 +128,7 @@ impl Model {
                 g.set_update(&out, &state)?;
             }
         }
-        Ok(g.prune().0)
+        Ok(())
     }
 
     /// Trains for `epochs` epochs on the batches of `train` (neon's `Model.fit`): for each
@@ -129,7 +180,7 @@ impl Model {
                 feeds.insert(LR_INPUT.into(), lr.clone());
                 let result = self
                     .program(key.clone(), |m| {
-                        m.optimized_train_graph(b, nclass, cost, optimizer)
+                        m.compile_train_step(b, nclass, cost, optimizer)
                     })
                     .and_then(|exe| Ok(exe.run_update(&mut feeds, true)?));
                 for k in [X, T, LR_INPUT] {

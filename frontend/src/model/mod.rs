@@ -43,6 +43,7 @@ use xenon_compiler::backend::{Backend, BackendError, Cpu, Executable};
 use xenon_compiler::interp::Feeds;
 use xenon_compiler::ir::{DType, Graph, GraphError, NodeId};
 use xenon_compiler::opt::OptConfig;
+use xenon_compiler::pipeline::{Pipeline, PipelineError, Request, Stage};
 use xenon_runtime::Tensor;
 
 /// Why a model operation failed.
@@ -99,6 +100,26 @@ pub enum ModelError {
     /// A callback asked to stop with an error.
     #[error("{0}")]
     Callback(String),
+    /// A pipeline hook stopped compilation.
+    #[error(transparent)]
+    Pipeline(PipelineError),
+}
+
+/// Each pipeline failure as the model error it is (an error of the model's own update
+/// callback comes back as itself).
+impl From<PipelineError> for ModelError {
+    fn from(e: PipelineError) -> ModelError {
+        match e {
+            PipelineError::Autodiff(e) => ModelError::Graph(e),
+            PipelineError::Optimize(e) => ModelError::Opt(e),
+            PipelineError::Backend(e) => ModelError::Backend(e),
+            PipelineError::Apply(e) => match e.downcast::<ModelError>() {
+                Ok(e) => *e,
+                Err(e) => ModelError::Pipeline(PipelineError::Apply(e)),
+            },
+            e @ PipelineError::Hook { .. } => ModelError::Pipeline(e),
+        }
+    }
 }
 
 /// A trainable model: a [`Sequential`] layer stack, its input shape, and the values of its
@@ -114,10 +135,10 @@ pub struct Model {
     /// Parameter and optimizer-state values by name.
     values: HashMap<String, Tensor>,
     epoch_index: usize,
-    backend: Arc<dyn Backend>,
+    /// How graphs are compiled: the optimizer's configuration (training steps only), the
+    /// backend and the hooks.
+    pipeline: Pipeline,
     programs: HashMap<String, Box<dyn Executable>>,
-    /// How training-step graphs are optimized before compilation (`None`: not at all).
-    opt: Option<OptConfig>,
 }
 
 impl std::fmt::Debug for Model {
@@ -125,7 +146,7 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("layers", &self.info)
             .field("input_shape", &self.input_shape)
-            .field("backend", &self.backend.name())
+            .field("pipeline", &self.pipeline)
             .field("epoch_index", &self.epoch_index)
             .finish()
     }
@@ -163,17 +184,31 @@ impl Model {
             output_shape,
             values,
             epoch_index: 0,
-            backend: Arc::new(Cpu::default()),
+            pipeline: Pipeline::new(Arc::new(Cpu::default())),
             programs: HashMap::new(),
-            opt: Some(OptConfig::default()),
         })
     }
 
     /// The same model, compiling its graphs with `backend` from now on.
     pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Model {
-        self.backend = backend;
+        self.pipeline = self.pipeline.with_backend(backend);
         self.programs.clear();
         self
+    }
+
+    /// The same model, compiling its graphs with `pipeline` from now on (its backend, its
+    /// optimizer configuration for training steps, its hooks such as
+    /// [`Verify`](xenon_compiler::verify::Verify) or [`Dump`](xenon_compiler::pipeline::Dump)).
+    /// Default: [`Pipeline::new`] on the CPU backend with every core.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Model {
+        self.pipeline = pipeline;
+        self.programs.clear();
+        self
+    }
+
+    /// The pipeline the model compiles with.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// The same model, optimizing its training-step graphs with `config` from now on, or
@@ -184,7 +219,7 @@ impl Model {
     /// and becomes NaN where an output rounds to exactly 0 or 1 (see
     /// [`CostNodes::objective`](crate::cost::CostNodes::objective)).
     pub fn with_optimization(mut self, config: Option<OptConfig>) -> Model {
-        self.opt = config;
+        self.pipeline = self.pipeline.with_optimize(config);
         self.programs.clear();
         self
     }
@@ -198,11 +233,8 @@ impl Model {
         cost: &Cost,
         optimizer: &Optimizer,
     ) -> Result<Graph, ModelError> {
-        let g = self.train_graph(batch, nclass, cost, optimizer)?;
-        match &self.opt {
-            Some(cfg) => Ok(xenon_compiler::opt::optimize(&g, cfg)?.0),
-            None => Ok(g),
-        }
+        let request = self.train_request(batch, nclass, cost, optimizer)?;
+        Ok(self.pipeline.graph(request, Stage::Optimized)?.0)
     }
 
     /// The layer stack.
@@ -252,7 +284,7 @@ impl Model {
 
     /// The backend's name.
     pub fn backend_name(&self) -> &'static str {
-        self.backend.name()
+        self.pipeline.backend.name()
     }
 
     /// Checks that a data set's samples have the model's input size.
@@ -290,6 +322,20 @@ impl Model {
         Ok(g)
     }
 
+    /// The inference graph for `batch` samples compiled by the model's pipeline, as
+    /// [`Model::predict`] compiles it (without the optimizer). Run it on feeds holding `x`
+    /// and every parameter; it returns `y`.
+    pub fn compile_inference(&self, batch: usize) -> Result<Box<dyn Executable>, ModelError> {
+        self.compile_as_built(self.inference_graph(batch)?)
+    }
+
+    /// `graph` compiled by the model's pipeline without the optimizer (inference and
+    /// evaluation graphs).
+    fn compile_as_built(&self, graph: Graph) -> Result<Box<dyn Executable>, ModelError> {
+        let pipeline = self.pipeline.clone().with_optimize(None);
+        Ok(pipeline.compile(Request::new(graph))?)
+    }
+
     /// Adds the targets input and checks that it fits the output.
     fn targets(
         &self,
@@ -318,25 +364,26 @@ impl Model {
         Ok(g.input(T, self.dtype, &[ys[0], nclass])?)
     }
 
-    /// Runs the cached program `key`, building and compiling it with `build` on first use.
+    /// Runs the cached program `key`, building and compiling it with `build` on first use
+    /// (an inference or evaluation graph: compiled as built, without the optimizer).
     fn run_program(
         &mut self,
         key: String,
         build: impl FnOnce(&Model) -> Result<Graph, ModelError>,
         feeds: &Feeds,
     ) -> Result<HashMap<String, Tensor>, ModelError> {
-        Ok(self.program(key, build)?.run(feeds)?)
+        let exe = self.program(key, |m| m.compile_as_built(build(m)?))?;
+        Ok(exe.run(feeds)?)
     }
 
-    /// The cached program `key`, built and compiled with `build` on first use.
+    /// The cached program `key`, compiled with `compile` on first use.
     fn program(
         &mut self,
         key: String,
-        build: impl FnOnce(&Model) -> Result<Graph, ModelError>,
+        compile: impl FnOnce(&Model) -> Result<Box<dyn Executable>, ModelError>,
     ) -> Result<&mut Box<dyn Executable>, ModelError> {
         if !self.programs.contains_key(&key) {
-            let graph = build(self)?;
-            let exe = self.backend.compile(&graph)?;
+            let exe = compile(self)?;
             self.programs.insert(key.clone(), exe);
         }
         Ok(self.programs.get_mut(&key).expect("inserted above"))
