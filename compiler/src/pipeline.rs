@@ -24,7 +24,7 @@
 //!
 //! let mut g = Graph::new();
 //! let x = g.input("x", DType::F32, &[4]).unwrap();
-//! let y = g.add(x, x).unwrap();
+//! let y = g.mul(x, x).unwrap();
 //! let z = g.exp(y).unwrap();
 //! g.set_output("z", z).unwrap();
 //!
@@ -351,6 +351,10 @@ impl Pipeline {
         Ok(())
     }
 
+    fn tell_lowered(&self, graph: &Graph, lowered: &Lowered) -> Result<(), PipelineError> {
+        self.tell(Stage::Lowered, Artifact::Lowered { graph, lowered })
+    }
+
     /// Runs every stage and returns the executable (wrapped by the hooks that wrap).
     pub fn compile(&self, request: Request<'_>) -> Result<Box<dyn Executable>, PipelineError> {
         let mut graphs = Vec::new();
@@ -358,13 +362,7 @@ impl Pipeline {
         if self.hooks.iter().any(|h| h.wants(Stage::Lowered))
             && let Some(lowered) = self.backend.lower(&graph)?
         {
-            self.tell(
-                Stage::Lowered,
-                Artifact::Lowered {
-                    graph: &graph,
-                    lowered: &lowered,
-                },
-            )?;
+            self.tell_lowered(&graph, &lowered)?;
         }
         let exe = self.backend.compile(&graph)?;
         let trace = Trace {
@@ -387,13 +385,7 @@ impl Pipeline {
                 backend: self.backend.name(),
                 reason: "it runs graphs without lowering them to a runtime program".into(),
             })?;
-        self.tell(
-            Stage::Lowered,
-            Artifact::Lowered {
-                graph: &graph,
-                lowered: &lowered,
-            },
-        )?;
+        self.tell_lowered(&graph, &lowered)?;
         Ok((graph, lowered))
     }
 }
