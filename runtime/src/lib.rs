@@ -1,6 +1,7 @@
 //! # xenon-runtime
 //!
-//! The small part of Xenon that an application embeds: element types ([`DType`]), host
+//! The small part of Xenon that an application embeds: element types ([`DType`], and
+//! [`element::Element`]: the one definition of every scalar op's meaning), host
 //! tensors ([`Tensor`]), the counter-based random streams ([`rng`]) that every backend
 //! reproduces bit for bit, compiled programs ([`program`], [`kernel`]), what a run of one
 //! takes and reports on any backend ([`exec`]: feeds, errors, profiles), the [`library`]
@@ -18,6 +19,7 @@
 
 pub mod cpu;
 pub mod dtype;
+pub mod element;
 pub mod exec;
 pub mod kernel;
 pub mod library;

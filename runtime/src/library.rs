@@ -1,43 +1,12 @@
 //! The runtime library: the ops that are not loops over affine accesses, on typed slices
 //! (`im2col`, `col2im`, `gather`, `scatter_add`, the random ops and `argmax`), for any
 //! backend's host side (the CPU executor calls them). The reference interpreter has its
-//! own plain versions, and the parity tests compare the two.
+//! own plain versions, and the parity tests compare the two. Element arithmetic (`plus`,
+//! `is_nan`) is [`Element`]'s, the one definition of scalar semantics.
 
+use crate::element::Element;
 use crate::program::WindowSpec;
 use crate::rng;
-
-/// An element type the library handles: f32, f64 or i32.
-pub trait LibElement: Copy + PartialOrd + Default + Send + Sync + 'static {
-    /// `a + b` (i32 wraps).
-    fn plus(self, b: Self) -> Self;
-    /// True for NaN (never for i32).
-    fn is_nan(self) -> bool;
-}
-
-impl LibElement for f32 {
-    fn plus(self, b: Self) -> Self {
-        self + b
-    }
-    fn is_nan(self) -> bool {
-        self.is_nan()
-    }
-}
-impl LibElement for f64 {
-    fn plus(self, b: Self) -> Self {
-        self + b
-    }
-    fn is_nan(self) -> bool {
-        self.is_nan()
-    }
-}
-impl LibElement for i32 {
-    fn plus(self, b: Self) -> Self {
-        self.wrapping_add(b)
-    }
-    fn is_nan(self) -> bool {
-        false
-    }
-}
 
 /// The taps of a window over an image plane of size `spatial`: entry `kf·P + pf` is the
 /// row-major offset in the plane read by kernel offset `kf` (row-major over the kernel
@@ -81,7 +50,7 @@ pub fn window_taps(w: &WindowSpec, spatial: &[usize]) -> Vec<Option<usize>> {
 /// Unfolds `x` (`image` = `N × C × spatial…`) into `out` (`N × (C·K) × P`): element
 /// `[n, c·K + kf, pf]` is what kernel offset `kf` reads at output position `pf`, or zero in
 /// the padding.
-pub fn im2col<T: LibElement>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T]) {
+pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T]) {
     let plane: usize = image[2..].iter().product();
     let table = window_taps(w, &image[2..]);
     let n = table.len();
@@ -89,7 +58,7 @@ pub fn im2col<T: LibElement>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut
         for (o, tap) in dst.iter_mut().zip(&table) {
             *o = match *tap {
                 Some(off) => img[off],
-                None => T::default(),
+                None => T::ZERO,
             };
         }
     }
@@ -98,10 +67,10 @@ pub fn im2col<T: LibElement>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut
 /// Folds `cols` (`N × (C·K) × P`) into `out` (`image` = `N × C × spatial…`), the adjoint of
 /// [`im2col`]: each image element is the sum of the column entries that read it, added in
 /// increasing column order starting from zero.
-pub fn col2im<T: LibElement>(cols: &[T], image: &[usize], w: &WindowSpec, out: &mut [T]) {
+pub fn col2im<T: Element>(cols: &[T], image: &[usize], w: &WindowSpec, out: &mut [T]) {
     let plane: usize = image[2..].iter().product();
     let table = window_taps(w, &image[2..]);
-    out.fill(T::default());
+    out.fill(T::ZERO);
     for (img, block) in out
         .chunks_exact_mut(plane)
         .zip(cols.chunks_exact(table.len()))
@@ -128,7 +97,7 @@ fn row(position: usize, index: i32, rows: usize) -> Result<usize, IndexError> {
 }
 
 /// `out[j] = data[indices[j]]` for rows of `row_len` elements.
-pub fn gather<T: LibElement>(
+pub fn gather<T: Element>(
     data: &[T],
     row_len: usize,
     indices: &[i32],
@@ -148,14 +117,14 @@ pub fn gather<T: LibElement>(
 
 /// `out` (rows of `row_len`) set to zero, then update row `j` added at row `indices[j]`,
 /// in increasing `j`.
-pub fn scatter_add<T: LibElement>(
+pub fn scatter_add<T: Element>(
     updates: &[T],
     row_len: usize,
     indices: &[i32],
     out: &mut [T],
 ) -> Result<(), IndexError> {
     let rows = out.len() / row_len.max(1);
-    out.fill(T::default());
+    out.fill(T::ZERO);
     for (position, (&i, upd)) in indices
         .iter()
         .zip(updates.chunks_exact(row_len))
@@ -171,7 +140,7 @@ pub fn scatter_add<T: LibElement>(
 
 /// Index of the first maximum along the middle axis of `x` viewed as
 /// `outer × axis × inner`; NaN counts as the maximum (the first NaN wins).
-pub fn argmax<T: LibElement>(x: &[T], outer: usize, axis: usize, inner: usize, out: &mut [i32]) {
+pub fn argmax<T: Element>(x: &[T], outer: usize, axis: usize, inner: usize, out: &mut [i32]) {
     for o in 0..outer {
         for i in 0..inner {
             let at = |k: usize| x[(o * axis + k) * inner + i];

@@ -4,6 +4,8 @@
 //! executes ([`crate::kernel`]) use the same enums, so a kernel instruction means exactly
 //! what the IR op means.
 
+use crate::element::Element;
+use crate::with_dtype;
 use serde::{Deserialize, Serialize};
 
 /// Elementwise functions of one operand.
@@ -182,6 +184,7 @@ impl ReduceOp {
 }
 
 /// One scalar value of any dtype: the unit the reference kernel evaluator computes with.
+/// Every method applies the one definition of the op in [`Element`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scalar {
     F32(f32),
@@ -189,64 +192,30 @@ pub enum Scalar {
     I32(i32),
 }
 
-/// The larger operand; NaN if either is NaN; the first when they compare equal (so
-/// `max(-0.0, 0.0)` is `-0.0`). The meaning of `BinaryOp::Max` in every backend.
-pub fn max_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
-    #[allow(clippy::eq_op)]
-    let nan = |x: T| x != x;
-    if nan(a) || (!nan(b) && a >= b) { a } else { b }
-}
+pub use crate::element::{max_nan, min_nan};
 
-/// The smaller operand; NaN if either is NaN; the first when they compare equal.
-pub fn min_nan<T: PartialOrd + Copy>(a: T, b: T) -> T {
-    #[allow(clippy::eq_op)]
-    let nan = |x: T| x != x;
-    if nan(a) || (!nan(b) && a <= b) { a } else { b }
-}
-
-macro_rules! float_sign {
-    ($x:expr) => {{
-        let x = $x;
-        if x > 0.0 {
-            1.0
-        } else if x < 0.0 {
-            -1.0
-        } else {
-            x
+/// `$body` with `$x` bound to the value of scalar `$s`, whatever its dtype.
+macro_rules! each {
+    ($s:expr, |$x:ident| $body:expr) => {
+        match $s {
+            Scalar::F32($x) => $body,
+            Scalar::F64($x) => $body,
+            Scalar::I32($x) => $body,
         }
-    }};
+    };
 }
 
-/// A float unary op on an f32 or f64 value.
-macro_rules! float_unary {
-    ($func:expr, $x:expr) => {{
-        let x = $x;
-        match $func {
-            UnaryOp::Neg => -x,
-            UnaryOp::Abs => x.abs(),
-            UnaryOp::Sign => float_sign!(x),
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Log => x.ln(),
-            UnaryOp::Sqrt => x.sqrt(),
-            UnaryOp::Recip => 1.0 / x,
-            UnaryOp::Tanh => x.tanh(),
+/// `$body` (an `Option` of the operands' type) with `$x` and `$y` bound to the values of
+/// two scalars, as a scalar; `None` when their dtypes differ.
+macro_rules! pairwise {
+    ($a:expr, $b:expr, |$x:ident, $y:ident| $body:expr) => {
+        match ($a, $b) {
+            (Scalar::F32($x), Scalar::F32($y)) => $body.map(Scalar::F32),
+            (Scalar::F64($x), Scalar::F64($y)) => $body.map(Scalar::F64),
+            (Scalar::I32($x), Scalar::I32($y)) => $body.map(Scalar::I32),
+            _ => None,
         }
-    }};
-}
-
-/// A float binary op on two f32 or two f64 values.
-macro_rules! float_binary {
-    ($func:expr, $x:expr, $y:expr) => {{
-        let (x, y) = ($x, $y);
-        match $func {
-            BinaryOp::Add => x + y,
-            BinaryOp::Sub => x - y,
-            BinaryOp::Mul => x * y,
-            BinaryOp::Div => x / y,
-            BinaryOp::Max => max_nan(x, y),
-            BinaryOp::Min => min_nan(x, y),
-        }
-    }};
+    };
 }
 
 impl Scalar {
@@ -259,87 +228,62 @@ impl Scalar {
         }
     }
 
-    /// `v` converted to `dtype` (f32 rounds to nearest; i32 truncates toward zero,
-    /// saturating, NaN to 0).
+    /// `v` converted to `dtype` with [`Element::from_f64`] (f32 rounds to nearest; i32
+    /// truncates toward zero, saturating, NaN to 0).
     pub fn from_f64(dtype: crate::DType, v: f64) -> Scalar {
-        match dtype {
-            crate::DType::F32 => Scalar::F32(v as f32),
-            crate::DType::F64 => Scalar::F64(v),
-            crate::DType::I32 => Scalar::I32(v as i32),
-        }
+        with_dtype!(dtype, T => T::from_f64(v).scalar())
+    }
+
+    /// The start value of reduction `op` in `dtype` ([`Element::identity`]).
+    pub fn identity(op: ReduceOp, dtype: crate::DType) -> Scalar {
+        with_dtype!(dtype, T => T::identity(op).scalar())
     }
 
     /// Widened to f64 (exact).
     pub fn to_f64(self) -> f64 {
-        match self {
-            Scalar::F32(v) => v as f64,
-            Scalar::F64(v) => v,
-            Scalar::I32(v) => v as f64,
-        }
+        each!(self, |x| x.to_f64())
+    }
+
+    /// The value converted to `T` ([`Element::cast`]).
+    pub fn get<T: Element>(self) -> T {
+        each!(self, |x| x.cast::<T>())
     }
 
     /// True when the value is not zero (NaN counts as non-zero).
     pub fn is_nonzero(self) -> bool {
-        match self {
-            Scalar::F32(v) => v != 0.0,
-            Scalar::F64(v) => v != 0.0,
-            Scalar::I32(v) => v != 0,
-        }
+        each!(self, |x| x.is_nonzero())
     }
 
-    /// Converts to `to` (from f32 directly, so f32→f64 is exact and f64→f32 rounds once).
+    /// Converts to `to` with [`Element::cast`] (f32→f64 exact, f64→f32 rounded once,
+    /// float→i32 truncated toward zero, saturating, NaN to 0; i32→float rounded to
+    /// nearest). A value already of dtype `to` is returned as it is.
     pub fn cast(self, to: crate::DType) -> Scalar {
-        match (self, to) {
-            (Scalar::F32(v), crate::DType::F64) => Scalar::F64(v as f64),
-            (Scalar::F32(v), crate::DType::I32) => Scalar::I32(v as i32),
-            (Scalar::I32(v), crate::DType::F32) => Scalar::F32(v as f32),
-            (s, t) if s.dtype() == t => s,
-            (s, t) => Scalar::from_f64(t, s.to_f64()),
+        if self.dtype() == to {
+            return self;
         }
+        with_dtype!(to, U => self.get::<U>().scalar())
     }
 
-    /// `func(self)`, or `None` for a float-only op on an i32.
+    /// `func(self)` ([`Element::unary`]), or `None` for a float-only op on an i32.
     pub fn unary(self, func: UnaryOp) -> Option<Scalar> {
-        Some(match self {
-            Scalar::F32(x) => Scalar::F32(float_unary!(func, x)),
-            Scalar::F64(x) => Scalar::F64(float_unary!(func, x)),
-            Scalar::I32(x) => Scalar::I32(match func {
-                UnaryOp::Neg => x.wrapping_neg(),
-                UnaryOp::Abs => x.wrapping_abs(),
-                UnaryOp::Sign => x.signum(),
-                _ => return None,
-            }),
-        })
+        each!(self, |x| x.unary(func).map(Element::scalar))
     }
 
-    /// `func(self, b)`, or `None` for mismatched dtypes or a float-only op on i32.
+    /// `func(self, b)` ([`Element::binary`]), or `None` for mismatched dtypes or a
+    /// float-only op on i32.
     pub fn binary(self, func: BinaryOp, b: Scalar) -> Option<Scalar> {
-        Some(match (self, b) {
-            (Scalar::F32(x), Scalar::F32(y)) => Scalar::F32(float_binary!(func, x, y)),
-            (Scalar::F64(x), Scalar::F64(y)) => Scalar::F64(float_binary!(func, x, y)),
-            (Scalar::I32(x), Scalar::I32(y)) => Scalar::I32(match func {
-                BinaryOp::Add => x.wrapping_add(y),
-                BinaryOp::Sub => x.wrapping_sub(y),
-                BinaryOp::Mul => x.wrapping_mul(y),
-                BinaryOp::Div => return None,
-                BinaryOp::Max => x.max(y),
-                BinaryOp::Min => x.min(y),
-            }),
-            _ => return None,
-        })
+        pairwise!(self, b, |x, y| x.binary(func, y))
     }
 
-    /// 1 where `self ∘ b` holds, else 0, in the operands' dtype (`None` if they differ).
+    /// 1 where `self ∘ b` holds, else 0, in the operands' dtype ([`Element::compare`];
+    /// `None` if the dtypes differ).
     pub fn compare(self, func: CompareOp, b: Scalar) -> Option<Scalar> {
-        let holds = match (self, b) {
-            (Scalar::F32(x), Scalar::F32(y)) => func.holds(x, y),
-            (Scalar::F64(x), Scalar::F64(y)) => func.holds(x, y),
-            (Scalar::I32(x), Scalar::I32(y)) => func.holds(x, y),
-            _ => return None,
-        };
-        Some(Scalar::from_f64(
-            self.dtype(),
-            if holds { 1.0 } else { 0.0 },
-        ))
+        pairwise!(self, b, |x, y| Some(x.compare(func, y)))
+    }
+
+    /// One step of reduction `op` ([`Element::accumulate`]), or `None` for mismatched
+    /// dtypes.
+    pub fn accumulate(self, op: ReduceOp, x: Scalar) -> Option<Scalar> {
+        pairwise!(self, x, |a, x| Some(a.accumulate(op, x)))
     }
 }

@@ -1,6 +1,8 @@
 //! Host tensors: a shape, a dtype and contiguous row-major data.
 
 use crate::DType;
+use crate::element::{Element, cast_slice};
+use crate::with_dtype;
 use serde::{Deserialize, Serialize};
 
 /// Why a tensor could not be built.
@@ -164,11 +166,7 @@ impl Tensor {
     /// `I32` the value is truncated toward zero, saturating).
     pub fn full(dtype: DType, shape: Vec<usize>, value: f64) -> Tensor {
         let n = numel(&shape);
-        let data = match dtype {
-            DType::F32 => TensorData::F32(vec![value as f32; n]),
-            DType::F64 => TensorData::F64(vec![value; n]),
-            DType::I32 => TensorData::I32(vec![value as i32; n]),
-        };
+        let data = with_dtype!(dtype, T => T::storage(vec![T::from_f64(value); n]));
         Tensor {
             shape,
             data,
@@ -188,11 +186,7 @@ impl Tensor {
         shape: Vec<usize>,
         values: &[f64],
     ) -> Result<Tensor, TensorError> {
-        let data = match dtype {
-            DType::F32 => TensorData::F32(values.iter().map(|&v| v as f32).collect()),
-            DType::F64 => TensorData::F64(values.to_vec()),
-            DType::I32 => TensorData::I32(values.iter().map(|&v| v as i32).collect()),
-        };
+        let data = cast_slice(values, dtype);
         Tensor::new(shape, data)
     }
 
@@ -293,22 +287,17 @@ impl Tensor {
         (self.numel() == 1).then(|| self.to_f64_vec()[0])
     }
 
-    /// A copy converted to `dtype` with the rules of [`Tensor::from_f64_as`].
+    /// A copy converted to `dtype` with [`Element::cast`] (f32→f64 exact, f64→f32 rounded
+    /// once, float→i32 truncated toward zero, saturating, NaN to 0; i32→float rounded to
+    /// nearest). A tensor already of `dtype` is cloned as it is.
     pub fn cast(&self, dtype: DType) -> Tensor {
         if dtype == self.dtype() {
             return self.clone();
         }
-        let data = match (&self.data, dtype) {
-            (TensorData::F64(v), DType::F32) => {
-                TensorData::F32(v.iter().map(|&x| x as f32).collect())
-            }
-            (TensorData::I32(v), DType::F32) => {
-                TensorData::F32(v.iter().map(|&x| x as f32).collect())
-            }
-            _ => {
-                return Tensor::from_f64_as(dtype, self.shape.clone(), &self.to_f64_vec())
-                    .expect("same element count");
-            }
+        let data = match &self.data {
+            TensorData::F32(v) => cast_slice(v, dtype),
+            TensorData::F64(v) => cast_slice(v, dtype),
+            TensorData::I32(v) => cast_slice(v, dtype),
         };
         Tensor {
             shape: self.shape.clone(),

@@ -1,8 +1,8 @@
 //! The reference semantics of a [`LoopKernel`]: a plain scalar evaluator.
 
 use super::{Instr, LoopKernel};
+use crate::ops::ReduceOp;
 pub use crate::ops::Scalar;
-use crate::ops::{ReduceOp, max_nan};
 
 /// Memory a kernel runs on: element access per kernel argument.
 pub trait Memory {
@@ -13,7 +13,7 @@ pub trait Memory {
 }
 
 /// Host tensors as kernel memory: argument `i` is `data[i]`. (Writes of the wrong dtype
-/// are converted.)
+/// are converted with [`Scalar::get`].)
 impl Memory for [crate::TensorData] {
     fn load(&self, arg: usize, index: usize) -> Scalar {
         match &self[arg] {
@@ -24,9 +24,9 @@ impl Memory for [crate::TensorData] {
     }
     fn store(&mut self, arg: usize, index: usize, value: Scalar) {
         match &mut self[arg] {
-            crate::TensorData::F32(v) => v[index] = value.cast(crate::DType::F32).to_f64() as f32,
-            crate::TensorData::F64(v) => v[index] = value.cast(crate::DType::F64).to_f64(),
-            crate::TensorData::I32(v) => v[index] = value.cast(crate::DType::I32).to_f64() as i32,
+            crate::TensorData::F32(v) => v[index] = value.get(),
+            crate::TensorData::F64(v) => v[index] = value.get(),
+            crate::TensorData::I32(v) => v[index] = value.get(),
         }
     }
 }
@@ -109,21 +109,13 @@ pub fn eval<M: Memory + ?Sized>(kernel: &LoopKernel, mem: &mut M, range: std::op
                     values.clear();
                     run(&kernel.body, &mut values, mem, &point, None);
                     let x = values[r.value as usize];
-                    acc = Some(match acc {
-                        None => match r.op {
-                            // Sums start at +0 so that a single -0.0 sums to +0.0.
-                            ReduceOp::Sum => Scalar::from_f64(x.dtype(), 0.0)
-                                .binary(crate::ops::BinaryOp::Add, x)
-                                .expect("same dtype"),
-                            _ => x,
-                        },
-                        Some(a) => match r.op {
-                            ReduceOp::Sum => {
-                                a.binary(crate::ops::BinaryOp::Add, x).expect("same dtype")
-                            }
-                            ReduceOp::Max => max_scalar(a, x),
-                            ReduceOp::Mean => unreachable_mean(),
-                        },
+                    // Sums start at +0 (so that a single -0.0 sums to +0.0), max at its
+                    // identity; `validate` rejects mean reductions (a mean is a sum and a
+                    // scale in `post`).
+                    let a = acc.unwrap_or_else(|| Scalar::identity(r.op, x.dtype()));
+                    acc = Some(match r.op {
+                        ReduceOp::Mean => unreachable_mean(),
+                        op => a.accumulate(op, x).expect("same dtype"),
                     });
                     if !advance(&mut ri, &reduced_ext) {
                         break;
@@ -159,15 +151,6 @@ fn advance(idx: &mut [usize], ext: &[usize]) -> bool {
         idx[d] = 0;
     }
     false
-}
-
-fn max_scalar(a: Scalar, x: Scalar) -> Scalar {
-    match (a, x) {
-        (Scalar::F32(a), Scalar::F32(x)) => Scalar::F32(max_nan(a, x)),
-        (Scalar::F64(a), Scalar::F64(x)) => Scalar::F64(max_nan(a, x)),
-        (Scalar::I32(a), Scalar::I32(x)) => Scalar::I32(a.max(x)),
-        _ => a,
-    }
 }
 
 #[cold]
