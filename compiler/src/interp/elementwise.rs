@@ -4,11 +4,9 @@
 //! so output element `i` is a function of the operands' elements `i`.
 
 use super::InterpError;
-use super::element::{Element, tensor, values, with_dtype, with_float};
+use super::element::{Element, float_only, tensor, values, with_dtype};
 use crate::ir::{BinaryOp, CompareOp, Literal, TensorType, UnaryOp};
-use num_traits::{One, Zero};
-use xenon_runtime::Tensor;
-pub(crate) use xenon_runtime::ops::{max_nan, min_nan};
+use xenon_runtime::{DType, Tensor};
 
 type Result<T> = std::result::Result<T, InterpError>;
 
@@ -26,63 +24,51 @@ pub(super) fn constant(value: &Literal, ty: &TensorType) -> Result<Tensor> {
     }
 }
 
-/// `f(x)` for every element.
-fn map<T: Element>(x: &Tensor, f: impl Fn(T) -> T) -> Result<Tensor> {
-    let data = values::<T>(x)?.iter().map(|&v| f(v)).collect();
-    tensor(x.shape(), data)
+/// `f(x)` for every element; a float-only op (`f` gives `None`) on i32 is an error.
+fn map<T: Element>(x: &Tensor, f: impl Fn(T) -> Option<T>) -> Result<Tensor> {
+    let data = values::<T>(x)?.iter().map(|&v| f(v)).collect::<Option<_>>();
+    tensor(x.shape(), data.ok_or_else(float_only)?)
 }
 
-/// `f(a, b)` for every pair of elements (equal shapes).
-fn map2<T: Element>(a: &Tensor, b: &Tensor, f: impl Fn(T, T) -> T) -> Result<Tensor> {
+/// `f(a, b)` for every pair of elements (equal shapes); a float-only op (`f` gives
+/// `None`) on i32 is an error.
+fn map2<T: Element>(a: &Tensor, b: &Tensor, f: impl Fn(T, T) -> Option<T>) -> Result<Tensor> {
     let (xs, ys) = (values::<T>(a)?, values::<T>(b)?);
-    let data = xs.iter().zip(ys).map(|(&x, &y)| f(x, y)).collect();
-    tensor(a.shape(), data)
+    let data = xs
+        .iter()
+        .zip(ys)
+        .map(|(&x, &y)| f(x, y))
+        .collect::<Option<_>>();
+    tensor(a.shape(), data.ok_or_else(float_only)?)
 }
 
-/// `-1`, `0` or `1`; NaN stays NaN and a zero is returned as it is (so `sign(-0.0)` is
-/// `-0.0`).
-pub(crate) fn sign<T: Element>(x: T) -> T {
-    if x > T::zero() {
-        T::one()
-    } else if x < T::zero() {
-        T::one().negated()
-    } else {
-        x // ±0 or NaN
+/// An error when a float-only op meets an i32 operand, even an empty one.
+fn check_dtype(float_only_op: bool, dtype: DType) -> Result<()> {
+    if float_only_op && !dtype.is_float() {
+        return Err(float_only());
     }
+    Ok(())
 }
 
-/// A unary op; see [`UnaryOp`]. Neg, Abs and Sign take every dtype (i32 wraps); the rest
-/// are floats only and follow the platform's `exp`, `ln`, `sqrt`, `1/x` and `tanh`.
+/// A unary op; see [`UnaryOp`] and [`Element::unary`]. Neg, Abs and Sign take every dtype
+/// (i32 wraps); the rest are floats only and follow the platform's `exp`, `ln`, `sqrt`,
+/// `1/x` and `tanh`.
 pub(super) fn unary(func: UnaryOp, x: &Tensor) -> Result<Tensor> {
-    match func {
-        UnaryOp::Neg => with_dtype!(x.dtype(), T => map::<T>(x, T::negated)),
-        UnaryOp::Abs => with_dtype!(x.dtype(), T => map::<T>(x, T::magnitude)),
-        UnaryOp::Sign => with_dtype!(x.dtype(), T => map::<T>(x, sign)),
-        UnaryOp::Exp => with_float!(x.dtype(), T => map::<T>(x, T::exp)),
-        UnaryOp::Log => with_float!(x.dtype(), T => map::<T>(x, T::ln)),
-        UnaryOp::Sqrt => with_float!(x.dtype(), T => map::<T>(x, T::sqrt)),
-        UnaryOp::Recip => with_float!(x.dtype(), T => map::<T>(x, |v| 1.0 / v)),
-        UnaryOp::Tanh => with_float!(x.dtype(), T => map::<T>(x, T::tanh)),
-    }
+    check_dtype(func.float_only(), x.dtype())?;
+    with_dtype!(x.dtype(), T => map::<T>(x, |v| v.unary(func)))
 }
 
-/// A binary op on operands of equal shape and dtype; see [`BinaryOp`] and [`max_nan`].
+/// A binary op on operands of equal shape and dtype; see [`BinaryOp`] and
+/// [`Element::binary`] (`div` is floats only).
 pub(super) fn binary(func: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    match func {
-        BinaryOp::Add => with_dtype!(a.dtype(), T => map2::<T>(a, b, T::plus)),
-        BinaryOp::Sub => with_dtype!(a.dtype(), T => map2::<T>(a, b, T::minus)),
-        BinaryOp::Mul => with_dtype!(a.dtype(), T => map2::<T>(a, b, T::times)),
-        BinaryOp::Div => with_float!(a.dtype(), T => map2::<T>(a, b, T::divided_by)),
-        BinaryOp::Max => with_dtype!(a.dtype(), T => map2::<T>(a, b, max_nan)),
-        BinaryOp::Min => with_dtype!(a.dtype(), T => map2::<T>(a, b, min_nan)),
-    }
+    check_dtype(func.float_only(), a.dtype())?;
+    with_dtype!(a.dtype(), T => map2::<T>(a, b, |x, y| x.binary(func, y)))
 }
 
-/// A comparison: 1 where it holds, 0 elsewhere, in the operands' dtype.
+/// A comparison: 1 where it holds, 0 elsewhere, in the operands' dtype
+/// ([`Element::compare`]).
 pub(super) fn compare(func: CompareOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    with_dtype!(a.dtype(), T => map2::<T>(a, b, |x, y| {
-        if func.holds(x, y) { T::one() } else { T::zero() }
-    }))
+    with_dtype!(a.dtype(), T => map2::<T>(a, b, |x, y| Some(x.compare(func, y))))
 }
 
 /// `cond ≠ 0 ? a : b` elementwise. `cond` may have any dtype; a NaN condition is not
@@ -90,7 +76,7 @@ pub(super) fn compare(func: CompareOp, a: &Tensor, b: &Tensor) -> Result<Tensor>
 pub(super) fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let picks_a: Vec<bool> = with_dtype!(cond.dtype(), C => values::<C>(cond)?
         .iter()
-        .map(|&c| c != C::zero())
+        .map(|&c| c.is_nonzero())
         .collect());
     with_dtype!(a.dtype(), T => {
         let (xs, ys) = (values::<T>(a)?, values::<T>(b)?);

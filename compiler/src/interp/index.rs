@@ -4,7 +4,6 @@
 use super::InterpError;
 use super::element::{Element, tensor, values, with_dtype};
 use crate::ir::TensorType;
-use num_traits::Zero;
 use xenon_runtime::Tensor;
 
 type Result<T> = std::result::Result<T, InterpError>;
@@ -52,7 +51,7 @@ pub(super) fn scatter_add(updates: &Tensor, indices: &Tensor, ty: &TensorType) -
     let idx = values::<i32>(indices)?;
     with_dtype!(updates.dtype(), T => {
         let u = values::<T>(updates)?;
-        let mut out = vec![T::zero(); ty.numel()];
+        let mut out = vec![T::ZERO; ty.numel()];
         for (j, &i) in idx.iter().enumerate() {
             let r = row("scatter_add", j, i, rows)?;
             for e in 0..width {

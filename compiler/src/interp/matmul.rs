@@ -1,7 +1,7 @@
 //! Batched matrix multiplication.
 
 use super::InterpError;
-use super::element::{FloatElement, tensor, values, with_float};
+use super::element::{Element, tensor, values, with_float};
 use crate::ir::TensorType;
 use std::borrow::Cow;
 use xenon_runtime::Tensor;
@@ -28,7 +28,7 @@ pub(super) fn matmul(
     })
 }
 
-fn matmul_typed<T: FloatElement>(
+fn matmul_typed<T: Element>(
     a: &Tensor,
     b: &Tensor,
     trans_a: bool,
@@ -51,7 +51,7 @@ fn matmul_typed<T: FloatElement>(
     let a = oriented(values::<T>(a)?, m, k, trans_a);
     let b = oriented(values::<T>(b)?, k, n, trans_b);
 
-    let mut c = vec![T::zero(); batches * m * n];
+    let mut c = vec![T::ZERO; batches * m * n];
     for (batch, c_block) in c.chunks_exact_mut(m * n).enumerate() {
         // A rank-2 operand is one block shared by every batch.
         let ia = if a_blocks == 1 { 0 } else { batch };
@@ -65,12 +65,7 @@ fn matmul_typed<T: FloatElement>(
 
 /// Matrices of `rows × cols`, row-major: `data` itself, or, when `transposed`, a
 /// transposed copy of `data`, which holds matrices of `cols × rows`.
-fn oriented<T: FloatElement>(
-    data: &[T],
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-) -> Cow<'_, [T]> {
+fn oriented<T: Element>(data: &[T], rows: usize, cols: usize, transposed: bool) -> Cow<'_, [T]> {
     if !transposed {
         return Cow::Borrowed(data);
     }
@@ -86,11 +81,11 @@ fn oriented<T: FloatElement>(
 /// `c += a · b` for row-major `a` (`m × k`), `b` (`k × n`) and `c` (`m × n`), in i-k-j
 /// order: each row of `c` accumulates `a[i][p] · (row p of b)` for `p = 0, 1, …`. The
 /// innermost loop runs over contiguous rows, which the compiler vectorizes.
-fn multiply_block<T: FloatElement>(a: &[T], b: &[T], c: &mut [T], k: usize, n: usize) {
+fn multiply_block<T: Element>(a: &[T], b: &[T], c: &mut [T], k: usize, n: usize) {
     for (a_row, c_row) in a.chunks_exact(k).zip(c.chunks_exact_mut(n)) {
         for (&a_ip, b_row) in a_row.iter().zip(b.chunks_exact(n)) {
             for (c_ij, &b_pj) in c_row.iter_mut().zip(b_row) {
-                *c_ij = *c_ij + a_ip * b_pj;
+                *c_ij = c_ij.plus(a_ip.times(b_pj));
             }
         }
     }

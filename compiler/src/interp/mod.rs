@@ -36,6 +36,8 @@ mod matmul;
 mod movement;
 mod random;
 mod reduce;
+#[cfg(test)]
+mod scalar_parity;
 mod window;
 
 use crate::ir::infer::infer;

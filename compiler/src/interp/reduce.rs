@@ -2,10 +2,8 @@
 
 use super::InterpError;
 use super::element::{Element, tensor, values, with_dtype, with_float};
-use super::elementwise::max_nan;
 use super::layout::{offsets, strides};
 use crate::ir::{ReduceOp, TensorType};
-use num_traits::Zero;
 use xenon_runtime::Tensor;
 
 type Result<T> = std::result::Result<T, InterpError>;
@@ -27,16 +25,11 @@ pub(super) fn reduce(
     ty: &TensorType,
 ) -> Result<Tensor> {
     match func {
-        ReduceOp::Sum => with_dtype!(x.dtype(), T => {
-            let sums = fold::<T>(values(x)?, x.shape(), axes, T::zero(), T::plus);
-            tensor(&ty.shape, sums)
-        }),
-        ReduceOp::Max => with_dtype!(x.dtype(), T => {
-            let maxima = fold::<T>(values(x)?, x.shape(), axes, T::LOWEST, max_nan);
-            tensor(&ty.shape, maxima)
+        ReduceOp::Sum | ReduceOp::Max => with_dtype!(x.dtype(), T => {
+            tensor(&ty.shape, fold::<T>(func, values(x)?, x.shape(), axes))
         }),
         ReduceOp::Mean => with_float!(x.dtype(), T => {
-            let sums = fold::<T>(values(x)?, x.shape(), axes, 0.0, T::plus);
+            let sums = fold::<T>(func, values(x)?, x.shape(), axes);
             let count: usize = axes.iter().map(|&a| x.shape()[a]).product();
             let count = count as T;
             tensor(&ty.shape, sums.into_iter().map(|s| s / count).collect())
@@ -45,14 +38,9 @@ pub(super) fn reduce(
 }
 
 /// Folds the elements of `xs` (of `shape`) into one accumulator per combination of the
-/// kept axes, visiting `xs` in row-major order: `acc = combine(acc, x)`.
-fn fold<T: Element>(
-    xs: &[T],
-    shape: &[usize],
-    axes: &[usize],
-    init: T,
-    combine: impl Fn(T, T) -> T,
-) -> Vec<T> {
+/// kept axes, visiting `xs` in row-major order from [`Element::identity`]:
+/// `acc = acc.accumulate(op, x)` (for `mean`, the sum).
+fn fold<T: Element>(op: ReduceOp, xs: &[T], shape: &[usize], axes: &[usize]) -> Vec<T> {
     let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
     let kept_shape: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
     let kept_strides = strides(&kept_shape);
@@ -61,9 +49,9 @@ fn fold<T: Element>(
     for (&a, &s) in kept.iter().zip(&kept_strides) {
         acc_strides[a] = s;
     }
-    let mut acc = vec![init; kept_shape.iter().product()];
+    let mut acc = vec![T::identity(op); kept_shape.iter().product()];
     for (&x, o) in xs.iter().zip(offsets(shape, &acc_strides, 0)) {
-        acc[o] = combine(acc[o], x);
+        acc[o] = acc[o].accumulate(op, x);
     }
     acc
 }
@@ -80,12 +68,11 @@ pub(super) fn argmax(axis: usize, x: &Tensor, ty: &TensorType) -> Result<Tensor>
     let mut out = vec![0i32; outer * inner];
     with_dtype!(x.dtype(), T => {
         let xs = values::<T>(x)?;
-        let nan = |v: T| v.partial_cmp(&v).is_none();
         for o in 0..outer {
             for i in 0..inner {
                 let at = |k: usize| xs[(o * len + k) * inner + i];
                 // The first NaN, else the first maximum.
-                let best = (0..len).find(|&k| nan(at(k))).unwrap_or_else(|| {
+                let best = (0..len).find(|&k| at(k).is_nan()).unwrap_or_else(|| {
                     (1..len).fold(0, |b, k| if at(k) > at(b) { k } else { b })
                 });
                 out[o * inner + i] = best as i32;

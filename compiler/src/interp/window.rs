@@ -8,7 +8,6 @@
 use super::InterpError;
 use super::element::{Element, tensor, values, with_float};
 use crate::ir::{TensorType, Window};
-use num_traits::Zero;
 use xenon_runtime::Tensor;
 
 type Result<T> = std::result::Result<T, InterpError>;
@@ -81,7 +80,7 @@ pub(super) fn im2col(x: &Tensor, window: &Window, ty: &TensorType) -> Result<Ten
     let plane: usize = image[2..].iter().product();
     with_float!(x.dtype(), T => {
         let xs = values::<T>(x)?;
-        let mut out = vec![T::zero(); ty.numel()];
+        let mut out = vec![T::ZERO; ty.numel()];
         for_each_entry(window, image, &out_sizes, |p, at, off| {
             if let Some(off) = off {
                 out[at] = xs[p * plane + off];
@@ -99,7 +98,7 @@ pub(super) fn col2im(cols: &Tensor, window: &Window, ty: &TensorType) -> Result<
     let plane: usize = ty.shape[2..].iter().product();
     with_float!(cols.dtype(), T => {
         let cs = values::<T>(cols)?;
-        let mut out = vec![T::zero(); ty.numel()];
+        let mut out = vec![T::ZERO; ty.numel()];
         for_each_entry(window, &ty.shape, &out_sizes, |p, at, off| {
             if let Some(off) = off {
                 out[p * plane + off] = out[p * plane + off].plus(cs[at]);
