@@ -5,7 +5,7 @@
 //! comparison ops ([`UnaryOp`], [`BinaryOp`], [`CompareOp`]), casts and the conversion of
 //! f64 attributes, the identities and steps of the reductions ([`ReduceOp`]), NaN tests and
 //! the i32 wrap rules. Everything that computes with scalars builds on it: the runtime's
-//! [`Scalar`](crate::ops::Scalar) (the reference kernel evaluator), the host
+//! [`Scalar`] (the reference kernel evaluator), the host
 //! [`library`](crate::library) routines, [`Tensor::cast`](crate::Tensor::cast) and the
 //! compiler's reference interpreter.
 //!
