@@ -14,6 +14,7 @@ use xenon_compiler::ir::{Graph, GraphError, NodeId};
 #[serde(tag = "type", content = "config", deny_unknown_fields)]
 pub enum Activation {
     /// `x`.
+    #[serde(deserialize_with = "crate::model_file::no_arguments")]
     Identity,
     /// `max(x, 0) + slope·min(x, 0)`: ReLU, leaky when `slope` (default 0) is nonzero.
     /// The derivative at exactly 0 is 0, as in neon.
@@ -37,6 +38,7 @@ pub enum Activation {
         epsilon: f64,
     },
     /// `tanh x`.
+    #[serde(deserialize_with = "crate::model_file::no_arguments")]
     Tanh,
     /// ELU: `max(x, 0) + alpha·(e^min(x,0) − 1)` (`alpha` default 1).
     Explin {

@@ -30,8 +30,10 @@ pub enum Cost {
         usebits: bool,
     },
     /// `Σ_i (y − t)² / 2`.
+    #[serde(deserialize_with = "crate::model_file::no_arguments")]
     SumSquared,
     /// `mean_i (y − t)² / 2`.
+    #[serde(deserialize_with = "crate::model_file::no_arguments")]
     MeanSquared,
 }
 

@@ -40,6 +40,7 @@ pub enum Initializer {
         scale: f64,
     },
     /// Uniform on `±sqrt(6 / (rows + cols))` (Glorot & Bengio).
+    #[serde(deserialize_with = "crate::model_file::no_arguments")]
     GlorotUniform,
     /// Uniform on `±sqrt(3 / fan_in)`.
     Xavier {

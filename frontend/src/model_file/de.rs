@@ -5,7 +5,6 @@ use super::de_error::{DeError, DeKind, Seg};
 use super::error::ModelFileError;
 use super::tree::{Entry, Node, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::fmt;
 
 /// Deserializes `node` (the value of top-level key `key`) into `T`, turning the structured
 /// deserialization error into a located [`ModelFileError`].
@@ -21,8 +20,8 @@ const TYPED_KEYS: &[&str] = &["type", "config"];
 #[derive(Clone, Copy)]
 pub(super) struct NodeDe<'a> {
     node: &'a Node,
-    /// The node is the `config` of a typed object: null or an empty mapping is accepted as
-    /// "no arguments" by unit variants (`{type: Tanh, config: {}}`).
+    /// The node is the `config` of a typed object, where null stands for an empty mapping
+    /// (`{type: Explin, config: null}`: every argument takes its default).
     config: bool,
 }
 
@@ -35,21 +34,6 @@ impl<'a> NodeDe<'a> {
     }
 
     fn any<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.config && wants_unit_variant(&visitor) {
-            return match &self.node.value {
-                Value::Null => visitor.visit_unit(),
-                Value::Map(entries) if entries.is_empty() => visitor.visit_unit(),
-                Value::Map(entries) => Err(DeError::new(DeKind::UnknownField {
-                    name: entries[0].key.clone(),
-                    accepted: &[],
-                })
-                .at(entries[0].key_pos)),
-                _ => Err(de::Error::custom(format!(
-                    "expected no arguments, found {}",
-                    self.node.describe()
-                ))),
-            };
-        }
         match &self.node.value {
             Value::Null if self.config => visitor.visit_map(MapAcc::new(&[])),
             Value::Null => visitor.visit_unit(),
@@ -144,19 +128,6 @@ impl<'a> NodeDe<'a> {
                 .at(node.pos)
             })
     }
-}
-
-/// Whether `visitor` is serde's visitor for the content of a unit variant of an adjacently
-/// tagged enum. serde gives no other way to tell; the unit-variant tests below catch a change
-/// in its wording.
-fn wants_unit_variant<'de, V: Visitor<'de>>(visitor: &V) -> bool {
-    struct Expecting<'v, V>(&'v V);
-    impl<'de, V: Visitor<'de>> fmt::Display for Expecting<'_, V> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            self.0.expecting(f)
-        }
-    }
-    Expecting(visitor).to_string().starts_with("unit variant ")
 }
 
 impl<'de> Deserializer<'de> for NodeDe<'_> {

@@ -93,19 +93,22 @@
 //! `tree` parses the text into a position-keeping YAML/JSON tree; `de` deserializes the typed
 //! enums from that tree, and `de_error` turns serde's errors into located
 //! [`ModelFileError`]s (defined in `error`); `backend` and `dataset` hold the small top-level
-//! values; `write` writes a [`ModelFile`] back out.
+//! values; `write` writes a [`ModelFile`] back out; `no_arguments` reads the (empty)
+//! `config` of classes that take no arguments.
 
 mod backend;
 mod dataset;
 mod de;
 mod de_error;
 mod error;
+mod no_arguments;
 mod tree;
 mod write;
 
 pub use backend::BackendName;
 pub use dataset::{DatasetName, DatasetSpec};
 pub use error::{ModelFileError, Position};
+pub(crate) use no_arguments::no_arguments;
 
 use crate::cost::Cost;
 use crate::layer::{Layer, Sequential};
