@@ -257,6 +257,3 @@ impl ModelFile {
         })
     }
 }
-
-#[cfg(test)]
-mod tests;

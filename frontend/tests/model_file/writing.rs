@@ -1,0 +1,79 @@
+//! Writing a model file (`to_json`, `to_yaml`) and reading it back.
+
+use super::support::*;
+use serde_json::json;
+use xenon_frontend::model_file::ModelFile;
+
+#[test]
+fn to_json_and_to_yaml_round_trip() {
+    for text in [MNIST_MLP_YAML, MNIST_SOFTMAX_YAML, MLP_BIAS_YAML] {
+        let m = ModelFile::from_yaml_str(text).unwrap();
+        let json = m.to_json();
+        assert_eq!(ModelFile::from_json_str(&json).unwrap(), m, "{json}");
+        let yaml = m.to_yaml();
+        assert_eq!(ModelFile::from_yaml_str(&yaml).unwrap(), m, "{yaml}");
+    }
+    // Absent optional keys stay absent; dataset extras survive.
+    let m = ModelFile::from_yaml_str(
+        "layers: [{type: Activation, config: {transform: Tanh}}]
+cost: MeanSquared
+dataset: {name: mnist, train_config: {shuffle: true, scale: [0.875, 1]}}
+",
+    )
+    .unwrap();
+    let json = m.to_json();
+    for absent in ["backend", "epochs", "batchsize", "optimizer"] {
+        assert!(!json.contains(absent), "{json}");
+    }
+    let back = ModelFile::from_json_str(&json).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(
+        back.dataset.unwrap().extra["train_config"],
+        serde_json::json!({"shuffle": true, "scale": [0.875, 1]})
+    );
+}
+
+#[test]
+fn writers_quote_strings_that_look_like_other_values() {
+    let names = [
+        "true", "null", "1.5", "a: b", "- x", "", "#c", "*ref", "~", "x\ny",
+    ];
+    let layers: Vec<_> = names
+        .iter()
+        .map(|n| json!({"type": "Activation", "config": {"transform": "Identity", "name": n}}))
+        .collect();
+    let m = ModelFile::from_json_str(
+        &json!({
+            "backend": "gpu", "epochs": 0, "batchsize": 1, "layers": layers, "cost": "SumSquared",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let read: Vec<_> = layers_json(&m)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["config"]["name"].clone())
+        .collect();
+    assert_eq!(read, names.map(|n| json!(n)));
+    assert_eq!(ModelFile::from_json_str(&m.to_json()).unwrap(), m);
+    let yaml = m.to_yaml();
+    assert_eq!(ModelFile::from_yaml_str(&yaml).unwrap(), m, "{yaml}");
+}
+
+#[test]
+fn to_json_writes_the_schema_shape() {
+    let m = ModelFile::from_yaml_str(MNIST_MLP_YAML).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
+    assert_eq!(v["backend"], "mkl");
+    assert_eq!(v["epochs"], 10);
+    assert_eq!(v["batchsize"], 128);
+    assert_eq!(v["layers"][0]["type"], "Linear");
+    assert_eq!(v["layers"][0]["config"]["nout"], 100);
+    assert_eq!(v["layers"][0]["config"]["init"]["type"], "Gaussian");
+    assert_eq!(v["layers"][0]["config"]["init"]["config"]["scale"], 0.01);
+    assert_eq!(v["cost"]["type"], "CrossEntropyBinary");
+    assert_eq!(v["optimizer"]["type"], "GradientDescentMomentum");
+    assert_eq!(v["optimizer"]["config"]["momentum_coef"], 0.9);
+    assert_eq!(v["dataset"], serde_json::json!({"name": "mnist"}));
+}
