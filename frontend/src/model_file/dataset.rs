@@ -2,7 +2,7 @@
 
 use super::de::typed;
 use super::error::ModelFileError;
-use super::tree::{Node, Value};
+use super::tree::Node;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,16 +62,7 @@ impl DatasetSpec {
 
 /// Reads the `dataset:` mapping: `name` (required) and every other key, kept as JSON.
 pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
-    let Value::Map(entries) = &node.value else {
-        return Err(ModelFileError::Invalid {
-            at: "dataset".into(),
-            message: format!(
-                "expected a mapping such as {{name: mnist}}, found {}",
-                node.describe()
-            ),
-            pos: node.pos,
-        });
-    };
+    let entries = node.entries("dataset", "a mapping such as {name: mnist}")?;
     let mut name = None;
     let mut extra = BTreeMap::new();
     for e in entries {

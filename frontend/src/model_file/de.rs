@@ -2,7 +2,7 @@
 //! (`{type, config}` objects) and records the path to any failing value.
 
 use super::de_error::{DeError, DeKind, Seg};
-use super::error::ModelFileError;
+use super::error::{ModelFileError, Position};
 use super::tree::{Entry, Node, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -114,19 +114,13 @@ impl<'a> NodeDe<'a> {
             pos: node.pos,
         };
         let config = config.unwrap_or(&empty);
-        visitor
-            .visit_map(TypedAcc {
-                tag,
-                config,
-                next: 0,
+        visitor.visit_map(MapAcc::typed(tag, config)).map_err(|e| {
+            e.prefix(Seg::Typed {
+                enum_name,
+                name: name.clone(),
             })
-            .map_err(|e| {
-                e.prefix(Seg::Typed {
-                    enum_name,
-                    name: name.clone(),
-                })
-                .at(node.pos)
-            })
+            .at(node.pos)
+        })
     }
 }
 
@@ -193,6 +187,7 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
     }
 }
 
+/// Presents a sequence to serde item by item; an error in an item gets its index on its path.
 struct SeqAcc<'a> {
     items: std::iter::Enumerate<std::slice::Iter<'a, Node>>,
 }
@@ -218,15 +213,59 @@ impl<'de> SeqAccess<'de> for SeqAcc<'_> {
     }
 }
 
+/// Presents a mapping to serde entry by entry: an error in a key is placed at the key, and
+/// one in a value gets the key on its path.
 struct MapAcc<'a> {
-    entries: std::slice::Iter<'a, Entry>,
-    current: Option<&'a Entry>,
+    entries: std::vec::IntoIter<MapEntry<'a>>,
+    current: Option<MapEntry<'a>>,
+}
+
+#[derive(Clone, Copy)]
+struct MapEntry<'a> {
+    key: &'a str,
+    key_pos: Option<Position>,
+    value: NodeDe<'a>,
 }
 
 impl<'a> MapAcc<'a> {
+    /// The entries of a mapping in the file.
     fn new(entries: &'a [Entry]) -> MapAcc<'a> {
+        MapAcc::of(
+            entries
+                .iter()
+                .map(|e| MapEntry {
+                    key: &e.key,
+                    key_pos: e.key_pos,
+                    value: NodeDe::new(&e.value),
+                })
+                .collect(),
+        )
+    }
+
+    /// A typed object as the map `{type: ..., config: ...}`: `type` first (so that serde reads
+    /// the class before the arguments and need not buffer them), and `config` always present
+    /// (the caller passes an empty mapping when the file leaves it out).
+    fn typed(tag: &'a Node, config: &'a Node) -> MapAcc<'a> {
+        MapAcc::of(vec![
+            MapEntry {
+                key: "type",
+                key_pos: None,
+                value: NodeDe::new(tag),
+            },
+            MapEntry {
+                key: "config",
+                key_pos: None,
+                value: NodeDe {
+                    node: config,
+                    config: true,
+                },
+            },
+        ])
+    }
+
+    fn of(entries: Vec<MapEntry<'a>>) -> MapAcc<'a> {
         MapAcc {
-            entries: entries.iter(),
+            entries: entries.into_iter(),
             current: None,
         }
     }
@@ -243,7 +282,7 @@ impl<'de> MapAccess<'de> for MapAcc<'_> {
         match self.current {
             None => Ok(None),
             Some(e) => seed
-                .deserialize(de::value::StrDeserializer::<DeError>::new(&e.key))
+                .deserialize(de::value::StrDeserializer::<DeError>::new(e.key))
                 .map(Some)
                 .map_err(|err| err.at(e.key_pos)),
         }
@@ -253,54 +292,11 @@ impl<'de> MapAccess<'de> for MapAcc<'_> {
         let e = self
             .current
             .ok_or_else(|| de::Error::custom("value requested before its key"))?;
-        seed.deserialize(NodeDe::new(&e.value))
-            .map_err(|err| err.prefix(Seg::Key(e.key.clone())))
+        seed.deserialize(e.value)
+            .map_err(|err| err.prefix(Seg::Key(e.key.to_string())))
     }
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.entries.len())
-    }
-}
-
-/// Presents a typed object as the map `{type: ..., config: ...}`, `type` first (so that serde
-/// reads the class before the arguments and need not buffer them) and `config` always
-/// present (an empty mapping when the file leaves it out).
-struct TypedAcc<'a> {
-    tag: &'a Node,
-    config: &'a Node,
-    /// 0: `type` next, 1: `config` next, 2: done (the key just returned is `next - 1`).
-    next: u8,
-}
-
-impl<'de> MapAccess<'de> for TypedAcc<'_> {
-    type Error = DeError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
-        let key = match self.next {
-            0 => "type",
-            1 => "config",
-            _ => return Ok(None),
-        };
-        self.next += 1;
-        seed.deserialize(de::value::StrDeserializer::<DeError>::new(key))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        match self.next {
-            1 => seed
-                .deserialize(NodeDe::new(self.tag))
-                .map_err(|e| e.prefix(Seg::Key("type".into()))),
-            2 => seed
-                .deserialize(NodeDe {
-                    node: self.config,
-                    config: true,
-                })
-                .map_err(|e| e.prefix(Seg::Key("config".into()))),
-            _ => Err(de::Error::custom("value requested before its key")),
-        }
     }
 }

@@ -115,7 +115,7 @@ use crate::layer::{Layer, Sequential};
 use crate::optimizer::Optimizer;
 use de::typed;
 use std::path::Path;
-use tree::{Node, Value, parse_json, parse_yaml};
+use tree::{Node, parse_json, parse_yaml};
 
 /// A parsed model description file.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,16 +197,10 @@ impl ModelFile {
     }
 
     fn from_node(root: &Node) -> Result<ModelFile, ModelFileError> {
-        let Value::Map(entries) = &root.value else {
-            return Err(ModelFileError::Invalid {
-                at: "model file".into(),
-                message: format!(
-                    "expected a mapping of top-level keys (layers, cost, ...), found {}",
-                    root.describe()
-                ),
-                pos: root.pos,
-            });
-        };
+        let entries = root.entries(
+            "model file",
+            "a mapping of top-level keys (layers, cost, ...)",
+        )?;
         let get = |key: &str| entries.iter().find(|e| e.key == key).map(|e| &e.value);
         let missing = |key: &str| ModelFileError::MissingKey {
             at: "model file".into(),

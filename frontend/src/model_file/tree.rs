@@ -62,6 +62,19 @@ impl Node {
         }
     }
 
+    /// The entries of a mapping. Any other value is an [`ModelFileError::Invalid`] error at
+    /// `at`: "expected `expected`, found ...".
+    pub(super) fn entries(&self, at: &str, expected: &str) -> Result<&[Entry], ModelFileError> {
+        match &self.value {
+            Value::Map(entries) => Ok(entries),
+            _ => Err(ModelFileError::Invalid {
+                at: at.into(),
+                message: format!("expected {expected}, found {}", self.describe()),
+                pos: self.pos,
+            }),
+        }
+    }
+
     /// A short description for "found ..." messages.
     pub(super) fn describe(&self) -> String {
         match &self.value {
