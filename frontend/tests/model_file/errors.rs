@@ -95,22 +95,18 @@ fn unknown_argument_lists_the_accepted_ones() {
         "{e}"
     );
     // A class that takes no arguments.
-    let e = err(&one_layer(
-        "{type: Activation, config: {transform: {type: Tanh, config: {name: t}}}}",
-    ));
-    assert_eq!(
-        e.to_string(),
+    assert_error(
+        &one_layer("{type: Activation, config: {transform: {type: Tanh, config: {name: t}}}}"),
         "layers[0] (Activation).transform (Tanh): unknown argument \"name\" \
-             (line 2, column 66); accepted: none (this class takes no arguments)"
+             (line 2, column 66); accepted: none (this class takes no arguments)",
     );
 }
 
 #[test]
 fn unknown_key_beside_type_and_config() {
-    let e = err(&one_layer("{type: Linear, confg: {nout: 1}}"));
-    assert_eq!(
-        e.to_string(),
-        "layers[0] (Linear): unknown key \"confg\" (line 2, column 20); accepted: type, config"
+    assert_error(
+        &one_layer("{type: Linear, confg: {nout: 1}}"),
+        "layers[0] (Linear): unknown key \"confg\" (line 2, column 20); accepted: type, config",
     );
 }
 
@@ -142,22 +138,21 @@ fn missing_required_argument() {
 
 #[test]
 fn missing_required_keys() {
-    let e = err("cost: SumSquared\n");
-    assert_eq!(e.to_string(), "model file: missing required key \"layers\"");
-    let e = err("layers: [{type: Activation, config: {transform: Tanh}}]\n");
-    assert_eq!(e.to_string(), "model file: missing required key \"cost\"");
-    let e = err(&one_layer("{config: {nout: 3}}"));
-    assert_eq!(
-        e.to_string(),
-        "layers[0]: missing required key \"type\" (line 2, column 5)"
+    assert_error(
+        "cost: SumSquared\n",
+        "model file: missing required key \"layers\"",
     );
-    let e = err(&format!(
-        "{}dataset: {{train_config: {{}}}}\n",
-        one_layer(ACT)
-    ));
-    assert_eq!(
-        e.to_string(),
-        "dataset: missing required key \"name\" (line 4, column 10)"
+    assert_error(
+        "layers: [{type: Activation, config: {transform: Tanh}}]\n",
+        "model file: missing required key \"cost\"",
+    );
+    assert_error(
+        &one_layer("{config: {nout: 3}}"),
+        "layers[0]: missing required key \"type\" (line 2, column 5)",
+    );
+    assert_error(
+        &format!("{}dataset: {{train_config: {{}}}}\n", one_layer(ACT)),
+        "dataset: missing required key \"name\" (line 4, column 10)",
     );
 }
 
@@ -185,12 +180,9 @@ fn yaml_syntax_error_names_the_line() {
         "{e}"
     );
 
-    let e = err(
+    assert_error(
         "layers: [{type: Activation, config: {transform: Tanh}}]\ncost: SumSquared\nlayers: [{type: Activation, config: {transform: Tanh}}]\n",
-    );
-    assert_eq!(
-        e.to_string(),
-        "invalid YAML at line 3, column 1: duplicate key \"layers\""
+        "invalid YAML at line 3, column 1: duplicate key \"layers\"",
     );
     let e = err("layers: [{type: Linear, config: {nout: 1, init: *nowhere}}]\n");
     assert!(
@@ -202,53 +194,39 @@ fn yaml_syntax_error_names_the_line() {
 
 #[test]
 fn wrong_value_types_name_the_value_and_line() {
-    let e = err(
+    assert_error(
         "layers:\n  - type: Linear\n    config:\n      nout: many\n      \
                      init: GlorotUniform\ncost: SumSquared\n",
-    );
-    assert_eq!(
-        e.to_string(),
         "layers[0] (Linear).nout: invalid type: string \"many\", expected usize \
-             (line 4, column 13)"
+             (line 4, column 13)",
     );
-    let e = err(&one_layer(
-        "{type: Linear, config: {nout: -2, init: GlorotUniform}}",
-    ));
-    assert!(
-        e.to_string()
-            .starts_with("layers[0] (Linear).nout: invalid value: integer `-2`"),
-        "{e}"
+    assert_error_starts(
+        &one_layer("{type: Linear, config: {nout: -2, init: GlorotUniform}}"),
+        "layers[0] (Linear).nout: invalid value: integer `-2`",
     );
-    let e = err(&one_layer(
-        "{type: Activation, config: {transform: {type: Logistic, config: {shortcut: 3}}}}",
-    ));
-    assert_eq!(
-        e.to_string(),
+    assert_error(
+        &one_layer(
+            "{type: Activation, config: {transform: {type: Logistic, config: {shortcut: 3}}}}",
+        ),
         "layers[0] (Activation).transform (Logistic).shortcut: invalid type: integer `3`, \
-             expected a boolean (line 2, column 80)"
+             expected a boolean (line 2, column 80)",
     );
-    let e = err(&format!("epochs: ten\n{}", one_layer(ACT)));
-    assert_eq!(
-        e.to_string(),
-        "epochs: invalid type: string \"ten\", expected usize (line 1, column 9)"
+    assert_error(
+        &format!("epochs: ten\n{}", one_layer(ACT)),
+        "epochs: invalid type: string \"ten\", expected usize (line 1, column 9)",
     );
-    let e = err("layers: {type: Tanh}\ncost: SumSquared\n");
-    assert!(
-        e.to_string()
-            .starts_with("layers: invalid type: map, expected a sequence"),
-        "{e}"
+    assert_error_starts(
+        "layers: {type: Tanh}\ncost: SumSquared\n",
+        "layers: invalid type: map, expected a sequence",
     );
-    let e = err(&one_layer("5"));
-    assert_eq!(
-        e.to_string(),
+    assert_error(
+        &one_layer("5"),
         "layers[0]: expected a {type: ..., config: {...}} mapping or a class name, found \
-             integer `5` (line 2, column 5)"
+             integer `5` (line 2, column 5)",
     );
-    let e = err(&one_layer("{type: 5}"));
-    assert!(
-        e.to_string()
-            .starts_with("layers[0].type: the class name in `type` must be a string"),
-        "{e}"
+    assert_error_starts(
+        &one_layer("{type: 5}"),
+        "layers[0].type: the class name in `type` must be a string",
     );
     let e = err(
         "layers: [{type: Activation, config: {transform: Tanh}}]\ncost: SumSquared\noptimizer: {type: GradientDescentMomentum, \
@@ -261,55 +239,45 @@ fn wrong_value_types_name_the_value_and_line() {
         ),
         "{e}"
     );
-    let e = err(&format!("epochs: .inf\n{}", one_layer(ACT)));
-    assert_eq!(
-        e.to_string(),
-        "invalid YAML at line 1, column 9: non-finite number inf is not allowed"
+    assert_error(
+        &format!("epochs: .inf\n{}", one_layer(ACT)),
+        "invalid YAML at line 1, column 9: non-finite number inf is not allowed",
     );
 }
 
 #[test]
 fn unknown_backend_lists_cpu_mkl_gpu() {
-    let e = err(&format!("backend: tpu\n{}", one_layer(ACT)));
-    assert_eq!(
-        e.to_string(),
-        "unknown backend \"tpu\" (line 1, column 10); known backends: cpu, mkl, gpu"
+    assert_error(
+        &format!("backend: tpu\n{}", one_layer(ACT)),
+        "unknown backend \"tpu\" (line 1, column 10); known backends: cpu, mkl, gpu",
     );
-    let e = err(&format!("backend: 3\n{}", one_layer(ACT)));
-    assert!(
-        e.to_string()
-            .starts_with("backend: invalid type: integer `3`"),
-        "{e}"
+    assert_error_starts(
+        &format!("backend: 3\n{}", one_layer(ACT)),
+        "backend: invalid type: integer `3`",
     );
 }
 
 #[test]
 fn unknown_dataset_lists_mnist() {
-    let e = err(&format!("{}dataset: {{name: cifar10}}\n", one_layer(ACT)));
-    assert_eq!(
-        e.to_string(),
-        "unknown dataset \"cifar10\" (line 4, column 17); known datasets: mnist"
+    assert_error(
+        &format!("{}dataset: {{name: cifar10}}\n", one_layer(ACT)),
+        "unknown dataset \"cifar10\" (line 4, column 17); known datasets: mnist",
     );
-    let e = err(&format!("{}dataset: mnist\n", one_layer(ACT)));
-    assert!(
-        e.to_string()
-            .starts_with("dataset: expected a mapping such as {name: mnist}"),
-        "{e}"
+    assert_error_starts(
+        &format!("{}dataset: mnist\n", one_layer(ACT)),
+        "dataset: expected a mapping such as {name: mnist}",
     );
 }
 
 #[test]
 fn other_structural_errors() {
-    let e = err("- layers\n");
-    assert!(
-        e.to_string()
-            .starts_with("model file: expected a mapping of top-level keys"),
-        "{e}"
+    assert_error_starts(
+        "- layers\n",
+        "model file: expected a mapping of top-level keys",
     );
-    let e = err("layers: []\ncost: SumSquared\n");
-    assert_eq!(
-        e.to_string(),
-        "layers: the list of layers is empty (line 1, column 9)"
+    assert_error(
+        "layers: []\ncost: SumSquared\n",
+        "layers: the list of layers is empty (line 1, column 9)",
     );
 }
 

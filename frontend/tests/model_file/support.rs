@@ -32,6 +32,17 @@ pub fn err(yaml: &str) -> ModelFileError {
     }
 }
 
+/// Asserts that reading `yaml` fails with exactly `message`.
+pub fn assert_error(yaml: &str, message: &str) {
+    assert_eq!(err(yaml).to_string(), message);
+}
+
+/// Asserts that reading `yaml` fails with a message that starts with `start`.
+pub fn assert_error_starts(yaml: &str, start: &str) {
+    let e = err(yaml);
+    assert!(e.to_string().starts_with(start), "{e}");
+}
+
 /// A layer whose arguments are all given or defaulted.
 pub const ACT: &str = "{type: Activation, config: {transform: Tanh}}";
 
