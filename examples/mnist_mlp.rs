@@ -50,22 +50,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         scale: 0.01,
     };
     let layers = Sequential::new(vec![
-        Layer::Affine {
-            nout: 100,
-            init: init.clone(),
-            bias: None,
-            batch_norm: false,
-            activation: Some(Activation::Rectlin { slope: 0.0 }),
-            name: None,
-        },
-        Layer::Affine {
-            nout: 10,
-            init,
-            bias: None,
-            batch_norm: false,
-            activation: Some(Activation::Logistic { shortcut: true }),
-            name: None,
-        },
+        Affine::new(100, init.clone())
+            .with_activation(Activation::Rectlin { slope: 0.0 })
+            .into(),
+        Affine::new(10, init)
+            .with_activation(Activation::Logistic { shortcut: true })
+            .into(),
     ]);
     let backend: Arc<dyn Backend> = match (args.interp, args.threads) {
         (true, _) => Arc::new(Interpreter),

@@ -25,17 +25,15 @@ struct Args {
 }
 
 fn affine(nout: usize, act: Activation, bias: bool) -> Layer {
-    Layer::Affine {
-        nout,
-        init: Initializer::Gaussian {
-            loc: 0.0,
-            scale: 0.01,
-        },
+    let init = Initializer::Gaussian {
+        loc: 0.0,
+        scale: 0.01,
+    };
+    Affine {
         bias: bias.then_some(Initializer::Constant { val: 0.0 }),
-        batch_norm: false,
-        activation: Some(act),
-        name: None,
+        ..Affine::new(nout, init).with_activation(act)
     }
+    .into()
 }
 
 fn time(name: &str, g: &Graph, runs: usize) {

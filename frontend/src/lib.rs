@@ -21,7 +21,9 @@ pub mod prelude {
     pub use crate::cost::Cost;
     pub use crate::data::{BatchIterator, BatchOptions, Dataset, LastBatch, Mnist};
     pub use crate::init::Initializer;
-    pub use crate::layer::{Layer, Sequential};
+    pub use crate::layer::{
+        ActivationLayer, Affine, Bias, Layer, LayerGraph, Linear, MergeSum, Sequential,
+    };
     pub use crate::metric::Metric;
     pub use crate::model::{EpochStats, Model, ModelError};
     pub use crate::optimizer::{GradientDescentMomentum, Optimizer, Schedule};

@@ -13,22 +13,13 @@ fn mnist_mlp() -> Sequential {
         scale: 0.01,
     };
     Sequential::new(vec![
-        Layer::Affine {
-            nout: 100,
-            init: init.clone(),
-            bias: Some(Initializer::Constant { val: 0.0 }),
-            batch_norm: false,
-            activation: Some(Activation::Rectlin { slope: 0.0 }),
-            name: None,
-        },
-        Layer::Affine {
-            nout: 10,
-            init,
-            bias: None,
-            batch_norm: false,
-            activation: Some(Activation::Logistic { shortcut: true }),
-            name: None,
-        },
+        Affine::new(100, init.clone())
+            .with_bias(Initializer::Constant { val: 0.0 })
+            .with_activation(Activation::Rectlin { slope: 0.0 })
+            .into(),
+        Affine::new(10, init)
+            .with_activation(Activation::Logistic { shortcut: true })
+            .into(),
     ])
 }
 
@@ -144,6 +135,10 @@ fn every_cost_matches_the_interpreter() {
         Cost::SumSquared,
         Cost::MeanSquared,
     ];
+    let init = Initializer::Gaussian {
+        loc: 0.0,
+        scale: 0.1,
+    };
     let outputs = [
         Activation::Logistic { shortcut: false },
         Activation::Softmax {
@@ -155,28 +150,13 @@ fn every_cost_matches_the_interpreter() {
     for cost in &costs {
         for last in &outputs {
             let layers = Sequential::new(vec![
-                Layer::Affine {
-                    nout: 20,
-                    init: Initializer::Gaussian {
-                        loc: 0.0,
-                        scale: 0.1,
-                    },
-                    bias: Some(Initializer::Constant { val: 0.1 }),
-                    batch_norm: false,
-                    activation: Some(Activation::Tanh),
-                    name: None,
-                },
-                Layer::Affine {
-                    nout: 10,
-                    init: Initializer::Gaussian {
-                        loc: 0.0,
-                        scale: 0.1,
-                    },
-                    bias: None,
-                    batch_norm: false,
-                    activation: Some(last.clone()),
-                    name: None,
-                },
+                Affine::new(20, init.clone())
+                    .with_bias(Initializer::Constant { val: 0.1 })
+                    .with_activation(Activation::Tanh)
+                    .into(),
+                Affine::new(10, init.clone())
+                    .with_activation(last.clone())
+                    .into(),
             ]);
             let verifier = Arc::new(Verify::new());
             let pipeline =

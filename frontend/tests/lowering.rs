@@ -148,10 +148,7 @@ fn precision_recall() {
     let x = vec![0.9, 0.1, 0.6, 0.4, 0.2, 0.8, 0.3, 0.7];
     let data = Dataset::new(x, vec![0, 1, 1, 1], 2, vec![2]).unwrap();
     let mut m = Model::new(
-        Sequential::new(vec![Layer::Activation {
-            transform: Activation::Identity,
-            name: None,
-        }]),
+        Sequential::new(vec![ActivationLayer::new(Activation::Identity).into()]),
         &[2],
         0,
     )

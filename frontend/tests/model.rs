@@ -4,17 +4,15 @@ use xenon_frontend::prelude::*;
 use xenon_runtime::Tensor;
 
 fn affine(nout: usize, bias: bool, act: Activation) -> Layer {
-    Layer::Affine {
-        nout,
-        init: Initializer::Gaussian {
-            loc: 0.0,
-            scale: 0.01,
-        },
+    let init = Initializer::Gaussian {
+        loc: 0.0,
+        scale: 0.01,
+    };
+    Affine {
         bias: bias.then_some(Initializer::Constant { val: 0.0 }),
-        batch_norm: false,
-        activation: Some(act),
-        name: None,
+        ..Affine::new(nout, init).with_activation(act)
     }
+    .into()
 }
 
 fn relu() -> Activation {
@@ -193,10 +191,7 @@ fn metrics_on_a_known_prediction() {
     ];
     let data = Dataset::new(x, vec![0, 1, 1, 2], 3, vec![3]).unwrap();
     let mut m = Model::new(
-        Sequential::new(vec![Layer::Activation {
-            transform: Activation::Identity,
-            name: None,
-        }]),
+        Sequential::new(vec![ActivationLayer::new(Activation::Identity).into()]),
         &[3],
         0,
     )

@@ -10,22 +10,16 @@ fn mlp(last: Activation, bias: bool) -> Sequential {
     };
     let b = bias.then_some(Initializer::Constant { val: 0.0 });
     Sequential::new(vec![
-        Layer::Affine {
-            nout: 100,
-            init: init.clone(),
+        Affine {
             bias: b.clone(),
-            batch_norm: false,
-            activation: Some(Activation::Rectlin { slope: 0.0 }),
-            name: None,
-        },
-        Layer::Affine {
-            nout: 10,
-            init,
+            ..Affine::new(100, init.clone()).with_activation(Activation::Rectlin { slope: 0.0 })
+        }
+        .into(),
+        Affine {
             bias: b,
-            batch_norm: false,
-            activation: Some(last),
-            name: None,
-        },
+            ..Affine::new(10, init).with_activation(last)
+        }
+        .into(),
     ])
 }
 

@@ -79,7 +79,7 @@
 //! and, for unknown names, the accepted ones:
 //!
 //! ```text
-//! unknown layer type "Dense" at layers[1] (line 4, column 12); known types: Linear, Bias, Affine, Activation
+//! unknown layer type "Dense" at layers[1] (line 4, column 12); known types: Linear, Bias, Affine, Activation, …
 //! layers[0] (Linear): unknown argument "nouts" (line 2, column 29); accepted: nout, init, bsum, name
 //! layers[0] (Linear).nout: invalid type: string "many", expected usize (line 4, column 13)
 //! invalid YAML at line 3, column 1: duplicate key "layers"

@@ -1,0 +1,169 @@
+//! What every layer implements ([`LayerKind`]), how many inputs it takes ([`Arity`]), and
+//! the context it lowers into ([`LayerCtx`]).
+
+use super::{Layer, LayerError, ParamSpec};
+use crate::init::{Fans, Initializer};
+use std::fmt;
+use xenon_compiler::ir::{DType, Graph, NodeId};
+
+/// A layer's behaviour. Each layer's argument struct implements it in its own file; the
+/// registry in [`crate::layer`] dispatches [`Layer`]'s methods to it.
+///
+/// Every argument struct also has neon's `name: Option<String>` argument (default none:
+/// the layer is named `<class>_<k>` when it is added to a
+/// [`LayerGraph`](super::LayerGraph)); the registry reads it and gives each struct a
+/// `with_name` builder.
+pub trait LayerKind: Clone + Into<Layer> {
+    /// How many inputs the layer takes. Default: exactly one.
+    fn arity(&self) -> Arity {
+        Arity::Exactly(1)
+    }
+
+    /// The layers this one stands for, in order: a compound layer (neon's lists, such as
+    /// `Affine`) returns its parts, each fed the previous part's outputs. Default: the layer
+    /// itself.
+    fn expand(&self) -> Result<Vec<Layer>, LayerError> {
+        Ok(vec![self.clone().into()])
+    }
+
+    /// A detail shown in parentheses after the class name in summaries
+    /// (`Activation(Tanh)`). Default: none.
+    fn detail(&self) -> Option<String> {
+        None
+    }
+
+    /// Adds the forward pass on `inputs` (each `[batch, features…]`) to `ctx`'s graph,
+    /// declaring parameters through [`LayerCtx::param`], and returns the layer's outputs.
+    /// [`Layer::lower`] checks `inputs` against [`LayerKind::arity`] first.
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError>;
+}
+
+/// How many inputs a layer takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    /// Exactly this many.
+    Exactly(usize),
+    /// This many or more.
+    AtLeast(usize),
+}
+
+impl Arity {
+    /// Whether `n` inputs are accepted.
+    pub fn accepts(self, n: usize) -> bool {
+        match self {
+            Arity::Exactly(k) => n == k,
+            Arity::AtLeast(k) => n >= k,
+        }
+    }
+}
+
+/// `1 input`, `at least 2 inputs`.
+impl fmt::Display for Arity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (prefix, n) = match *self {
+            Arity::Exactly(n) => ("", n),
+            Arity::AtLeast(n) => ("at least ", n),
+        };
+        let s = if n == 1 { "" } else { "s" };
+        write!(f, "{prefix}{n} input{s}")
+    }
+}
+
+/// Where a layer lowers itself: the graph (already inside the layer's scope), the layer's
+/// unique name, the parameters' dtype, and the list of declared parameters.
+pub struct LayerCtx<'a> {
+    /// The graph being built.
+    pub g: &'a mut Graph,
+    name: &'a str,
+    dtype: DType,
+    params: &'a mut Vec<ParamSpec>,
+}
+
+impl<'a> LayerCtx<'a> {
+    /// A context for the layer `name`, declaring parameters of `dtype` into `params`.
+    pub fn new(
+        g: &'a mut Graph,
+        name: &'a str,
+        dtype: DType,
+        params: &'a mut Vec<ParamSpec>,
+    ) -> LayerCtx<'a> {
+        LayerCtx {
+            g,
+            name,
+            dtype,
+            params,
+        }
+    }
+
+    /// The layer's unique name (the graph scope and the parameters' prefix).
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// The dtype parameters are declared with.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Declares the trainable parameter `<layer>/<suffix>` of `shape` and returns its node.
+    pub fn param(
+        &mut self,
+        suffix: &str,
+        shape: &[usize],
+        init: &Initializer,
+        fans: Fans,
+    ) -> Result<NodeId, LayerError> {
+        let name = format!("{}/{suffix}", self.name);
+        let id = self.g.parameter(&name, self.dtype, shape)?;
+        self.params.push(ParamSpec {
+            name,
+            layer: self.name.to_string(),
+            shape: shape.to_vec(),
+            init: init.clone(),
+            fans,
+        });
+        Ok(id)
+    }
+
+    /// An invalid-argument error naming the layer.
+    pub fn invalid(&self, reason: impl Into<String>) -> LayerError {
+        LayerError::Argument {
+            layer: self.name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An error naming the layer unless `arity` accepts `inputs`.
+    pub fn check_arity(
+        &self,
+        kind: &'static str,
+        arity: Arity,
+        inputs: &[NodeId],
+    ) -> Result<(), LayerError> {
+        if arity.accepts(inputs.len()) {
+            return Ok(());
+        }
+        Err(LayerError::Arity {
+            layer: self.name.to_string(),
+            kind,
+            arity,
+            found: inputs.len(),
+        })
+    }
+
+    /// The one input of a single-input layer; any other count is an error naming the layer.
+    pub fn single(&self, kind: &'static str, inputs: &[NodeId]) -> Result<NodeId, LayerError> {
+        self.check_arity(kind, Arity::Exactly(1), inputs)?;
+        Ok(inputs[0])
+    }
+
+    /// The shape of the input `x`, `[batch, features…]`; a scalar (no batch axis) is an
+    /// error naming the layer.
+    pub fn shape(&self, x: NodeId) -> Result<Vec<usize>, LayerError> {
+        let shape = self.g.ty(x).shape.clone();
+        if shape.is_empty() {
+            return Err(self.invalid("expects a [batch, features…] input, got a scalar"));
+        }
+        Ok(shape)
+    }
+}

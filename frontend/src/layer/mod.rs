@@ -1,0 +1,252 @@
+//! Layers (neon's `neon/layers/layer.py`), the [`LayerGraph`] they are wired into, and the
+//! [`Sequential`] chain built on it.
+//!
+//! A layer lowers itself into the graph: it declares its parameters (name, shape,
+//! initializer) and adds the primitive ops of its forward pass. Compound layers (`Affine`)
+//! expand into their parts first, as neon's compound layers are lists. Data is batch-major:
+//! a layer sees `[batch, features…]`; Linear weights are `(nout, nin)` as in neon and
+//! PyTorch, so `Linear` computes `x · Wᵀ`.
+//!
+//! # Layout
+//!
+//! - One file per layer (`linear.rs`, `bias.rs`, `affine.rs`, `activation.rs`,
+//!   `merge_sum.rs`, …): the layer's argument struct, with neon's argument names and defaults,
+//!   and its behaviour as one [`LayerKind`] implementation.
+//! - [`kind`]: the [`LayerKind`] trait, [`Arity`] and the [`LayerCtx`] a layer lowers into.
+//! - [`graph`]: [`LayerGraph`], layers wired by name, lowered in topological order.
+//! - [`sequential`]: [`Sequential`], a chain, lowered as a one-input, one-output graph.
+//! - This file: the registry (the one list of layers), which generates the [`Layer`] enum
+//!   (also the model-file schema: `{type: <class>, config: {<arguments>}}`),
+//!   [`LAYER_TYPES`], the conversions and the dispatch; and the shared result types.
+//!
+//! # Adding a layer
+//!
+//! 1. Write `layer/<module>.rs` with the argument struct
+//!    (`#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+//!    #[serde(deny_unknown_fields)]`, neon's field names including `name: Option<String>`,
+//!    `#[serde(default)]` on every argument neon defaults, the defaults stated in the doc
+//!    comments) and its `impl LayerKind` (`lower`, plus `arity`, `expand` or `detail` where
+//!    the defaults do not fit).
+//! 2. Add `mod <module>;` and one line `Class(<module>::<Type>)` to the `layers!` list
+//!    below, which re-exports the struct. The line's order is the order of [`LAYER_TYPES`]
+//!    in error messages.
+//! 3. Test it (a file `frontend/tests/layer_<name>.rs`): shapes, values on the reference
+//!    interpreter, argument errors, and a model file that uses it.
+
+// The layers, one file each (listed again in the registry below, which re-exports them).
+// The `mod` lines stay outside the macro: rustfmt does not see modules a macro declares.
+mod activation;
+mod affine;
+mod bias;
+mod linear;
+mod merge_sum;
+
+pub mod graph;
+pub mod kind;
+mod schema;
+pub mod sequential;
+
+pub use graph::{GraphForward, LayerGraph, Port};
+pub use kind::{Arity, LayerCtx, LayerKind};
+pub use sequential::{Forward, Sequential};
+
+use crate::init::{Fans, Initializer};
+use serde::{Deserialize, Serialize};
+use xenon_compiler::ir::{GraphError, NodeId};
+
+/// The registry: one line per layer, `Class(module::Type)`, where `Class` is neon's class
+/// name (the `type` of a model file's layer and the [`Layer`] variant), `module` the file
+/// and `Type` the argument struct implementing [`LayerKind`]. It re-exports the struct and
+/// generates [`Layer`], [`LAYER_TYPES`], `From<Type> for Layer`,
+/// `Type::with_name`, and [`Layer`]'s methods, each dispatching to the variant's
+/// [`LayerKind`].
+macro_rules! layers {
+    ($($(#[$doc:meta])* $class:ident($module:ident::$ty:ident)),* $(,)?) => {
+        $(pub use $module::$ty;)*
+
+        /// A layer with neon's class name, arguments and defaults.
+        ///
+        /// In a model file a layer is `{type: <class>, config: {<arguments>}}`; see each
+        /// variant's argument struct for the arguments and their defaults.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "config", deny_unknown_fields)]
+        pub enum Layer {
+            $(
+                $(#[$doc])*
+                #[serde(deserialize_with = "schema::config")]
+                $class($ty),
+            )*
+        }
+
+        /// Every layer type name, in registry order, for error messages.
+        pub const LAYER_TYPES: [&str; [$(stringify!($class)),*].len()] =
+            [$(stringify!($class)),*];
+
+        $(
+            impl schema::Class for $ty {
+                const CLASS: &'static str = stringify!($class);
+            }
+
+            impl $ty {
+                /// The layer with `name` (its `name` argument).
+                pub fn with_name(mut self, name: impl Into<String>) -> $ty {
+                    self.name = Some(name.into());
+                    self
+                }
+            }
+
+            impl From<$ty> for Layer {
+                fn from(layer: $ty) -> Layer {
+                    Layer::$class(layer)
+                }
+            }
+        )*
+
+        impl Layer {
+            /// The neon class name.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(Layer::$class(_) => stringify!($class),)*
+                }
+            }
+
+            /// The name given in the layer's `name` argument, if any.
+            pub fn name(&self) -> Option<&str> {
+                match self {
+                    $(Layer::$class(l) => l.name.as_deref(),)*
+                }
+            }
+
+            /// How many inputs the layer takes.
+            pub fn arity(&self) -> Arity {
+                match self {
+                    $(Layer::$class(l) => l.arity(),)*
+                }
+            }
+
+            /// Compound layers as their parts; simple layers as themselves.
+            pub fn expand(&self) -> Result<Vec<Layer>, LayerError> {
+                match self {
+                    $(Layer::$class(l) => l.expand(),)*
+                }
+            }
+
+            /// The class name with the layer's detail, for summaries
+            /// (`Activation(Tanh)`).
+            pub fn describe(&self) -> String {
+                let detail = match self {
+                    $(Layer::$class(l) => l.detail(),)*
+                };
+                match detail {
+                    Some(d) => format!("{}({d})", self.type_name()),
+                    None => self.type_name().to_string(),
+                }
+            }
+
+            /// Adds the layer's forward pass on `inputs` to `ctx`'s graph and returns its
+            /// outputs. A wrong number of inputs is an error naming the layer.
+            pub fn lower(
+                &self,
+                ctx: &mut LayerCtx<'_>,
+                inputs: &[NodeId],
+            ) -> Result<Vec<NodeId>, LayerError> {
+                ctx.check_arity(self.type_name(), self.arity(), inputs)?;
+                match self {
+                    $(Layer::$class(l) => l.lower(ctx, inputs),)*
+                }
+            }
+        }
+    };
+}
+
+layers! {
+    /// Fully connected, no bias; see [`Linear`].
+    Linear(linear::Linear),
+    /// A learned bias per feature; see [`Bias`].
+    Bias(bias::Bias),
+    /// Linear, then Bias, then an activation; see [`Affine`].
+    Affine(affine::Affine),
+    /// An elementwise transform; see [`ActivationLayer`].
+    Activation(activation::ActivationLayer),
+    /// The sum of several inputs of one shape; see [`MergeSum`].
+    MergeSum(merge_sum::MergeSum),
+}
+
+/// A trainable parameter a layer declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamSpec {
+    /// Unique name, `<layer>/<W|b>`.
+    pub name: String,
+    /// The layer that owns it.
+    pub layer: String,
+    /// Shape in Xenon's layout.
+    pub shape: Vec<usize>,
+    /// How it is initialized.
+    pub init: Initializer,
+    /// neon's 2-D view and the fan-in, for the initializer.
+    pub fans: Fans,
+}
+
+/// What a layer did, for summaries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerInfo {
+    /// Unique layer name.
+    pub name: String,
+    /// neon class name (with the activation for `Activation` layers).
+    pub kind: String,
+    /// Output shape per sample (without the batch axis) of the layer's first output.
+    pub out_shape: Vec<usize>,
+    /// Number of trainable values.
+    pub params: usize,
+}
+
+/// Why a model could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LayerError {
+    /// An op inside a layer did not fit (names the layer and the shapes).
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A layer argument is invalid.
+    #[error("layer '{layer}': {reason}")]
+    Argument { layer: String, reason: String },
+    /// A layer was given a number of inputs it does not take.
+    #[error("layer '{layer}' ({kind}) takes {arity}, got {found}")]
+    Arity {
+        layer: String,
+        kind: &'static str,
+        arity: Arity,
+        found: usize,
+    },
+    /// Two graph inputs, two layers or two graph outputs share a name.
+    #[error("two {what} are named '{name}'")]
+    DuplicateName {
+        /// `graph inputs`, `layers` or `graph outputs`.
+        what: &'static str,
+        name: String,
+    },
+    /// A reference names no graph input or layer.
+    #[error("{user} refers to '{name}', which is no graph input or layer")]
+    UnknownReference {
+        /// `layer 'B'` or `graph output 'y'`.
+        user: String,
+        name: String,
+    },
+    /// A reference asks for an output a layer does not have.
+    #[error("{user} refers to output {port} of '{name}', which has {outputs} output(s)")]
+    NoSuchOutput {
+        user: String,
+        name: String,
+        port: usize,
+        outputs: usize,
+    },
+    /// The layers' inputs form a cycle.
+    #[error("the layer graph has a cycle through layer '{layer}'")]
+    Cycle { layer: String },
+    /// `forward` was given a number of input nodes other than the graph's inputs.
+    #[error("the layer graph has {expected} input(s) ({names}), got {found} node(s)")]
+    Inputs {
+        expected: usize,
+        names: String,
+        found: usize,
+    },
+}
