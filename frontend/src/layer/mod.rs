@@ -40,6 +40,7 @@ mod affine;
 mod bias;
 mod linear;
 mod merge_sum;
+mod reshape;
 
 pub mod graph;
 pub mod kind;
@@ -170,6 +171,8 @@ layers! {
     Activation(activation::ActivationLayer),
     /// The sum of several inputs of one shape; see [`MergeSum`].
     MergeSum(merge_sum::MergeSum),
+    /// A new per-sample shape; see [`Reshape`].
+    Reshape(reshape::Reshape),
 }
 
 /// A trainable parameter a layer declared.
