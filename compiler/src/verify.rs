@@ -39,6 +39,7 @@ use crate::interp::{self, Feeds};
 use crate::ir::Graph;
 use crate::pipeline::{Hook, Stage, Trace};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use xenon_runtime::Tensor;
 use xenon_runtime::exec::StepTimes;
@@ -91,7 +92,8 @@ fn nan_max(a: f64, b: f64) -> f64 {
 #[derive(Default)]
 pub struct Verify {
     reports: Arc<Mutex<Vec<VerifyReport>>>,
-    programs: Mutex<usize>,
+    /// Programs wrapped so far (the next one's number).
+    programs: AtomicUsize,
 }
 
 impl Verify {
@@ -116,11 +118,9 @@ impl Hook for Verify {
     }
 
     fn wrap(&self, inner: Box<dyn Executable>, trace: &Trace) -> Box<dyn Executable> {
-        let mut n = self.programs.lock().unwrap_or_else(PoisonError::into_inner);
-        *n += 1;
         Box::new(Verified {
             inner,
-            program: *n - 1,
+            program: self.programs.fetch_add(1, Ordering::Relaxed),
             reference: trace.reference().clone(),
             optimized: trace.graph(Stage::Optimized).cloned(),
             backend: trace.backend,

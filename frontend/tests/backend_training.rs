@@ -1,6 +1,8 @@
 //! Training on the CPU backend against the reference interpreter: ten mnist_mlp steps match
 //! within 1e-5 relative, and the CPU backend gives bit-identical results on 1 and 2 threads.
 
+mod common;
+use common::{mnist_head, verified_cpu};
 use std::sync::Arc;
 use xenon_compiler::backend::Isa;
 use xenon_compiler::backend::{Backend, Cpu, Interpreter};
@@ -114,18 +116,9 @@ fn one_and_two_threads_are_bit_identical() {
 /// stored over the live result).
 #[test]
 fn every_cost_matches_the_interpreter() {
-    use xenon_compiler::pipeline::{Pipeline, Stage};
-    use xenon_compiler::verify::Verify;
-    let mnist = Mnist::bundled().unwrap();
+    use xenon_compiler::pipeline::Stage;
     let n = 32;
-    let f = mnist.train.n_features();
-    let part = Dataset::new(
-        mnist.train.x[..n * f].to_vec(),
-        mnist.train.labels[..n].to_vec(),
-        mnist.train.nclass,
-        mnist.train.feature_shape.clone(),
-    )
-    .unwrap();
+    let part = mnist_head(n);
     let costs = [
         Cost::CrossEntropyBinary { scale: 1.0 },
         Cost::CrossEntropyMulti {
@@ -158,9 +151,7 @@ fn every_cost_matches_the_interpreter() {
                     .with_activation(last.clone())
                     .into(),
             ]);
-            let verifier = Arc::new(Verify::new());
-            let pipeline =
-                Pipeline::new(Arc::new(Cpu::with_threads(1))).with_hook(verifier.clone());
+            let (pipeline, verifier) = verified_cpu(1);
             let mut m = Model::new(layers, &[1, 28, 28], 3)
                 .unwrap()
                 .with_pipeline(pipeline);

@@ -4,33 +4,20 @@
 //! graph before optimization.
 
 mod common;
-use common::example_models;
-use std::sync::Arc;
-use xenon_compiler::backend::Cpu;
-use xenon_compiler::pipeline::{Pipeline, Stage};
-use xenon_compiler::verify::Verify;
-use xenon_frontend::data::Dataset;
+use common::{example_models, mnist_head, verified_cpu};
+use xenon_compiler::pipeline::Stage;
 use xenon_frontend::model_file::ModelFile;
 use xenon_frontend::prelude::*;
 
 #[test]
 fn every_example_model_matches_the_interpreter() {
-    let mnist = Mnist::bundled().unwrap();
     // 16 training examples: one step of every model, even the 784-2048-2048-10 one, in
     // the interpreter too.
     let n = 16;
-    let f = mnist.train.n_features();
-    let small = Dataset::new(
-        mnist.train.x[..n * f].to_vec(),
-        mnist.train.labels[..n].to_vec(),
-        mnist.train.nclass,
-        mnist.train.feature_shape.clone(),
-    )
-    .unwrap();
+    let small = mnist_head(n);
     for path in example_models() {
         let file = ModelFile::load(&path).unwrap();
-        let verifier = Arc::new(Verify::new());
-        let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(2))).with_hook(verifier.clone());
+        let (pipeline, verifier) = verified_cpu(2);
         let mut model = Model::new(file.layers.clone(), &small.feature_shape, 0)
             .unwrap()
             .with_pipeline(pipeline);

@@ -1,4 +1,32 @@
 //! Helpers shared by the frontend's integration tests.
+// Each test file uses some of them.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use xenon_compiler::backend::Cpu;
+use xenon_compiler::pipeline::Pipeline;
+use xenon_compiler::verify::Verify;
+use xenon_frontend::data::{Dataset, Mnist};
+
+/// The first `n` training samples of the bundled MNIST subset.
+pub fn mnist_head(n: usize) -> Dataset {
+    let mnist = Mnist::bundled().unwrap();
+    let f = mnist.train.n_features();
+    Dataset::new(
+        mnist.train.x[..n * f].to_vec(),
+        mnist.train.labels[..n].to_vec(),
+        mnist.train.nclass,
+        mnist.train.feature_shape.clone(),
+    )
+    .unwrap()
+}
+
+/// A pipeline on the CPU backend with `threads` threads, in verify mode, and its verifier.
+pub fn verified_cpu(threads: usize) -> (Pipeline, Arc<Verify>) {
+    let verify = Arc::new(Verify::new());
+    let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(threads))).with_hook(verify.clone());
+    (pipeline, verify)
+}
 
 /// Every model file in `examples/models/` (YAML and JSON), sorted.
 pub fn example_models() -> Vec<std::path::PathBuf> {
