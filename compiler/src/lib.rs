@@ -22,6 +22,7 @@
 //! assert_eq!(out["s"].to_f64_vec(), vec![14.0]);
 //! ```
 
+pub mod aot;
 pub mod autodiff;
 pub mod backend;
 pub mod codegen;

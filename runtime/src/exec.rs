@@ -38,6 +38,24 @@ pub enum ExecError {
         got_dtype: DType,
         got: usize,
     },
+    /// A run was given the wrong number of inputs or outputs.
+    #[error("{got} {what} given, the program has {expected}")]
+    Arity {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// An output slice has the wrong dtype or size.
+    #[error(
+        "output {name:?} is {dtype} with {len} elements, the slice given is {got_dtype} with {got}"
+    )]
+    OutputType {
+        name: String,
+        dtype: DType,
+        len: usize,
+        got_dtype: DType,
+        got: usize,
+    },
     /// An index operand points outside its table.
     #[error("{op}: {source}")]
     Index {
@@ -82,5 +100,71 @@ pub fn first_non_finite(t: &Tensor) -> Option<usize> {
         crate::TensorData::F32(v) => crate::tensor::first_non_finite_f32(v),
         crate::TensorData::F64(v) => crate::tensor::first_non_finite_f64(v),
         crate::TensorData::I32(_) => None,
+    }
+}
+
+/// A borrowed run of elements of one dtype: an input of
+/// [`crate::cpu::CpuExecutor::run_slices`].
+#[derive(Clone, Copy, Debug)]
+pub enum Slice<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    I32(&'a [i32]),
+}
+
+/// A mutable run of elements of one dtype: an output of
+/// [`crate::cpu::CpuExecutor::run_slices`].
+#[derive(Debug)]
+pub enum SliceMut<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+    I32(&'a mut [i32]),
+}
+
+macro_rules! slice_common {
+    ($t:ident) => {
+        impl $t<'_> {
+            /// The element type.
+            pub fn dtype(&self) -> DType {
+                match self {
+                    $t::F32(_) => DType::F32,
+                    $t::F64(_) => DType::F64,
+                    $t::I32(_) => DType::I32,
+                }
+            }
+            /// Number of elements.
+            pub fn len(&self) -> usize {
+                match self {
+                    $t::F32(v) => v.len(),
+                    $t::F64(v) => v.len(),
+                    $t::I32(v) => v.len(),
+                }
+            }
+            /// True when there are no elements.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            /// Address of the first element.
+            pub fn as_ptr(&self) -> *const u8 {
+                match self {
+                    $t::F32(v) => v.as_ptr() as *const u8,
+                    $t::F64(v) => v.as_ptr() as *const u8,
+                    $t::I32(v) => v.as_ptr() as *const u8,
+                }
+            }
+        }
+    };
+}
+slice_common!(Slice);
+slice_common!(SliceMut);
+
+impl SliceMut<'_> {
+    /// Address of the first element, for writing.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        match self {
+            SliceMut::F32(v) => v.as_mut_ptr() as *mut u8,
+            SliceMut::F64(v) => v.as_mut_ptr() as *mut u8,
+            SliceMut::I32(v) => v.as_mut_ptr() as *mut u8,
+        }
     }
 }

@@ -17,10 +17,12 @@
 //! assert_eq!(t.to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
 //! ```
 
+pub mod aot;
 pub mod cpu;
 pub mod dtype;
 pub mod element;
 pub mod exec;
+pub mod file;
 pub mod kernel;
 pub mod library;
 pub mod ops;

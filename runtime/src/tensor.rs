@@ -80,7 +80,7 @@ impl PartialEq for Tensor {
 }
 
 /// A stamp no tensor has had before in this process.
-fn fresh_stamp() -> u64 {
+pub(crate) fn fresh_stamp() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod compile;
 mod dump;
 mod eval;
 mod summary;
@@ -39,6 +40,9 @@ enum Command {
     /// Show a stage of the compiler pipeline (graph, autodiff, optimized) as text, DOT or
     /// JSON.
     Dump(dump::DumpArgs),
+    /// Compile a model ahead of time into a bundle: object file, C header, weights,
+    /// manifest and a self-contained artifact.
+    Compile(compile::CompileArgs),
 }
 
 /// Runs one command.
@@ -49,5 +53,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Compile(a) => compile::run(a),
     }
 }

@@ -136,6 +136,17 @@ impl Model {
     /// continues across calls, and learning-rate schedules are queried with it. Stops with
     /// [`ModelError::NonFinite`] as soon as the cost or a parameter becomes NaN or infinite,
     /// naming where.
+    /// Adds zero optimizer state for every parameter that has none yet.
+    pub(crate) fn init_state(&mut self, optimizer: &Optimizer) {
+        for p in &self.params {
+            for st in optimizer.state_names() {
+                self.values
+                    .entry(state_name(&p.name, st))
+                    .or_insert_with(|| Tensor::zeros(self.dtype, p.shape.clone()));
+            }
+        }
+    }
+
     pub fn fit(
         &mut self,
         train: &mut BatchIterator,
@@ -149,13 +160,7 @@ impl Model {
         self.check_input(data)?;
         let nclass = data.nclass;
         let b = train.batch_size();
-        for p in &self.params {
-            for st in optimizer.state_names() {
-                self.values
-                    .entry(state_name(&p.name, st))
-                    .or_insert_with(|| Tensor::zeros(self.dtype, p.shape.clone()));
-            }
-        }
+        self.init_state(optimizer);
         let key = format!("train/{b}/{nclass}/{cost:?}/{optimizer:?}");
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self, epochs)?;

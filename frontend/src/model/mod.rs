@@ -24,8 +24,11 @@
 //! println!("test misclassification {:.1}%", 100.0 * m[0].1);
 //! ```
 
+mod bundle;
 mod fit;
 mod persist;
+
+pub use bundle::BundleKind;
 
 pub use fit::{EpochStats, state_name};
 pub use persist::WEIGHTS_FORMAT;
@@ -101,6 +104,9 @@ pub enum ModelError {
     /// A pipeline hook stopped compilation.
     #[error(transparent)]
     Pipeline(PipelineError),
+    /// An ahead-of-time bundle could not be built.
+    #[error(transparent)]
+    Aot(Box<xenon_compiler::aot::AotError>),
 }
 
 /// Each pipeline failure as the model error it is (an error of the model's own update

@@ -13,7 +13,6 @@ use crate::layer::Sequential;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use xenon_runtime::{DType, Tensor};
 
@@ -37,41 +36,33 @@ fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
-    let io = |source| ModelError::Io {
+    xenon_runtime::file::write_atomic(path, bytes).map_err(|source| ModelError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    })
 }
 
 impl Model {
-    /// Saves every parameter and optimizer state with the model description.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
-        let path = path.as_ref();
+    /// The metadata of a weights file: `format` and the model description `model`.
+    pub(crate) fn weights_metadata(&self) -> HashMap<String, String> {
         let desc = Description {
             layers: self.layers.clone(),
             input_shape: self.input_shape.clone(),
             seed: self.seed,
             epoch_index: self.epoch_index,
         };
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), WEIGHTS_FORMAT.to_string());
+        meta.insert(
+            "model".to_string(),
+            serde_json::to_string(&desc).expect("descriptions serialize"),
+        );
+        meta
+    }
+
+    /// Saves every parameter and optimizer state with the model description.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        let path = path.as_ref();
         let mut names: Vec<&String> = self.values.keys().collect();
         names.sort();
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = names
@@ -91,13 +82,7 @@ impl Model {
                     .map_err(|e| weights_err(path, e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut meta = HashMap::new();
-        meta.insert("format".to_string(), WEIGHTS_FORMAT.to_string());
-        meta.insert(
-            "model".to_string(),
-            serde_json::to_string(&desc).expect("descriptions serialize"),
-        );
-        let out = safetensors::serialize(views, Some(meta))
+        let out = safetensors::serialize(views, Some(self.weights_metadata()))
             .map_err(|e| weights_err(path, e.to_string()))?;
         write_atomic(path, &out)
     }

@@ -15,7 +15,7 @@
 
 pub mod gemm;
 
-use crate::exec::{ExecError, StepTimes};
+use crate::exec::{ExecError, Slice, SliceMut, StepTimes};
 use crate::kernel::{self, Memory, Scalar};
 use crate::library;
 use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
@@ -68,6 +68,25 @@ pub struct CpuExecutor {
     packs: Vec<gemm::PackedB>,
     /// The stamp of each input's feed in the current run.
     stamps: Vec<u64>,
+    /// The buffer pointer table of [`CpuExecutor::run_slices`], kept between runs.
+    ptrs: PtrTable,
+}
+
+/// A buffer pointer table kept between runs (its entries are only meaningful during one).
+#[derive(Default)]
+struct PtrTable(Vec<*mut u8>);
+// SAFETY: the table is plain addresses, rewritten at the start of every run before any is
+// read; nothing is dereferenced through a stale entry, so moving or sharing it across
+// threads cannot cause a data race.
+unsafe impl Send for PtrTable {}
+unsafe impl Sync for PtrTable {}
+
+/// One bound input: address, dtype, element count and stamp.
+struct InputRef {
+    ptr: *mut u8,
+    dtype: DType,
+    len: usize,
+    stamp: u64,
 }
 
 impl CpuExecutor {
@@ -172,6 +191,7 @@ impl CpuExecutor {
             reuse_b,
             packs,
             stamps,
+            ptrs: PtrTable::default(),
         })
     }
 
@@ -361,41 +381,137 @@ impl CpuExecutor {
         feeds: &HashMap<String, Tensor>,
         redirect: &[(usize, *mut u8)],
     ) -> Result<Vec<*mut u8>, ExecError> {
+        let find = |_: usize, name: &str| {
+            let t = feeds
+                .get(name)
+                .ok_or_else(|| ExecError::MissingInput(name.to_string()))?;
+            Ok(InputRef {
+                // Inputs are only read (the program never stores into an input buffer).
+                ptr: data_ptr(t.data()) as *mut u8,
+                dtype: t.dtype(),
+                len: t.numel(),
+                stamp: t.stamp(),
+            })
+        };
+        let mut ptrs = Vec::with_capacity(self.program.buffers.len());
+        self.execute_inputs(&find, redirect, &mut ptrs)?;
+        Ok(ptrs)
+    }
+
+    /// Binds every input through `find(position, name)`, checks its dtype and length,
+    /// places the redirected temporaries and runs every step; `ptrs` receives the buffer
+    /// pointer table.
+    fn execute_inputs(
+        &mut self,
+        find: &dyn Fn(usize, &str) -> Result<InputRef, ExecError>,
+        redirect: &[(usize, *mut u8)],
+        ptrs: &mut Vec<*mut u8>,
+    ) -> Result<(), ExecError> {
         let arena = self.arena.as_mut_ptr() as *mut u8;
-        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(self.program.buffers.len());
+        ptrs.clear();
         for b in &self.program.buffers {
             // SAFETY: offsets of arena buffers were validated against the arena size.
             ptrs.push(unsafe { arena.add(b.offset) });
         }
         for (i, (name, id)) in self.inputs.iter().enumerate() {
             let b = &self.program.buffers[*id];
-            let t = feeds
-                .get(name)
-                .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
-            if t.dtype() != b.dtype || t.numel() != b.len {
+            let input = find(i, name)?;
+            if input.dtype != b.dtype || input.len != b.len {
                 return Err(ExecError::InputType {
                     name: name.clone(),
                     dtype: b.dtype,
                     len: b.len,
-                    got_dtype: t.dtype(),
-                    got: t.numel(),
+                    got_dtype: input.dtype,
+                    got: input.len,
                 });
             }
-            // Inputs are only read (the program never stores into an input buffer).
-            ptrs[*id] = data_ptr(t.data()) as *mut u8;
-            self.stamps[i] = t.stamp();
+            ptrs[*id] = input.ptr;
+            self.stamps[i] = input.stamp;
         }
         for &(id, p) in redirect {
             ptrs[id] = p;
         }
         let mut packs = std::mem::take(&mut self.packs);
-        let run = self.run_steps(&ptrs, &mut packs);
+        let run = self.run_steps(ptrs, &mut packs);
         self.packs = packs;
         run?;
         if let Some(p) = &mut self.profile {
             p.runs += 1;
         }
-        Ok(ptrs)
+        Ok(())
+    }
+
+    /// The names of the program's inputs, in the order [`CpuExecutor::run_slices`] takes
+    /// them.
+    pub fn input_names(&self) -> impl Iterator<Item = &str> {
+        self.inputs.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Runs the program on inputs given by position (in [`CpuExecutor::input_names`]
+    /// order), each with the [`Tensor::stamp`] of its contents (or `None`: contents that
+    /// may have changed since the last run), and copies every output into `outputs`
+    /// (in [`Program::outputs`] order; dtype and element count must match). No allocation:
+    /// the fast path for embedded inference. Updates are not written back (see
+    /// [`CpuExecutor::run_update`]).
+    pub fn run_slices(
+        &mut self,
+        inputs: &[(Slice<'_>, Option<u64>)],
+        outputs: &mut [SliceMut<'_>],
+    ) -> Result<(), ExecError> {
+        if inputs.len() != self.inputs.len() {
+            return Err(ExecError::Arity {
+                what: "inputs",
+                expected: self.inputs.len(),
+                got: inputs.len(),
+            });
+        }
+        if outputs.len() != self.program.outputs.len() {
+            return Err(ExecError::Arity {
+                what: "outputs",
+                expected: self.program.outputs.len(),
+                got: outputs.len(),
+            });
+        }
+        for ((name, id), out) in self.program.outputs.iter().zip(outputs.iter()) {
+            let b = &self.program.buffers[*id];
+            if out.dtype() != b.dtype || out.len() != b.len {
+                return Err(ExecError::OutputType {
+                    name: name.clone(),
+                    dtype: b.dtype,
+                    len: b.len,
+                    got_dtype: out.dtype(),
+                    got: out.len(),
+                });
+            }
+        }
+        let find = |i: usize, _: &str| {
+            let (s, stamp) = &inputs[i];
+            Ok(InputRef {
+                ptr: s.as_ptr() as *mut u8,
+                dtype: s.dtype(),
+                len: s.len(),
+                stamp: stamp.unwrap_or_else(crate::tensor::fresh_stamp),
+            })
+        };
+        let mut ptrs = std::mem::take(&mut self.ptrs.0);
+        let result = self.execute_inputs(&find, &[], &mut ptrs);
+        if result.is_ok() {
+            for ((_, id), out) in self.program.outputs.iter().zip(outputs.iter_mut()) {
+                let b = &self.program.buffers[*id];
+                // SAFETY: the buffer holds b.len elements of b.dtype (validated), and `out`
+                // has the same dtype and length (checked above); a program output never
+                // aliases the caller's output slices.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        ptrs[*id] as *const u8,
+                        out.as_mut_ptr(),
+                        b.bytes(),
+                    )
+                };
+            }
+        }
+        self.ptrs.0 = ptrs;
+        result
     }
 
     /// Runs every step in turn (`packs`: the kept packings of reused GEMM operands).

@@ -63,22 +63,9 @@ pub const SIGMOID_MAX_ULP: u32 = 2;
 pub const SIGMOID_ULP_DOMAIN_MIN: f32 = -88.7;
 
 /// The f64 functions called from generated code: `(symbol, address)` pairs registered
-/// with the JIT.
-pub const F64_LIBCALLS: [(&str, extern "C" fn(f64) -> f64); 3] = [
-    ("xenon_exp_f64", exp_f64),
-    ("xenon_log_f64", log_f64),
-    ("xenon_tanh_f64", tanh_f64),
-];
-
-extern "C" fn exp_f64(x: f64) -> f64 {
-    x.exp()
-}
-extern "C" fn log_f64(x: f64) -> f64 {
-    x.ln()
-}
-extern "C" fn tanh_f64(x: f64) -> f64 {
-    x.tanh()
-}
+/// with the JIT (the runtime's, which also exports them for linked bundles).
+pub const F64_LIBCALLS: [(&str, extern "C" fn(f64) -> f64); 3] =
+    xenon_runtime::aot::host::F64_FUNCTIONS;
 
 /// `1.5 · 2^23`: adding it rounds an f32 of magnitude below 2^22 to an integer, which
 /// then sits in the low mantissa bits.

@@ -84,7 +84,11 @@
 mod emit;
 mod fx;
 pub mod math;
+pub mod object;
 mod plan;
+pub mod target;
+
+pub use target::Target;
 
 use cranelift_codegen::ir::{AbiParam, types};
 use cranelift_codegen::settings::{self, Configurable};
@@ -188,9 +192,9 @@ pub enum CodegenError {
 
 /// Host features the generator relies on.
 #[derive(Clone, Copy, Debug)]
-struct Host {
-    fma: bool,
-    vector: bool,
+pub(crate) struct Host {
+    pub(crate) fma: bool,
+    pub(crate) vector: bool,
 }
 
 fn host() -> Host {
@@ -295,15 +299,7 @@ pub fn compile(
     opts: &CpuOptions,
 ) -> Result<CompiledKernels, CodegenError> {
     let host = host();
-    let mut plans = Vec::with_capacity(kernels.len());
-    for (index, k) in kernels.iter().enumerate() {
-        k.validate()
-            .map_err(|source| CodegenError::InvalidKernel { index, source })?;
-        let types = k
-            .value_types()
-            .map_err(|source| CodegenError::InvalidKernel { index, source })?;
-        plans.push(plan::Plan::new(k, types, opts.vectorize && host.vector));
-    }
+    let plans = plan_all(kernels, opts, host)?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         compile_planned(kernels, &plans, opts, host, None)
     }));
@@ -345,6 +341,24 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
+/// Cranelift's shared flags for `opts` (`is_pic`: position-independent code, for objects
+/// that a system linker places).
+fn shared_flags(opts: &CpuOptions, is_pic: bool) -> Result<settings::Flags, CodegenError> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+        flags.set(k, v).map_err(|e| cranelift_err(None, e))
+    };
+    set(&mut flags, "opt_level", opts.opt_level.as_str())?;
+    set(&mut flags, "is_pic", if is_pic { "true" } else { "false" })?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if opts.verify { "true" } else { "false" },
+    )?;
+    Ok(settings::Flags::new(flags))
+}
+
 fn compile_planned(
     kernels: &[&LoopKernel],
     plans: &[plan::Plan],
@@ -352,29 +366,26 @@ fn compile_planned(
     host: Host,
     mut disasm: Option<&mut String>,
 ) -> Result<CompiledKernels, CodegenError> {
-    let mut flags = settings::builder();
-    let set = |flags: &mut settings::Builder, k: &str, v: &str| {
-        flags.set(k, v).map_err(|e| cranelift_err(None, e))
-    };
-    set(&mut flags, "opt_level", opts.opt_level.as_str())?;
-    set(&mut flags, "is_pic", "false")?;
-    set(&mut flags, "use_colocated_libcalls", "false")?;
-    set(
-        &mut flags,
-        "enable_verifier",
-        if opts.verify { "true" } else { "false" },
-    )?;
     let isa_builder =
         cranelift_native::builder().map_err(|m| CodegenError::UnsupportedHost(m.to_string()))?;
     let isa = isa_builder
-        .finish(settings::Flags::new(flags))
+        .finish(shared_flags(opts, false)?)
         .map_err(|e| cranelift_err(None, e))?;
     let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     for (name, f) in math::F64_LIBCALLS {
         jb.symbol(name, f as *const u8);
     }
     let mut module = JITModule::new(jb);
-    match define_all(&mut module, kernels, plans, opts, host, &mut disasm) {
+    let defined = define_all(&mut module, kernels, plans, opts, host, &mut disasm, |i| {
+        (format!("xenon_kernel_{i}"), Linkage::Local)
+    })
+    .and_then(|ids| {
+        module
+            .finalize_definitions()
+            .map_err(|e| cranelift_err(None, e))?;
+        Ok(ids)
+    });
+    match defined {
         Ok(ids) => {
             let fns = ids
                 .iter()
@@ -400,13 +411,33 @@ fn compile_planned(
     }
 }
 
-fn define_all(
-    module: &mut JITModule,
+/// Validates `kernels` and plans their loops for a processor with `host`'s features.
+fn plan_all(
+    kernels: &[&LoopKernel],
+    opts: &CpuOptions,
+    host: Host,
+) -> Result<Vec<plan::Plan>, CodegenError> {
+    let mut plans = Vec::with_capacity(kernels.len());
+    for (index, k) in kernels.iter().enumerate() {
+        k.validate()
+            .map_err(|source| CodegenError::InvalidKernel { index, source })?;
+        let types = k
+            .value_types()
+            .map_err(|source| CodegenError::InvalidKernel { index, source })?;
+        plans.push(plan::Plan::new(k, types, opts.vectorize && host.vector));
+    }
+    Ok(plans)
+}
+
+/// Defines one function per kernel in `module`, named and linked by `symbol(i)`.
+fn define_all<M: Module>(
+    module: &mut M,
     kernels: &[&LoopKernel],
     plans: &[plan::Plan],
     opts: &CpuOptions,
     host: Host,
     disasm: &mut Option<&mut String>,
+    symbol: impl Fn(usize) -> (String, Linkage),
 ) -> Result<Vec<FuncId>, CodegenError> {
     let ptr_ty = module.target_config().pointer_type();
     let mut ctx = module.make_context();
@@ -420,8 +451,9 @@ fn define_all(
     f64sig.returns.push(AbiParam::new(types::F64));
     let mut ids = Vec::with_capacity(kernels.len());
     for (i, (kernel, plan)) in kernels.iter().zip(plans).enumerate() {
+        let (name, linkage) = symbol(i);
         let id = module
-            .declare_function(&format!("xenon_kernel_{i}"), Linkage::Local, &sig)
+            .declare_function(&name, linkage, &sig)
             .map_err(|e| cranelift_err(Some(kernel), e))?;
         ctx.func.signature = sig.clone();
         ctx.set_disasm(disasm.is_some());
@@ -464,8 +496,5 @@ fn define_all(
         module.clear_context(&mut ctx);
         ids.push(id);
     }
-    module
-        .finalize_definitions()
-        .map_err(|e| cranelift_err(None, e))?;
     Ok(ids)
 }
