@@ -5,11 +5,12 @@
  *   cargo build --release -p xenon-capi
  *   cc -O2 -I bundle examples/embed-c/main.c bundle/mnist_mlp.o \
  *       target/release/libxenon_capi.a -lm -lpthread -ldl -o classify
- *   ./classify bundle/mnist_mlp.safetensors DIR [OUTPUTS]
+ *   ./classify bundle/mnist_mlp.safetensors DIR [OUTPUTS] [--first]
  *
  * DIR holds the raw (uncompressed) IDX files t10k-images-idx3-ubyte and
  * t10k-labels-idx1-ubyte. Prints the misclassification; with OUTPUTS, writes every
- * sample's outputs there, one line per sample. Pixels are scaled as Xenon's loader does
+ * sample's outputs there, one line per sample; with --first, stops after the first
+ * prediction (to time a cold start). Pixels are scaled as Xenon's loader does
  * (byte / 255). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,8 +54,10 @@ static unsigned be32(const unsigned char *p) {
 
 int main(int argc, char **argv) {
     double start = now_ms();
+    int first_only = argc > 1 && strcmp(argv[argc - 1], "--first") == 0;
+    if (first_only) argc--;
     if (argc < 3) {
-        fprintf(stderr, "usage: %s WEIGHTS DATA_DIR [OUTPUTS]\n", argv[0]);
+        fprintf(stderr, "usage: %s WEIGHTS DATA_DIR [OUTPUTS] [--first]\n", argv[0]);
         return 2;
     }
     xenon_model *model = NULL;
@@ -97,7 +100,13 @@ int main(int argc, char **argv) {
             fprintf(stderr, "run: %s: %s\n", xenon_status_name(s), xenon_last_error());
             return 1;
         }
-        if (b0 == 0) first = now_ms() - start;
+        if (b0 == 0) {
+            first = now_ms() - start;
+            if (first_only) {
+                printf("first prediction:   %.3f ms after start\n", first);
+                return 0;
+            }
+        }
         for (size_t i = 0; i < MNIST_MLP_BATCH && b0 + i < n; i++) {
             const mnist_mlp_output_0_t *row = y + i * classes;
             size_t best = 0;
