@@ -267,3 +267,49 @@ fn embedding_app_depends_on_the_runtime_alone() {
         );
     }
 }
+
+#[test]
+fn x86_64_v3_bundle_agrees_with_native() {
+    use xenon::runtime::aot::{CompiledModel, LoadOptions, isa};
+    use xenon::runtime::exec::{Slice, SliceMut};
+    let f = fixture();
+    let v3 = f.dir.join("bundle-v3");
+    xenon(&[
+        "compile",
+        MODEL,
+        "--weights",
+        f.weights.to_str().unwrap(),
+        "--batch",
+        "1",
+        "--target",
+        "x86-64-v3",
+        "--name",
+        "mnist_mlp",
+        "-o",
+        v3.to_str().unwrap(),
+    ]);
+    let opts = LoadOptions::default();
+    let r = CompiledModel::open(v3.join("mnist_mlp.xnb"), &opts);
+    if !["avx2", "fma"]
+        .iter()
+        .all(|x| isa::host_has(x) == Some(true))
+    {
+        assert!(r.is_err(), "an x86-64-v3 bundle loaded without AVX2/FMA");
+        eprintln!("SKIPPED running the x86-64-v3 bundle: this processor lacks AVX2/FMA");
+        return;
+    }
+    let mut a = r.unwrap();
+    assert_eq!(a.manifest().target.name, "x86-64-v3");
+    let mut b = CompiledModel::open(f.bundle.join("mnist_mlp.xnb"), &opts).unwrap();
+    let mnist = Mnist::bundled().unwrap();
+    let (mut ya, mut yb) = ([0f32; 10], [0f32; 10]);
+    for x in mnist.test.x.chunks(784) {
+        a.run(&[Slice::F32(x)], &mut [SliceMut::F32(&mut ya)])
+            .unwrap();
+        b.run(&[Slice::F32(x)], &mut [SliceMut::F32(&mut yb)])
+            .unwrap();
+        for (p, q) in ya.iter().zip(&yb) {
+            assert!((p - q).abs() <= 1e-5, "{p} vs {q}");
+        }
+    }
+}

@@ -33,6 +33,28 @@ impl Model {
     /// [`Model::fit`] compiles it, optimized), lowered and compiled for `opts.target`,
     /// with the current weights. Write it with [`Bundle::write`]; load it with
     /// `xenon_runtime::aot::CompiledModel`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use xenon_compiler::aot::BundleOptions;
+    /// use xenon_frontend::model::BundleKind;
+    /// use xenon_frontend::prelude::*;
+    /// use xenon_runtime::aot::{CompiledModel, LoadOptions};
+    ///
+    /// let layers = Sequential::new(vec![
+    ///     Affine::new(3, Initializer::Uniform { low: -1.0, high: 1.0 })
+    ///         .with_activation(Activation::Softmax { axis: 0, epsilon: 1e-6 })
+    ///         .into(),
+    /// ]);
+    /// let mut model = Model::new(layers, &[4], 0)?;
+    /// let bundle = model.compile_bundle(1, BundleKind::Inference, &BundleOptions::default())?;
+    /// // bundle.write(Path::new("out"))? writes the object, header, weights, artifact, manifest.
+    /// let mut loaded = CompiledModel::from_artifact(&bundle.artifact, &LoadOptions::default())?;
+    /// let y = loaded.predict(&[0.5, -1.0, 2.0, 0.0])?;
+    /// assert!((y.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn compile_bundle(
         &mut self,
         batch: usize,
