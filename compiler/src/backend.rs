@@ -15,7 +15,6 @@ use xenon_runtime::Tensor;
 /// The CPU GEMM instruction-set paths a [`Cpu`] backend can take (see [`BackendOptions::isa`]).
 pub use xenon_runtime::cpu::gemm::Isa;
 use xenon_runtime::exec::{ExecError, StepTimes, first_non_finite};
-use xenon_runtime::kernel::LoopKernel;
 use xenon_runtime::program::Step;
 
 /// Why compiling or running a graph failed.
@@ -253,15 +252,7 @@ impl Cpu {
             reason,
         };
         let lowered = self.lowered(graph)?;
-        let loops: Vec<&LoopKernel> = lowered
-            .program
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Loop(k) => Some(k),
-                _ => None,
-            })
-            .collect();
+        let loops = lowered.program.loop_kernels();
         let code = crate::codegen::cpu::compile(&loops, &self.options)
             .map_err(|e| unsupported(e.to_string()))?;
         let mut next = 0;

@@ -4,7 +4,7 @@
 //! predicts what `Model::predict` does.
 
 mod common;
-use common::mnist_head;
+use common::{mlp, mnist_head};
 use std::collections::HashMap;
 use xenon_compiler::aot::BundleOptions;
 use xenon_frontend::model::BundleKind;
@@ -13,27 +13,11 @@ use xenon_runtime::Tensor;
 use xenon_runtime::aot::{CompiledModel, LoadOptions, Mode};
 use xenon_runtime::exec::{Slice, SliceMut};
 
-fn mlp() -> Sequential {
-    let init = Initializer::Gaussian {
-        loc: 0.0,
-        scale: 0.01,
-    };
-    Sequential::new(vec![
-        Affine::new(32, init.clone())
-            .with_bias(Initializer::Constant { val: 0.0 })
-            .with_activation(Activation::Rectlin { slope: 0.0 })
-            .into(),
-        Affine::new(10, init)
-            .with_activation(Activation::Logistic { shortcut: true })
-            .into(),
-    ])
-}
-
 #[test]
 fn training_bundle_steps_like_the_jit() {
     let batch = 16;
     let data = mnist_head(batch);
-    let mut model = Model::new(mlp(), &[1, 28, 28], 5).unwrap();
+    let mut model = Model::new(mlp(32), &[1, 28, 28], 5).unwrap();
     let cost = Cost::CrossEntropyBinary { scale: 1.0 };
     let opt = Optimizer::gdm(0.1, 0.9);
     let kind = BundleKind::Train {
@@ -99,7 +83,7 @@ fn training_bundle_steps_like_the_jit() {
 #[test]
 fn inference_bundle_predicts_like_the_model() {
     let data = mnist_head(8);
-    let mut model = Model::new(mlp(), &[1, 28, 28], 9).unwrap();
+    let mut model = Model::new(mlp(32), &[1, 28, 28], 9).unwrap();
     let bundle = model
         .compile_bundle(8, BundleKind::Inference, &BundleOptions::default())
         .unwrap();

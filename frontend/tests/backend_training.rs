@@ -2,28 +2,12 @@
 //! within 1e-5 relative, and the CPU backend gives bit-identical results on 1 and 2 threads.
 
 mod common;
-use common::{mnist_head, verified_cpu};
+use common::{mlp, mnist_head, verified_cpu};
 use std::sync::Arc;
 use xenon_compiler::backend::Isa;
 use xenon_compiler::backend::{Backend, Cpu, Interpreter};
 use xenon_frontend::prelude::*;
 use xenon_runtime::Tensor;
-
-fn mnist_mlp() -> Sequential {
-    let init = Initializer::Gaussian {
-        loc: 0.0,
-        scale: 0.01,
-    };
-    Sequential::new(vec![
-        Affine::new(100, init.clone())
-            .with_bias(Initializer::Constant { val: 0.0 })
-            .with_activation(Activation::Rectlin { slope: 0.0 })
-            .into(),
-        Affine::new(10, init)
-            .with_activation(Activation::Logistic { shortcut: true })
-            .into(),
-    ])
-}
 
 /// The first `steps` training steps (batch 128) on `backend`: the costs and final weights.
 fn train(backend: Arc<dyn Backend>, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
@@ -37,7 +21,7 @@ fn train(backend: Arc<dyn Backend>, steps: usize) -> (Vec<f64>, Vec<Tensor>) {
         vec![1, 28, 28],
     )
     .unwrap();
-    let mut model = Model::new(mnist_mlp(), &[1, 28, 28], 1)
+    let mut model = Model::new(mlp(100), &[1, 28, 28], 1)
         .unwrap()
         .with_backend(backend);
     let mut it = BatchIterator::new(&part, BatchOptions::new(128)).unwrap();

@@ -298,6 +298,17 @@ pub enum ProgramError {
 }
 
 impl Program {
+    /// The loop kernels of the steps, in step order.
+    pub fn loop_kernels(&self) -> Vec<&LoopKernel> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Loop(k) => Some(k),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether buffers `x` and `y` share memory: the same buffer, or arena buffers
     /// (constants, temporaries) whose byte ranges intersect. Inputs live outside the arena.
     pub fn overlap(&self, x: usize, y: usize) -> bool {

@@ -22,8 +22,8 @@ use xenon_runtime::aot::{
     FORMAT_VERSION, FileInfo, MANIFEST_FORMAT, Manifest, Mode, TargetInfo, TensorInfo, UpdateInfo,
     XENON_VERSION, artifact,
 };
-use xenon_runtime::program::{BufferKind, Step};
-use xenon_runtime::{DType, Tensor, TensorData};
+use xenon_runtime::program::BufferKind;
+use xenon_runtime::{DType, Tensor};
 
 pub use header::c_header;
 
@@ -166,14 +166,7 @@ pub fn build(
         .unwrap_or(1);
     let program_json = serde_json::to_vec(program).expect("programs serialize");
     let (features, arch) = target_features(opts.target, &opts.cpu)?;
-    let loops: Vec<_> = program
-        .steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Loop(k) => Some(k),
-            _ => None,
-        })
-        .collect();
+    let loops = program.loop_kernels();
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         format_version: FORMAT_VERSION,
@@ -227,41 +220,13 @@ fn safetensors_bytes(
     weights: &HashMap<String, Tensor>,
     meta: &HashMap<String, String>,
 ) -> Result<Vec<u8>, AotError> {
-    let raw: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = infos
+    let named: Vec<(&str, &Tensor)> = infos
         .iter()
-        .map(|info| {
-            let t = &weights[&info.name];
-            let (bytes, dtype) = match t.data() {
-                TensorData::F32(v) => (
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    safetensors::Dtype::F32,
-                ),
-                TensorData::F64(v) => (
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    safetensors::Dtype::F64,
-                ),
-                TensorData::I32(v) => (
-                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                    safetensors::Dtype::I32,
-                ),
-            };
-            (info.name.clone(), bytes, info.shape.clone(), dtype)
-        })
+        .map(|i| (i.name.as_str(), &weights[&i.name]))
         .collect();
-    let views = raw
-        .iter()
-        .map(|(n, b, s, d)| {
-            safetensors::tensor::TensorView::new(*d, s.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| AotError::Weight {
-                    name: n.clone(),
-                    reason: e.to_string(),
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, Some(meta.clone())).map_err(|e| AotError::Weight {
+    xenon_runtime::aot::weights::encode(&named, meta).map_err(|reason| AotError::Weight {
         name: String::new(),
-        reason: e.to_string(),
+        reason,
     })
 }
 

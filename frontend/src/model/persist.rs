@@ -65,25 +65,12 @@ impl Model {
         let path = path.as_ref();
         let mut names: Vec<&String> = self.values.keys().collect();
         names.sort();
-        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = names
+        let named: Vec<(&str, &Tensor)> = names
             .iter()
-            .map(|n| {
-                let t = &self.values[*n];
-                let data = t.as_f32().expect("model values are f32");
-                let raw: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-                ((*n).clone(), raw, t.shape().to_vec())
-            })
+            .map(|n| (n.as_str(), &self.values[*n]))
             .collect();
-        let views = bytes
-            .iter()
-            .map(|(n, raw, shape)| {
-                TensorView::new(Dtype::F32, shape.clone(), raw)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| weights_err(path, e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = safetensors::serialize(views, Some(self.weights_metadata()))
-            .map_err(|e| weights_err(path, e.to_string()))?;
+        let out = xenon_runtime::aot::weights::encode(&named, &self.weights_metadata())
+            .map_err(|e| weights_err(path, e))?;
         write_atomic(path, &out)
     }
 

@@ -7,6 +7,7 @@ use xenon_compiler::backend::Cpu;
 use xenon_compiler::pipeline::Pipeline;
 use xenon_compiler::verify::Verify;
 use xenon_frontend::data::{Dataset, Mnist};
+use xenon_frontend::prelude::*;
 
 /// The first `n` training samples of the bundled MNIST subset.
 pub fn mnist_head(n: usize) -> Dataset {
@@ -44,4 +45,22 @@ pub fn example_models() -> Vec<std::path::PathBuf> {
     v.sort();
     assert!(v.len() >= 4, "{v:?}");
     v
+}
+
+/// neon's mnist_mlp with `hidden` units: Gaussian(0, 0.01) weights, a zero-initialized
+/// bias and ReLU, then logistic outputs (10 classes).
+pub fn mlp(hidden: usize) -> Sequential {
+    let init = Initializer::Gaussian {
+        loc: 0.0,
+        scale: 0.01,
+    };
+    Sequential::new(vec![
+        Affine::new(hidden, init.clone())
+            .with_bias(Initializer::Constant { val: 0.0 })
+            .with_activation(Activation::Rectlin { slope: 0.0 })
+            .into(),
+        Affine::new(10, init)
+            .with_activation(Activation::Logistic { shortcut: true })
+            .into(),
+    ])
 }

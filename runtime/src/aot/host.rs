@@ -31,66 +31,53 @@ pub const F64_FUNCTIONS: [(&str, extern "C" fn(f64) -> f64); 3] = [
     ("xenon_tanh_f64", xenon_tanh_f64),
 ];
 
-extern "C" fn ceilf(x: f32) -> f32 {
-    x.ceil()
+/// Defines C-ABI functions `$name` (not exported: C programs get these from libm) and
+/// `libm(name)`, the address of one of them.
+macro_rules! libm {
+    ($($name:ident($($a:ident: $t:ty),*) -> $r:ty = $body:expr;)*) => {
+        $(extern "C" fn $name($($a: $t),*) -> $r { $body })*
+        fn libm(name: &str) -> Option<usize> {
+            match name {
+                $(stringify!($name) => Some($name as extern "C" fn($($t),*) -> $r as usize),)*
+                _ => None,
+            }
+        }
+    };
 }
-extern "C" fn floorf(x: f32) -> f32 {
-    x.floor()
-}
-extern "C" fn truncf(x: f32) -> f32 {
-    x.trunc()
-}
-extern "C" fn nearbyintf(x: f32) -> f32 {
-    x.round_ties_even()
-}
-extern "C" fn ceil(x: f64) -> f64 {
-    x.ceil()
-}
-extern "C" fn floor(x: f64) -> f64 {
-    x.floor()
-}
-extern "C" fn trunc(x: f64) -> f64 {
-    x.trunc()
-}
-extern "C" fn nearbyint(x: f64) -> f64 {
-    x.round_ties_even()
-}
-extern "C" fn fmaf(a: f32, b: f32, c: f32) -> f32 {
-    a.mul_add(b, c)
-}
-extern "C" fn fma(a: f64, b: f64, c: f64) -> f64 {
-    a.mul_add(b, c)
+
+libm! {
+    ceilf(x: f32) -> f32 = x.ceil();
+    floorf(x: f32) -> f32 = x.floor();
+    truncf(x: f32) -> f32 = x.trunc();
+    nearbyintf(x: f32) -> f32 = x.round_ties_even();
+    ceil(x: f64) -> f64 = x.ceil();
+    floor(x: f64) -> f64 = x.floor();
+    trunc(x: f64) -> f64 = x.trunc();
+    nearbyint(x: f64) -> f64 = x.round_ties_even();
+    fmaf(a: f32, b: f32, c: f32) -> f32 = a.mul_add(b, c);
+    fma(a: f64, b: f64, c: f64) -> f64 = a.mul_add(b, c);
 }
 
 /// The address of host symbol `name`, for the run-time loader: the f64 functions above
 /// and the C library functions Cranelift may call (`ceilf`, `floor`, `fma`, …).
 pub fn resolve(name: &str) -> Option<usize> {
-    if let Some((_, f)) = F64_FUNCTIONS.iter().find(|(n, _)| *n == name) {
-        return Some(*f as usize);
-    }
-    let unary32: Option<extern "C" fn(f32) -> f32> = match name {
-        "ceilf" => Some(ceilf),
-        "floorf" => Some(floorf),
-        "truncf" => Some(truncf),
-        "nearbyintf" => Some(nearbyintf),
-        _ => None,
-    };
-    if let Some(f) = unary32 {
-        return Some(f as usize);
-    }
-    let unary64: Option<extern "C" fn(f64) -> f64> = match name {
-        "ceil" => Some(ceil),
-        "floor" => Some(floor),
-        "trunc" => Some(trunc),
-        "nearbyint" => Some(nearbyint),
-        _ => None,
-    };
-    if let Some(f) = unary64 {
-        return Some(f as usize);
-    }
-    match name {
-        "fmaf" => Some(fmaf as extern "C" fn(f32, f32, f32) -> f32 as usize),
-        "fma" => Some(fma as extern "C" fn(f64, f64, f64) -> f64 as usize),
-        _ => None,
+    F64_FUNCTIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f as usize)
+        .or_else(|| libm(name))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn resolves_every_host_symbol() {
+        for name in ["xenon_exp_f64", "ceilf", "nearbyint", "fma"] {
+            assert!(super::resolve(name).is_some(), "{name}");
+        }
+        assert_eq!(super::resolve("system"), None);
+        let f: extern "C" fn(f32) -> f32 =
+            unsafe { std::mem::transmute(super::resolve("floorf").unwrap()) };
+        assert_eq!(f(2.5), 2.0);
     }
 }

@@ -31,6 +31,7 @@ pub mod isa;
 pub mod loader;
 mod manifest;
 mod model;
+pub mod weights;
 
 pub use manifest::{BundleDesc, FileInfo, Manifest, Mode, TargetInfo, TensorInfo, UpdateInfo};
 pub use model::{BundleError, CompiledModel, LoadOptions};

@@ -287,11 +287,7 @@ impl CompiledModel {
         let program: Program = serde_json::from_slice(program_bytes)
             .map_err(|e| BundleError::Malformed(format!("program: {e}")))?;
         program.validate()?;
-        let loops = program
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Loop(_)))
-            .count();
+        let loops = program.loop_kernels().len();
         if loops != kernels.len() || loops != manifest.kernels {
             return Err(BundleError::Malformed(format!(
                 "the program has {loops} loop kernels, the object {} and the manifest {}",
@@ -450,26 +446,15 @@ impl CompiledModel {
     /// metadata of the weights file the bundle was loaded with; written atomically.
     pub fn save_weights(&self, path: impl AsRef<Path>) -> Result<(), BundleError> {
         let path = path.as_ref();
-        let raw: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = self
+        let named: Vec<(&str, &Tensor)> = self
             .manifest
             .weights
             .iter()
+            .map(|i| i.name.as_str())
             .zip(&self.weights)
-            .map(|(info, t)| {
-                let (bytes, dtype) = le_bytes(t.data());
-                (info.name.clone(), bytes, info.shape.clone(), dtype)
-            })
             .collect();
-        let views = raw
-            .iter()
-            .map(|(n, b, s, d)| {
-                safetensors::tensor::TensorView::new(*d, s.clone(), b)
-                    .map(|v| (n.clone(), v))
-                    .map_err(|e| BundleError::Weights(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let bytes = safetensors::serialize(views, Some(self.weights_meta.clone()))
-            .map_err(|e| BundleError::Weights(e.to_string()))?;
+        let bytes =
+            super::weights::encode(&named, &self.weights_meta).map_err(BundleError::Weights)?;
         crate::file::write_atomic(path, &bytes).map_err(|source| BundleError::Io {
             path: path.display().to_string(),
             source,
@@ -539,54 +524,12 @@ fn read_weights(
     m: &Manifest,
     bytes: &[u8],
 ) -> Result<(Vec<Tensor>, HashMap<String, String>), BundleError> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| BundleError::Weights(format!("not a safetensors file: {e}")))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| BundleError::Weights(format!("not a safetensors file: {e}")))?;
-    let mut out = Vec::with_capacity(m.weights.len());
-    for info in &m.weights {
-        let v = st
-            .tensor(&info.name)
-            .map_err(|_| BundleError::Weights(format!("missing {:?}", info.name)))?;
-        let want = match info.dtype {
-            DType::F32 => safetensors::Dtype::F32,
-            DType::F64 => safetensors::Dtype::F64,
-            DType::I32 => safetensors::Dtype::I32,
-        };
-        if v.dtype() != want || v.shape() != info.shape.as_slice() {
-            return Err(BundleError::Weights(format!(
-                "{:?} is {:?} {:?}, the bundle needs {} {:?}",
-                info.name,
-                v.dtype(),
-                v.shape(),
-                info.dtype,
-                info.shape
-            )));
-        }
-        let b = v.data();
-        let data = match info.dtype {
-            DType::F32 => TensorData::F32(
-                b.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect(),
-            ),
-            DType::F64 => TensorData::F64(
-                b.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                    .collect(),
-            ),
-            DType::I32 => TensorData::I32(
-                b.chunks_exact(4)
-                    .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect(),
-            ),
-        };
-        out.push(
-            Tensor::new(info.shape.clone(), data)
-                .map_err(|e| BundleError::Weights(format!("{:?}: {e}", info.name)))?,
-        );
-    }
-    Ok((out, meta.metadata().clone().unwrap_or_default()))
+    let wanted: Vec<(&str, DType, &[usize])> = m
+        .weights
+        .iter()
+        .map(|w| (w.name.as_str(), w.dtype, w.shape.as_slice()))
+        .collect();
+    super::weights::decode(bytes, &wanted).map_err(BundleError::Weights)
 }
 
 fn slice_of(d: &TensorData) -> Slice<'_> {
@@ -611,22 +554,5 @@ fn copy_into(d: &TensorData, out: &mut SliceMut<'_>) {
         (TensorData::F64(s), SliceMut::F64(o)) => o.copy_from_slice(s),
         (TensorData::I32(s), SliceMut::I32(o)) => o.copy_from_slice(s),
         _ => {}
-    }
-}
-
-fn le_bytes(d: &TensorData) -> (Vec<u8>, safetensors::Dtype) {
-    match d {
-        TensorData::F32(v) => (
-            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            safetensors::Dtype::F32,
-        ),
-        TensorData::F64(v) => (
-            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            safetensors::Dtype::F64,
-        ),
-        TensorData::I32(v) => (
-            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            safetensors::Dtype::I32,
-        ),
     }
 }
