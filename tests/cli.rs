@@ -503,3 +503,57 @@ fn dot_dumps_render_with_graphviz() {
         }
     }
 }
+
+// ----- xenon compile ------------------------------------------------------------------------
+
+#[test]
+fn compile_rejects_bad_arguments_clearly() {
+    let dir = scratch("compile");
+    let w = dir.join("w.safetensors");
+    let o = xenon(&[
+        "train",
+        "examples/models/mlp_784_100_10.yaml",
+        "--epochs",
+        "1",
+        "--save",
+        w.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.join("bundle");
+    let base = |extra: &[&str]| {
+        let mut a = vec![
+            "compile",
+            "examples/models/mlp_784_100_10.yaml",
+            "--weights",
+            w.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        xenon(&a)
+    };
+    let o = base(&["--name", "9lives"]);
+    assert_clear_error(&o, &["9lives", "C identifier"]);
+    let o = base(&["--batch", "0"]);
+    assert_clear_error(&o, &["--batch"]);
+    // clap's own message lists the known targets.
+    let o = base(&["--target", "x86-64-v9"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("x86-64-v3"), "{}", stderr(&o));
+    let o = xenon(&[
+        "compile",
+        "examples/models/mlp_784_100_10.yaml",
+        "--weights",
+        "/nonexistent/w.safetensors",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_clear_error(&o, &["/nonexistent/w.safetensors"]);
+    // The default name is the model file's stem; --json reports the files written.
+    let o = base(&["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = &json_lines(&o)[0];
+    assert_eq!(v["manifest"]["name"], "mlp_784_100_10");
+    assert_eq!(v["files"].as_array().unwrap().len(), 5);
+    assert!(out.join("mlp_784_100_10.xnb").exists());
+}

@@ -117,6 +117,12 @@ pub struct CompiledModel {
     weights_meta: HashMap<String, String>,
 }
 
+// A model may move to another thread (one thread runs it at a time: `run` takes `&mut`).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<CompiledModel>();
+};
+
 impl std::fmt::Debug for CompiledModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledModel")
