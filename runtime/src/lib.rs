@@ -25,6 +25,8 @@ pub mod exec;
 pub mod file;
 pub mod kernel;
 pub mod library;
+#[cfg(feature = "opencl")]
+pub mod opencl;
 pub mod ops;
 pub mod program;
 pub mod rng;

@@ -1,0 +1,1387 @@
+//! The OpenCL executor: runs a validated [`Program`] on one OpenCL device.
+//!
+//! Loop steps run OpenCL C kernels generated elsewhere (entry `xk`, see
+//! [`OclExecutor::new`]); GEMM steps and library steps run the runtime's own kernels
+//! ([`kernels`]), built once per executor. Constants and temporaries live in one device
+//! buffer (the arena) laid out by the program's memory plan; every kernel takes each
+//! buffer as a `(__global T*, ulong element_offset)` pair into the arena or an input's own
+//! buffer. Every OpenCL failure becomes [`ExecError::Device`] with backend `"opencl"`,
+//! naming what failed; nothing here panics on a device error or a missing platform.
+
+pub mod kernels;
+
+use crate::exec::{ExecError, IndexError};
+use crate::kernel::Scalar;
+use crate::program::{BufferKind, LibraryStep, Program, Step};
+use crate::{DType, Tensor, TensorData};
+use kernels::{GEMM_CONFIGS, GemmConfig, RuntimeNeeds};
+use ocl::core::{
+    self, ArgVal, CommandQueue, Context, DeviceId, Event, Kernel, Mem, MemFlags, PlatformId,
+    PlatformInfo,
+};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fmt;
+
+const BACKEND: &str = "opencl";
+
+/// `ExecError::Device` for the OpenCL backend.
+fn device_error(reason: impl Into<String>) -> ExecError {
+    ExecError::Device {
+        backend: BACKEND,
+        reason: reason.into(),
+    }
+}
+
+/// Status codes that mean the device (or the host side of the driver) ran out of memory.
+const OUT_OF_MEMORY: [i32; 3] = [
+    -4, // CL_MEM_OBJECT_ALLOCATION_FAILURE
+    -5, // CL_OUT_OF_RESOURCES
+    -6, // CL_OUT_OF_HOST_MEMORY
+];
+
+/// An `ocl` error while doing `what`, as an [`ExecError::Device`]; out-of-memory statuses
+/// say so.
+fn ocl_error(what: &str, e: &core::Error) -> ExecError {
+    let oom = e
+        .api_status()
+        .is_some_and(|s| OUT_OF_MEMORY.contains(&(s as i32)));
+    let text = e.to_string();
+    let text = text.trim();
+    if oom {
+        device_error(format!("out of device memory: {what}: {text}"))
+    } else {
+        device_error(format!("{what}: {text}"))
+    }
+}
+
+/// One OpenCL device, as [`devices`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Position in [`devices`]'s list (the `--device N` number).
+    pub index: usize,
+    /// Platform name (`Portable Computing Language`, `NVIDIA CUDA`, …).
+    pub platform: String,
+    /// Platform version string (`OpenCL 3.0 PoCL …`).
+    pub platform_version: String,
+    /// Device name.
+    pub name: String,
+    /// Device vendor.
+    pub vendor: String,
+    /// `CPU`, `GPU`, `accelerator`, `custom` or `default`.
+    pub kind: String,
+    /// Global memory in bytes.
+    pub global_mem_bytes: u64,
+    /// Local (work-group shared) memory in bytes.
+    pub local_mem_bytes: u64,
+    /// Compute units.
+    pub compute_units: u32,
+    /// Largest work-group size.
+    pub max_work_group_size: usize,
+    /// OpenCL C version string (`OpenCL C 1.2 …`).
+    pub opencl_c_version: String,
+    /// Whether the device has double precision (`cl_khr_fp64`).
+    pub fp64: bool,
+}
+
+impl fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "#{} {} ({}, {}) on {} [{}]: {} CUs, {} MiB global, {} KiB local, work-groups ≤ {}, {}{}",
+            self.index,
+            self.name.trim(),
+            self.kind,
+            self.vendor.trim(),
+            self.platform.trim(),
+            self.platform_version.trim(),
+            self.compute_units,
+            self.global_mem_bytes >> 20,
+            self.local_mem_bytes >> 10,
+            self.max_work_group_size,
+            self.opencl_c_version.trim(),
+            if self.fp64 { ", fp64" } else { "" }
+        )
+    }
+}
+
+/// A listed device with its handles.
+struct Found {
+    info: DeviceInfo,
+    platform: PlatformId,
+    device: DeviceId,
+}
+
+/// `CL_PLATFORM_NOT_FOUND_KHR`: the ICD loader found no platform.
+const PLATFORM_NOT_FOUND: i32 = -1001;
+/// `CL_DEVICE_NOT_FOUND`.
+const DEVICE_NOT_FOUND: i32 = -1;
+
+fn platform_ids() -> Result<Vec<PlatformId>, ExecError> {
+    match core::get_platform_ids() {
+        Ok(p) => Ok(p),
+        Err(e) if e.api_status().map(|s| s as i32) == Some(PLATFORM_NOT_FOUND) => Ok(vec![]),
+        Err(e) => Err(ocl_error("listing platforms", &e)),
+    }
+}
+
+fn platform_string(p: PlatformId, what: PlatformInfo) -> Result<String, ExecError> {
+    core::get_platform_info(p, what)
+        .map(|r| r.to_string())
+        .map_err(|e| ocl_error("reading platform info", &e))
+}
+
+fn raw_info(d: DeviceId, what: core::DeviceInfo) -> Result<Vec<u8>, ExecError> {
+    core::get_device_info_raw(d, what as u32)
+        .map_err(|e| ocl_error(&format!("reading device info {what:?}"), &e))
+}
+
+fn info_string(d: DeviceId, what: core::DeviceInfo) -> Result<String, ExecError> {
+    let bytes = raw_info(d, what)?;
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    Ok(String::from_utf8_lossy(&bytes[..end]).trim().to_string())
+}
+
+fn info_u64(d: DeviceId, what: core::DeviceInfo) -> Result<u64, ExecError> {
+    let bytes = raw_info(d, what)?;
+    let mut word = [0u8; 8];
+    let n = bytes.len().min(8);
+    word[..n].copy_from_slice(&bytes[..n]);
+    Ok(u64::from_ne_bytes(word))
+}
+
+/// Serializes platform and device enumeration: OpenCL ICD loaders and drivers are not all
+/// safe to initialise from several threads at once.
+static ENUMERATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn find_devices() -> Result<Vec<Found>, ExecError> {
+    let _guard = ENUMERATION.lock().unwrap_or_else(|e| e.into_inner());
+    let mut found = Vec::new();
+    for p in platform_ids()? {
+        let platform = platform_string(p, PlatformInfo::Name)?;
+        let platform_version = platform_string(p, PlatformInfo::Version)?;
+        let ids = match core::get_device_ids(p, Some(core::DeviceType::ALL), None) {
+            Ok(ids) => ids,
+            Err(e) if e.api_status().map(|s| s as i32) == Some(DEVICE_NOT_FOUND) => vec![],
+            Err(e) => return Err(ocl_error(&format!("listing devices of {platform}"), &e)),
+        };
+        for d in ids {
+            use core::DeviceInfo as I;
+            let ty = info_u64(d, I::Type)?;
+            let kind = if ty & 4 != 0 {
+                "GPU"
+            } else if ty & 2 != 0 {
+                "CPU"
+            } else if ty & 8 != 0 {
+                "accelerator"
+            } else if ty & 16 != 0 {
+                "custom"
+            } else {
+                "default"
+            };
+            let extensions = info_string(d, I::Extensions)?;
+            let info = DeviceInfo {
+                index: found.len(),
+                platform: platform.clone(),
+                platform_version: platform_version.clone(),
+                name: info_string(d, I::Name)?,
+                vendor: info_string(d, I::Vendor)?,
+                kind: kind.to_string(),
+                global_mem_bytes: info_u64(d, I::GlobalMemSize)?,
+                local_mem_bytes: info_u64(d, I::LocalMemSize)?,
+                compute_units: info_u64(d, I::MaxComputeUnits)? as u32,
+                max_work_group_size: info_u64(d, I::MaxWorkGroupSize)? as usize,
+                opencl_c_version: info_string(d, I::OpenclCVersion)?,
+                fp64: extensions.split_whitespace().any(|x| x == "cl_khr_fp64"),
+            };
+            found.push(Found {
+                info,
+                platform: p,
+                device: d,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Every device of every platform, numbered in that order. No platform: an empty list.
+pub fn devices() -> Result<Vec<DeviceInfo>, ExecError> {
+    Ok(find_devices()?.into_iter().map(|f| f.info).collect())
+}
+
+/// One kernel launch: the kernel (arguments set) and its NDRange.
+struct Launch {
+    kernel: Kernel,
+    dims: u32,
+    global: [usize; 3],
+    local: Option<[usize; 3]>,
+}
+
+/// What a step checks after the run: an index routine's flag slot.
+struct IndexCheck {
+    op: &'static str,
+    /// The index buffer (to read the bad index back).
+    indices: usize,
+    rows: usize,
+}
+
+/// Runs one program on one OpenCL device.
+///
+/// Inputs are uploaded on every run into a device buffer per input, made once at creation
+/// (a feed must have the input's dtype and length, so the buffer is always reused).
+/// Parameters are inputs like any other here; keeping them resident on the device between
+/// runs (uploading only when a feed's [`Tensor::stamp`] changes) is the next step.
+pub struct OclExecutor {
+    program: Program,
+    info: DeviceInfo,
+    queue: CommandQueue,
+    arena: Mem,
+    /// `(name, buffer, device buffer)` of each input.
+    inputs: Vec<(String, usize, Mem)>,
+    /// Per step, its launch (`None`: nothing to do, e.g. an empty iteration space).
+    launches: Vec<Option<Launch>>,
+    /// Per index-checking step: its flag slot's check.
+    checks: Vec<Option<IndexCheck>>,
+    /// One `int` per step (`INT_MAX`: no bad index).
+    flags: Mem,
+    /// Spare storage per program output for the updates, traded with the feeds.
+    spares: Vec<Option<TensorData>>,
+    /// Kept alive for the kernels and buffers.
+    _context: Context,
+    _programs: Vec<core::Program>,
+    _tables: Vec<Mem>,
+}
+
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<OclExecutor>();
+};
+
+/// No bad index (the flags' initial value).
+const INDEX_OK: i32 = i32::MAX;
+/// Work-group size of the one-dimensional launches.
+const LOCAL_1D: usize = 64;
+
+/// Creation state: the context and what it made.
+struct Builder<'a> {
+    program: &'a Program,
+    info: &'a DeviceInfo,
+    device: DeviceId,
+    context: &'a Context,
+    arena: &'a Mem,
+    inputs: &'a [(String, usize, Mem)],
+    flags: &'a Mem,
+    tables: Vec<Mem>,
+}
+
+impl Builder<'_> {
+    /// The device buffer and element offset of program buffer `id`.
+    fn mem(&self, id: usize) -> (&Mem, u64) {
+        let b = &self.program.buffers[id];
+        match self.inputs.iter().find(|(_, i, _)| *i == id) {
+            Some((_, _, m)) => (m, 0),
+            None => (self.arena, (b.offset / b.dtype.size_bytes()) as u64),
+        }
+    }
+
+    /// Creates kernel `name` of `program` and sets its arguments.
+    fn kernel(
+        &self,
+        program: &core::Program,
+        name: &str,
+        args: &[ArgVal<'_>],
+        what: &str,
+    ) -> Result<Kernel, ExecError> {
+        let k = core::create_kernel(program, name)
+            .map_err(|e| ocl_error(&format!("{what}: creating kernel {name}"), &e))?;
+        for (i, a) in args.iter().enumerate() {
+            core::set_kernel_arg(&k, i as u32, a.clone())
+                .map_err(|e| ocl_error(&format!("{what}: kernel {name} argument {i}"), &e))?;
+        }
+        Ok(k)
+    }
+
+    /// A device buffer holding `data` (read-only tables).
+    fn table(&mut self, data: &[i32], what: &str) -> Result<usize, ExecError> {
+        let data = if data.is_empty() { &[0][..] } else { data };
+        // SAFETY: `data` outlives the call, which copies it (COPY_HOST_PTR).
+        let m = unsafe {
+            core::create_buffer(
+                self.context,
+                MemFlags::READ_ONLY | MemFlags::COPY_HOST_PTR,
+                data.len(),
+                Some(data),
+            )
+        }
+        .map_err(|e| ocl_error(&format!("{what}: creating a table"), &e))?;
+        self.tables.push(m);
+        Ok(self.tables.len() - 1)
+    }
+}
+
+/// A 1-D launch over `n` work-items (rounded up to the work-group size); `None` for none.
+fn launch_1d(kernel: Kernel, n: usize, max_group: usize) -> Option<Launch> {
+    if n == 0 {
+        return None;
+    }
+    let local = LOCAL_1D.min(max_group.max(1));
+    Some(Launch {
+        kernel,
+        dims: 1,
+        global: [n.next_multiple_of(local), 1, 1],
+        local: Some([local, 1, 1]),
+    })
+}
+
+/// Builds `source` for `device`, or an error with the build log that names `what`.
+fn build(
+    context: &Context,
+    device: DeviceId,
+    source: &str,
+    options: &str,
+    what: &str,
+) -> Result<core::Program, ExecError> {
+    let src = CString::new(source)
+        .map_err(|_| device_error(format!("{what}: the source holds a NUL byte")))?;
+    let opts = CString::new(options)
+        .map_err(|_| device_error(format!("{what}: the build options hold a NUL byte")))?;
+    let program = core::create_program_with_source(context, &[src])
+        .map_err(|e| ocl_error(&format!("{what}: creating the program"), &e))?;
+    if let Err(e) = core::build_program(&program, Some(&[device]), &opts, None, None) {
+        let log = match core::get_program_build_info(
+            &program,
+            device,
+            core::ProgramBuildInfo::BuildLog,
+        ) {
+            Ok(core::ProgramBuildInfoResult::BuildLog(log)) => log,
+            _ => e.to_string(),
+        };
+        return Err(device_error(format!(
+            "{what} failed to build:\n{}",
+            log.trim()
+        )));
+    }
+    Ok(program)
+}
+
+impl OclExecutor {
+    /// Validates `program` and prepares it to run on device `device` (the index in
+    /// [`devices`]). `loop_sources[s]` is, for each loop step `s`, OpenCL C source with
+    /// entry `xk` (`None` for other steps); `build_options` go to every loop kernel build.
+    ///
+    /// Loop-kernel convention: for each argument `i` of `LoopKernel::args` the kernel takes
+    /// `__global T* a{i}, ulong o{i}` (element offset into that buffer) and runs over a 1-D
+    /// NDRange of the product of the kernel's outer axes, rounded up to the work-group size
+    /// (the kernel guards).
+    pub fn new(
+        program: Program,
+        loop_sources: Vec<Option<String>>,
+        device: usize,
+        build_options: &str,
+    ) -> Result<OclExecutor, ExecError> {
+        program.validate()?;
+        if loop_sources.len() != program.steps.len()
+            || loop_sources
+                .iter()
+                .zip(&program.steps)
+                .any(|(k, s)| k.is_some() != matches!(s, Step::Loop(_)))
+        {
+            return Err(ExecError::KernelTable {
+                got: loop_sources.len(),
+                steps: program.steps.len(),
+            });
+        }
+        let mut found = find_devices()?;
+        if device >= found.len() {
+            return Err(device_error(if found.is_empty() {
+                "no OpenCL platform or device".to_string()
+            } else {
+                format!("device {device} does not exist ({} device(s))", found.len())
+            }));
+        }
+        let Found {
+            info,
+            platform,
+            device: dev,
+        } = found.swap_remove(device);
+        for (i, b) in program.buffers.iter().enumerate() {
+            if b.offset % b.dtype.size_bytes() != 0 {
+                return Err(device_error(format!(
+                    "buffer {i} at byte offset {} is not aligned to its {} elements",
+                    b.offset, b.dtype
+                )));
+            }
+            if b.dtype == DType::F64 && !info.fp64 {
+                return Err(device_error(format!(
+                    "buffer {i} is f64 and device {} has no cl_khr_fp64",
+                    info.name
+                )));
+            }
+        }
+        let props = core::ContextProperties::new().platform(platform);
+        let context = core::create_context(Some(&props), &[dev], None, None)
+            .map_err(|e| ocl_error("creating the context", &e))?;
+        let queue = core::create_command_queue(&context, dev, None)
+            .map_err(|e| ocl_error("creating the command queue", &e))?;
+        let alloc = |bytes: usize, what: &str| {
+            // SAFETY: no host pointer is given.
+            unsafe {
+                core::create_buffer::<_, u8>(&context, MemFlags::READ_WRITE, bytes.max(1), None)
+            }
+            .map_err(|e| ocl_error(&format!("allocating {what} ({bytes} bytes)"), &e))
+        };
+        let arena = alloc(program.plan.arena_bytes, "the arena")?;
+        // Zeroed, like the CPU's (a temporary's unwritten elements read as zero).
+        if program.plan.arena_bytes > 0 {
+            let zeros = vec![0u8; program.plan.arena_bytes];
+            // SAFETY: blocking write from a live vector of the arena's size.
+            unsafe {
+                core::enqueue_write_buffer(
+                    &queue,
+                    &arena,
+                    true,
+                    0,
+                    &zeros,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| ocl_error("clearing the arena", &e))?;
+        }
+        let mut inputs = Vec::new();
+        for (i, b) in program.buffers.iter().enumerate() {
+            if let BufferKind::Input { name } = &b.kind {
+                inputs.push((
+                    name.clone(),
+                    i,
+                    alloc(b.bytes(), &format!("input {name:?}"))?,
+                ));
+            }
+        }
+        let flags = alloc(program.steps.len() * 4, "the index flags")?;
+        // Constants are written once.
+        for (i, b) in program.buffers.iter().enumerate() {
+            if let BufferKind::Const { values } = &b.kind {
+                let mut bytes = Vec::with_capacity(b.bytes());
+                for e in 0..b.len {
+                    let v = if values.len() == 1 {
+                        values[0]
+                    } else {
+                        values[e]
+                    };
+                    match Scalar::from_f64(b.dtype, v).cast(b.dtype) {
+                        Scalar::F32(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
+                        Scalar::F64(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
+                        Scalar::I32(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
+                    }
+                }
+                if !bytes.is_empty() {
+                    // SAFETY: blocking write from a live slice.
+                    unsafe {
+                        core::enqueue_write_buffer(
+                            &queue,
+                            &arena,
+                            true,
+                            b.offset,
+                            &bytes,
+                            None::<Event>,
+                            None::<&mut Event>,
+                        )
+                    }
+                    .map_err(|e| ocl_error(&format!("writing constant buffer {i}"), &e))?;
+                }
+            }
+        }
+        let mut builder = Builder {
+            program: &program,
+            info: &info,
+            device: dev,
+            context: &context,
+            arena: &arena,
+            inputs: &inputs,
+            flags: &flags,
+            tables: Vec::new(),
+        };
+        let mut programs = Vec::new();
+        let mut launches: Vec<Option<Launch>> = program.steps.iter().map(|_| None).collect();
+        let mut checks: Vec<Option<IndexCheck>> = program.steps.iter().map(|_| None).collect();
+        // Loop kernels.
+        let loop_programs = build_loops(&builder, &loop_sources, build_options)?;
+        for (s, prog, name) in &loop_programs {
+            let Step::Loop(k) = &program.steps[*s] else {
+                continue;
+            };
+            let mems: Vec<(&Mem, u64)> = k.args.iter().map(|a| builder.mem(a.buffer)).collect();
+            let mut args = Vec::new();
+            for (m, o) in &mems {
+                args.push(ArgVal::mem(m));
+                args.push(ArgVal::scalar(o));
+            }
+            let what = format!("step {s} (loop {})", k.name);
+            let kernel = builder.kernel(prog, name, &args, &what)?;
+            let n: usize = k.outer_axes().iter().map(|&a| k.shape[a]).product();
+            let group = core::get_kernel_work_group_info(
+                &kernel,
+                dev,
+                core::KernelWorkGroupInfo::WorkGroupSize,
+            )
+            .ok()
+            .and_then(|r| match r {
+                core::KernelWorkGroupInfoResult::WorkGroupSize(g) => Some(g),
+                _ => None,
+            })
+            .unwrap_or(info.max_work_group_size);
+            launches[*s] = launch_1d(kernel, n, group.min(info.max_work_group_size));
+        }
+        programs.extend(
+            loop_programs
+                .into_iter()
+                .map(|(_, p, _)| p)
+                .collect::<Vec<_>>(),
+        );
+        // The runtime routines.
+        let needs = runtime_needs(&program, &info)?;
+        if !needs.is_empty() {
+            let options = if info.fp64 { "-DXENON_FP64" } else { "" };
+            let rt = build(
+                &context,
+                dev,
+                &kernels::runtime_source(&needs),
+                options,
+                "the runtime routines",
+            )?;
+            for (s, step) in program.steps.iter().enumerate() {
+                match step {
+                    Step::Loop(_) => {}
+                    Step::Gemm(g) => {
+                        launches[s] = Some(gemm_launch(&builder, &rt, s, g)?);
+                    }
+                    Step::Library(l) => {
+                        let (launch, check) = library_launch(&mut builder, &rt, s, l)?;
+                        launches[s] = launch;
+                        checks[s] = check;
+                    }
+                }
+            }
+            programs.push(rt);
+        }
+        let tables = std::mem::take(&mut builder.tables);
+        let spares = vec![None; program.outputs.len()];
+        Ok(OclExecutor {
+            program,
+            info,
+            queue,
+            arena,
+            inputs,
+            launches,
+            checks,
+            flags,
+            spares,
+            _context: context,
+            _programs: programs,
+            _tables: tables,
+        })
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// The program being run.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Runs the program. `feeds` supplies every input buffer by name (dtype and element
+    /// count are checked); returns the named outputs with the given shapes.
+    pub fn run(
+        &mut self,
+        feeds: &HashMap<String, Tensor>,
+        output_shapes: &HashMap<String, Vec<usize>>,
+    ) -> Result<HashMap<String, Tensor>, ExecError> {
+        self.execute(feeds)?;
+        let mut out = HashMap::new();
+        for (name, id) in &self.program.outputs {
+            let data = self.read(*id, None)?;
+            out.insert(name.clone(), self.tensor(name, *id, data, output_shapes)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs the program and writes every update (`Program::updates`) back into its feed;
+    /// returns the other outputs. With `check_finite`, nothing is written back when an
+    /// updated value holds NaN or infinity (the error names the first such output in
+    /// program order). The contract of [`crate::cpu::CpuExecutor::run_update`]: each
+    /// updated value is read into a spare the executor owns, which then trades places with
+    /// the feed's storage.
+    pub fn run_update(
+        &mut self,
+        feeds: &mut HashMap<String, Tensor>,
+        output_shapes: &HashMap<String, Vec<usize>>,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, ExecError> {
+        self.execute(feeds)?;
+        let mut out = HashMap::new();
+        // (slot, feed name) of each update, its value read into the slot's spare.
+        let mut updates: Vec<(usize, String)> = Vec::new();
+        for (slot, (name, id)) in self.program.outputs.iter().enumerate() {
+            let target = self
+                .program
+                .updates
+                .iter()
+                .find(|(o, _)| o == name)
+                .map(|(_, f)| f.clone());
+            match target {
+                Some(feed) => {
+                    let spare = self.spares[slot].take();
+                    let data = self.read(*id, spare)?;
+                    self.spares[slot] = Some(data);
+                    updates.push((slot, feed));
+                }
+                None => {
+                    let data = self.read(*id, None)?;
+                    out.insert(name.clone(), self.tensor(name, *id, data, output_shapes)?);
+                }
+            }
+        }
+        if check_finite {
+            for (slot, _) in &updates {
+                let bad = match self.spares[*slot].as_ref() {
+                    Some(TensorData::F32(v)) => crate::tensor::first_non_finite_f32(v),
+                    Some(TensorData::F64(v)) => crate::tensor::first_non_finite_f64(v),
+                    _ => None,
+                };
+                if let Some(element) = bad {
+                    return Err(ExecError::NonFinite {
+                        output: self.program.outputs[*slot].0.clone(),
+                        element,
+                    });
+                }
+            }
+        }
+        for (slot, feed) in updates {
+            // Validated: the feed exists (execute checked it) with the same dtype and length.
+            let (Some(t), Some(spare)) = (feeds.get_mut(&feed), self.spares[slot].as_mut()) else {
+                return Err(ExecError::MissingInput(feed));
+            };
+            std::mem::swap(t.data_mut(), spare);
+        }
+        Ok(out)
+    }
+
+    /// Uploads the feeds, runs every step and checks the index flags.
+    fn execute(&mut self, feeds: &HashMap<String, Tensor>) -> Result<(), ExecError> {
+        for (name, id, mem) in &self.inputs {
+            let b = &self.program.buffers[*id];
+            let t = feeds
+                .get(name)
+                .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+            if t.dtype() != b.dtype || t.numel() != b.len {
+                return Err(ExecError::InputType {
+                    name: name.clone(),
+                    dtype: b.dtype,
+                    len: b.len,
+                    got_dtype: t.dtype(),
+                    got: t.numel(),
+                });
+            }
+            if b.len == 0 {
+                continue;
+            }
+            let what = format!("uploading input {name:?}");
+            // SAFETY: blocking writes from live slices of the buffer's length.
+            unsafe {
+                match t.data() {
+                    TensorData::F32(v) => core::enqueue_write_buffer(
+                        &self.queue,
+                        mem,
+                        true,
+                        0,
+                        v,
+                        None::<Event>,
+                        None::<&mut Event>,
+                    ),
+                    TensorData::F64(v) => core::enqueue_write_buffer(
+                        &self.queue,
+                        mem,
+                        true,
+                        0,
+                        v,
+                        None::<Event>,
+                        None::<&mut Event>,
+                    ),
+                    TensorData::I32(v) => core::enqueue_write_buffer(
+                        &self.queue,
+                        mem,
+                        true,
+                        0,
+                        v,
+                        None::<Event>,
+                        None::<&mut Event>,
+                    ),
+                }
+            }
+            .map_err(|e| ocl_error(&what, &e))?;
+        }
+        if self.checks.iter().any(Option::is_some) {
+            let ok = vec![INDEX_OK; self.program.steps.len()];
+            // SAFETY: blocking write from a live vector.
+            unsafe {
+                core::enqueue_write_buffer(
+                    &self.queue,
+                    &self.flags,
+                    true,
+                    0,
+                    &ok,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| ocl_error("resetting the index flags", &e))?;
+        }
+        for (s, launch) in self.launches.iter().enumerate() {
+            let Some(l) = launch else { continue };
+            // SAFETY: every argument was set at creation to a live buffer or scalar; the
+            // kernels guard their NDRange and were checked against the buffers' sizes
+            // (validated program).
+            unsafe {
+                core::enqueue_kernel(
+                    &self.queue,
+                    &l.kernel,
+                    l.dims,
+                    None,
+                    &l.global,
+                    l.local,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| {
+                ocl_error(
+                    &format!("running step {s} ({})", self.program.steps[s].describe()),
+                    &e,
+                )
+            })?;
+        }
+        core::finish(&self.queue).map_err(|e| ocl_error("waiting for the steps", &e))?;
+        if self.checks.iter().any(Option::is_some) {
+            let mut flags = vec![0i32; self.program.steps.len()];
+            // SAFETY: blocking read into a live vector of the flags' length.
+            unsafe {
+                core::enqueue_read_buffer(
+                    &self.queue,
+                    &self.flags,
+                    true,
+                    0,
+                    &mut flags,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| ocl_error("reading the index flags", &e))?;
+            for (s, c) in self.checks.iter().enumerate() {
+                let Some(c) = c else { continue };
+                if flags[s] == INDEX_OK {
+                    continue;
+                }
+                let position = flags[s] as usize;
+                let (mem, off) = self.mem_of(c.indices);
+                let mut index = [0i32];
+                // SAFETY: blocking read of one element inside the index buffer.
+                unsafe {
+                    core::enqueue_read_buffer(
+                        &self.queue,
+                        mem,
+                        true,
+                        off + position,
+                        &mut index,
+                        None::<Event>,
+                        None::<&mut Event>,
+                    )
+                }
+                .map_err(|e| ocl_error("reading a bad index", &e))?;
+                return Err(ExecError::Index {
+                    op: c.op,
+                    source: IndexError {
+                        position,
+                        index: index[0],
+                        rows: c.rows,
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The device buffer and element offset of program buffer `id`.
+    fn mem_of(&self, id: usize) -> (&Mem, usize) {
+        let b = &self.program.buffers[id];
+        match self.inputs.iter().find(|(_, i, _)| *i == id) {
+            Some((_, _, m)) => (m, 0),
+            None => (&self.arena, b.offset / b.dtype.size_bytes()),
+        }
+    }
+
+    /// Reads buffer `id` back, into `into` when it has the right dtype and length.
+    fn read(&self, id: usize, into: Option<TensorData>) -> Result<TensorData, ExecError> {
+        let b = &self.program.buffers[id];
+        let mut data = match into {
+            Some(d) if d.dtype() == b.dtype && d.len() == b.len => d,
+            _ => TensorData::zeros(b.dtype, b.len),
+        };
+        if b.len == 0 {
+            return Ok(data);
+        }
+        let (mem, off) = self.mem_of(id);
+        // SAFETY: blocking reads into live slices of the buffer's length; the buffer lies
+        // inside its device buffer (validated).
+        unsafe {
+            match &mut data {
+                TensorData::F32(v) => core::enqueue_read_buffer(
+                    &self.queue,
+                    mem,
+                    true,
+                    off,
+                    v,
+                    None::<Event>,
+                    None::<&mut Event>,
+                ),
+                TensorData::F64(v) => core::enqueue_read_buffer(
+                    &self.queue,
+                    mem,
+                    true,
+                    off,
+                    v,
+                    None::<Event>,
+                    None::<&mut Event>,
+                ),
+                TensorData::I32(v) => core::enqueue_read_buffer(
+                    &self.queue,
+                    mem,
+                    true,
+                    off,
+                    v,
+                    None::<Event>,
+                    None::<&mut Event>,
+                ),
+            }
+        }
+        .map_err(|e| ocl_error(&format!("reading buffer {id}"), &e))?;
+        Ok(data)
+    }
+
+    /// Output `name` (buffer `id`) with its shape.
+    fn tensor(
+        &self,
+        name: &str,
+        id: usize,
+        data: TensorData,
+        output_shapes: &HashMap<String, Vec<usize>>,
+    ) -> Result<Tensor, ExecError> {
+        let shape = output_shapes
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| vec![self.program.buffers[id].len]);
+        Ok(
+            Tensor::new(shape, data).map_err(|e| crate::program::ProgramError::Buffer {
+                buffer: id,
+                reason: format!("output {name:?}: {e}"),
+            })?,
+        )
+    }
+}
+
+/// Builds the loop kernels: all in one program (each source's `xk` renamed `xk_<step>`),
+/// or, when that fails (a name two sources both define, or a bad source), each on its own
+/// so that the error names the step whose source does not build. Returns
+/// `(step, program, kernel name)`.
+fn build_loops(
+    b: &Builder<'_>,
+    sources: &[Option<String>],
+    options: &str,
+) -> Result<Vec<(usize, core::Program, String)>, ExecError> {
+    let steps: Vec<(usize, &String)> = sources
+        .iter()
+        .enumerate()
+        .filter_map(|(s, src)| src.as_ref().map(|src| (s, src)))
+        .collect();
+    if steps.is_empty() {
+        return Ok(vec![]);
+    }
+    let step_name = |s: usize| match &b.program.steps[s] {
+        Step::Loop(k) => k.name.clone(),
+        _ => String::new(),
+    };
+    let renamed = |s: usize, src: &str| format!("#define xk xk_{s}\n{src}\n#undef xk\n");
+    if steps.len() > 1 {
+        let all: String = steps.iter().map(|(s, src)| renamed(*s, src)).collect();
+        if let Ok(p) = build(b.context, b.device, &all, options, "the loop kernels") {
+            return steps
+                .iter()
+                .map(|(s, _)| Ok((*s, p.clone(), format!("xk_{s}"))))
+                .collect();
+        }
+    }
+    steps
+        .iter()
+        .map(|(s, src)| {
+            let what = format!("step {s} (loop {})", step_name(*s));
+            let p = build(b.context, b.device, src, options, &what)?;
+            Ok((*s, p, "xk".to_string()))
+        })
+        .collect()
+}
+
+/// The GEMM configurations whose work-group and local memory fit the device.
+fn usable_configs(info: &DeviceInfo, size: usize) -> Vec<GemmConfig> {
+    GEMM_CONFIGS
+        .iter()
+        .filter(|c| {
+            let (rm, rn) = c.threads();
+            rm * rn <= info.max_work_group_size
+                && c.local_bytes(size) as u64 <= info.local_mem_bytes
+        })
+        .copied()
+        .collect()
+}
+
+/// What the runtime program must hold for `program`'s GEMM and library steps.
+fn runtime_needs(program: &Program, info: &DeviceInfo) -> Result<RuntimeNeeds, ExecError> {
+    let mut n = RuntimeNeeds::default();
+    for (s, step) in program.steps.iter().enumerate() {
+        match step {
+            Step::Loop(_) => {}
+            Step::Gemm(g) => {
+                if g.dtype == DType::I32 {
+                    return Err(device_error(format!(
+                        "step {s}: GEMM over i32 is not supported on OpenCL"
+                    )));
+                }
+                let usable = usable_configs(info, g.dtype.size_bytes());
+                match kernels::choose_gemm(
+                    &usable,
+                    g.m,
+                    g.n,
+                    g.k,
+                    g.batch,
+                    info.compute_units as usize,
+                ) {
+                    Some(c) => {
+                        if !n.gemm_tiled.contains(&(c, g.dtype)) {
+                            n.gemm_tiled.push((c, g.dtype));
+                        }
+                    }
+                    None => {
+                        if !n.gemm_simple.contains(&g.dtype) {
+                            n.gemm_simple.push(g.dtype);
+                        }
+                    }
+                }
+            }
+            Step::Library(l) => {
+                let dtype = match l {
+                    LibraryStep::Random { dtype, normal, .. } => {
+                        if *dtype == DType::I32 {
+                            return Err(device_error(format!(
+                                "step {s}: random i32 samples are not supported on OpenCL"
+                            )));
+                        }
+                        if (*normal || *dtype == DType::F64) && !info.fp64 {
+                            return Err(device_error(format!(
+                                "step {s}: this random stream needs cl_khr_fp64, which device \
+                                 {} lacks",
+                                info.name
+                            )));
+                        }
+                        n.random = true;
+                        continue;
+                    }
+                    LibraryStep::Im2Col { dtype, .. }
+                    | LibraryStep::Col2Im { dtype, .. }
+                    | LibraryStep::Gather { dtype, .. }
+                    | LibraryStep::ScatterAdd { dtype, .. }
+                    | LibraryStep::ArgMax { dtype, .. }
+                    | LibraryStep::Copy { dtype, .. } => *dtype,
+                };
+                if !n.library.contains(&dtype) {
+                    n.library.push(dtype);
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The launch of GEMM step `s`.
+fn gemm_launch(
+    b: &Builder<'_>,
+    rt: &core::Program,
+    s: usize,
+    g: &crate::program::GemmStep,
+) -> Result<Launch, ExecError> {
+    let usable = usable_configs(b.info, g.dtype.size_bytes());
+    let config = kernels::choose_gemm(
+        &usable,
+        g.m,
+        g.n,
+        g.k,
+        g.batch,
+        b.info.compute_units as usize,
+    );
+    let (ma, oa) = b.mem(g.a.buffer);
+    let (mb, ob) = b.mem(g.b.buffer);
+    let (mc, oc) = b.mem(g.c.buffer);
+    let view = |o: u64, v: &crate::program::MatView| {
+        (
+            o + v.offset as u64,
+            v.row_stride as i64,
+            v.col_stride as i64,
+            v.batch_stride as i64,
+        )
+    };
+    let (a, b_, c) = (view(oa, &g.a), view(ob, &g.b), view(oc, &g.c));
+    let (m, n, k) = (g.m as u64, g.n as u64, g.k as u64);
+    let args = [
+        ArgVal::mem(ma),
+        ArgVal::scalar(&a.0),
+        ArgVal::scalar(&a.1),
+        ArgVal::scalar(&a.2),
+        ArgVal::scalar(&a.3),
+        ArgVal::mem(mb),
+        ArgVal::scalar(&b_.0),
+        ArgVal::scalar(&b_.1),
+        ArgVal::scalar(&b_.2),
+        ArgVal::scalar(&b_.3),
+        ArgVal::mem(mc),
+        ArgVal::scalar(&c.0),
+        ArgVal::scalar(&c.1),
+        ArgVal::scalar(&c.2),
+        ArgVal::scalar(&c.3),
+        ArgVal::scalar(&m),
+        ArgVal::scalar(&n),
+        ArgVal::scalar(&k),
+    ];
+    let what = format!(
+        "step {s} ({})",
+        crate::program::Step::Gemm(g.clone()).describe()
+    );
+    Ok(match config {
+        Some(cfg) => {
+            let (rm, rn) = cfg.threads();
+            let kernel = b.kernel(rt, &kernels::gemm_kernel_name(&cfg, g.dtype), &args, &what)?;
+            Launch {
+                kernel,
+                dims: 3,
+                global: [
+                    g.n.div_ceil(cfg.tn) * rn,
+                    g.m.div_ceil(cfg.tm) * rm,
+                    g.batch,
+                ],
+                local: Some([rn, rm, 1]),
+            }
+        }
+        None => {
+            let name = format!("gemm_simple_{}", kernels::suffix(g.dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            let side = if b.info.max_work_group_size >= 64 {
+                8
+            } else {
+                1
+            };
+            Launch {
+                kernel,
+                dims: 3,
+                global: [
+                    g.n.next_multiple_of(side),
+                    g.m.next_multiple_of(side),
+                    g.batch,
+                ],
+                local: Some([side, side, 1]),
+            }
+        }
+    })
+}
+
+/// The launch (and index check) of library step `s`.
+fn library_launch(
+    b: &mut Builder<'_>,
+    rt: &core::Program,
+    s: usize,
+    l: &LibraryStep,
+) -> Result<(Option<Launch>, Option<IndexCheck>), ExecError> {
+    let what = format!("step {s} (library {})", l.name());
+    let bufs = &b.program.buffers;
+    let group = b.info.max_work_group_size;
+    let u = |x: usize| x as u64;
+    let slot = u(s);
+    match l {
+        LibraryStep::Copy {
+            src,
+            dst,
+            dtype,
+            src_offset,
+            dst_offset,
+            len,
+        } => {
+            let (ms, os) = b.mem(*src);
+            let (md, od) = b.mem(*dst);
+            let (so, dof) = (os + u(*src_offset), od + u(*dst_offset));
+            let size = u(dtype.size_bytes());
+            let (s0, d0) = (
+                bufs[*src].offset as u64 + u(*src_offset) * size,
+                bufs[*dst].offset as u64 + u(*dst_offset) * size,
+            );
+            let bytes = u(*len) * size;
+            let same = std::ptr::eq(ms, md) && std::ptr::eq(ms, b.arena);
+            let serial: i32 = (same && s0 < d0 + bytes && d0 < s0 + bytes && s0 != d0) as i32;
+            let n = u(*len);
+            let args = [
+                ArgVal::mem(ms),
+                ArgVal::scalar(&so),
+                ArgVal::mem(md),
+                ArgVal::scalar(&dof),
+                ArgVal::scalar(&n),
+                ArgVal::scalar(&serial),
+            ];
+            let name = format!("copy_{}", kernels::suffix(*dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            let items = if serial != 0 { 1 } else { *len };
+            Ok((launch_1d(kernel, items, group), None))
+        }
+        LibraryStep::ArgMax {
+            x,
+            out,
+            dtype,
+            outer,
+            axis,
+            inner,
+        } => {
+            let (mx, ox) = b.mem(*x);
+            let (mo, oo) = b.mem(*out);
+            let (a, bx, c) = (u(*outer), u(*axis), u(*inner));
+            let args = [
+                ArgVal::mem(mx),
+                ArgVal::scalar(&ox),
+                ArgVal::mem(mo),
+                ArgVal::scalar(&oo),
+                ArgVal::scalar(&a),
+                ArgVal::scalar(&bx),
+                ArgVal::scalar(&c),
+            ];
+            let name = format!("argmax_{}", kernels::suffix(*dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            let n = if *axis == 0 { 0 } else { outer * inner };
+            Ok((launch_1d(kernel, n, group), None))
+        }
+        LibraryStep::Gather {
+            data,
+            indices,
+            out,
+            dtype,
+            row_len,
+            ..
+        } => {
+            let (md, od) = b.mem(*data);
+            let (mi, oi) = b.mem(*indices);
+            let (mo, oo) = b.mem(*out);
+            let n = bufs[*indices].len;
+            let rows = bufs[*data].len / (*row_len).max(1);
+            let (nn, rl, rr) = (u(n), u(*row_len), u(rows));
+            let args = [
+                ArgVal::mem(md),
+                ArgVal::scalar(&od),
+                ArgVal::mem(mi),
+                ArgVal::scalar(&oi),
+                ArgVal::mem(mo),
+                ArgVal::scalar(&oo),
+                ArgVal::scalar(&nn),
+                ArgVal::scalar(&rl),
+                ArgVal::scalar(&rr),
+                ArgVal::mem(b.flags),
+                ArgVal::scalar(&slot),
+            ];
+            let name = format!("gather_{}", kernels::suffix(*dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            let check = IndexCheck {
+                op: "gather",
+                indices: *indices,
+                rows,
+            };
+            Ok((launch_1d(kernel, n * row_len, group), Some(check)))
+        }
+        LibraryStep::ScatterAdd {
+            updates,
+            indices,
+            out,
+            dtype,
+            row_len,
+            ..
+        } => {
+            let (mu, ou) = b.mem(*updates);
+            let (mi, oi) = b.mem(*indices);
+            let (mo, oo) = b.mem(*out);
+            let n = bufs[*indices].len;
+            let total = bufs[*out].len;
+            let rows = total / (*row_len).max(1);
+            let (nn, rl, rr, tt) = (u(n), u(*row_len), u(rows), u(total));
+            let args = [
+                ArgVal::mem(mu),
+                ArgVal::scalar(&ou),
+                ArgVal::mem(mi),
+                ArgVal::scalar(&oi),
+                ArgVal::mem(mo),
+                ArgVal::scalar(&oo),
+                ArgVal::scalar(&nn),
+                ArgVal::scalar(&rl),
+                ArgVal::scalar(&rr),
+                ArgVal::scalar(&tt),
+                ArgVal::mem(b.flags),
+                ArgVal::scalar(&slot),
+            ];
+            let name = format!("scatter_add_{}", kernels::suffix(*dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            let check = IndexCheck {
+                op: "scatter_add",
+                indices: *indices,
+                rows,
+            };
+            Ok((launch_1d(kernel, total.max(n), group), Some(check)))
+        }
+        LibraryStep::Im2Col {
+            x,
+            out,
+            dtype,
+            image,
+            window,
+        } => {
+            let plane: usize = image[2..].iter().product();
+            let taps = crate::library::window_taps(window, &image[2..]);
+            let table: Vec<i32> = taps.iter().map(|t| t.map_or(-1, |o| o as i32)).collect();
+            let tlen = taps.len();
+            let planes = (bufs[*x].len / plane.max(1)).min(bufs[*out].len / tlen.max(1));
+            let t = b.table(&table, &what)?;
+            let (mx, ox) = b.mem(*x);
+            let (mo, oo) = b.mem(*out);
+            let (pl, tl, pn) = (u(plane), u(tlen), u(planes));
+            let args = [
+                ArgVal::mem(mx),
+                ArgVal::scalar(&ox),
+                ArgVal::mem(mo),
+                ArgVal::scalar(&oo),
+                ArgVal::mem(&b.tables[t]),
+                ArgVal::scalar(&pl),
+                ArgVal::scalar(&tl),
+                ArgVal::scalar(&pn),
+            ];
+            let name = format!("im2col_{}", kernels::suffix(*dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            Ok((launch_1d(kernel, planes * tlen, group), None))
+        }
+        LibraryStep::Col2Im {
+            cols,
+            out,
+            dtype,
+            image,
+            window,
+        } => {
+            let plane: usize = image[2..].iter().product();
+            let taps = crate::library::window_taps(window, &image[2..]);
+            let tlen = taps.len();
+            // Per plane offset, the taps that read it, in increasing order (CSR).
+            let mut counts = vec![0i32; plane + 1];
+            for o in taps.iter().flatten() {
+                counts[*o + 1] += 1;
+            }
+            for e in 0..plane {
+                counts[e + 1] += counts[e];
+            }
+            let mut fill = counts.clone();
+            let mut ts = vec![0i32; counts[plane] as usize];
+            for (t, o) in taps.iter().enumerate() {
+                if let Some(o) = o {
+                    ts[fill[*o] as usize] = t as i32;
+                    fill[*o] += 1;
+                }
+            }
+            let total = bufs[*out].len;
+            let planes = (total / plane.max(1)).min(bufs[*cols].len / tlen.max(1));
+            let ti = b.table(&counts, &what)?;
+            let tt = b.table(&ts, &what)?;
+            let (mc, oc) = b.mem(*cols);
+            let (mo, oo) = b.mem(*out);
+            let (pl, tl, pn, to) = (u(plane), u(tlen), u(planes), u(total));
+            let args = [
+                ArgVal::mem(mc),
+                ArgVal::scalar(&oc),
+                ArgVal::mem(mo),
+                ArgVal::scalar(&oo),
+                ArgVal::mem(&b.tables[ti]),
+                ArgVal::mem(&b.tables[tt]),
+                ArgVal::scalar(&pl),
+                ArgVal::scalar(&tl),
+                ArgVal::scalar(&pn),
+                ArgVal::scalar(&to),
+            ];
+            let name = format!("col2im_{}", kernels::suffix(*dtype));
+            let kernel = b.kernel(rt, &name, &args, &what)?;
+            Ok((launch_1d(kernel, total, group), None))
+        }
+        LibraryStep::Random {
+            out,
+            dtype,
+            normal,
+            seed,
+            a,
+            b: bb,
+            counter,
+        } => {
+            let (mo, oo) = b.mem(*out);
+            let len = bufs[*out].len;
+            let n = u(len);
+            let (mcnt, ocnt, has) = match counter {
+                Some(c) => {
+                    let (m, o) = b.mem(*c);
+                    (m, o, 1i32)
+                }
+                None => (b.flags, 0, 0i32),
+            };
+            let (lo32, hi32) = (*a as f32, *bb as f32);
+            let mut args = vec![
+                ArgVal::mem(mo),
+                ArgVal::scalar(&oo),
+                ArgVal::scalar(&n),
+                ArgVal::scalar(seed),
+                ArgVal::mem(mcnt),
+                ArgVal::scalar(&ocnt),
+                ArgVal::scalar(&has),
+            ];
+            let name = match (dtype, normal) {
+                (DType::F32, false) => {
+                    args.push(ArgVal::scalar(&lo32));
+                    args.push(ArgVal::scalar(&hi32));
+                    "random_uniform_f32"
+                }
+                (DType::F64, false) => {
+                    args.push(ArgVal::scalar(a));
+                    args.push(ArgVal::scalar(bb));
+                    "random_uniform_f64"
+                }
+                (_, true) => {
+                    args.push(ArgVal::scalar(a));
+                    args.push(ArgVal::scalar(bb));
+                    if *dtype == DType::F64 {
+                        "random_normal_f64"
+                    } else {
+                        "random_normal_f32"
+                    }
+                }
+                (DType::I32, false) => {
+                    return Err(device_error(format!("{what}: i32 random samples")));
+                }
+            };
+            let kernel = b.kernel(rt, name, &args, &what)?;
+            Ok((launch_1d(kernel, len, group), None))
+        }
+    }
+}
