@@ -691,9 +691,46 @@ fn a_kernel_that_does_not_build_reports_its_log_and_step() {
         }
         other => panic!("{:?}", other.err()),
     }
-    // A source table that does not fit the steps.
+    // A source table that does not fit the steps, or lacks a loop step's source.
     assert!(matches!(
-        OclExecutor::new(program, vec![None], 0, ""),
+        OclExecutor::new(program.clone(), vec![None], 0, ""),
         Err(ExecError::KernelTable { .. })
     ));
+    match OclExecutor::new(program, vec![None; 3], 0, "") {
+        Err(ExecError::Device { reason, .. }) => {
+            assert!(
+                reason.contains("step 0 (loop scale_add) has no OpenCL C source"),
+                "{reason}"
+            )
+        }
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[test]
+fn an_arena_too_large_for_the_device_is_out_of_memory() {
+    if skip() {
+        return;
+    }
+    let mut b = Builder::default();
+    let t = b.temp(DType::F32, 1 << 42);
+    let x = b.input("x", random_tensor(DType::F32, 4, 1));
+    let program = b.program(
+        vec![Step::Library(LibraryStep::Copy {
+            src: x,
+            dst: t,
+            dtype: DType::F32,
+            src_offset: 0,
+            dst_offset: 0,
+            len: 4,
+        })],
+        vec![("t".into(), t)],
+    );
+    match OclExecutor::new(program, vec![None], 0, "") {
+        Err(ExecError::Device { reason, .. }) => {
+            assert!(reason.contains("out of device memory"), "{reason}");
+            assert!(reason.contains("the arena"), "{reason}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
 }

@@ -34,10 +34,11 @@ fn device_error(reason: impl Into<String>) -> ExecError {
 }
 
 /// Status codes that mean the device (or the host side of the driver) ran out of memory.
-const OUT_OF_MEMORY: [i32; 3] = [
-    -4, // CL_MEM_OBJECT_ALLOCATION_FAILURE
-    -5, // CL_OUT_OF_RESOURCES
-    -6, // CL_OUT_OF_HOST_MEMORY
+const OUT_OF_MEMORY: [i32; 4] = [
+    -4,  // CL_MEM_OBJECT_ALLOCATION_FAILURE
+    -5,  // CL_OUT_OF_RESOURCES
+    -6,  // CL_OUT_OF_HOST_MEMORY
+    -61, // CL_INVALID_BUFFER_SIZE: larger than the device's largest allocation
 ];
 
 /// An `ocl` error while doing `what`, as an [`ExecError::Device`]; out-of-memory statuses
@@ -384,12 +385,20 @@ impl OclExecutor {
             || loop_sources
                 .iter()
                 .zip(&program.steps)
-                .any(|(k, s)| k.is_some() != matches!(s, Step::Loop(_)))
+                .any(|(k, s)| k.is_some() && !matches!(s, Step::Loop(_)))
         {
             return Err(ExecError::KernelTable {
                 got: loop_sources.len(),
                 steps: program.steps.len(),
             });
+        }
+        for (s, (src, step)) in loop_sources.iter().zip(&program.steps).enumerate() {
+            if let (None, Step::Loop(k)) = (src, step) {
+                return Err(device_error(format!(
+                    "step {s} (loop {}) has no OpenCL C source",
+                    k.name
+                )));
+            }
         }
         let mut found = find_devices()?;
         if device >= found.len() {
@@ -433,19 +442,16 @@ impl OclExecutor {
         let arena = alloc(program.plan.arena_bytes, "the arena")?;
         // Zeroed, like the CPU's (a temporary's unwritten elements read as zero).
         if program.plan.arena_bytes > 0 {
-            let zeros = vec![0u8; program.plan.arena_bytes];
-            // SAFETY: blocking write from a live vector of the arena's size.
-            unsafe {
-                core::enqueue_write_buffer(
-                    &queue,
-                    &arena,
-                    true,
-                    0,
-                    &zeros,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
+            core::enqueue_fill_buffer(
+                &queue,
+                &arena,
+                0u8,
+                0,
+                program.plan.arena_bytes,
+                None::<Event>,
+                None::<&mut Event>,
+                None,
+            )
             .map_err(|e| ocl_error("clearing the arena", &e))?;
         }
         let mut inputs = Vec::new();
