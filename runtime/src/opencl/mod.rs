@@ -118,12 +118,35 @@ const PLATFORM_NOT_FOUND: i32 = -1001;
 /// `CL_DEVICE_NOT_FOUND`.
 const DEVICE_NOT_FOUND: i32 = -1;
 
+/// The platforms. Calls `clGetPlatformIDs` directly: `ocl`'s wrapper sleeps and retries for
+/// ten seconds when the ICD loader finds no platform, and its high-level listing panics.
 fn platform_ids() -> Result<Vec<PlatformId>, ExecError> {
-    match core::get_platform_ids() {
-        Ok(p) => Ok(p),
-        Err(e) if e.api_status().map(|s| s as i32) == Some(PLATFORM_NOT_FOUND) => Ok(vec![]),
-        Err(e) => Err(ocl_error("listing platforms", &e)),
+    let mut count: core::ffi::cl_uint = 0;
+    // SAFETY: a count query with a valid out-pointer.
+    let status = unsafe { core::ffi::clGetPlatformIDs(0, std::ptr::null_mut(), &mut count) };
+    if status == PLATFORM_NOT_FOUND || (status == 0 && count == 0) {
+        return Ok(vec![]);
     }
+    if status != 0 {
+        return Err(device_error(format!(
+            "listing platforms: clGetPlatformIDs returned {status}"
+        )));
+    }
+    let mut raw: Vec<core::ffi::cl_platform_id> = vec![std::ptr::null_mut(); count as usize];
+    let mut got: core::ffi::cl_uint = 0;
+    // SAFETY: `raw` has room for `count` ids.
+    let status = unsafe { core::ffi::clGetPlatformIDs(count, raw.as_mut_ptr(), &mut got) };
+    if status != 0 {
+        return Err(device_error(format!(
+            "listing platforms: clGetPlatformIDs returned {status}"
+        )));
+    }
+    raw.truncate(got as usize);
+    // SAFETY: ids the driver just returned.
+    Ok(raw
+        .into_iter()
+        .map(|p| unsafe { PlatformId::from_raw(p) })
+        .collect())
 }
 
 fn platform_string(p: PlatformId, what: PlatformInfo) -> Result<String, ExecError> {
