@@ -1,3 +1,4 @@
-//! Code generation: native CPU code from loop kernels.
+//! Code generation: native CPU code (Cranelift) and OpenCL C source from loop kernels.
 
 pub mod cpu;
+pub mod opencl;
