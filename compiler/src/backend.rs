@@ -5,6 +5,11 @@
 //! ([`Interpreter`]); the Cranelift CPU JIT and OpenCL backends implement the same traits,
 //! so models, the CLI and tests choose a backend by value.
 
+#[cfg(feature = "opencl")]
+mod opencl;
+#[cfg(feature = "opencl")]
+pub use opencl::OpenCl;
+
 use crate::codegen::cpu::{CompiledKernels, CpuOptions};
 use crate::interp::{self, Feeds, InterpError};
 use crate::ir::Graph;
@@ -320,6 +325,8 @@ pub struct BackendOptions {
     pub threads: Option<usize>,
     /// The CPU GEMM path (default: the best the processor has, capped by `XENON_ISA`).
     pub isa: Option<Isa>,
+    /// The OpenCL device (an index into `xenon devices`; default 0).
+    pub device: Option<usize>,
 }
 
 /// A backend this build knows: the one list the command line, model files and errors use.
@@ -357,10 +364,34 @@ pub const BACKENDS: &[BackendEntry] = &[
     BackendEntry {
         name: "opencl",
         aliases: &["gpu"],
-        about: "generated OpenCL kernels on a GPU",
-        build: |_| Err("it is not built into this version of Xenon".into()),
+        about: "generated OpenCL kernels on a GPU (or any OpenCL device)",
+        build: opencl_backend,
     },
 ];
+
+/// The OpenCL backend on `options.device`, when this build has it and the device exists.
+#[cfg(feature = "opencl")]
+fn opencl_backend(o: &BackendOptions) -> Result<Arc<dyn Backend>, String> {
+    let device = o.device.unwrap_or(0);
+    let devices = xenon_runtime::opencl::devices().map_err(|e| e.to_string())?;
+    if device >= devices.len() {
+        return Err(if devices.is_empty() {
+            "no OpenCL device found (install an OpenCL platform, e.g. pocl-opencl-icd)".into()
+        } else {
+            format!(
+                "there is no OpenCL device {device}; `xenon devices` lists {}",
+                devices.len()
+            )
+        });
+    }
+    Ok(Arc::new(OpenCl { device }))
+}
+
+/// Without the `opencl` feature: says how to get it.
+#[cfg(not(feature = "opencl"))]
+fn opencl_backend(_: &BackendOptions) -> Result<Arc<dyn Backend>, String> {
+    Err("this build of Xenon has no OpenCL support (build with `--features opencl`)".into())
+}
 
 /// The backend named `name` (or one of its aliases), built with `options`.
 ///

@@ -507,3 +507,31 @@ fn run_update_interpreter() {
 fn run_update_cpu() {
     check_run_update(&Cpu::with_threads(1));
 }
+
+/// The OpenCL device 0 (PoCL in CI), or `None` with a note when this machine has none.
+#[cfg(feature = "opencl")]
+fn opencl() -> Option<xenon_compiler::backend::OpenCl> {
+    match xenon_runtime::opencl::devices() {
+        Ok(d) if !d.is_empty() => Some(xenon_compiler::backend::OpenCl { device: 0 }),
+        other => {
+            eprintln!("SKIPPED: no OpenCL device ({other:?})");
+            None
+        }
+    }
+}
+
+#[cfg(feature = "opencl")]
+#[test]
+fn opencl_device_0() {
+    if let Some(b) = opencl() {
+        check_backend(&b);
+    }
+}
+
+#[cfg(feature = "opencl")]
+#[test]
+fn run_update_opencl() {
+    if let Some(b) = opencl() {
+        check_run_update(&b);
+    }
+}

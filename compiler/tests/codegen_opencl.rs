@@ -16,6 +16,7 @@ use xenon_compiler::codegen::opencl::{
     loop_kernel_source_named,
 };
 use xenon_runtime::kernel::{Access, Instr, KernelArg, LoopKernel, Reduction, Store, eval};
+use xenon_runtime::opencl::ocl;
 use xenon_runtime::ops::{BinaryOp, CompareOp, ReduceOp, UnaryOp};
 use xenon_runtime::{DType, TensorData};
 

@@ -28,9 +28,12 @@ pub struct BenchArgs {
     /// Worker threads of the cpu backend (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Backend: cpu or interp.
+    /// Backend: cpu, interp or opencl.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// OpenCL device for `--backend opencl` (an index from `xenon devices`; default 0).
+    #[arg(long)]
+    pub device: Option<usize>,
     /// GEMM instruction set of the cpu backend: avx512, avx2 or portable (default: the best
     /// this processor has, capped by the XENON_ISA environment variable).
     #[arg(long)]
@@ -96,7 +99,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         .optimizer
         .clone()
         .context("the model file has no optimizer")?;
-    let (pipeline, verifier) = pipeline(backend(&a.backend, a.threads, a.isa)?, a.verify);
+    let (pipeline, verifier) = pipeline(backend(&a.backend, a.threads, a.isa, a.device)?, a.verify);
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
     let model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
     let backend_name = model.backend_name();

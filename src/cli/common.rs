@@ -42,10 +42,15 @@ pub fn backend(
     name: &str,
     threads: Option<usize>,
     isa: Option<Isa>,
+    device: Option<usize>,
 ) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(xenon_compiler::backend::backend(
         name,
-        &BackendOptions { threads, isa },
+        &BackendOptions {
+            threads,
+            isa,
+            device,
+        },
     )?)
 }
 

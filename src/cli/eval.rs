@@ -18,9 +18,12 @@ pub struct EvalArgs {
     /// Batch size (default 128).
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
-    /// Backend: interp or cpu (default cpu).
+    /// Backend: cpu, interp or opencl (default cpu).
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+    /// OpenCL device for `--backend opencl` (an index from `xenon devices`; default 0).
+    #[arg(long)]
+    pub device: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -35,7 +38,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let data = load_data(&file, a.data.as_ref())?;
     let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
     let (input_shape, _) = dataset_shape(name)?;
-    let (pipeline, verifier) = pipeline(backend(&a.backend, None, None)?, a.verify);
+    let (pipeline, verifier) = pipeline(backend(&a.backend, None, None, a.device)?, a.verify);
     let mut model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
     model.load_weights(&a.weights)?;
     let metrics = [

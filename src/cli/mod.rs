@@ -4,6 +4,7 @@
 mod bench;
 mod common;
 mod compile;
+mod devices;
 mod dump;
 mod eval;
 mod summary;
@@ -43,6 +44,11 @@ enum Command {
     /// Compile a model ahead of time into a bundle: object file, C header, weights,
     /// manifest and a self-contained artifact.
     Compile(compile::CompileArgs),
+    /// List the OpenCL platforms and devices (`--device N` picks one).
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs one command.
@@ -54,5 +60,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Compile(a) => compile::run(a),
+        Command::Devices { json } => devices::run(json),
     }
 }

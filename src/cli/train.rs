@@ -26,9 +26,12 @@ pub struct TrainArgs {
     /// Seed for parameter initialization (default 0); a run is reproducible bit for bit.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Backend: interp or cpu (default: the file's `backend`, else cpu).
+    /// Backend: cpu, interp or opencl (default: the file's `backend`, else cpu).
     #[arg(long)]
     pub backend: Option<String>,
+    /// OpenCL device for `--backend opencl` (an index from `xenon devices`; default 0).
+    #[arg(long)]
+    pub device: Option<usize>,
     /// Worker threads of the cpu backend (default: all cores; the interpreter always uses
     /// one).
     #[arg(long)]
@@ -60,7 +63,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
         .unwrap_or_else(|| "cpu".into());
-    let (pipeline, verifier) = pipeline(backend(&backend_name, a.threads, a.isa)?, a.verify);
+    let (pipeline, verifier) = pipeline(
+        backend(&backend_name, a.threads, a.isa, a.device)?,
+        a.verify,
+    );
     let epochs = a.epochs.or(file.epochs).unwrap_or(10);
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     let optimizer = file

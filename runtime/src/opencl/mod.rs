@@ -10,6 +10,10 @@
 
 pub mod kernels;
 
+/// The `ocl` crate this executor is built on (for tests and tools that drive a device
+/// directly).
+pub use ocl;
+
 use crate::exec::{ExecError, IndexError};
 use crate::kernel::Scalar;
 use crate::program::{BufferKind, LibraryStep, Program, Step};
