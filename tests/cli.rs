@@ -561,3 +561,30 @@ fn compile_rejects_bad_arguments_clearly() {
     assert_eq!(v["files"].as_array().unwrap().len(), 5);
     assert!(out.join("mlp_784_100_10.xnb").exists());
 }
+
+#[test]
+fn dump_opencl_prints_the_generated_source_deterministically() {
+    let args = [
+        "dump",
+        "examples/models/mnist_mlp.yaml",
+        "--stage",
+        "opencl",
+        "--batch",
+        "16",
+    ];
+    let a = xenon(&args);
+    assert!(a.status.success(), "{}", stderr(&a));
+    let text = stdout(&a);
+    assert!(text.contains("__kernel void xk_"), "{text}");
+    assert!(text.contains("runs a runtime kernel"), "{text}");
+    assert_eq!(text, stdout(&xenon(&args)), "dump differs between runs");
+    let o = xenon(&[
+        "dump",
+        "examples/models/mnist_mlp.yaml",
+        "--stage",
+        "opencl",
+        "--format",
+        "json",
+    ]);
+    assert_clear_error(&o, &["--format text"]);
+}

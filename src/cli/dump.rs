@@ -10,7 +10,9 @@
 //! - `kernels`: the optimized training step partitioned into the CPU backend's steps
 //!   (fused loop kernels, GEMMs, library routines), one group per step, and the memory plan;
 //! - `schedule`: the program's steps in order with the buffers they read and write, the
-//!   buffer plan (arena offsets) and its size against the naive sum.
+//!   buffer plan (arena offsets) and its size against the naive sum;
+//! - `opencl`: the OpenCL C the OpenCL backend generates for the program's loop kernels
+//!   (text only; needs no OpenCL device).
 //!
 //! Each is the [`Dump`] hook of the compile pipeline (`xenon_compiler::pipeline`) on that
 //! stage. The formats are described in `xenon_compiler::opt::dump`. Without `--timings` the
@@ -37,6 +39,7 @@ pub enum Stage {
     Optimized,
     Kernels,
     Schedule,
+    Opencl,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -96,7 +99,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
         Stage::Autodiff => (PipelineStage::Autodiff, LoweredView::Kernels),
         Stage::Optimized => (PipelineStage::Optimized, LoweredView::Kernels),
         Stage::Kernels => (PipelineStage::Lowered, LoweredView::Kernels),
-        Stage::Schedule => (PipelineStage::Lowered, LoweredView::Schedule),
+        Stage::Schedule | Stage::Opencl => (PipelineStage::Lowered, LoweredView::Schedule),
     };
     let format = match a.format {
         Format::Text => DumpFormat::Text,
@@ -118,6 +121,17 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
             .clone()
             .context("the model file has no optimizer")?;
         let request = model.train_request(batch, nclass, &file.cost, &optimizer)?;
+        if a.stage == Stage::Opencl {
+            if a.format != Format::Text {
+                bail!("--stage opencl prints OpenCL C: use --format text");
+            }
+            let (_, lowered) = pipeline.lower(request)?;
+            print!(
+                "{}",
+                xenon_compiler::codegen::opencl::program_listing(&lowered.program)?
+            );
+            return Ok(());
+        }
         if stage == PipelineStage::Lowered {
             pipeline.lower(request)?;
         } else {

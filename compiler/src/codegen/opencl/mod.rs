@@ -168,6 +168,32 @@ pub fn loop_kernel_source_named(
     .source(entry))
 }
 
+/// The OpenCL C of every loop step of `program`, in step order, each under a comment
+/// naming the step and its NDRange; GEMM and library steps are listed by name (they run
+/// the runtime's own kernels, `xenon_runtime::opencl::kernels`). What `xenon dump --stage
+/// opencl` prints; byte-identical from run to run.
+pub fn program_listing(
+    program: &xenon_runtime::program::Program,
+) -> Result<String, OpenClCodegenError> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "// {} steps; loop kernels built with {BUILD_OPTIONS}",
+        program.steps.len()
+    );
+    for (i, step) in program.steps.iter().enumerate() {
+        let _ = writeln!(out, "\n// ---- step {i}: {}", step.describe());
+        match step {
+            xenon_runtime::program::Step::Loop(k) => {
+                let _ = writeln!(out, "// global size {}", loop_global_size(k));
+                out.push_str(&loop_kernel_source_named(k, &format!("{LOOP_ENTRY}_{i}"))?);
+            }
+            _ => out.push_str("// runs a runtime kernel\n"),
+        }
+    }
+    Ok(out)
+}
+
 /// Number of work-items the kernel needs: the product of its outer axes (at least 1).
 pub fn loop_global_size(kernel: &LoopKernel) -> usize {
     kernel
