@@ -94,6 +94,25 @@ pub trait Executable: Send {
         Ok(out)
     }
 
+    /// Like [`Executable::run_update`], but a backend with its own memory (OpenCL) may keep
+    /// the updated values there instead of writing them back: the updated feeds' host
+    /// tensors are then stale until [`Executable::sync_updates`], and later runs use the
+    /// device's values as long as the host tensors are not changed. This is how training
+    /// keeps parameters and optimizer state on a device across steps. Default: `run_update`.
+    fn run_update_resident(
+        &mut self,
+        feeds: &mut Feeds,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, BackendError> {
+        self.run_update(feeds, check_finite)
+    }
+
+    /// Writes the values [`Executable::run_update_resident`] kept on a device back into
+    /// `feeds`. Default: nothing to do.
+    fn sync_updates(&mut self, _feeds: &mut Feeds) -> Result<(), BackendError> {
+        Ok(())
+    }
+
     /// Turns per-step timing on (from zero) or off, where the backend supports it.
     fn set_profiling(&mut self, _on: bool) {}
 

@@ -89,3 +89,48 @@ fn mnist_mlp_trains_into_neons_band_on_opencl() {
     eprintln!("OpenCL mnist_mlp, seed 0: test misclassification {misclass:.2}%");
     assert!((3.5..=6.5).contains(&misclass), "{misclass}%");
 }
+
+/// Divergence on the device is reported with its place like on the CPU, and the model keeps
+/// the last finite values (synced back from the device), never losing the host copy.
+#[test]
+fn divergence_on_opencl_keeps_the_last_finite_values() {
+    let Some(ocl) = device() else { return };
+    let mnist = Mnist::bundled().unwrap();
+    let run = |backend: Arc<dyn Backend>| {
+        let layers = Sequential::new(vec![
+            Affine::new(
+                10,
+                Initializer::Gaussian {
+                    loc: 0.0,
+                    scale: 0.01,
+                },
+            )
+            .into(),
+        ]);
+        let mut m = Model::new(layers, &[1, 28, 28], 3)
+            .unwrap()
+            .with_pipeline(Pipeline::new(backend));
+        let mut it = BatchIterator::new(&mnist.train, BatchOptions::new(128)).unwrap();
+        let e = m
+            .fit(
+                &mut it,
+                &Cost::SumSquared,
+                &Optimizer::gdm(1e30, 0.0),
+                1,
+                &mut [],
+            )
+            .unwrap_err();
+        let w = m.value("Linear_0/W").unwrap().clone();
+        (e, w)
+    };
+    let (ce, cw) = run(Arc::new(Cpu::with_threads(1)));
+    let (oe, ow) = run(ocl);
+    match (&ce, &oe) {
+        (ModelError::NonFinite { batch: cb, .. }, ModelError::NonFinite { batch: ob, .. }) => {
+            assert_eq!(cb, ob, "{ce} / {oe}")
+        }
+        _ => panic!("{ce} / {oe}"),
+    }
+    assert!(ow.all_finite(), "{oe}");
+    assert_eq!(cw.shape(), ow.shape());
+}

@@ -734,3 +734,51 @@ fn an_arena_too_large_for_the_device_is_out_of_memory() {
         other => panic!("{:?}", other.err()),
     }
 }
+
+#[test]
+fn resident_updates_stay_on_the_device_until_synced() {
+    if skip() {
+        return;
+    }
+    let (program, sources, feeds) = update_program();
+    let steps = program.steps.len();
+    let mut cpu = CpuExecutor::new(program.clone(), vec![None; steps], Arc::new(()), 1).unwrap();
+    let mut ocl = OclExecutor::new(program, sources, 0, "").unwrap();
+    let shapes = HashMap::new();
+    let (mut fc, mut fo) = (feeds.clone(), feeds.clone());
+    for _ in 0..3 {
+        let a = cpu.run_update(&mut fc, &shapes, true).unwrap();
+        let b = ocl.run_update_resident(&fo, &shapes, true).unwrap();
+        assert!(!b.contains_key("w_new"));
+        assert_eq!(bits(&a["z"]), bits(&b["z"]));
+        // The host tensor is stale: the device kept the new value.
+        assert_eq!(bits(&fo["w"]), bits(&feeds["w"]));
+    }
+    ocl.sync_updates(&mut fo).unwrap();
+    assert_eq!(bits(&fc["w"]), bits(&fo["w"]));
+    // A second sync has nothing to bring back; a plain run now uses the synced values.
+    let stamp = fo["w"].stamp();
+    ocl.sync_updates(&mut fo).unwrap();
+    assert_eq!(fo["w"].stamp(), stamp);
+    assert_eq!(
+        bits(&cpu.run(&fc, &shapes).unwrap()["z"]),
+        bits(&ocl.run(&fo, &shapes).unwrap()["z"])
+    );
+    // A value changed on the host is uploaded again (a new stamp).
+    let mut v = fo["w"].to_f64_vec();
+    v[5] = f64::NAN;
+    fo.insert(
+        "w".into(),
+        Tensor::from_f32(vec![v.len()], v.iter().map(|&x| x as f32).collect()).unwrap(),
+    );
+    // ... and a non-finite update is caught on the device: nothing kept, nothing synced.
+    match ocl.run_update_resident(&fo, &shapes, true) {
+        Err(ExecError::NonFinite { output, element }) => {
+            assert_eq!((output.as_str(), element), ("w_new", 5));
+        }
+        other => panic!("{other:?}"),
+    }
+    let before = bits(&fo["w"]);
+    ocl.sync_updates(&mut fo).unwrap();
+    assert_eq!(bits(&fo["w"]), before);
+}

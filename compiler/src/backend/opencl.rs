@@ -43,6 +43,20 @@ impl Executable for OclProgram {
             .exec
             .run_update(feeds, &self.output_shapes, check_finite)?)
     }
+
+    fn run_update_resident(
+        &mut self,
+        feeds: &mut Feeds,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, BackendError> {
+        Ok(self
+            .exec
+            .run_update_resident(feeds, &self.output_shapes, check_finite)?)
+    }
+
+    fn sync_updates(&mut self, feeds: &mut Feeds) -> Result<(), BackendError> {
+        Ok(self.exec.sync_updates(feeds)?)
+    }
 }
 
 impl OpenCl {

@@ -136,6 +136,14 @@ impl Model {
     /// continues across calls, and learning-rate schedules are queried with it. Stops with
     /// [`ModelError::NonFinite`] as soon as the cost or a parameter becomes NaN or infinite,
     /// naming where.
+    /// Brings the values the program `key` kept on its device back into the model.
+    fn sync_values(&mut self, key: &str) -> Result<(), ModelError> {
+        if let Some(exe) = self.programs.get_mut(key) {
+            exe.sync_updates(&mut self.values)?;
+        }
+        Ok(())
+    }
+
     /// Adds zero optimizer state for every parameter that has none yet.
     pub(crate) fn init_state(&mut self, optimizer: &Optimizer) {
         for p in &self.params {
@@ -187,12 +195,17 @@ impl Model {
                     .program(key.clone(), |m| {
                         m.compile_train_step(b, nclass, cost, optimizer)
                     })
-                    .and_then(|exe| Ok(exe.run_update(&mut feeds, true)?));
+                    .and_then(|exe| Ok(exe.run_update_resident(&mut feeds, true)?));
                 for k in [X, T, LR_INPUT] {
                     feeds.remove(k);
                 }
-                // A non-finite update leaves every value as it was before the step.
+                // A non-finite update leaves every value as it was before the step. A
+                // device backend keeps the values on the device between steps; they come
+                // back at the end of the epoch, and before any error is returned.
                 self.values = feeds;
+                if result.is_err() {
+                    self.sync_values(&key)?;
+                }
                 let out = match result {
                     Ok(out) => out,
                     Err(ModelError::Backend(BackendError::Exec(ExecError::NonFinite {
@@ -216,6 +229,7 @@ impl Model {
                 };
                 let c = out["cost"].to_f64_vec()[0];
                 if !c.is_finite() {
+                    self.sync_values(&key)?;
                     return Err(ModelError::NonFinite {
                         what: "the cost".into(),
                         epoch,
@@ -227,6 +241,7 @@ impl Model {
                     cb.on_minibatch_end(epoch, k, c);
                 }
             }
+            self.sync_values(&key)?;
             self.epoch_index += 1;
             let stats = EpochStats {
                 epoch,

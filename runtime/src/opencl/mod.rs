@@ -245,6 +245,36 @@ struct Launch {
     local: Option<[usize; 3]>,
 }
 
+/// An update kept on the device: output buffer `buffer` is the new value of input `input`.
+struct ResidentUpdate {
+    output: String,
+    buffer: usize,
+    input: usize,
+    /// The non-finite check of the output (`None` for i32 and empty buffers).
+    check: Option<Launch>,
+}
+
+/// The first non-finite element of a buffer, per dtype (atomic_min over the indices).
+const FINITE_SOURCE: &str = r#"
+__kernel void xenon_nonfinite_f32(__global const float* a, ulong off, ulong n,
+                                  __global int* flag, uint slot) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float v = a[off + i];
+    if (isnan(v) || isinf(v)) atomic_min(flag + slot, (int)i);
+}
+#ifdef XENON_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+__kernel void xenon_nonfinite_f64(__global const double* a, ulong off, ulong n,
+                                  __global int* flag, uint slot) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    double v = a[off + i];
+    if (isnan(v) || isinf(v)) atomic_min(flag + slot, (int)i);
+}
+#endif
+"#;
+
 /// What a step checks after the run: an index routine's flag slot.
 struct IndexCheck {
     op: &'static str,
@@ -255,10 +285,13 @@ struct IndexCheck {
 
 /// Runs one program on one OpenCL device.
 ///
-/// Inputs are uploaded on every run into a device buffer per input, made once at creation
-/// (a feed must have the input's dtype and length, so the buffer is always reused).
-/// Parameters are inputs like any other here; keeping them resident on the device between
-/// runs (uploading only when a feed's [`Tensor::stamp`] changes) is the next step.
+/// Every input has a device buffer, made once at creation. A feed is uploaded only when its
+/// [`Tensor::stamp`] differs from that of the contents the device buffer holds, so weights
+/// that do not change between runs (inference, evaluation) are uploaded once.
+/// [`OclExecutor::run_update_resident`] keeps updated values (parameters, optimizer state)
+/// on the device: each update is copied device-to-device into its input's buffer, only the
+/// other outputs (the cost) are read back, and [`OclExecutor::sync_updates`] brings the
+/// values to the host when they are needed there.
 pub struct OclExecutor {
     program: Program,
     info: DeviceInfo,
@@ -274,6 +307,15 @@ pub struct OclExecutor {
     flags: Mem,
     /// Spare storage per program output for the updates, traded with the feeds.
     spares: Vec<Option<TensorData>>,
+    /// Per input: the stamp of the host tensor whose contents its device buffer holds —
+    /// or, when `device_newer`, whose contents the device has since updated.
+    stamps: Vec<Option<u64>>,
+    /// Per input: the device holds newer values than the host tensor (resident updates).
+    device_newer: Vec<bool>,
+    /// Per update, in program order: what resident runs copy and check.
+    resident: Vec<ResidentUpdate>,
+    /// One `int` per update: the first non-finite element (`INT_MAX`: none).
+    finite_flags: Mem,
     /// Kept alive for the kernels and buffers.
     _context: Context,
     _programs: Vec<core::Program>,
@@ -598,8 +640,56 @@ impl OclExecutor {
             }
             programs.push(rt);
         }
+        // Resident updates and their non-finite checks.
+        let finite_flags = alloc(program.updates.len().max(1) * 4, "the finite flags")?;
+        let mut resident = Vec::new();
+        if !program.updates.is_empty() {
+            let options = if info.fp64 { "-DXENON_FP64" } else { "" };
+            let fp = build(&context, dev, FINITE_SOURCE, options, "the finite checks")?;
+            for (slot, (output, feed)) in program.updates.iter().enumerate() {
+                let Some(&(_, buffer)) = program.outputs.iter().find(|(o, _)| o == output) else {
+                    return Err(device_error(format!("update {output:?} is not an output")));
+                };
+                let Some(input) = inputs.iter().position(|(n, _, _)| n == feed) else {
+                    return Err(device_error(format!(
+                        "update {output:?} names {feed:?}, which is not an input"
+                    )));
+                };
+                let b = &program.buffers[buffer];
+                let name = match b.dtype {
+                    DType::F32 => Some("xenon_nonfinite_f32"),
+                    DType::F64 => Some("xenon_nonfinite_f64"),
+                    DType::I32 => None,
+                };
+                let check = match name {
+                    Some(name) if b.len > 0 => {
+                        let (m, off) = builder.mem(buffer);
+                        let (n, slot) = (b.len as u64, slot as u32);
+                        let args = [
+                            ArgVal::mem(m),
+                            ArgVal::scalar(&off),
+                            ArgVal::scalar(&n),
+                            ArgVal::mem(&finite_flags),
+                            ArgVal::scalar(&slot),
+                        ];
+                        let k = builder.kernel(&fp, name, &args, "the finite check")?;
+                        launch_1d(k, b.len, info.max_work_group_size)
+                    }
+                    _ => None,
+                };
+                resident.push(ResidentUpdate {
+                    output: output.clone(),
+                    buffer,
+                    input,
+                    check,
+                });
+            }
+            programs.push(fp);
+        }
         let tables = std::mem::take(&mut builder.tables);
         let spares = vec![None; program.outputs.len()];
+        let stamps = vec![None; inputs.len()];
+        let device_newer = vec![false; inputs.len()];
         Ok(OclExecutor {
             program,
             info,
@@ -610,6 +700,10 @@ impl OclExecutor {
             checks,
             flags,
             spares,
+            stamps,
+            device_newer,
+            resident,
+            finite_flags,
             _context: context,
             _programs: programs,
             _tables: tables,
@@ -703,9 +797,133 @@ impl OclExecutor {
         Ok(out)
     }
 
+    /// Runs the program and keeps every update on the device: each updated value is copied
+    /// into its input's device buffer (after the non-finite check, with `check_finite`:
+    /// on failure nothing is copied and the error names the first such output and
+    /// element); only the other outputs are read back. The host tensors of the updated
+    /// feeds are then stale until [`OclExecutor::sync_updates`]; until the host changes
+    /// one (a new [`Tensor::stamp`]), later runs use the device's values.
+    pub fn run_update_resident(
+        &mut self,
+        feeds: &HashMap<String, Tensor>,
+        output_shapes: &HashMap<String, Vec<usize>>,
+        check_finite: bool,
+    ) -> Result<HashMap<String, Tensor>, ExecError> {
+        self.execute(feeds)?;
+        let mut out = HashMap::new();
+        for (name, id) in &self.program.outputs {
+            if self.resident.iter().any(|r| &r.output == name) {
+                continue;
+            }
+            let data = self.read(*id, None)?;
+            out.insert(name.clone(), self.tensor(name, *id, data, output_shapes)?);
+        }
+        if check_finite && self.resident.iter().any(|r| r.check.is_some()) {
+            let ok = vec![INDEX_OK; self.resident.len()];
+            // SAFETY: blocking write from a live vector of the flags' length.
+            unsafe {
+                core::enqueue_write_buffer(
+                    &self.queue,
+                    &self.finite_flags,
+                    true,
+                    0,
+                    &ok,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| ocl_error("resetting the finite flags", &e))?;
+            for r in &self.resident {
+                let Some(l) = &r.check else { continue };
+                // SAFETY: arguments set at creation to live buffers; the kernel guards n.
+                unsafe {
+                    core::enqueue_kernel(
+                        &self.queue,
+                        &l.kernel,
+                        l.dims,
+                        None,
+                        &l.global,
+                        l.local,
+                        None::<Event>,
+                        None::<&mut Event>,
+                    )
+                }
+                .map_err(|e| ocl_error(&format!("checking {:?} for NaN/Inf", r.output), &e))?;
+            }
+            let mut flags = vec![0i32; self.resident.len()];
+            // SAFETY: blocking read into a live vector of the flags' length.
+            unsafe {
+                core::enqueue_read_buffer(
+                    &self.queue,
+                    &self.finite_flags,
+                    true,
+                    0,
+                    &mut flags,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| ocl_error("reading the finite flags", &e))?;
+            if let Some((r, f)) = self
+                .resident
+                .iter()
+                .zip(&flags)
+                .find(|(_, f)| **f != INDEX_OK)
+            {
+                return Err(ExecError::NonFinite {
+                    output: r.output.clone(),
+                    element: *f as usize,
+                });
+            }
+        }
+        for r in &self.resident {
+            let b = &self.program.buffers[r.buffer];
+            if b.len == 0 {
+                continue;
+            }
+            let (src, off) = self.mem_of(r.buffer);
+            let dst = &self.inputs[r.input].2;
+            let size = b.dtype.size_bytes();
+            core::enqueue_copy_buffer::<u8, _, _, _>(
+                &self.queue,
+                src,
+                dst,
+                off * size,
+                0,
+                b.bytes(),
+                None::<Event>,
+                None::<&mut Event>,
+            )
+            .map_err(|e| ocl_error(&format!("keeping {:?} on the device", r.output), &e))?;
+            self.device_newer[r.input] = true;
+        }
+        core::finish(&self.queue).map_err(|e| ocl_error("waiting for the updates", &e))?;
+        Ok(out)
+    }
+
+    /// Reads every value [`OclExecutor::run_update_resident`] kept on the device into its
+    /// feed (which gets a new stamp, recorded as the device buffer's).
+    pub fn sync_updates(&mut self, feeds: &mut HashMap<String, Tensor>) -> Result<(), ExecError> {
+        for i in 0..self.inputs.len() {
+            if !self.device_newer[i] {
+                continue;
+            }
+            let (name, id, _) = &self.inputs[i];
+            let t = feeds
+                .get_mut(name)
+                .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
+            let old = std::mem::replace(t.data_mut(), TensorData::F32(Vec::new()));
+            let data = self.read(*id, Some(old))?;
+            *t.data_mut() = data;
+            self.stamps[i] = Some(t.stamp());
+            self.device_newer[i] = false;
+        }
+        Ok(())
+    }
+
     /// Uploads the feeds, runs every step and checks the index flags.
     fn execute(&mut self, feeds: &HashMap<String, Tensor>) -> Result<(), ExecError> {
-        for (name, id, mem) in &self.inputs {
+        for (i, (name, id, mem)) in self.inputs.iter().enumerate() {
             let b = &self.program.buffers[*id];
             let t = feeds
                 .get(name)
@@ -719,7 +937,7 @@ impl OclExecutor {
                     got: t.numel(),
                 });
             }
-            if b.len == 0 {
+            if b.len == 0 || self.stamps[i] == Some(t.stamp()) {
                 continue;
             }
             let what = format!("uploading input {name:?}");
@@ -756,6 +974,8 @@ impl OclExecutor {
                 }
             }
             .map_err(|e| ocl_error(&what, &e))?;
+            self.stamps[i] = Some(t.stamp());
+            self.device_newer[i] = false;
         }
         if self.checks.iter().any(Option::is_some) {
             let ok = vec![INDEX_OK; self.program.steps.len()];
