@@ -245,6 +245,14 @@ fn gemm_matches_the_cpu() {
         outputs.push((format!("c{i}"), out));
     }
     let program = b.program(steps, outputs);
+    // Every GEMM step runs a known configuration (products of at least
+    // GEMM_TUNE_MIN_MACS, like 128×100×784, chose theirs by timing them all); the results
+    // below come from those choices.
+    let ocl = OclExecutor::new(program.clone(), vec![None; program.steps.len()], 0, "").unwrap();
+    assert_eq!(ocl.gemm_choices().len(), cases.len());
+    for (_, name) in ocl.gemm_choices() {
+        assert!(["t64", "t32", "t16", "simple"].contains(name), "{name}");
+    }
     let (want, got) = run_both(&program, &b.feeds);
     for (i, c) in cases.iter().enumerate() {
         let (w, g) = (

@@ -316,6 +316,8 @@ pub struct OclExecutor {
     resident: Vec<ResidentUpdate>,
     /// One `int` per update: the first non-finite element (`INT_MAX`: none).
     finite_flags: Mem,
+    /// Per GEMM step: the kernel configuration it runs.
+    gemm_choices: Vec<(usize, &'static str)>,
     /// Kept alive for the kernels and buffers.
     _context: Context,
     _programs: Vec<core::Program>,
@@ -534,39 +536,8 @@ impl OclExecutor {
             }
         }
         let flags = alloc(program.steps.len() * 4, "the index flags")?;
-        // Constants are written once.
-        for (i, b) in program.buffers.iter().enumerate() {
-            if let BufferKind::Const { values } = &b.kind {
-                let mut bytes = Vec::with_capacity(b.bytes());
-                for e in 0..b.len {
-                    let v = if values.len() == 1 {
-                        values[0]
-                    } else {
-                        values[e]
-                    };
-                    match Scalar::from_f64(b.dtype, v).cast(b.dtype) {
-                        Scalar::F32(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
-                        Scalar::F64(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
-                        Scalar::I32(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
-                    }
-                }
-                if !bytes.is_empty() {
-                    // SAFETY: blocking write from a live slice.
-                    unsafe {
-                        core::enqueue_write_buffer(
-                            &queue,
-                            &arena,
-                            true,
-                            b.offset,
-                            &bytes,
-                            None::<Event>,
-                            None::<&mut Event>,
-                        )
-                    }
-                    .map_err(|e| ocl_error(&format!("writing constant buffer {i}"), &e))?;
-                }
-            }
-        }
+        // Constants are written once (and again after GEMM tuning clears the arena).
+        write_constants(&queue, &arena, &program)?;
         let mut builder = Builder {
             program: &program,
             info: &info,
@@ -615,6 +586,7 @@ impl OclExecutor {
                 .collect::<Vec<_>>(),
         );
         // The runtime routines.
+        let mut gemm_choices = Vec::new();
         let needs = runtime_needs(&program, &info)?;
         if !needs.is_empty() {
             let options = if info.fp64 { "-DXENON_FP64" } else { "" };
@@ -629,7 +601,9 @@ impl OclExecutor {
                 match step {
                     Step::Loop(_) => {}
                     Step::Gemm(g) => {
-                        launches[s] = Some(gemm_launch(&builder, &rt, s, g)?);
+                        let config = choose_gemm_config(&builder, &queue, &rt, s, g)?;
+                        gemm_choices.push((s, config.map_or("simple", |c| c.name)));
+                        launches[s] = Some(gemm_launch(&builder, &rt, s, g, config)?);
                     }
                     Step::Library(l) => {
                         let (launch, check) = library_launch(&mut builder, &rt, s, l)?;
@@ -686,6 +660,22 @@ impl OclExecutor {
             }
             programs.push(fp);
         }
+        if !gemm_choices.is_empty() && program.plan.arena_bytes > 0 {
+            // Tuning ran GEMMs on the arena: clear it again.
+            core::enqueue_fill_buffer(
+                &queue,
+                &arena,
+                0u8,
+                0,
+                program.plan.arena_bytes,
+                None::<Event>,
+                None::<&mut Event>,
+                None,
+            )
+            .map_err(|e| ocl_error("clearing the arena", &e))?;
+            write_constants(&queue, &arena, &program)?;
+            core::finish(&queue).map_err(|e| ocl_error("clearing the arena", &e))?;
+        }
         let tables = std::mem::take(&mut builder.tables);
         let spares = vec![None; program.outputs.len()];
         let stamps = vec![None; inputs.len()];
@@ -704,10 +694,17 @@ impl OclExecutor {
             device_newer,
             resident,
             finite_flags,
+            gemm_choices,
             _context: context,
             _programs: programs,
             _tables: tables,
         })
+    }
+
+    /// Per GEMM step `(step, configuration)`: the tiled kernel each runs (`t64`, `t32`,
+    /// `t16`) or `simple`.
+    pub fn gemm_choices(&self) -> &[(usize, &'static str)] {
+        &self.gemm_choices
     }
 
     /// The device it runs on.
@@ -1212,22 +1209,31 @@ fn runtime_needs(program: &Program, info: &DeviceInfo) -> Result<RuntimeNeeds, E
                     )));
                 }
                 let usable = usable_configs(info, g.dtype.size_bytes());
-                match kernels::choose_gemm(
-                    &usable,
-                    g.m,
-                    g.n,
-                    g.k,
-                    g.batch,
-                    info.compute_units as usize,
-                ) {
-                    Some(c) => {
-                        if !n.gemm_tiled.contains(&(c, g.dtype)) {
-                            n.gemm_tiled.push((c, g.dtype));
+                // A tuned product may run any usable configuration or the simple kernel.
+                let options: Vec<Option<GemmConfig>> =
+                    if g.m * g.n * g.k * g.batch >= GEMM_TUNE_MIN_MACS && !usable.is_empty() {
+                        usable.iter().map(|c| Some(*c)).chain([None]).collect()
+                    } else {
+                        vec![kernels::choose_gemm(
+                            &usable,
+                            g.m,
+                            g.n,
+                            g.k,
+                            g.batch,
+                            info.compute_units as usize,
+                        )]
+                    };
+                for option in options {
+                    match option {
+                        Some(c) => {
+                            if !n.gemm_tiled.contains(&(c, g.dtype)) {
+                                n.gemm_tiled.push((c, g.dtype));
+                            }
                         }
-                    }
-                    None => {
-                        if !n.gemm_simple.contains(&g.dtype) {
-                            n.gemm_simple.push(g.dtype);
+                        None => {
+                            if !n.gemm_simple.contains(&g.dtype) {
+                                n.gemm_simple.push(g.dtype);
+                            }
                         }
                     }
                 }
@@ -1272,16 +1278,8 @@ fn gemm_launch(
     rt: &core::Program,
     s: usize,
     g: &crate::program::GemmStep,
+    config: Option<GemmConfig>,
 ) -> Result<Launch, ExecError> {
-    let usable = usable_configs(b.info, g.dtype.size_bytes());
-    let config = kernels::choose_gemm(
-        &usable,
-        g.m,
-        g.n,
-        g.k,
-        g.batch,
-        b.info.compute_units as usize,
-    );
     let (ma, oa) = b.mem(g.a.buffer);
     let (mb, ob) = b.mem(g.b.buffer);
     let (mc, oc) = b.mem(g.c.buffer);
@@ -1354,6 +1352,127 @@ fn gemm_launch(
             }
         }
     })
+}
+
+/// Writes the program's constants into the arena.
+fn write_constants(queue: &CommandQueue, arena: &Mem, program: &Program) -> Result<(), ExecError> {
+    for (i, b) in program.buffers.iter().enumerate() {
+        if let BufferKind::Const { values } = &b.kind {
+            let mut bytes = Vec::with_capacity(b.bytes());
+            for e in 0..b.len {
+                let v = if values.len() == 1 {
+                    values[0]
+                } else {
+                    values[e]
+                };
+                match Scalar::from_f64(b.dtype, v).cast(b.dtype) {
+                    Scalar::F32(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
+                    Scalar::F64(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
+                    Scalar::I32(x) => bytes.extend_from_slice(&x.to_ne_bytes()),
+                }
+            }
+            if !bytes.is_empty() {
+                // SAFETY: blocking write from a live slice.
+                unsafe {
+                    core::enqueue_write_buffer(
+                        queue,
+                        arena,
+                        true,
+                        b.offset,
+                        &bytes,
+                        None::<Event>,
+                        None::<&mut Event>,
+                    )
+                }
+                .map_err(|e| ocl_error(&format!("writing constant buffer {i}"), &e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GEMMs of at least this many multiply-adds are tuned: every usable configuration is
+/// timed on the device and the fastest kept; smaller ones take [`kernels::choose_gemm`]'s
+/// rule (timing them would cost more than it could save).
+pub const GEMM_TUNE_MIN_MACS: usize = 1 << 21;
+
+/// What a tuned choice depends on: the device, dtype, shape, batch and operand layouts.
+type TuneKey = (String, DType, usize, usize, usize, usize, [bool; 3]);
+
+/// Tuned GEMM configurations by [`TuneKey`], for the process (`None`: the simple kernel).
+fn tuned() -> &'static std::sync::Mutex<HashMap<TuneKey, Option<GemmConfig>>> {
+    static T: std::sync::OnceLock<std::sync::Mutex<HashMap<TuneKey, Option<GemmConfig>>>> =
+        std::sync::OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
+/// The configuration GEMM step `s` runs: the rule for small products, else the fastest
+/// of every usable configuration and the simple kernel, timed on the device (one warm-up
+/// and the best of three runs each) and remembered per device, dtype, shape and layout.
+fn choose_gemm_config(
+    b: &Builder<'_>,
+    queue: &CommandQueue,
+    rt: &core::Program,
+    s: usize,
+    g: &crate::program::GemmStep,
+) -> Result<Option<GemmConfig>, ExecError> {
+    let usable = usable_configs(b.info, g.dtype.size_bytes());
+    let cu = b.info.compute_units as usize;
+    if g.m * g.n * g.k * g.batch < GEMM_TUNE_MIN_MACS || usable.is_empty() {
+        return Ok(kernels::choose_gemm(&usable, g.m, g.n, g.k, g.batch, cu));
+    }
+    let key: TuneKey = (
+        format!("{}/{}/{}", b.info.platform, b.info.name, b.info.index),
+        g.dtype,
+        g.m,
+        g.n,
+        g.k,
+        g.batch,
+        [
+            g.a.col_stride == 1,
+            g.b.col_stride == 1,
+            g.c.col_stride == 1,
+        ],
+    );
+    if let Some(c) = tuned().lock().ok().and_then(|t| t.get(&key).copied()) {
+        return Ok(c);
+    }
+    let mut best: Option<(std::time::Duration, Option<GemmConfig>)> = None;
+    let candidates = usable.iter().map(|c| Some(*c)).chain([None]);
+    for config in candidates {
+        let l = gemm_launch(b, rt, s, g, config)?;
+        let mut fastest = std::time::Duration::MAX;
+        for rep in 0..4 {
+            let t = std::time::Instant::now();
+            // SAFETY: as for the step's own launch (arguments set to live buffers, the
+            // kernel guards its ranges); the arena is cleared after tuning.
+            unsafe {
+                core::enqueue_kernel(
+                    queue,
+                    &l.kernel,
+                    l.dims,
+                    None,
+                    &l.global,
+                    l.local,
+                    None::<Event>,
+                    None::<&mut Event>,
+                )
+            }
+            .map_err(|e| ocl_error(&format!("tuning step {s}"), &e))?;
+            core::finish(queue).map_err(|e| ocl_error(&format!("tuning step {s}"), &e))?;
+            if rep > 0 {
+                fastest = fastest.min(t.elapsed());
+            }
+        }
+        if best.is_none_or(|(t, _)| fastest < t) {
+            best = Some((fastest, config));
+        }
+    }
+    let choice = best.and_then(|(_, c)| c);
+    if let Ok(mut t) = tuned().lock() {
+        t.insert(key, choice);
+    }
+    Ok(choice)
 }
 
 /// The launch (and index check) of library step `s`.
