@@ -7,6 +7,9 @@ use xenon_runtime::kernel::{Access, Instr, KernelArg, LoopKernel, Reduction, Sto
 use xenon_runtime::ops::{BinaryOp, CompareOp, ReduceOp, UnaryOp};
 use xenon_runtime::{DType, TensorData};
 
+mod common;
+use common::kernel_gen::{GenMode, KernelGen, Rng, random_data};
+
 // ------------------------------------------------------------------------------------
 // Helpers
 
@@ -388,31 +391,6 @@ fn transcendental_special_values() {
 // ------------------------------------------------------------------------------------
 // Random kernels
 
-/// SplitMix64: a small deterministic generator for the random kernels.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-    fn pick<T: Clone>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len())].clone()
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// How a stored value must match the reference.
 #[derive(Clone, Copy, Debug)]
 enum Tol {
@@ -426,253 +404,11 @@ enum Tol {
     Rel(f64),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum GenMode {
-    /// No f32 transcendentals: every result must be bit-identical to the reference.
-    Exact,
-    /// f32 `exp`/`log`/`tanh` whose results go straight to stores or reductions.
-    Transcendental,
-}
-
 struct Generated {
     kernel: LoopKernel,
     data: Vec<TensorData>,
     /// Tolerance per argument (outputs; inputs are `Exact`).
     tol: Vec<Tol>,
-}
-
-struct KernelGen<'r> {
-    rng: &'r mut Rng,
-    shape: Vec<usize>,
-    reduced: Vec<usize>,
-    args: Vec<KernelArg>,
-    /// Largest element index reached per argument.
-    reach: Vec<usize>,
-    body: Vec<Instr>,
-    /// dtype and "varies along a reduced axis" per value.
-    vals: Vec<(DType, bool)>,
-}
-
-const SPECIAL_CONSTS: [f64; 16] = [
-    0.0,
-    -0.0,
-    1.0,
-    -1.0,
-    0.5,
-    2.0,
-    3.75,
-    -2.5,
-    f64::NAN,
-    f64::INFINITY,
-    f64::NEG_INFINITY,
-    1e30,
-    -1e-30,
-    123_456.7,
-    7.0,
-    -3.0,
-];
-
-impl KernelGen<'_> {
-    /// A random access of argument `arg`: permuted row-major layout over padded extents,
-    /// broadcast axes, reversed axes, slice offsets; zero strides along `zero_axes`.
-    fn access(&mut self, arg: usize, zero_axes: &[usize], allow_broadcast: bool) -> Access {
-        let rank = self.shape.len();
-        let mut perm: Vec<usize> = (0..rank).collect();
-        if self.rng.chance(0.3) {
-            for i in (1..rank).rev() {
-                let j = self.rng.below(i + 1);
-                perm.swap(i, j);
-            }
-        }
-        let mut strides = vec![0isize; rank];
-        let mut step = if self.rng.chance(0.05) { 2 } else { 1 };
-        for &d in perm.iter().rev() {
-            let bcast = zero_axes.contains(&d) || (allow_broadcast && self.rng.chance(0.15));
-            if !bcast {
-                strides[d] = step as isize;
-                let pad = if self.rng.chance(0.25) {
-                    self.rng.below(3)
-                } else {
-                    0
-                };
-                step *= self.shape[d] + pad;
-            }
-        }
-        let mut offset = if self.rng.chance(0.3) {
-            self.rng.below(4)
-        } else {
-            0
-        };
-        for (s, &n) in strides.iter_mut().zip(&self.shape) {
-            if *s != 0 && self.rng.chance(0.15) {
-                offset += (n - 1) * *s as usize;
-                *s = -*s;
-            }
-        }
-        let hi = offset as isize
-            + strides
-                .iter()
-                .zip(&self.shape)
-                .filter(|(s, _)| **s > 0)
-                .map(|(s, &n)| s * (n as isize - 1))
-                .sum::<isize>();
-        self.reach[arg] = self.reach[arg].max(hi as usize);
-        Access {
-            arg,
-            offset,
-            strides,
-        }
-    }
-
-    fn varies(&self, a: &Access) -> bool {
-        self.reduced.iter().any(|&ax| a.strides[ax] != 0)
-    }
-
-    fn push(&mut self, ins: Instr, t: DType, varies: bool) -> u32 {
-        self.body.push(ins);
-        self.vals.push((t, varies));
-        self.vals.len() as u32 - 1
-    }
-
-    /// A random value (biased towards recent ones) matching `filter`.
-    fn pick_val(&mut self, filter: impl Fn(usize, DType, bool) -> bool) -> Option<u32> {
-        let cands: Vec<usize> = (0..self.vals.len())
-            .filter(|&v| filter(v, self.vals[v].0, self.vals[v].1))
-            .collect();
-        if cands.is_empty() {
-            return None;
-        }
-        let i = if self.rng.chance(0.5) {
-            cands.len() - 1 - self.rng.below(cands.len().min(3))
-        } else {
-            self.rng.below(cands.len())
-        };
-        Some(cands[i] as u32)
-    }
-
-    fn const_instr(&mut self, t: DType) -> Instr {
-        let value = if self.rng.chance(0.6) {
-            self.rng.pick(&SPECIAL_CONSTS)
-        } else {
-            (self.rng.unit() * 8.0 - 4.0) * if self.rng.chance(0.5) { 1.0 } else { 1000.0 }
-        };
-        Instr::Const { dtype: t, value }
-    }
-
-    /// One random instruction over the values whose index satisfies `usable`.
-    fn random_instr(
-        &mut self,
-        dtypes: &[DType],
-        usable: &dyn Fn(usize, bool) -> bool,
-        exact: bool,
-    ) -> Option<(Instr, DType, bool)> {
-        let roll = self.rng.below(100);
-        let vals = self.vals.clone();
-        let var = |v: u32| vals[v as usize].1;
-        let ty = |v: u32| vals[v as usize].0;
-        if roll < 25 {
-            let a = self.pick_val(|v, _, r| usable(v, r))?;
-            let t = ty(a);
-            let func = if t.is_float() {
-                let mut ops = vec![
-                    UnaryOp::Neg,
-                    UnaryOp::Abs,
-                    UnaryOp::Sign,
-                    UnaryOp::Sqrt,
-                    UnaryOp::Recip,
-                ];
-                if !exact || t == DType::F64 {
-                    ops.extend([UnaryOp::Exp, UnaryOp::Log, UnaryOp::Tanh]);
-                }
-                if exact || t == DType::F64 {
-                    self.rng.pick(&ops)
-                } else {
-                    self.rng
-                        .pick(&[UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Sqrt])
-                }
-            } else {
-                self.rng.pick(&[UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Sign])
-            };
-            Some((Instr::Unary { func, a }, t, var(a)))
-        } else if roll < 60 {
-            let a = self.pick_val(|v, _, r| usable(v, r))?;
-            let t = ty(a);
-            let b = self.pick_val(|v, tt, r| usable(v, r) && tt == t)?;
-            let func = if t.is_float() {
-                self.rng.pick(&BinaryOp::ALL)
-            } else {
-                self.rng.pick(&[
-                    BinaryOp::Add,
-                    BinaryOp::Sub,
-                    BinaryOp::Mul,
-                    BinaryOp::Max,
-                    BinaryOp::Min,
-                ])
-            };
-            Some((Instr::Binary { func, a, b }, t, var(a) || var(b)))
-        } else if roll < 72 {
-            let a = self.pick_val(|v, _, r| usable(v, r))?;
-            let t = ty(a);
-            let b = self.pick_val(|v, tt, r| usable(v, r) && tt == t)?;
-            let func = self.rng.pick(&CompareOp::ALL);
-            Some((Instr::Compare { func, a, b }, t, var(a) || var(b)))
-        } else if roll < 82 {
-            let cond = self.pick_val(|v, _, r| usable(v, r))?;
-            let a = self.pick_val(|v, _, r| usable(v, r))?;
-            let t = ty(a);
-            let b = self.pick_val(|v, tt, r| usable(v, r) && tt == t)?;
-            Some((
-                Instr::Select { cond, a, b },
-                t,
-                var(cond) || var(a) || var(b),
-            ))
-        } else if roll < 94 {
-            let a = self.pick_val(|v, _, r| usable(v, r))?;
-            let to = self.rng.pick(dtypes);
-            Some((Instr::Cast { to, a }, to, var(a)))
-        } else {
-            let t = self.rng.pick(dtypes);
-            Some((self.const_instr(t), t, false))
-        }
-    }
-}
-
-fn random_data(rng: &mut Rng, t: DType, len: usize) -> TensorData {
-    let f = |rng: &mut Rng| -> f64 {
-        let r = rng.below(100);
-        if r < 12 {
-            rng.pick(&[
-                0.0,
-                -0.0,
-                f64::NAN,
-                f64::INFINITY,
-                f64::NEG_INFINITY,
-                1e-40,
-                -1e-45,
-                3e38,
-                -1e300,
-                1.0,
-                -1.0,
-            ])
-        } else if r < 40 {
-            (rng.below(9) as f64 - 4.0) * 0.5
-        } else {
-            rng.unit() * 8.0 - 4.0
-        }
-    };
-    match t {
-        DType::F32 => TensorData::F32((0..len).map(|_| f(rng) as f32).collect()),
-        DType::F64 => TensorData::F64((0..len).map(|_| f(rng)).collect()),
-        DType::I32 => TensorData::I32(
-            (0..len)
-                .map(|_| match rng.below(10) {
-                    0 => rng.pick(&[i32::MIN, i32::MAX, i32::MIN + 1, -1, 0]),
-                    1..=3 => rng.next() as i32,
-                    _ => rng.below(11) as i32 - 5,
-                })
-                .collect(),
-        ),
-    }
 }
 
 /// A random valid kernel with random data.
@@ -712,6 +448,7 @@ fn random_kernel(rng: &mut Rng, mode: GenMode, index: usize) -> Generated {
         vec![DType::F32]
     };
     let mut g = KernelGen {
+        f64_transcendentals: true,
         rng,
         shape: shape.clone(),
         reduced: reduced.clone(),
@@ -739,7 +476,7 @@ fn random_kernel(rng: &mut Rng, mode: GenMode, index: usize) -> Generated {
     }
     let nops = 2 + g.rng.below(10);
     for _ in 0..nops {
-        if let Some((ins, t, v)) = g.random_instr(&palette, &|_, _| true, true) {
+        if let Some((ins, t, v)) = g.random_instr(&palette, &|_, _| true) {
             g.push(ins, t, v);
         }
     }
@@ -853,7 +590,7 @@ fn random_kernel(rng: &mut Rng, mode: GenMode, index: usize) -> Generated {
                 // Post values, constants and body values that do not vary along the
                 // reduced axes.
                 let usable = |_: usize, r: bool| !r;
-                if let Some((ins, t2, _)) = g.random_instr(&palette, &usable, true) {
+                if let Some((ins, t2, _)) = g.random_instr(&palette, &usable) {
                     g.push(ins, t2, false);
                     post.push(g.body.pop().expect("just pushed"));
                     post_vals.push((g.vals.len() as u32 - 1, Tol::Exact));
