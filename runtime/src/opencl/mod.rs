@@ -817,19 +817,8 @@ impl OclExecutor {
         }
         if check_finite && self.resident.iter().any(|r| r.check.is_some()) {
             let ok = vec![INDEX_OK; self.resident.len()];
-            // SAFETY: blocking write from a live vector of the flags' length.
-            unsafe {
-                core::enqueue_write_buffer(
-                    &self.queue,
-                    &self.finite_flags,
-                    true,
-                    0,
-                    &ok,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
-            .map_err(|e| ocl_error("resetting the finite flags", &e))?;
+            write_slice(&self.queue, &self.finite_flags, 0, &ok)
+                .map_err(|e| ocl_error("resetting the finite flags", &e))?;
             for r in &self.resident {
                 let Some(l) = &r.check else { continue };
                 // SAFETY: arguments set at creation to live buffers; the kernel guards n.
@@ -848,19 +837,8 @@ impl OclExecutor {
                 .map_err(|e| ocl_error(&format!("checking {:?} for NaN/Inf", r.output), &e))?;
             }
             let mut flags = vec![0i32; self.resident.len()];
-            // SAFETY: blocking read into a live vector of the flags' length.
-            unsafe {
-                core::enqueue_read_buffer(
-                    &self.queue,
-                    &self.finite_flags,
-                    true,
-                    0,
-                    &mut flags,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
-            .map_err(|e| ocl_error("reading the finite flags", &e))?;
+            read_slice(&self.queue, &self.finite_flags, 0, &mut flags)
+                .map_err(|e| ocl_error("reading the finite flags", &e))?;
             if let Some((r, f)) = self
                 .resident
                 .iter()
@@ -938,57 +916,14 @@ impl OclExecutor {
                 continue;
             }
             let what = format!("uploading input {name:?}");
-            // SAFETY: blocking writes from live slices of the buffer's length.
-            unsafe {
-                match t.data() {
-                    TensorData::F32(v) => core::enqueue_write_buffer(
-                        &self.queue,
-                        mem,
-                        true,
-                        0,
-                        v,
-                        None::<Event>,
-                        None::<&mut Event>,
-                    ),
-                    TensorData::F64(v) => core::enqueue_write_buffer(
-                        &self.queue,
-                        mem,
-                        true,
-                        0,
-                        v,
-                        None::<Event>,
-                        None::<&mut Event>,
-                    ),
-                    TensorData::I32(v) => core::enqueue_write_buffer(
-                        &self.queue,
-                        mem,
-                        true,
-                        0,
-                        v,
-                        None::<Event>,
-                        None::<&mut Event>,
-                    ),
-                }
-            }
-            .map_err(|e| ocl_error(&what, &e))?;
+            write_data(&self.queue, mem, 0, t.data()).map_err(|e| ocl_error(&what, &e))?;
             self.stamps[i] = Some(t.stamp());
             self.device_newer[i] = false;
         }
         if self.checks.iter().any(Option::is_some) {
             let ok = vec![INDEX_OK; self.program.steps.len()];
-            // SAFETY: blocking write from a live vector.
-            unsafe {
-                core::enqueue_write_buffer(
-                    &self.queue,
-                    &self.flags,
-                    true,
-                    0,
-                    &ok,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
-            .map_err(|e| ocl_error("resetting the index flags", &e))?;
+            write_slice(&self.queue, &self.flags, 0, &ok)
+                .map_err(|e| ocl_error("resetting the index flags", &e))?;
         }
         for (s, launch) in self.launches.iter().enumerate() {
             let Some(l) = launch else { continue };
@@ -1017,19 +952,8 @@ impl OclExecutor {
         core::finish(&self.queue).map_err(|e| ocl_error("waiting for the steps", &e))?;
         if self.checks.iter().any(Option::is_some) {
             let mut flags = vec![0i32; self.program.steps.len()];
-            // SAFETY: blocking read into a live vector of the flags' length.
-            unsafe {
-                core::enqueue_read_buffer(
-                    &self.queue,
-                    &self.flags,
-                    true,
-                    0,
-                    &mut flags,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
-            .map_err(|e| ocl_error("reading the index flags", &e))?;
+            read_slice(&self.queue, &self.flags, 0, &mut flags)
+                .map_err(|e| ocl_error("reading the index flags", &e))?;
             for (s, c) in self.checks.iter().enumerate() {
                 let Some(c) = c else { continue };
                 if flags[s] == INDEX_OK {
@@ -1038,19 +962,8 @@ impl OclExecutor {
                 let position = flags[s] as usize;
                 let (mem, off) = self.mem_of(c.indices);
                 let mut index = [0i32];
-                // SAFETY: blocking read of one element inside the index buffer.
-                unsafe {
-                    core::enqueue_read_buffer(
-                        &self.queue,
-                        mem,
-                        true,
-                        off + position,
-                        &mut index,
-                        None::<Event>,
-                        None::<&mut Event>,
-                    )
-                }
-                .map_err(|e| ocl_error("reading a bad index", &e))?;
+                read_slice(&self.queue, mem, off + position, &mut index)
+                    .map_err(|e| ocl_error("reading a bad index", &e))?;
                 return Err(ExecError::Index {
                     op: c.op,
                     source: IndexError {
@@ -1084,40 +997,9 @@ impl OclExecutor {
             return Ok(data);
         }
         let (mem, off) = self.mem_of(id);
-        // SAFETY: blocking reads into live slices of the buffer's length; the buffer lies
-        // inside its device buffer (validated).
-        unsafe {
-            match &mut data {
-                TensorData::F32(v) => core::enqueue_read_buffer(
-                    &self.queue,
-                    mem,
-                    true,
-                    off,
-                    v,
-                    None::<Event>,
-                    None::<&mut Event>,
-                ),
-                TensorData::F64(v) => core::enqueue_read_buffer(
-                    &self.queue,
-                    mem,
-                    true,
-                    off,
-                    v,
-                    None::<Event>,
-                    None::<&mut Event>,
-                ),
-                TensorData::I32(v) => core::enqueue_read_buffer(
-                    &self.queue,
-                    mem,
-                    true,
-                    off,
-                    v,
-                    None::<Event>,
-                    None::<&mut Event>,
-                ),
-            }
-        }
-        .map_err(|e| ocl_error(&format!("reading buffer {id}"), &e))?;
+        // The buffer lies inside its device buffer (validated).
+        read_data(&self.queue, mem, off, &mut data)
+            .map_err(|e| ocl_error(&format!("reading buffer {id}"), &e))?;
         Ok(data)
     }
 
@@ -1354,6 +1236,78 @@ fn gemm_launch(
     })
 }
 
+/// Blocking write of `data` into `mem` at element offset `offset`.
+fn write_slice<T: ocl::OclPrm>(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &[T],
+) -> Result<(), core::Error> {
+    // SAFETY: a blocking write from a live slice; the caller keeps `offset + data.len()`
+    // inside the buffer (validated programs, buffers allocated to their lengths).
+    unsafe {
+        core::enqueue_write_buffer(
+            queue,
+            mem,
+            true,
+            offset,
+            data,
+            None::<Event>,
+            None::<&mut Event>,
+        )
+    }
+}
+
+/// Blocking read of `mem` at element offset `offset` into `data`.
+fn read_slice<T: ocl::OclPrm>(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &mut [T],
+) -> Result<(), core::Error> {
+    // SAFETY: a blocking read into a live slice; the caller keeps the range inside the
+    // buffer.
+    unsafe {
+        core::enqueue_read_buffer(
+            queue,
+            mem,
+            true,
+            offset,
+            data,
+            None::<Event>,
+            None::<&mut Event>,
+        )
+    }
+}
+
+/// [`write_slice`] for any dtype.
+fn write_data(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &TensorData,
+) -> Result<(), core::Error> {
+    match data {
+        TensorData::F32(v) => write_slice(queue, mem, offset, v),
+        TensorData::F64(v) => write_slice(queue, mem, offset, v),
+        TensorData::I32(v) => write_slice(queue, mem, offset, v),
+    }
+}
+
+/// [`read_slice`] for any dtype.
+fn read_data(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &mut TensorData,
+) -> Result<(), core::Error> {
+    match data {
+        TensorData::F32(v) => read_slice(queue, mem, offset, v),
+        TensorData::F64(v) => read_slice(queue, mem, offset, v),
+        TensorData::I32(v) => read_slice(queue, mem, offset, v),
+    }
+}
+
 /// Writes the program's constants into the arena.
 fn write_constants(queue: &CommandQueue, arena: &Mem, program: &Program) -> Result<(), ExecError> {
     for (i, b) in program.buffers.iter().enumerate() {
@@ -1372,19 +1326,8 @@ fn write_constants(queue: &CommandQueue, arena: &Mem, program: &Program) -> Resu
                 }
             }
             if !bytes.is_empty() {
-                // SAFETY: blocking write from a live slice.
-                unsafe {
-                    core::enqueue_write_buffer(
-                        queue,
-                        arena,
-                        true,
-                        b.offset,
-                        &bytes,
-                        None::<Event>,
-                        None::<&mut Event>,
-                    )
-                }
-                .map_err(|e| ocl_error(&format!("writing constant buffer {i}"), &e))?;
+                write_slice(queue, arena, b.offset, &bytes)
+                    .map_err(|e| ocl_error(&format!("writing constant buffer {i}"), &e))?;
             }
         }
     }
