@@ -266,7 +266,8 @@ pub unsafe extern "C" fn xenon_run(
                 slice_or_empty(output_bytes, no),
             )
         };
-        let manifest = m.manifest().clone();
+        // The slices borrow the caller's memory, not the manifest: no copy of it per run.
+        let manifest = m.manifest();
         let mut ins = Vec::with_capacity(ni);
         for (i, info) in manifest.inputs.iter().enumerate() {
             check_buffer("input", i, info, ip[i], ib[i])?;
