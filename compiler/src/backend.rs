@@ -98,12 +98,19 @@ pub trait Executable: Send {
     /// the updated values there instead of writing them back: the updated feeds' host
     /// tensors are then stale until [`Executable::sync_updates`], and later runs use the
     /// device's values as long as the host tensors are not changed. This is how training
-    /// keeps parameters and optimizer state on a device across steps. Default: `run_update`.
+    /// keeps parameters and optimizer state on a device across steps.
+    ///
+    /// `next` (may be empty) lists tensors a following run will feed anew, typically the
+    /// next minibatch: a device backend starts uploading them while this run computes, and
+    /// the run that feeds the same tensors (same [`Tensor::stamp`]) does not wait for them.
+    /// Default: `run_update`, ignoring `next`.
     fn run_update_resident(
         &mut self,
         feeds: &mut Feeds,
         check_finite: bool,
+        next: &[(&str, &Tensor)],
     ) -> Result<HashMap<String, Tensor>, BackendError> {
+        let _ = next;
         self.run_update(feeds, check_finite)
     }
 

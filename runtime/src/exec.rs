@@ -27,6 +27,9 @@ pub enum ExecError {
     /// A feed the program reads was not given.
     #[error("missing input {0:?}")]
     MissingInput(String),
+    /// A feed names no input of the program.
+    #[error("the program has no input {name:?} (its inputs: {})", inputs.join(", "))]
+    UnknownInput { name: String, inputs: Vec<String> },
     /// A feed has the wrong dtype or size.
     #[error(
         "input {name:?} is {got_dtype} with {got} elements, the program needs {dtype} with {len}"

@@ -690,12 +690,19 @@ fn a_kernel_that_does_not_build_reports_its_log_and_step() {
         return;
     }
     let (program, mut sources, _) = update_program();
-    sources[1] = Some("__kernel void xk(__global float* a0) { undefined_thing(a0); }".into());
+    sources[1] = Some(
+        "__kernel void xk(__global float* a0) {\n    float v = a0[0];\n    undefined_thing(v);\n}"
+            .into(),
+    );
     match OclExecutor::new(program.clone(), sources, 0, "") {
         Err(ExecError::Device { backend, reason }) => {
             assert_eq!(backend, "opencl");
             assert!(reason.contains("step 1 (loop scale_add)"), "{reason}");
             assert!(reason.contains("undefined_thing"), "{reason}");
+            assert!(
+                reason.contains("generated line 3: undefined_thing(v);"),
+                "{reason}"
+            );
         }
         other => panic!("{:?}", other.err()),
     }
@@ -756,7 +763,7 @@ fn resident_updates_stay_on_the_device_until_synced() {
     let (mut fc, mut fo) = (feeds.clone(), feeds.clone());
     for _ in 0..3 {
         let a = cpu.run_update(&mut fc, &shapes, true).unwrap();
-        let b = ocl.run_update_resident(&fo, &shapes, true).unwrap();
+        let b = ocl.run_update_resident(&fo, &shapes, true, &[]).unwrap();
         assert!(!b.contains_key("w_new"));
         assert_eq!(bits(&a["z"]), bits(&b["z"]));
         // The host tensor is stale: the device kept the new value.
@@ -780,7 +787,7 @@ fn resident_updates_stay_on_the_device_until_synced() {
         Tensor::from_f32(vec![v.len()], v.iter().map(|&x| x as f32).collect()).unwrap(),
     );
     // ... and a non-finite update is caught on the device: nothing kept, nothing synced.
-    match ocl.run_update_resident(&fo, &shapes, true) {
+    match ocl.run_update_resident(&fo, &shapes, true, &[]) {
         Err(ExecError::NonFinite { output, element }) => {
             assert_eq!((output.as_str(), element), ("w_new", 5));
         }
@@ -789,4 +796,110 @@ fn resident_updates_stay_on_the_device_until_synced() {
     let before = bits(&fo["w"]);
     ocl.sync_updates(&mut fo).unwrap();
     assert_eq!(bits(&fo["w"]), before);
+}
+
+/// Inputs `w` (updated by `w_new = 2w + x`) and `x` (a minibatch); output `z = 2 w_new + c`.
+fn minibatch_program(n: usize) -> (Program, Vec<Option<String>>, HashMap<String, Tensor>) {
+    let mut b = Builder::default();
+    let w = b.input("w", random_tensor(DType::F32, n, 9));
+    let x = b.input("x", random_tensor(DType::F32, n, 10));
+    let c = b.arena(
+        DType::F32,
+        n,
+        BufferKind::Const {
+            values: (0..n).map(|i| i as f64 * 0.25).collect(),
+        },
+    );
+    let w_new = b.temp(DType::F32, n);
+    let z = b.temp(DType::F32, n);
+    let (k1, s1) = scale_kernel(w, x, w_new, n);
+    let (k2, s2) = scale_kernel(w_new, c, z, n);
+    let mut program = b.program(
+        vec![Step::Loop(k1), Step::Loop(k2)],
+        vec![("w_new".into(), w_new), ("z".into(), z)],
+    );
+    program.updates = vec![("w_new".into(), "w".into())];
+    (program, vec![Some(s1), Some(s2)], b.feeds)
+}
+
+#[test]
+fn prefetched_minibatches_give_the_cpu_results() {
+    if skip() {
+        return;
+    }
+    let n = 1000;
+    let (program, sources, feeds) = minibatch_program(n);
+    let mut cpu = CpuExecutor::new(program.clone(), vec![None; 2], Arc::new(()), 1).unwrap();
+    let mut ocl = OclExecutor::new(program, sources, 0, "").unwrap();
+    let shapes = HashMap::new();
+    let batches: Vec<Tensor> = (0..6)
+        .map(|i| random_tensor(DType::F32, n, 100 + i))
+        .collect();
+    let (mut fc, mut fo) = (feeds.clone(), feeds.clone());
+    for (k, x) in batches.iter().enumerate() {
+        fc.insert("x".into(), x.clone());
+        // A clone keeps the stamp: the prefetched copy serves it.
+        fo.insert("x".into(), x.clone());
+        let next: Vec<(&str, &Tensor)> = batches.get(k + 1).map(|t| ("x", t)).into_iter().collect();
+        let a = cpu.run_update(&mut fc, &shapes, true).unwrap();
+        let b = ocl.run_update_resident(&fo, &shapes, true, &next).unwrap();
+        assert_eq!(bits(&a["z"]), bits(&b["z"]), "step {k}");
+    }
+    // `w` and the first batch came from the host, the other five batches by prefetch.
+    let u = ocl.uploads();
+    assert_eq!((u.from_host, u.prefetched), (2, 5));
+    ocl.sync_updates(&mut fo).unwrap();
+    assert_eq!(bits(&fc["w"]), bits(&fo["w"]));
+
+    // A prefetched tensor changed on the host before its run is uploaded again.
+    let staged = random_tensor(DType::F32, n, 7);
+    ocl.prefetch(&[("x", &staged)]).unwrap();
+    let mut changed = staged.clone();
+    if let xenon_runtime::TensorData::F32(v) = changed.data_mut() {
+        v[3] = 42.0;
+    }
+    fc.insert("x".into(), changed.clone());
+    fo.insert("x".into(), changed);
+    let a = cpu.run_update(&mut fc, &shapes, true).unwrap();
+    let b = ocl.run_update_resident(&fo, &shapes, true, &[]).unwrap();
+    assert_eq!(bits(&a["z"]), bits(&b["z"]));
+    assert_eq!(ocl.uploads().from_host, 3);
+}
+
+#[test]
+fn prefetch_checks_names_and_sizes() {
+    if skip() {
+        return;
+    }
+    let (program, sources, _) = minibatch_program(8);
+    let mut ocl = OclExecutor::new(program, sources, 0, "").unwrap();
+    let t = random_tensor(DType::F32, 8, 1);
+    match ocl.prefetch(&[("y", &t)]) {
+        Err(e @ ExecError::UnknownInput { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("\"y\"") && msg.contains("w, x"), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let short = random_tensor(DType::F32, 7, 1);
+    assert!(matches!(
+        ocl.prefetch(&[("x", &short)]),
+        Err(ExecError::InputType { got: 7, len: 8, .. })
+    ));
+}
+
+#[test]
+fn a_second_executor_reuses_the_built_programs() {
+    if skip() {
+        return;
+    }
+    let (program, sources, _) = update_program();
+    let first = OclExecutor::new(program.clone(), sources.clone(), 0, "").unwrap();
+    let (built, reused) = first.program_builds();
+    assert!(
+        built + reused >= 3,
+        "loops, runtime routines, updates: {built} + {reused}"
+    );
+    let second = OclExecutor::new(program, sources, 0, "").unwrap();
+    assert_eq!(second.program_builds(), (0, built + reused));
 }

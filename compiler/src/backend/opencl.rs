@@ -48,10 +48,11 @@ impl Executable for OclProgram {
         &mut self,
         feeds: &mut Feeds,
         check_finite: bool,
+        next: &[(&str, &Tensor)],
     ) -> Result<HashMap<String, Tensor>, BackendError> {
         Ok(self
             .exec
-            .run_update_resident(feeds, &self.output_shapes, check_finite)?)
+            .run_update_resident(feeds, &self.output_shapes, check_finite, next)?)
     }
 
     fn sync_updates(&mut self, feeds: &mut Feeds) -> Result<(), BackendError> {

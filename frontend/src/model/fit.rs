@@ -1,6 +1,6 @@
 //! The training loop.
 
-use super::{Model, ModelError, T, X};
+use super::{Model, ModelError, T, X, shape_batch};
 use crate::callback::Callback;
 use crate::cost::Cost;
 use crate::data::BatchIterator;
@@ -184,18 +184,28 @@ impl Model {
                 cb.on_epoch_begin(epoch, nbatches);
             }
             let mut total = 0.0;
-            for (k, batch) in batches.enumerate() {
+            let input_shape = self.input_shape.clone();
+            let mut batches = batches.map(|batch| (shape_batch(&input_shape, batch.x), batch.t));
+            // One minibatch ahead: a device backend uploads it during the current step.
+            let mut upcoming = batches.next();
+            let mut k = 0;
+            while let Some((x, t)) = upcoming.take() {
+                upcoming = batches.next();
+                let next: Vec<(&str, &Tensor)> = upcoming
+                    .iter()
+                    .flat_map(|(x, t)| [(X, x), (T, t)])
+                    .collect();
                 // The values move into the feeds and back, and the step writes the new
-                // values into them in place: nothing is copied or allocated per step.
+                // values into them in place: nothing is copied per step.
                 let mut feeds = std::mem::take(&mut self.values);
-                feeds.insert(X.into(), self.shape_batch(batch.x));
-                feeds.insert(T.into(), batch.t);
+                feeds.insert(X.into(), x);
+                feeds.insert(T.into(), t);
                 feeds.insert(LR_INPUT.into(), lr.clone());
                 let result = self
                     .program(key.clone(), |m| {
                         m.compile_train_step(b, nclass, cost, optimizer)
                     })
-                    .and_then(|exe| Ok(exe.run_update_resident(&mut feeds, true)?));
+                    .and_then(|exe| Ok(exe.run_update_resident(&mut feeds, true, &next)?));
                 for k in [X, T, LR_INPUT] {
                     feeds.remove(k);
                 }
@@ -240,6 +250,7 @@ impl Model {
                 for cb in callbacks.iter_mut() {
                     cb.on_minibatch_end(epoch, k, c);
                 }
+                k += 1;
             }
             self.sync_values(&key)?;
             self.epoch_index += 1;

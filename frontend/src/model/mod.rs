@@ -395,10 +395,7 @@ impl Model {
 
     /// A `[batch, features]` batch reshaped to the model's `[batch, input_shape…]`.
     fn shape_batch(&self, x: Tensor) -> Tensor {
-        let mut shape = vec![x.shape()[0]];
-        shape.extend_from_slice(&self.input_shape);
-        x.reshaped(shape)
-            .expect("check_input compared the element counts")
+        shape_batch(&self.input_shape, x)
     }
 
     /// Feeds holding every parameter and optimizer state.
@@ -554,4 +551,12 @@ impl Model {
     fn check_optimizer(optimizer: &Optimizer) -> Result<(), ModelError> {
         Ok(optimizer.validate()?)
     }
+}
+
+/// Minibatch `x` (`[n, features]`) in the model's input shape (`[n, input_shape…]`).
+pub(crate) fn shape_batch(input_shape: &[usize], x: Tensor) -> Tensor {
+    let mut shape = vec![x.shape()[0]];
+    shape.extend_from_slice(input_shape);
+    x.reshaped(shape)
+        .expect("check_input compared the element counts")
 }

@@ -8,7 +8,9 @@
 //! buffer. Every OpenCL failure becomes [`ExecError::Device`] with backend `"opencl"`,
 //! naming what failed; nothing here panics on a device error or a missing platform.
 
+mod cache;
 pub mod kernels;
+mod stage;
 
 /// The `ocl` crate this executor is built on (for tests and tools that drive a device
 /// directly).
@@ -23,8 +25,8 @@ use ocl::core::{
     self, ArgVal, CommandQueue, Context, DeviceId, Event, Kernel, Mem, MemFlags, PlatformId,
     PlatformInfo,
 };
+use stage::Staging;
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fmt;
 
 const BACKEND: &str = "opencl";
@@ -245,17 +247,35 @@ struct Launch {
     local: Option<[usize; 3]>,
 }
 
-/// An update kept on the device: output buffer `buffer` is the new value of input `input`.
+/// An update kept on the device: output `output` is the new value of input `input`.
 struct ResidentUpdate {
     output: String,
-    buffer: usize,
     input: usize,
     /// The non-finite check of the output (`None` for i32 and empty buffers).
     check: Option<Launch>,
+    /// The copy into the input's buffer, skipped on the device when a flag is raised
+    /// (`xenon_copy_guarded`; `None` for empty buffers).
+    copy: Option<Launch>,
 }
 
-/// The first non-finite element of a buffer, per dtype (atomic_min over the indices).
-const FINITE_SOURCE: &str = r#"
+/// Argument of `xenon_copy_guarded` that counts the finite flags (set per run).
+const COPY_FINITE_ARG: u32 = 7;
+
+/// What resident updates run: the first non-finite element of a buffer, per dtype
+/// (atomic_min over the indices), and the copy of an update into its input's buffer, in
+/// 32-bit words (every dtype's size is a multiple), that does nothing when an index or
+/// finite flag is raised — so a failed step leaves the device's values as they were
+/// without the host waiting between the checks and the copies.
+const RESIDENT_SOURCE: &str = r#"
+__kernel void xenon_copy_guarded(__global const uint* src, ulong off, __global uint* dst,
+                                 ulong n, __global const int* index_flags, uint n_index,
+                                 __global const int* finite_flags, uint n_finite) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    for (uint f = 0; f < n_index; f++) if (index_flags[f] != INT_MAX) return;
+    for (uint f = 0; f < n_finite; f++) if (finite_flags[f] != INT_MAX) return;
+    dst[i] = src[off + i];
+}
 __kernel void xenon_nonfinite_f32(__global const float* a, ulong off, ulong n,
                                   __global int* flag, uint slot) {
     size_t i = get_global_id(0);
@@ -295,7 +315,12 @@ struct IndexCheck {
 pub struct OclExecutor {
     program: Program,
     info: DeviceInfo,
+    /// The in-order queue every step runs on.
     queue: CommandQueue,
+    /// The queue prefetched inputs are uploaded on (see [`OclExecutor::prefetch`]).
+    transfer: CommandQueue,
+    /// Per input: its staging area, made when it is first prefetched.
+    staging: Vec<Option<Staging>>,
     arena: Mem,
     /// `(name, buffer, device buffer)` of each input.
     inputs: Vec<(String, usize, Mem)>,
@@ -318,6 +343,10 @@ pub struct OclExecutor {
     finite_flags: Mem,
     /// Per GEMM step: the kernel configuration it runs.
     gemm_choices: Vec<(usize, &'static str)>,
+    /// Programs `(built, reused)` at creation.
+    builds: (usize, usize),
+    /// Input uploads so far.
+    uploads: UploadCounts,
     /// Kept alive for the kernels and buffers.
     _context: Context,
     _programs: Vec<core::Program>,
@@ -328,6 +357,15 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<OclExecutor>();
 };
+
+/// How the inputs reached the device, counted per input and run since creation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadCounts {
+    /// Written from the host tensor while the run waited.
+    pub from_host: usize,
+    /// Copied on the device from an upload [`OclExecutor::prefetch`] started earlier.
+    pub prefetched: usize,
+}
 
 /// No bad index (the flags' initial value).
 const INDEX_OK: i32 = i32::MAX;
@@ -344,9 +382,24 @@ struct Builder<'a> {
     inputs: &'a [(String, usize, Mem)],
     flags: &'a Mem,
     tables: Vec<Mem>,
+    /// Programs `(built, reused from the process cache)`.
+    builds: std::cell::Cell<(usize, usize)>,
 }
 
 impl Builder<'_> {
+    /// `source` built with `options` (from the process's program cache when it holds it),
+    /// or an error with the build log that names `what`.
+    fn build(&self, source: &str, options: &str, what: &str) -> Result<core::Program, ExecError> {
+        let (p, reused) = cache::program(self.context, self.device, source, options, what)?;
+        let (built, hits) = self.builds.get();
+        self.builds.set(if reused {
+            (built, hits + 1)
+        } else {
+            (built + 1, hits)
+        });
+        Ok(p)
+    }
+
     /// The device buffer and element offset of program buffer `id`.
     fn mem(&self, id: usize) -> (&Mem, u64) {
         let b = &self.program.buffers[id];
@@ -403,37 +456,6 @@ fn launch_1d(kernel: Kernel, n: usize, max_group: usize) -> Option<Launch> {
         global: [n.next_multiple_of(local), 1, 1],
         local: Some([local, 1, 1]),
     })
-}
-
-/// Builds `source` for `device`, or an error with the build log that names `what`.
-fn build(
-    context: &Context,
-    device: DeviceId,
-    source: &str,
-    options: &str,
-    what: &str,
-) -> Result<core::Program, ExecError> {
-    let src = CString::new(source)
-        .map_err(|_| device_error(format!("{what}: the source holds a NUL byte")))?;
-    let opts = CString::new(options)
-        .map_err(|_| device_error(format!("{what}: the build options hold a NUL byte")))?;
-    let program = core::create_program_with_source(context, &[src])
-        .map_err(|e| ocl_error(&format!("{what}: creating the program"), &e))?;
-    if let Err(e) = core::build_program(&program, Some(&[device]), &opts, None, None) {
-        let log = match core::get_program_build_info(
-            &program,
-            device,
-            core::ProgramBuildInfo::BuildLog,
-        ) {
-            Ok(core::ProgramBuildInfoResult::BuildLog(log)) => log,
-            _ => e.to_string(),
-        };
-        return Err(device_error(format!(
-            "{what} failed to build:\n{}",
-            log.trim()
-        )));
-    }
-    Ok(program)
 }
 
 impl OclExecutor {
@@ -498,11 +520,11 @@ impl OclExecutor {
                 )));
             }
         }
-        let props = core::ContextProperties::new().platform(platform);
-        let context = core::create_context(Some(&props), &[dev], None, None)
-            .map_err(|e| ocl_error("creating the context", &e))?;
+        let context = cache::context(platform, dev)?;
         let queue = core::create_command_queue(&context, dev, None)
             .map_err(|e| ocl_error("creating the command queue", &e))?;
+        let transfer = core::create_command_queue(&context, dev, None)
+            .map_err(|e| ocl_error("creating the transfer queue", &e))?;
         let alloc = |bytes: usize, what: &str| {
             // SAFETY: no host pointer is given.
             unsafe {
@@ -547,6 +569,7 @@ impl OclExecutor {
             inputs: &inputs,
             flags: &flags,
             tables: Vec::new(),
+            builds: Default::default(),
         };
         let mut programs = Vec::new();
         let mut launches: Vec<Option<Launch>> = program.steps.iter().map(|_| None).collect();
@@ -590,9 +613,7 @@ impl OclExecutor {
         let needs = runtime_needs(&program, &info)?;
         if !needs.is_empty() {
             let options = if info.fp64 { "-DXENON_FP64" } else { "" };
-            let rt = build(
-                &context,
-                dev,
+            let rt = builder.build(
                 &kernels::runtime_source(&needs),
                 options,
                 "the runtime routines",
@@ -619,7 +640,13 @@ impl OclExecutor {
         let mut resident = Vec::new();
         if !program.updates.is_empty() {
             let options = if info.fp64 { "-DXENON_FP64" } else { "" };
-            let fp = build(&context, dev, FINITE_SOURCE, options, "the finite checks")?;
+            let fp = builder.build(RESIDENT_SOURCE, options, "the resident updates")?;
+            // The index flags the copies look at: all of them when a step checks indices.
+            let n_index = if checks.iter().any(Option::is_some) {
+                program.steps.len() as u32
+            } else {
+                0
+            };
             for (slot, (output, feed)) in program.updates.iter().enumerate() {
                 let Some(&(_, buffer)) = program.outputs.iter().find(|(o, _)| o == output) else {
                     return Err(device_error(format!("update {output:?} is not an output")));
@@ -651,11 +678,32 @@ impl OclExecutor {
                     }
                     _ => None,
                 };
+                let copy = if b.len > 0 {
+                    let (m, off) = builder.mem(buffer);
+                    // In 32-bit words (aligned: checked above).
+                    let off = off * b.dtype.size_bytes() as u64 / 4;
+                    let n = (b.bytes() / 4) as u64;
+                    let zero = 0u32;
+                    let args = [
+                        ArgVal::mem(m),
+                        ArgVal::scalar(&off),
+                        ArgVal::mem(&inputs[input].2),
+                        ArgVal::scalar(&n),
+                        ArgVal::mem(&flags),
+                        ArgVal::scalar(&n_index),
+                        ArgVal::mem(&finite_flags),
+                        ArgVal::scalar(&zero),
+                    ];
+                    let k = builder.kernel(&fp, "xenon_copy_guarded", &args, "the update copy")?;
+                    launch_1d(k, n as usize, info.max_work_group_size)
+                } else {
+                    None
+                };
                 resident.push(ResidentUpdate {
                     output: output.clone(),
-                    buffer,
                     input,
                     check,
+                    copy,
                 });
             }
             programs.push(fp);
@@ -677,6 +725,7 @@ impl OclExecutor {
             core::finish(&queue).map_err(|e| ocl_error("clearing the arena", &e))?;
         }
         let tables = std::mem::take(&mut builder.tables);
+        let builds = builder.builds.get();
         let spares = vec![None; program.outputs.len()];
         let stamps = vec![None; inputs.len()];
         let device_newer = vec![false; inputs.len()];
@@ -684,6 +733,8 @@ impl OclExecutor {
             program,
             info,
             queue,
+            transfer,
+            staging: (0..inputs.len()).map(|_| None).collect(),
             arena,
             inputs,
             launches,
@@ -695,6 +746,8 @@ impl OclExecutor {
             resident,
             finite_flags,
             gemm_choices,
+            builds,
+            uploads: UploadCounts::default(),
             _context: context,
             _programs: programs,
             _tables: tables,
@@ -705,6 +758,19 @@ impl OclExecutor {
     /// `t16`) or `simple`.
     pub fn gemm_choices(&self) -> &[(usize, &'static str)] {
         &self.gemm_choices
+    }
+
+    /// How many OpenCL programs creating this executor built, and how many it found already
+    /// built in the process's program cache (same device, source and build options), as
+    /// `(built, reused)`.
+    pub fn program_builds(&self) -> (usize, usize) {
+        self.builds
+    }
+
+    /// How many input uploads came from the host during a run, and how many from a
+    /// prefetch (inputs the device already held are not counted).
+    pub fn uploads(&self) -> UploadCounts {
+        self.uploads
     }
 
     /// The device it runs on.
@@ -724,7 +790,8 @@ impl OclExecutor {
         feeds: &HashMap<String, Tensor>,
         output_shapes: &HashMap<String, Vec<usize>>,
     ) -> Result<HashMap<String, Tensor>, ExecError> {
-        self.execute(feeds)?;
+        self.enqueue_steps(feeds)?;
+        self.finish_index_checks()?;
         let mut out = HashMap::new();
         for (name, id) in &self.program.outputs {
             let data = self.read(*id, None)?;
@@ -745,7 +812,8 @@ impl OclExecutor {
         output_shapes: &HashMap<String, Vec<usize>>,
         check_finite: bool,
     ) -> Result<HashMap<String, Tensor>, ExecError> {
-        self.execute(feeds)?;
+        self.enqueue_steps(feeds)?;
+        self.finish_index_checks()?;
         let mut out = HashMap::new();
         // (slot, feed name) of each update, its value read into the slot's spare.
         let mut updates: Vec<(usize, String)> = Vec::new();
@@ -795,85 +863,127 @@ impl OclExecutor {
     }
 
     /// Runs the program and keeps every update on the device: each updated value is copied
-    /// into its input's device buffer (after the non-finite check, with `check_finite`:
-    /// on failure nothing is copied and the error names the first such output and
-    /// element); only the other outputs are read back. The host tensors of the updated
-    /// feeds are then stale until [`OclExecutor::sync_updates`]; until the host changes
-    /// one (a new [`Tensor::stamp`]), later runs use the device's values.
+    /// into its input's device buffer, unless `check_finite` finds NaN or infinity in one
+    /// (or an index routine a bad index), and then the error names the first such output
+    /// and element and no device value changes. Only the other outputs are read back. The
+    /// host tensors of the updated feeds are then stale until
+    /// [`OclExecutor::sync_updates`]; until the host changes one (a new
+    /// [`Tensor::stamp`]), later runs use the device's values.
+    ///
+    /// `next` (may be empty) names the tensors the following run will feed anew — its
+    /// minibatch: they are uploaded on the transfer queue while this run's steps execute
+    /// (see [`OclExecutor::prefetch`]). The host waits once per call: for the outputs.
     pub fn run_update_resident(
         &mut self,
         feeds: &HashMap<String, Tensor>,
         output_shapes: &HashMap<String, Vec<usize>>,
         check_finite: bool,
+        next: &[(&str, &Tensor)],
     ) -> Result<HashMap<String, Tensor>, ExecError> {
-        self.execute(feeds)?;
-        let mut out = HashMap::new();
+        self.enqueue_steps(feeds)?;
+        let checking = check_finite && self.resident.iter().any(|r| r.check.is_some());
+        let index_checks = self.checks.iter().any(Option::is_some);
+        // Host memory the reads below fill; it stays in place until the queue finishes.
+        let mut outs: Vec<(String, usize, TensorData)> = Vec::new();
         for (name, id) in &self.program.outputs {
-            if self.resident.iter().any(|r| &r.output == name) {
-                continue;
+            if !self.resident.iter().any(|r| &r.output == name) {
+                let b = &self.program.buffers[*id];
+                outs.push((name.clone(), *id, TensorData::zeros(b.dtype, b.len)));
             }
-            let data = self.read(*id, None)?;
-            out.insert(name.clone(), self.tensor(name, *id, data, output_shapes)?);
         }
-        if check_finite && self.resident.iter().any(|r| r.check.is_some()) {
-            let ok = vec![INDEX_OK; self.resident.len()];
-            write_slice(&self.queue, &self.finite_flags, 0, &ok)
-                .map_err(|e| ocl_error("resetting the finite flags", &e))?;
-            for r in &self.resident {
-                let Some(l) = &r.check else { continue };
-                // SAFETY: arguments set at creation to live buffers; the kernel guards n.
-                unsafe {
-                    core::enqueue_kernel(
-                        &self.queue,
-                        &l.kernel,
-                        l.dims,
-                        None,
-                        &l.global,
-                        l.local,
-                        None::<Event>,
-                        None::<&mut Event>,
-                    )
-                }
-                .map_err(|e| ocl_error(&format!("checking {:?} for NaN/Inf", r.output), &e))?;
-            }
-            let mut flags = vec![0i32; self.resident.len()];
-            read_slice(&self.queue, &self.finite_flags, 0, &mut flags)
-                .map_err(|e| ocl_error("reading the finite flags", &e))?;
-            if let Some((r, f)) = self
-                .resident
-                .iter()
-                .zip(&flags)
-                .find(|(_, f)| **f != INDEX_OK)
-            {
-                return Err(ExecError::NonFinite {
-                    output: r.output.clone(),
-                    element: *f as usize,
-                });
-            }
+        let mut index_flags = vec![0i32; if index_checks { self.checks.len() } else { 0 }];
+        let mut finite_flags = vec![0i32; if checking { self.resident.len() } else { 0 }];
+        let enqueued = self.enqueue_resident(
+            checking,
+            &mut outs,
+            &mut index_flags,
+            &mut finite_flags,
+            next,
+        );
+        // Whatever happened, nothing may still write into the host memory once this returns.
+        let finished = core::finish(&self.queue).map_err(|e| ocl_error("running the steps", &e));
+        enqueued?;
+        finished?;
+        self.check_index_flags(&index_flags)?;
+        if let Some((r, f)) = self
+            .resident
+            .iter()
+            .zip(&finite_flags)
+            .find(|(_, f)| **f != INDEX_OK)
+        {
+            return Err(ExecError::NonFinite {
+                output: r.output.clone(),
+                element: *f as usize,
+            });
         }
         for r in &self.resident {
-            let b = &self.program.buffers[r.buffer];
-            if b.len == 0 {
-                continue;
+            if r.copy.is_some() {
+                self.device_newer[r.input] = true;
             }
-            let (src, off) = self.mem_of(r.buffer);
-            let dst = &self.inputs[r.input].2;
-            let size = b.dtype.size_bytes();
-            core::enqueue_copy_buffer::<u8, _, _, _>(
-                &self.queue,
-                src,
-                dst,
-                off * size,
-                0,
-                b.bytes(),
-                None::<Event>,
-                None::<&mut Event>,
-            )
-            .map_err(|e| ocl_error(&format!("keeping {:?} on the device", r.output), &e))?;
-            self.device_newer[r.input] = true;
         }
-        core::finish(&self.queue).map_err(|e| ocl_error("waiting for the updates", &e))?;
-        Ok(out)
+        outs.into_iter()
+            .map(|(name, id, data)| {
+                let t = self.tensor(&name, id, data, output_shapes)?;
+                Ok((name, t))
+            })
+            .collect()
+    }
+
+    /// The device work of [`OclExecutor::run_update_resident`] after the steps: the finite
+    /// checks, the guarded copies, non-blocking reads of the outputs and flags, and the
+    /// prefetch of `next`. The caller waits for the queue before touching the buffers.
+    fn enqueue_resident(
+        &mut self,
+        checking: bool,
+        outs: &mut [(String, usize, TensorData)],
+        index_flags: &mut [i32],
+        finite_flags: &mut [i32],
+        next: &[(&str, &Tensor)],
+    ) -> Result<(), ExecError> {
+        if checking {
+            fill_flags(&self.queue, &self.finite_flags, self.resident.len())
+                .map_err(|e| ocl_error("resetting the finite flags", &e))?;
+            for r in &self.resident {
+                if let Some(l) = &r.check {
+                    enqueue(&self.queue, l).map_err(|e| {
+                        ocl_error(&format!("checking {:?} for NaN/Inf", r.output), &e)
+                    })?;
+                }
+            }
+        }
+        let n_finite = if checking {
+            self.resident.len() as u32
+        } else {
+            0
+        };
+        for r in &self.resident {
+            let Some(l) = &r.copy else { continue };
+            let what = format!("keeping {:?} on the device", r.output);
+            core::set_kernel_arg(&l.kernel, COPY_FINITE_ARG, ArgVal::scalar(&n_finite))
+                .map_err(|e| ocl_error(&what, &e))?;
+            enqueue(&self.queue, l).map_err(|e| ocl_error(&what, &e))?;
+        }
+        for (_, id, data) in outs.iter_mut() {
+            let (mem, off) = self.mem_of(*id);
+            // SAFETY: the output lies inside its device buffer (validated); `data` stays
+            // in place until the caller has waited for the queue.
+            unsafe { read_data_async(&self.queue, mem, off, data) }
+                .map_err(|e| ocl_error(&format!("reading buffer {id}"), &e))?;
+        }
+        // SAFETY: as above; the flag buffers hold one int per step and per update.
+        unsafe {
+            if !index_flags.is_empty() {
+                read_slice_async(&self.queue, &self.flags, 0, index_flags)
+                    .map_err(|e| ocl_error("reading the index flags", &e))?;
+            }
+            if !finite_flags.is_empty() {
+                read_slice_async(&self.queue, &self.finite_flags, 0, finite_flags)
+                    .map_err(|e| ocl_error("reading the finite flags", &e))?;
+            }
+        }
+        core::flush(&self.queue).map_err(|e| ocl_error("starting the steps", &e))?;
+        // The host copies the next minibatch while the device runs this step.
+        self.prefetch(next)
     }
 
     /// Reads every value [`OclExecutor::run_update_resident`] kept on the device into its
@@ -896,83 +1006,129 @@ impl OclExecutor {
         Ok(())
     }
 
-    /// Uploads the feeds, runs every step and checks the index flags.
-    fn execute(&mut self, feeds: &HashMap<String, Tensor>) -> Result<(), ExecError> {
-        for (i, (name, id, mem)) in self.inputs.iter().enumerate() {
+    /// Starts uploading `next` — tensors a later run will feed, typically the next
+    /// minibatch — on the transfer queue, into a staging buffer per input, so that the run
+    /// that feeds the same tensors (same [`Tensor::stamp`]) copies them on the device
+    /// instead of waiting for the host. Inputs whose device buffer already holds the tensor
+    /// are skipped. Each name must be an input, with the input's dtype and element count.
+    pub fn prefetch(&mut self, next: &[(&str, &Tensor)]) -> Result<(), ExecError> {
+        for &(name, t) in next {
+            let Some(i) = self.inputs.iter().position(|(n, _, _)| n == name) else {
+                return Err(ExecError::UnknownInput {
+                    name: name.to_string(),
+                    inputs: self.inputs.iter().map(|(n, _, _)| n.clone()).collect(),
+                });
+            };
+            let b = &self.program.buffers[self.inputs[i].1];
+            check_feed(name, b, t)?;
+            let stamp = Some(t.stamp());
+            if b.len == 0
+                || self.stamps[i] == stamp
+                || self.staging[i].as_ref().is_some_and(|s| s.stamp == stamp)
+            {
+                continue;
+            }
+            let what = format!("prefetching input {name:?}");
+            if self.staging[i].is_none() {
+                let s = Staging::new(&self._context, &self.queue, b.bytes(), &what)?;
+                self.staging[i] = Some(s);
+            }
+            if let Some(s) = self.staging[i].as_mut() {
+                s.upload(&self.transfer, t, &what)?;
+            }
+        }
+        core::flush(&self.transfer).map_err(|e| ocl_error("starting the prefetch", &e))
+    }
+
+    /// Enqueues a run up to its results: the uploads the feeds need (a device-side copy
+    /// where [`OclExecutor::prefetch`] staged the tensor, else a blocking write), the reset
+    /// of the index flags and every step. Waits for none of it.
+    fn enqueue_steps(&mut self, feeds: &HashMap<String, Tensor>) -> Result<(), ExecError> {
+        for i in 0..self.inputs.len() {
+            let (name, id, mem) = &self.inputs[i];
             let b = &self.program.buffers[*id];
             let t = feeds
                 .get(name)
                 .ok_or_else(|| ExecError::MissingInput(name.clone()))?;
-            if t.dtype() != b.dtype || t.numel() != b.len {
-                return Err(ExecError::InputType {
-                    name: name.clone(),
-                    dtype: b.dtype,
-                    len: b.len,
-                    got_dtype: t.dtype(),
-                    got: t.numel(),
-                });
-            }
-            if b.len == 0 || self.stamps[i] == Some(t.stamp()) {
+            check_feed(name, b, t)?;
+            let stamp = Some(t.stamp());
+            if b.len == 0 || self.stamps[i] == stamp {
                 continue;
             }
             let what = format!("uploading input {name:?}");
-            write_data(&self.queue, mem, 0, t.data()).map_err(|e| ocl_error(&what, &e))?;
-            self.stamps[i] = Some(t.stamp());
+            match self.staging[i].as_mut().filter(|s| s.stamp == stamp) {
+                Some(s) => {
+                    let mut consumed = Event::null();
+                    core::enqueue_copy_buffer::<u8, _, _, _>(
+                        &self.queue,
+                        &s.device,
+                        mem,
+                        0,
+                        0,
+                        b.bytes(),
+                        s.uploaded.as_ref(),
+                        Some(&mut consumed),
+                    )
+                    .map_err(|e| ocl_error(&what, &e))?;
+                    s.consumed = Some(consumed);
+                    self.uploads.prefetched += 1;
+                }
+                None => {
+                    write_data(&self.queue, mem, 0, t.data()).map_err(|e| ocl_error(&what, &e))?;
+                    self.uploads.from_host += 1;
+                }
+            }
+            self.stamps[i] = stamp;
             self.device_newer[i] = false;
         }
         if self.checks.iter().any(Option::is_some) {
-            let ok = vec![INDEX_OK; self.program.steps.len()];
-            write_slice(&self.queue, &self.flags, 0, &ok)
+            fill_flags(&self.queue, &self.flags, self.program.steps.len())
                 .map_err(|e| ocl_error("resetting the index flags", &e))?;
         }
         for (s, launch) in self.launches.iter().enumerate() {
             let Some(l) = launch else { continue };
-            // SAFETY: every argument was set at creation to a live buffer or scalar; the
-            // kernels guard their NDRange and were checked against the buffers' sizes
-            // (validated program).
-            unsafe {
-                core::enqueue_kernel(
-                    &self.queue,
-                    &l.kernel,
-                    l.dims,
-                    None,
-                    &l.global,
-                    l.local,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
-            .map_err(|e| {
+            enqueue(&self.queue, l).map_err(|e| {
                 ocl_error(
                     &format!("running step {s} ({})", self.program.steps[s].describe()),
                     &e,
                 )
             })?;
         }
-        core::finish(&self.queue).map_err(|e| ocl_error("waiting for the steps", &e))?;
-        if self.checks.iter().any(Option::is_some) {
-            let mut flags = vec![0i32; self.program.steps.len()];
-            read_slice(&self.queue, &self.flags, 0, &mut flags)
-                .map_err(|e| ocl_error("reading the index flags", &e))?;
-            for (s, c) in self.checks.iter().enumerate() {
-                let Some(c) = c else { continue };
-                if flags[s] == INDEX_OK {
-                    continue;
-                }
-                let position = flags[s] as usize;
-                let (mem, off) = self.mem_of(c.indices);
-                let mut index = [0i32];
-                read_slice(&self.queue, mem, off + position, &mut index)
-                    .map_err(|e| ocl_error("reading a bad index", &e))?;
-                return Err(ExecError::Index {
-                    op: c.op,
-                    source: IndexError {
-                        position,
-                        index: index[0],
-                        rows: c.rows,
-                    },
-                });
+        Ok(())
+    }
+
+    /// Waits for the enqueued steps and reports the first bad index an index routine met.
+    fn finish_index_checks(&self) -> Result<(), ExecError> {
+        if !self.checks.iter().any(Option::is_some) {
+            return Ok(());
+        }
+        let mut flags = vec![0i32; self.program.steps.len()];
+        read_slice(&self.queue, &self.flags, 0, &mut flags)
+            .map_err(|e| ocl_error("reading the index flags", &e))?;
+        self.check_index_flags(&flags)
+    }
+
+    /// The error for the first raised flag of `flags` (one per step; empty: none), with the
+    /// bad index read back.
+    fn check_index_flags(&self, flags: &[i32]) -> Result<(), ExecError> {
+        for (c, &flag) in self.checks.iter().zip(flags) {
+            let Some(c) = c else { continue };
+            if flag == INDEX_OK {
+                continue;
             }
+            let position = flag as usize;
+            let (mem, off) = self.mem_of(c.indices);
+            let mut index = [0i32];
+            read_slice(&self.queue, mem, off + position, &mut index)
+                .map_err(|e| ocl_error("reading a bad index", &e))?;
+            return Err(ExecError::Index {
+                op: c.op,
+                source: IndexError {
+                    position,
+                    index: index[0],
+                    rows: c.rows,
+                },
+            });
         }
         Ok(())
     }
@@ -1048,7 +1204,7 @@ fn build_loops(
     let renamed = |s: usize, src: &str| format!("#define xk xk_{s}\n{src}\n#undef xk\n");
     if steps.len() > 1 {
         let all: String = steps.iter().map(|(s, src)| renamed(*s, src)).collect();
-        if let Ok(p) = build(b.context, b.device, &all, options, "the loop kernels") {
+        if let Ok(p) = b.build(&all, options, "the loop kernels") {
             return steps
                 .iter()
                 .map(|(s, _)| Ok((*s, p.clone(), format!("xk_{s}"))))
@@ -1059,7 +1215,7 @@ fn build_loops(
         .iter()
         .map(|(s, src)| {
             let what = format!("step {s} (loop {})", step_name(*s));
-            let p = build(b.context, b.device, src, options, &what)?;
+            let p = b.build(src, options, &what)?;
             Ok((*s, p, "xk".to_string()))
         })
         .collect()
@@ -1236,6 +1392,53 @@ fn gemm_launch(
     })
 }
 
+/// Enqueues launch `l` on `queue`.
+fn enqueue(queue: &CommandQueue, l: &Launch) -> Result<(), core::Error> {
+    // SAFETY: every launch's arguments were set at creation to live buffers and scalars
+    // (the guarded copy's flag count is set before each launch); the kernels guard their
+    // NDRange and were checked against the buffers' sizes (validated program).
+    unsafe {
+        core::enqueue_kernel(
+            queue,
+            &l.kernel,
+            l.dims,
+            None,
+            &l.global,
+            l.local,
+            None::<Event>,
+            None::<&mut Event>,
+        )
+    }
+}
+
+/// Enqueues setting the first `n` flags of `flags` to [`INDEX_OK`].
+fn fill_flags(queue: &CommandQueue, flags: &Mem, n: usize) -> Result<(), core::Error> {
+    core::enqueue_fill_buffer(
+        queue,
+        flags,
+        INDEX_OK,
+        0,
+        n,
+        None::<Event>,
+        None::<&mut Event>,
+        None,
+    )
+}
+
+/// `t` fits input `name` (buffer `b`): its dtype and element count.
+fn check_feed(name: &str, b: &crate::program::BufferDecl, t: &Tensor) -> Result<(), ExecError> {
+    if t.dtype() != b.dtype || t.numel() != b.len {
+        return Err(ExecError::InputType {
+            name: name.to_string(),
+            dtype: b.dtype,
+            len: b.len,
+            got_dtype: t.dtype(),
+            got: t.numel(),
+        });
+    }
+    Ok(())
+}
+
 /// Blocking write of `data` into `mem` at element offset `offset`.
 fn write_slice<T: ocl::OclPrm>(
     queue: &CommandQueue,
@@ -1277,6 +1480,51 @@ fn read_slice<T: ocl::OclPrm>(
             None::<Event>,
             None::<&mut Event>,
         )
+    }
+}
+
+/// Non-blocking read of `mem` at element offset `offset` into `data`.
+///
+/// # Safety
+/// `data` must stay in place, and unread by the host, until the queue has finished; the
+/// range must lie inside the buffer.
+unsafe fn read_slice_async<T: ocl::OclPrm>(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &mut [T],
+) -> Result<(), core::Error> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        core::enqueue_read_buffer(
+            queue,
+            mem,
+            false,
+            offset,
+            data,
+            None::<Event>,
+            None::<&mut Event>,
+        )
+    }
+}
+
+/// [`read_slice_async`] for any dtype.
+///
+/// # Safety
+/// As for [`read_slice_async`].
+unsafe fn read_data_async(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &mut TensorData,
+) -> Result<(), core::Error> {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match data {
+            TensorData::F32(v) => read_slice_async(queue, mem, offset, v),
+            TensorData::F64(v) => read_slice_async(queue, mem, offset, v),
+            TensorData::I32(v) => read_slice_async(queue, mem, offset, v),
+        }
     }
 }
 
@@ -1387,21 +1635,8 @@ fn choose_gemm_config(
         let mut fastest = std::time::Duration::MAX;
         for rep in 0..4 {
             let t = std::time::Instant::now();
-            // SAFETY: as for the step's own launch (arguments set to live buffers, the
-            // kernel guards its ranges); the arena is cleared after tuning.
-            unsafe {
-                core::enqueue_kernel(
-                    queue,
-                    &l.kernel,
-                    l.dims,
-                    None,
-                    &l.global,
-                    l.local,
-                    None::<Event>,
-                    None::<&mut Event>,
-                )
-            }
-            .map_err(|e| ocl_error(&format!("tuning step {s}"), &e))?;
+            // The arena is cleared after tuning.
+            enqueue(queue, &l).map_err(|e| ocl_error(&format!("tuning step {s}"), &e))?;
             core::finish(queue).map_err(|e| ocl_error(&format!("tuning step {s}"), &e))?;
             if rep > 0 {
                 fastest = fastest.min(t.elapsed());
