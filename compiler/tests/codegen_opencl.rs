@@ -244,9 +244,10 @@ fn ord64(x: f64) -> i128 {
     }
 }
 
-/// Largest ulp distance seen, per label (printed by the tests).
+/// Largest ulp distance seen, per label (printed by the tests), and how many of the kernels
+/// run were vectorized.
 #[derive(Default, Debug)]
-struct UlpStats(std::collections::BTreeMap<String, u64>);
+struct UlpStats(std::collections::BTreeMap<String, u64>, usize);
 
 impl UlpStats {
     fn note(&mut self, label: &str, ulps: u64) {
@@ -545,6 +546,32 @@ fn source_is_deterministic_and_has_the_documented_shape() {
     // Another entry name changes only the entry line.
     let named = loop_kernel_source_named(&k, "relu7").unwrap();
     assert_eq!(named.replace("void relu7(", "void xk("), src);
+    // Eight columns: four lanes per work-item, vector loads and stores.
+    let k = relu_bias_kernel(4, 8);
+    assert_eq!(k.vector_axis(), Some(1));
+    let src = loop_kernel_source(&k).unwrap();
+    let lines: Vec<&str> = src.lines().map(str::trim).collect();
+    for want in [
+        "if (gid >= 8UL) return;",
+        "const long i1 = (long)(q % 2UL) * 4L;",
+        "q /= 2UL;",
+        "const float4 l0 = vload4(0, b0 + (i0 * 8L + i1));",
+        "const float4 l1 = vload4(0, b1 + (i1));",
+        "float v0_0 = l0.s0;",
+        "float v1_3 = l1.s3;",
+        "float v2_3 = v0_3 + v1_3;",
+        "vstore4((float4)(v4_0, v4_1, v4_2, v4_3), 0, b2 + (i0 * 8L + i1));",
+    ] {
+        assert!(lines.contains(&want), "missing line {want:?} in\n{src}");
+    }
+    assert_eq!(loop_global_size(&k), 8);
+    // A strided (transposed) output stays scalar per lane.
+    let mut kt = k.clone();
+    kt.stores[0].access = access(2, 0, &[1, 4]);
+    let src = loop_kernel_source(&kt).unwrap();
+    assert!(src.contains("b2[i0 + (i1 + 3L) * 4L] = v4_3;"), "{src}");
+    // A reduction, or an extent that is not a multiple of four, is not vectorized.
+    assert_eq!(relu_bias_kernel(4, 10).vector_axis(), None);
 }
 
 #[test]
@@ -568,26 +595,27 @@ fn invalid_kernels_are_errors() {
 #[test]
 fn relu_bias_runs_with_offsets_and_every_launch() {
     let Some((_lock, cl)) = cl() else { return };
-    let k = relu_bias_kernel(7, 13);
-    let x: Vec<f32> = (0..91).map(|i| (i as f32 - 45.0) * 0.37).collect();
-    let b: Vec<f32> = (0..13).map(|i| (i as f32 - 6.0) * 1.1).collect();
-    let case = Case {
-        data: vec![
-            TensorData::F32(x),
-            TensorData::F32(b),
-            TensorData::F32(vec![0.0; 91]),
-        ],
-        tol: vec![Tol::Exact; 3],
-        labels: vec![],
-        kernel: k,
+    // Scalar (13 columns) and vectorized (16 columns).
+    let case = |cols: usize| {
+        let n = 7 * cols;
+        let x: Vec<f32> = (0..n).map(|i| (i as f32 - 45.0) * 0.37).collect();
+        let b: Vec<f32> = (0..cols).map(|i| (i as f32 - 6.0) * 1.1).collect();
+        Case {
+            data: vec![
+                TensorData::F32(x),
+                TensorData::F32(b),
+                TensorData::F32(vec![0.0; n]),
+            ],
+            tol: vec![Tol::Exact; 3],
+            labels: vec![],
+            kernel: relu_bias_kernel(7, cols),
+        }
     };
+    let cases = [case(13), case(16)];
+    assert_eq!(cases[1].kernel.vector_axis(), Some(1));
     let mut stats = UlpStats::default();
-    check_cases(
-        cl,
-        std::slice::from_ref(&case),
-        &|_| ALL_LAUNCHES.to_vec(),
-        &mut stats,
-    );
+    check_cases(cl, &cases, &|_| ALL_LAUNCHES.to_vec(), &mut stats);
+    let case = case(13);
     // Offsets matter: the output really was written (not all zero).
     let (program, entries) = build(cl, &[&case.kernel]);
     let got = run_on_device(
@@ -1280,6 +1308,7 @@ fn run_random(
             c.kernel.validate().unwrap_or_else(|e| {
                 panic!("generator made an invalid kernel: {e}\n{:#?}", c.kernel)
             });
+            stats.1 += usize::from(c.kernel.vector_axis().is_some());
         }
         let base = made;
         check_cases(
@@ -1296,8 +1325,15 @@ fn run_random(
 #[test]
 fn random_kernels_match_reference_exactly() {
     let (stats, took) = run_random(0x0c1_0001, 300, 50, GenMode::Exact);
-    eprintln!("300 random exact kernels in {took:.1?}");
+    eprintln!(
+        "300 random exact kernels ({} vectorized) in {took:.1?}",
+        stats.1
+    );
     assert!(stats.0.values().all(|&u| u == 0), "{stats:?}");
+    // The generator reaches the vector lanes too (when a device ran the kernels).
+    if cl().is_some() {
+        assert!(stats.1 >= 20, "{} vectorized", stats.1);
+    }
 }
 
 #[test]

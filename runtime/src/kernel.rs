@@ -140,6 +140,9 @@ pub struct KernelError {
     pub reason: String,
 }
 
+/// Points of the [`LoopKernel::vector_axis`] one work-item computes (OpenCL's `float4`).
+pub const VECTOR_WIDTH: usize = 4;
+
 impl LoopKernel {
     fn err(&self, reason: impl Into<String>) -> KernelError {
         KernelError {
@@ -160,6 +163,42 @@ impl LoopKernel {
     /// `0..outer_extent()` among threads.
     pub fn outer_extent(&self) -> usize {
         self.outer_axes().first().map_or(1, |&a| self.shape[a])
+    }
+
+    /// The axis a data-parallel backend (OpenCL) vectorizes, with [`VECTOR_WIDTH`]
+    /// consecutive points of it per work-item: the last outer axis of extent > 1, when the
+    /// kernel is elementwise (no reduction), that axis's extent is a multiple of the width,
+    /// some load or store is contiguous along it (stride 1: one vector access) and no store
+    /// is constant along it (stride 0). `None`: one point per work-item.
+    pub fn vector_axis(&self) -> Option<usize> {
+        if self.reduce.is_some() {
+            return None;
+        }
+        let axis = (0..self.shape.len()).rev().find(|&a| self.shape[a] > 1)?;
+        let loads = self.body.iter().filter_map(|i| match i {
+            Instr::Load(a) => Some(a),
+            _ => None,
+        });
+        let mut accesses = loads.chain(self.stores.iter().map(|s| &s.access));
+        let contiguous = accesses.any(|a| a.strides.get(axis) == Some(&1));
+        let stores_move = self
+            .stores
+            .iter()
+            .all(|s| s.access.strides.get(axis) != Some(&0));
+        (self.shape[axis].is_multiple_of(VECTOR_WIDTH) && contiguous && stores_move).then_some(axis)
+    }
+
+    /// Work-items a data-parallel backend runs: the outer points, divided by
+    /// [`VECTOR_WIDTH`] when the kernel has a [`LoopKernel::vector_axis`] (0 for an empty
+    /// iteration space).
+    pub fn work_items(&self) -> usize {
+        let points: usize = self.outer_axes().iter().map(|&a| self.shape[a]).product();
+        let width = if self.vector_axis().is_some() {
+            VECTOR_WIDTH
+        } else {
+            1
+        };
+        points / width
     }
 
     /// All instructions in value-number order (body, then post).

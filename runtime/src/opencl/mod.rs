@@ -465,8 +465,9 @@ impl OclExecutor {
     ///
     /// Loop-kernel convention: for each argument `i` of `LoopKernel::args` the kernel takes
     /// `__global T* a{i}, ulong o{i}` (element offset into that buffer) and runs over a 1-D
-    /// NDRange of the product of the kernel's outer axes, rounded up to the work-group size
-    /// (the kernel guards).
+    /// NDRange of [`LoopKernel::work_items`](crate::kernel::LoopKernel::work_items) (the
+    /// outer points, a quarter of them when the kernel has a vector axis), rounded up to
+    /// the work-group size (the kernel guards).
     pub fn new(
         program: Program,
         loop_sources: Vec<Option<String>>,
@@ -588,7 +589,7 @@ impl OclExecutor {
             }
             let what = format!("step {s} (loop {})", k.name);
             let kernel = builder.kernel(prog, name, &args, &what)?;
-            let n: usize = k.outer_axes().iter().map(|&a| k.shape[a]).product();
+            let n = k.work_items();
             let group = core::get_kernel_work_group_info(
                 &kernel,
                 dev,

@@ -84,11 +84,22 @@
 //!   `exp` and `tanh` return NaN for a NaN at run time, but LLVM constant-folds them to 0
 //!   on a NaN it can prove (its library code assumes no NaNs), which the guard prevents.
 //!
-//! Vector types are not used: one work-item computes one scalar point.
+//! # Vector lanes
+//!
+//! An elementwise kernel with a [`LoopKernel::vector_axis`] (the last axis of extent > 1,
+//! a multiple of [`VECTOR_WIDTH`] = 4, with some access contiguous along it and no store
+//! constant along it) computes four consecutive points of that axis per work-item: the
+//! NDRange shrinks fourfold ([`loop_global_size`]), the axis index `i` is the first lane's,
+//! contiguous loads become one `vload4` each (`l{n}`, lane `l{n}.s0`…`s3`), contiguous
+//! stores one `vstore4`, other accesses stay scalar per lane (`(i + 1L)` …), and the
+//! arithmetic is emitted once per lane (`v{n}_0` … `v{n}_3`), as scalar code with exactly
+//! the semantics below — the vector types widen the memory transactions, not the math.
+//! All four lanes' loads come before any store, which changes nothing under the
+//! no-cross-point-dependence rule above.
 
 use std::fmt::Write as _;
 use xenon_runtime::DType;
-use xenon_runtime::kernel::{Access, Instr, KernelError, LoopKernel};
+use xenon_runtime::kernel::{Access, Instr, KernelError, LoopKernel, VECTOR_WIDTH};
 use xenon_runtime::ops::{BinaryOp, CompareOp, ReduceOp, Scalar, UnaryOp};
 
 /// The entry point every generated loop kernel has.
@@ -120,7 +131,8 @@ pub enum OpenClCodegenError {
 /// use xenon_runtime::kernel::{Access, Instr, KernelArg, LoopKernel, Store};
 /// use xenon_runtime::ops::UnaryOp;
 ///
-/// // y[i] = -x[i] over 8 f32 elements.
+/// // y[i] = -x[i] over 8 f32 elements: two work-items of four lanes (float4 loads and
+/// // stores, scalar arithmetic per lane).
 /// let access = |arg| Access { arg, offset: 0, strides: vec![1] };
 /// let kernel = LoopKernel {
 ///     name: "neg".into(),
@@ -135,9 +147,11 @@ pub enum OpenClCodegenError {
 /// };
 /// let src = loop_kernel_source(&kernel).unwrap();
 /// assert!(src.contains("__kernel void xk(__global float* a0, ulong o0, __global float* a1, ulong o1)"));
-/// assert!(src.contains("if (gid >= 8UL) return;"));
-/// assert!(src.contains("float v1 = -v0;"));
-/// assert_eq!(loop_global_size(&kernel), 8);
+/// assert!(src.contains("if (gid >= 2UL) return;"));
+/// assert!(src.contains("const float4 l0 = vload4(0, b0 + (i0));"));
+/// assert!(src.contains("float v1_3 = -v0_3;"));
+/// assert!(src.contains("vstore4((float4)(v1_0, v1_1, v1_2, v1_3), 0, b1 + (i0));"));
+/// assert_eq!(loop_global_size(&kernel), 2);
 /// ```
 pub fn loop_kernel_source(kernel: &LoopKernel) -> Result<String, OpenClCodegenError> {
     loop_kernel_source_named(kernel, LOOP_ENTRY)
@@ -164,6 +178,8 @@ pub fn loop_kernel_source_named(
         k: kernel,
         types: &types,
         out: String::new(),
+        vector: kernel.vector_axis(),
+        lane: 0,
     }
     .source(entry))
 }
@@ -194,14 +210,10 @@ pub fn program_listing(
     Ok(out)
 }
 
-/// Number of work-items the kernel needs: the product of its outer axes (at least 1).
+/// Number of work-items the kernel needs: [`LoopKernel::work_items`] (the product of its
+/// outer axes, divided by [`VECTOR_WIDTH`] when it is vectorized), at least 1.
 pub fn loop_global_size(kernel: &LoopKernel) -> usize {
-    kernel
-        .outer_axes()
-        .iter()
-        .map(|&a| kernel.shape[a])
-        .product::<usize>()
-        .max(1)
+    kernel.work_items().max(1)
 }
 
 /// The OpenCL C type of a dtype.
@@ -265,6 +277,11 @@ struct Gen<'k> {
     k: &'k LoopKernel,
     types: &'k [DType],
     out: String,
+    /// The vectorized axis ([`LoopKernel::vector_axis`]): each work-item computes
+    /// [`VECTOR_WIDTH`] lanes, consecutive points along it.
+    vector: Option<usize>,
+    /// The lane being emitted (0 when not vectorized).
+    lane: usize,
 }
 
 impl Gen<'_> {
@@ -321,17 +338,33 @@ impl Gen<'_> {
         for &a in outer.iter().filter(|&&a| k.shape[a] == 1) {
             self.line(1, &format!("const long i{a} = 0;"));
         }
+        // The vectorized axis counts groups of lanes; `i` is its first lane's index.
+        let vector = self.vector;
+        let scale = |a: usize| {
+            if Some(a) == vector {
+                format!(" * {VECTOR_WIDTH}L")
+            } else {
+                String::new()
+            }
+        };
         match moving.len() {
             0 => {}
-            1 => self.line(1, &format!("const long i{} = (long)gid;", moving[0])),
+            1 => {
+                let a = moving[0];
+                self.line(1, &format!("const long i{a} = (long)gid{};", scale(a)));
+            }
             _ => {
                 self.line(1, "ulong q = gid;");
                 for (j, &a) in moving.iter().enumerate().rev() {
                     if j == 0 {
                         self.line(1, &format!("const long i{a} = (long)q;"));
                     } else {
-                        let e = k.shape[a];
-                        self.line(1, &format!("const long i{a} = (long)(q % {e}UL);"));
+                        let e = match vector {
+                            Some(v) if v == a => k.shape[a] / VECTOR_WIDTH,
+                            _ => k.shape[a],
+                        };
+                        let s = scale(a);
+                        self.line(1, &format!("const long i{a} = (long)(q % {e}UL){s};"));
                         self.line(1, &format!("q /= {e}UL;"));
                     }
                 }
@@ -340,6 +373,29 @@ impl Gen<'_> {
 
         let nbody = k.body.len();
         match &k.reduce {
+            None if self.vector.is_some() => {
+                // Contiguous loads as one vector load each, then every lane's values.
+                for v in 0..nbody {
+                    if let Some(a) = self.vector_access(&k.body[v]) {
+                        let t = ctype(self.types[v]);
+                        let idx = self.index(a);
+                        self.line(
+                            1,
+                            &format!(
+                                "const {t}{VECTOR_WIDTH} l{v} = vload{VECTOR_WIDTH}(0, b{} + ({idx}));",
+                                a.arg
+                            ),
+                        );
+                    }
+                }
+                for lane in 0..VECTOR_WIDTH {
+                    self.lane = lane;
+                    for v in 0..nbody {
+                        self.value(1, v);
+                    }
+                }
+                self.lane = 0;
+            }
             None => {
                 for v in 0..nbody {
                     self.value(1, v);
@@ -403,15 +459,60 @@ impl Gen<'_> {
             }
         }
         for s in &k.stores {
-            let idx = self.index(&s.access);
-            self.line(1, &format!("b{}[{idx}] = v{};", s.access.arg, s.value));
+            let (arg, v) = (s.access.arg, s.value);
+            let contiguous = self
+                .vector
+                .is_some_and(|axis| s.access.strides.get(axis) == Some(&1));
+            if contiguous {
+                let t = ctype(self.types[v as usize]);
+                let lanes: Vec<String> = (0..VECTOR_WIDTH).map(|l| format!("v{v}_{l}")).collect();
+                let idx = self.index(&s.access);
+                self.line(
+                    1,
+                    &format!(
+                        "vstore{VECTOR_WIDTH}(({t}{VECTOR_WIDTH})({}), 0, b{arg} + ({idx}));",
+                        lanes.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let lanes = if self.vector.is_some() {
+                VECTOR_WIDTH
+            } else {
+                1
+            };
+            for lane in 0..lanes {
+                self.lane = lane;
+                let idx = self.index(&s.access);
+                let name = self.var(v);
+                self.line(1, &format!("b{arg}[{idx}] = {name};"));
+            }
+            self.lane = 0;
         }
         self.line(0, "}");
         self.out
     }
 
-    /// The element index of an access at the current point: `offset + Σ i_d·stride_d`
-    /// as a `long` expression.
+    /// The name of value `v` in the current lane.
+    fn var(&self, v: u32) -> String {
+        if self.vector.is_some() {
+            format!("v{v}_{}", self.lane)
+        } else {
+            format!("v{v}")
+        }
+    }
+
+    /// The access of `ins` when it is a load that is contiguous along the vectorized axis
+    /// (read with one vector load for all lanes).
+    fn vector_access<'a>(&self, ins: &'a Instr) -> Option<&'a Access> {
+        match (ins, self.vector) {
+            (Instr::Load(a), Some(axis)) if a.strides.get(axis) == Some(&1) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The element index of an access at the current point (and lane):
+    /// `offset + Σ i_d·stride_d` as a `long` expression.
     fn index(&self, a: &Access) -> String {
         let mut s = String::new();
         if a.offset != 0 {
@@ -422,11 +523,11 @@ impl Gen<'_> {
                 continue;
             }
             let m = st.unsigned_abs();
-            let term = if m == 1 {
-                format!("i{d}")
-            } else {
-                format!("i{d} * {m}L")
+            let i = match self.lane {
+                l if l > 0 && self.vector == Some(d) => format!("(i{d} + {l}L)"),
+                _ => format!("i{d}"),
             };
+            let term = if m == 1 { i } else { format!("{i} * {m}L") };
             match (s.is_empty(), st < 0) {
                 (true, false) => s.push_str(&term),
                 (true, true) => {
@@ -451,8 +552,9 @@ impl Gen<'_> {
         let k = self.k;
         let ins = k.instrs().nth(v).expect("value in range");
         let t = self.types[v];
-        let name = |x: &u32| format!("v{x}");
+        let name = |x: &u32| self.var(*x);
         let expr = match ins {
+            Instr::Load(_) if self.vector_access(ins).is_some() => format!("l{v}.s{}", self.lane),
             Instr::Load(a) => format!("b{}[{}]", a.arg, self.index(a)),
             Instr::Const { dtype, value } => literal(Scalar::from_f64(*dtype, *value)),
             Instr::Unary { func, a } => unary(*func, t, &name(a)),
@@ -476,7 +578,8 @@ impl Gen<'_> {
             Instr::Cast { to, a } => cast(self.types[*a as usize], *to, &name(a)),
             Instr::Accumulator => "acc".to_string(),
         };
-        self.line(depth, &format!("{} v{v} = {expr};", ctype(t)));
+        let out = self.var(v as u32);
+        self.line(depth, &format!("{} {out} = {expr};", ctype(t)));
     }
 }
 
