@@ -798,6 +798,8 @@ impl OclExecutor {
             let data = self.read(*id, None)?;
             out.insert(name.clone(), self.tensor(name, *id, data, output_shapes)?);
         }
+        // Without outputs nothing above waited: a run returns when its steps are done.
+        core::finish(&self.queue).map_err(|e| ocl_error("running the steps", &e))?;
         Ok(out)
     }
 
