@@ -65,6 +65,13 @@ fn feeds(g: &Graph, rng: &mut Rng) -> interp::Feeds {
         let data: Vec<f64> = match name.as_str() {
             "x" => (0..n).map(|_| rng.unit()).collect(),
             "lr" => vec![0.1],
+            // Second-moment optimizer states are sums of squares: never negative.
+            s if ["accumulator", "grad_avg", "step_avg", "v"]
+                .iter()
+                .any(|st| s.ends_with(&format!("/{st}"))) =>
+            {
+                (0..n).map(|_| 0.1 * rng.unit()).collect()
+            }
             "t" => {
                 // one-hot rows
                 let k = *t.shape.last().unwrap();

@@ -46,11 +46,17 @@ fn every_example_model_matches_the_interpreter() {
             "{}",
             path.display()
         );
+        // Adam's update lr·m/(√v + ε) turns an absolute gradient error δ of a gradient
+        // near ε (1e-8) into lr·δ/ε in the weight: f32 rounding differences of ~1e-12 in
+        // such gradients (sums with cancellation) move a weight by ~5e-7, about 1e-5 of
+        // the largest weight. Every other example meets 1e-5.
+        let adam = path.to_string_lossy().contains("adam");
+        let tol = if adam { 1e-4 } else { 1e-5 };
         for r in &reports {
             assert!(!r.outputs.is_empty(), "{}", path.display());
             for o in &r.outputs {
                 assert!(
-                    o.relative <= 1e-5,
+                    o.relative <= tol,
                     "{}: output {} is {:e} from the interpreter",
                     path.display(),
                     o.name,

@@ -12,8 +12,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xenon_compiler::backend::Executable;
 use xenon_compiler::interp::Feeds;
-use xenon_frontend::model::state_name;
-use xenon_frontend::optimizer::LR_INPUT;
 use xenon_frontend::prelude::*;
 use xenon_runtime::cpu::gemm::{Isa, cpu_name, peak::peak_gflops_f32};
 use xenon_runtime::exec::StepTimes;
@@ -121,21 +119,17 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     // The other minibatch: training steps alternate between the two, as training feeds a
     // new minibatch every step (a device backend uploads the next one during the step).
     let mut other = (random(x_shape, 3), targets(4)?);
-    feeds.insert(
-        LR_INPUT.into(),
-        Tensor::full(DType::F32, vec![], optimizer.learning_rate(0)),
-    );
+    for (name, lr) in optimizer.learning_rates(0, 1) {
+        feeds.insert(name, Tensor::full(DType::F32, vec![], lr));
+    }
     for p in model.params() {
         feeds.insert(
             p.name.clone(),
             model.value(&p.name).expect("initialized").clone(),
         );
-        for st in optimizer.state_names() {
-            feeds.insert(
-                state_name(&p.name, st),
-                Tensor::zeros(DType::F32, p.shape.clone()),
-            );
-        }
+    }
+    for (name, p) in model.state_names(&optimizer) {
+        feeds.insert(name, Tensor::zeros(DType::F32, p));
     }
 
     let compile_start = Instant::now();

@@ -75,6 +75,7 @@ pub struct LayerCtx<'a> {
     /// The graph being built.
     pub g: &'a mut Graph,
     name: &'a str,
+    class: &'static str,
     dtype: DType,
     params: &'a mut Vec<ParamSpec>,
 }
@@ -90,9 +91,15 @@ impl<'a> LayerCtx<'a> {
         LayerCtx {
             g,
             name,
+            class: "",
             dtype,
             params,
         }
+    }
+
+    /// Records the class of the layer being lowered (its parameters carry it).
+    pub fn set_class(&mut self, class: &'static str) {
+        self.class = class;
     }
 
     /// The layer's unique name (the graph scope and the parameters' prefix).
@@ -118,6 +125,7 @@ impl<'a> LayerCtx<'a> {
         self.params.push(ParamSpec {
             name,
             layer: self.name.to_string(),
+            class: self.class.to_string(),
             shape: shape.to_vec(),
             init: init.clone(),
             fans,

@@ -152,6 +152,7 @@ macro_rules! layers {
                 inputs: &[NodeId],
             ) -> Result<Vec<NodeId>, LayerError> {
                 ctx.check_arity(self.type_name(), self.arity(), inputs)?;
+                ctx.set_class(self.type_name());
                 match self {
                     $(Layer::$class(l) => l.lower(ctx, inputs),)*
                 }
@@ -182,6 +183,8 @@ pub struct ParamSpec {
     pub name: String,
     /// The layer that owns it.
     pub layer: String,
+    /// That layer's class (`Linear`, `Bias`, …; what a MultiOptimizer maps).
+    pub class: String,
     /// Shape in Xenon's layout.
     pub shape: Vec<usize>,
     /// How it is initialized.

@@ -4,10 +4,10 @@ use super::{Model, ModelError, T, X, shape_batch};
 use crate::callback::Callback;
 use crate::cost::Cost;
 use crate::data::BatchIterator;
-use crate::optimizer::{LR_INPUT, Optimizer};
+use crate::optimizer::{Optimizer, OptimizerError};
 use std::time::Instant;
 use xenon_compiler::backend::{BackendError, Executable};
-use xenon_compiler::ir::{Graph, NodeId};
+use xenon_compiler::ir::{Graph, GraphError, NodeId};
 use xenon_compiler::pipeline::{ApplyError, Request, Stage};
 use xenon_runtime::Tensor;
 use xenon_runtime::exec::ExecError;
@@ -78,7 +78,11 @@ impl Model {
         let (mut g, y) = self.forward_graph(batch)?;
         let t = self.targets(&mut g, y, nclass)?;
         let c = cost.lower(&mut g, y, t)?;
-        let lr = g.input(LR_INPUT, self.dtype, &[])?;
+        let lrs: Vec<(String, NodeId)> = optimizer
+            .learning_rates(0, 1)
+            .into_iter()
+            .map(|(name, _)| Ok((name.clone(), g.input(&name, self.dtype, &[])?)))
+            .collect::<Result<_, GraphError>>()?;
         let params: Vec<_> = self
             .params
             .iter()
@@ -89,46 +93,93 @@ impl Model {
             .collect();
         let wrt = params.clone();
         let apply = move |g: &mut Graph, grads: &[NodeId]| -> Result<(), ApplyError> {
-            self.add_update(g, optimizer, lr, &wrt, grads, c.mean)
+            self.add_update(g, optimizer, &lrs, &wrt, grads, c.mean)
                 .map_err(|e| Box::new(e) as ApplyError)
         };
         Ok(Request::train(g, c.objective, params, apply))
     }
 
     /// Adds `optimizer`'s update of the parameter nodes `params` from their gradients
-    /// `grads`, and the outputs `cost` (the batch mean `mean`) and `new/<name>` for every
-    /// parameter and state.
+    /// `grads` (each group of parameters by the optimizer [`Optimizer::assign`] gives it,
+    /// with its learning-rate input from `lrs`), and the outputs `cost` (the batch mean
+    /// `mean`) and `new/<name>` for every parameter and state.
     fn add_update(
         &self,
         g: &mut Graph,
         optimizer: &Optimizer,
-        lr: NodeId,
+        lrs: &[(String, NodeId)],
         params: &[NodeId],
         grads: &[NodeId],
         mean: NodeId,
     ) -> Result<(), ModelError> {
-        let mut states = Vec::new();
-        for p in &self.params {
-            let mut s = Vec::new();
-            for st in optimizer.state_names() {
-                s.push(g.parameter(&state_name(&p.name, st), self.dtype, &p.shape)?);
+        optimizer.validate()?;
+        // Parameter indices per learning-rate input (one per optimizer), in first-use order.
+        let mut groups: Vec<(String, &Optimizer, Vec<usize>)> = Vec::new();
+        for (i, p) in self.params.iter().enumerate() {
+            let (key, opt) = Self::assigned(optimizer, p)?;
+            match groups.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, members)) => members.push(i),
+                None => groups.push((key, opt, vec![i])),
             }
-            states.push(s);
         }
-        let updates = optimizer.update(g, lr, params, grads, &states)?;
         g.set_output("cost", mean)?;
-        for (p, u) in self.params.iter().zip(&updates) {
-            let out = format!("new/{}", p.name);
-            g.set_output(&out, u.param)?;
-            g.set_update(&out, &p.name)?;
-            for (st, &node) in optimizer.state_names().iter().zip(&u.state) {
-                let state = state_name(&p.name, st);
-                let out = format!("new/{state}");
-                g.set_output(&out, node)?;
-                g.set_update(&out, &state)?;
+        for (key, opt, members) in groups {
+            let Some(&(_, lr)) = lrs.iter().find(|(k, _)| *k == key) else {
+                return Err(ModelError::Optimizer(OptimizerError::Argument {
+                    optimizer: opt.class(),
+                    reason: format!("no learning-rate input {key:?}"),
+                }));
+            };
+            let mut states = Vec::new();
+            for &i in &members {
+                let p = &self.params[i];
+                let mut s = Vec::new();
+                for st in opt.state_names() {
+                    s.push(g.parameter(&state_name(&p.name, st), self.dtype, &p.shape)?);
+                }
+                states.push(s);
+            }
+            let ps: Vec<NodeId> = members.iter().map(|&i| params[i]).collect();
+            let gs: Vec<NodeId> = members.iter().map(|&i| grads[i]).collect();
+            let updates = opt.update(g, lr, &ps, &gs, &states)?;
+            for (&i, u) in members.iter().zip(&updates) {
+                let p = &self.params[i];
+                let out = format!("new/{}", p.name);
+                g.set_output(&out, u.param)?;
+                g.set_update(&out, &p.name)?;
+                for (st, &node) in opt.state_names().iter().zip(&u.state) {
+                    let state = state_name(&p.name, st);
+                    let out = format!("new/{state}");
+                    g.set_output(&out, node)?;
+                    g.set_update(&out, &state)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// The learning-rate input and optimizer that update parameter `p`.
+    fn assigned<'o>(
+        optimizer: &'o Optimizer,
+        p: &crate::layer::ParamSpec,
+    ) -> Result<(String, &'o Optimizer), ModelError> {
+        optimizer
+            .assign(&p.layer, &p.class)
+            .ok_or_else(|| ModelError::Optimizer(OptimizerError::NoDefault(String::new())))
+    }
+
+    /// Every optimizer state `optimizer` keeps, with its shape (its parameter's), in
+    /// parameter order: what the training step reads besides the parameters.
+    pub fn state_names(&self, optimizer: &Optimizer) -> Vec<(String, Vec<usize>)> {
+        let mut names = Vec::new();
+        for p in &self.params {
+            if let Ok((_, opt)) = Self::assigned(optimizer, p) {
+                for st in opt.state_names() {
+                    names.push((state_name(&p.name, st), p.shape.clone()));
+                }
+            }
+        }
+        names
     }
 
     /// Trains for `epochs` epochs on the batches of `train` (neon's `Model.fit`): for each
@@ -147,7 +198,10 @@ impl Model {
     /// Adds zero optimizer state for every parameter that has none yet.
     pub(crate) fn init_state(&mut self, optimizer: &Optimizer) {
         for p in &self.params {
-            for st in optimizer.state_names() {
+            let Ok((_, opt)) = Self::assigned(optimizer, p) else {
+                continue;
+            };
+            for st in opt.state_names() {
                 self.values
                     .entry(state_name(&p.name, st))
                     .or_insert_with(|| Tensor::zeros(self.dtype, p.shape.clone()));
@@ -174,10 +228,11 @@ impl Model {
             cb.on_train_begin(self, epochs)?;
         }
         let mut history = Vec::with_capacity(epochs);
+        // `(input, value, tensor)` of each learning rate fed.
+        let mut lr_feeds: Vec<(String, f64, Tensor)> = Vec::new();
         for _ in 0..epochs {
             let epoch = self.epoch_index;
             let start = Instant::now();
-            let lr = Tensor::full(self.dtype, vec![], optimizer.learning_rate(epoch));
             let batches = train.next_epoch();
             let nbatches = batches.nbatches();
             for cb in callbacks.iter_mut() {
@@ -200,14 +255,39 @@ impl Model {
                 let mut feeds = std::mem::take(&mut self.values);
                 feeds.insert(X.into(), x);
                 feeds.insert(T.into(), t);
-                feeds.insert(LR_INPUT.into(), lr.clone());
+                // The learning rates of this update (a tensor is kept while its value
+                // stays the same, so a device backend does not upload it again).
+                let step = self.step_index + 1;
+                for (name, value) in optimizer.learning_rates(epoch, step) {
+                    let fresh = match lr_feeds.iter().position(|(n, _, _)| *n == name) {
+                        Some(j) if lr_feeds[j].1 == value => None,
+                        Some(j) => Some(j),
+                        None => {
+                            lr_feeds.push((
+                                name.clone(),
+                                f64::NAN,
+                                Tensor::zeros(self.dtype, vec![]),
+                            ));
+                            Some(lr_feeds.len() - 1)
+                        }
+                    };
+                    if let Some(j) = fresh {
+                        lr_feeds[j] = (name, value, Tensor::full(self.dtype, vec![], value));
+                    }
+                }
+                for (name, _, t) in &lr_feeds {
+                    feeds.insert(name.clone(), t.clone());
+                }
                 let result = self
                     .program(key.clone(), |m| {
                         m.compile_train_step(b, nclass, cost, optimizer)
                     })
                     .and_then(|exe| Ok(exe.run_update_resident(&mut feeds, true, &next)?));
-                for k in [X, T, LR_INPUT] {
+                for k in [X, T] {
                     feeds.remove(k);
+                }
+                for (name, _, _) in &lr_feeds {
+                    feeds.remove(name);
                 }
                 // A non-finite update leaves every value as it was before the step. A
                 // device backend keeps the values on the device between steps; they come
@@ -247,6 +327,7 @@ impl Model {
                     });
                 }
                 total += c;
+                self.step_index += 1;
                 for cb in callbacks.iter_mut() {
                     cb.on_minibatch_end(epoch, k, c);
                 }

@@ -139,6 +139,8 @@ pub struct Model {
     /// Parameter and optimizer-state values by name.
     values: HashMap<String, Tensor>,
     epoch_index: usize,
+    /// Minibatch updates so far (the next update is `step_index + 1`).
+    step_index: u64,
     /// How graphs are compiled: the optimizer's configuration (training steps only), the
     /// backend and the hooks.
     pipeline: Pipeline,
@@ -152,6 +154,7 @@ impl std::fmt::Debug for Model {
             .field("input_shape", &self.input_shape)
             .field("pipeline", &self.pipeline)
             .field("epoch_index", &self.epoch_index)
+            .field("step_index", &self.step_index)
             .finish()
     }
 }
@@ -188,6 +191,7 @@ impl Model {
             output_shape,
             values,
             epoch_index: 0,
+            step_index: 0,
             pipeline: Pipeline::new(Arc::new(Cpu::default())),
             programs: HashMap::new(),
         })
@@ -279,6 +283,11 @@ impl Model {
     /// The number of epochs trained so far (the next epoch's index).
     pub fn epoch_index(&self) -> usize {
         self.epoch_index
+    }
+
+    /// The number of minibatch updates so far (Adam counts its steps with it).
+    pub fn step_index(&self) -> u64 {
+        self.step_index
     }
 
     /// The seed the parameters were initialized from.

@@ -25,6 +25,9 @@ struct Description {
     input_shape: Vec<usize>,
     seed: u64,
     epoch_index: usize,
+    /// Minibatch updates so far (Adam's step count); absent in older files.
+    #[serde(default)]
+    step_index: u64,
 }
 
 fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
@@ -50,6 +53,7 @@ impl Model {
             input_shape: self.input_shape.clone(),
             seed: self.seed,
             epoch_index: self.epoch_index,
+            step_index: self.step_index,
         };
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), WEIGHTS_FORMAT.to_string());
@@ -98,6 +102,7 @@ impl Model {
             })?;
         let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?;
         model.epoch_index = desc.epoch_index;
+        model.step_index = desc.step_index;
         model.set_weights(path, &bytes, true)?;
         Ok(model)
     }

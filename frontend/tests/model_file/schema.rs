@@ -8,7 +8,7 @@ use xenon_frontend::cost::Cost;
 use xenon_frontend::init::Initializer;
 use xenon_frontend::layer::{LAYER_TYPES, Layer};
 use xenon_frontend::model_file::{BackendName, ModelFile, ModelFileError};
-use xenon_frontend::optimizer::{GradientDescentMomentum, Optimizer, Schedule, StepConfig};
+use xenon_frontend::optimizer::{Change, GradientDescentMomentum, Optimizer, Schedule, StepConfig};
 
 #[test]
 fn config_may_be_omitted_empty_or_null() {
@@ -104,7 +104,7 @@ optimizer:
         schedule,
         Schedule::Schedule {
             step_config: Some(StepConfig::Epochs(vec![2, 4])),
-            change: 0.5
+            change: Change::Factor(0.5)
         }
     );
 }
