@@ -588,3 +588,155 @@ fn dump_opencl_prints_the_generated_source_deterministically() {
     ]);
     assert_clear_error(&o, &["--format text"]);
 }
+
+/// neon's `--serialize` and Xenon's `--resume`: 4 epochs straight and 2 epochs plus a
+/// resumed 2 give byte-identical files; checkpoints of another model or optimizer, and
+/// damaged ones, are clear errors.
+#[test]
+fn resumed_training_is_bit_identical_to_an_uninterrupted_run() {
+    let dir = scratch("resume");
+    let (a, b, c) = (dir.join("a.xw"), dir.join("b.xw"), dir.join("c.xw"));
+    let model = "examples/models/mnist_mlp.yaml";
+    let run = |args: &[&str]| {
+        let o = xenon(args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    run(&[
+        "train",
+        model,
+        "--epochs",
+        "4",
+        "--threads",
+        "2",
+        "--save",
+        a.to_str().unwrap(),
+    ]);
+    run(&[
+        "train",
+        model,
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+        "--serialize",
+        "1",
+        "--save",
+        b.to_str().unwrap(),
+    ]);
+    let o = run(&[
+        "train",
+        model,
+        "--epochs",
+        "4",
+        "--threads",
+        "2",
+        "--resume",
+        b.to_str().unwrap(),
+        "--save",
+        c.to_str().unwrap(),
+        "--json",
+    ]);
+    let lines = json_lines(&o);
+    // Only epochs 2 and 3 ran.
+    let epochs: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["event"] == "epoch")
+        .map(|l| l["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, [2, 3]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&c).unwrap());
+
+    // Another model's checkpoint, another optimizer, a damaged file.
+    let other = model_file(
+        "resume-other.yaml",
+        "layers:\n- type: Linear\n  config: {nout: 10, init: {type: Constant, config: {val: 0.0}}}\ncost: CrossEntropyMulti\noptimizer: {type: GradientDescentMomentum, config: {learning_rate: 0.1}}\n",
+    );
+    let o = xenon(&[
+        "train",
+        other.to_str().unwrap(),
+        "--resume",
+        b.to_str().unwrap(),
+    ]);
+    assert_clear_error(&o, &["another model"]);
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp_adam.yaml",
+        "--resume",
+        b.to_str().unwrap(),
+    ]);
+    assert_clear_error(
+        &o,
+        &["another optimizer", "GradientDescentMomentum", "Adam"],
+    );
+    let bytes = std::fs::read(&b).unwrap();
+    let cut = write(&dir, "cut.xw", &bytes[..bytes.len() / 2]);
+    let o = xenon(&["train", model, "--resume", cut.to_str().unwrap()]);
+    assert_clear_error(&o, &["cut.xw"]);
+    let mut flipped = bytes.clone();
+    flipped[10] ^= 0xff;
+    let bad = write(&dir, "bad.xw", &flipped);
+    let o = xenon(&["train", model, "--resume", bad.to_str().unwrap()]);
+    assert_clear_error(&o, &["bad.xw"]);
+}
+
+/// SIGKILL while a checkpoint is being written (its temporary file exists) leaves the
+/// previous checkpoint loadable, and training resumes from it.
+#[test]
+fn a_kill_during_a_checkpoint_write_leaves_the_previous_one() {
+    let dir = scratch("kill");
+    let ck = dir.join("ck.xw");
+    let ck_s = ck.to_str().unwrap().to_string();
+    let model = "examples/models/mnist_mlp.yaml";
+    let o = xenon(&["train", model, "--epochs", "1", "--save", &ck_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let temp_files = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".ck.xw.tmp-"))
+            .count()
+    };
+    let (mut mid_write, mut attempts) = (0, 0);
+    while mid_write < 3 && attempts < 60 {
+        attempts += 1;
+        let before = temp_files();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xenon"))
+            .args([
+                "train",
+                model,
+                "--epochs",
+                "1000",
+                "--serialize",
+                "1",
+                "--resume",
+                &ck_s,
+                "--save",
+                &ck_s,
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill as soon as a new temporary file appears (a save has begun), or after 5 s.
+        let start = std::time::Instant::now();
+        while temp_files() == before && start.elapsed().as_secs() < 5 {
+            std::hint::spin_loop();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if temp_files() > before {
+            mid_write += 1;
+        }
+        // The checkpoint is whole: the model loads and training resumes from it.
+        let m = xenon_frontend::model::Model::load(&ck)
+            .unwrap_or_else(|e| panic!("attempt {attempts}: {e}"));
+        assert!(m.epoch_index() >= 1);
+    }
+    eprintln!("{mid_write} of {attempts} kills landed during a checkpoint write");
+    assert!(
+        mid_write >= 3,
+        "only {mid_write} of {attempts} kills landed mid-write"
+    );
+}

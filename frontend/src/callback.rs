@@ -124,3 +124,33 @@ impl Callback for EvalCallback<'_> {
         Ok(())
     }
 }
+
+/// neon's `--serialize N`: every `every` epochs (counted from the first epoch ever trained,
+/// so resumed runs keep the rhythm), saves the model to `path` with [`Model::save`] — the
+/// weights, the optimizer state and where training stands, which
+/// [`Model::resume_batches`] and [`Model::fit`] continue from exactly. Each save is atomic
+/// (a temporary file renamed over the old one): a crash mid-save leaves the previous
+/// checkpoint intact.
+pub struct CheckpointCallback {
+    path: std::path::PathBuf,
+    every: usize,
+}
+
+impl CheckpointCallback {
+    /// Saves to `path` every `every` epochs (`0`: never).
+    pub fn new(path: impl Into<std::path::PathBuf>, every: usize) -> CheckpointCallback {
+        CheckpointCallback {
+            path: path.into(),
+            every,
+        }
+    }
+}
+
+impl Callback for CheckpointCallback {
+    fn on_epoch_end(&mut self, model: &mut Model, stats: &EpochStats) -> Result<(), ModelError> {
+        if self.every > 0 && (stats.epoch + 1).is_multiple_of(self.every) {
+            model.save(&self.path)?;
+        }
+        Ok(())
+    }
+}

@@ -17,7 +17,7 @@ pub mod optimizer;
 /// The types most programs need.
 pub mod prelude {
     pub use crate::activation::Activation;
-    pub use crate::callback::{Callback, EvalCallback, ProgressBarCallback};
+    pub use crate::callback::{Callback, CheckpointCallback, EvalCallback, ProgressBarCallback};
     pub use crate::cost::Cost;
     pub use crate::data::{BatchIterator, BatchOptions, Dataset, LastBatch, Mnist};
     pub use crate::init::Initializer;

@@ -40,9 +40,20 @@ pub struct TrainArgs {
     /// this processor has, capped by the XENON_ISA environment variable).
     #[arg(long)]
     pub isa: Option<Isa>,
-    /// Save the trained weights (safetensors) to this path.
-    #[arg(long)]
+    /// Save the trained model (safetensors: weights, optimizer state and where training
+    /// stands, so the file is also a checkpoint for `--resume`) to this path (neon's `-s`).
+    #[arg(long, short = 's')]
     pub save: Option<PathBuf>,
+    /// Also save to the `--save` path every N epochs during training (neon's
+    /// `--serialize N`; each save atomic).
+    #[arg(long, value_name = "N", requires = "save")]
+    pub serialize: Option<usize>,
+    /// Continue the training saved in this checkpoint (a `--save` file) up to the total
+    /// number of epochs, exactly as an uninterrupted run would (same seed and thread count
+    /// give bit-identical weights). The model file must describe the same layers and
+    /// optimizer; `--seed` is the checkpoint's.
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
     /// One JSON object per line: one per epoch, then `{"event":"done", ...}`.
     #[arg(long)]
     pub json: bool,
@@ -75,8 +86,38 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         .context("the model file has no optimizer")?;
     let cost = file.cost.clone();
 
-    let mut model = Model::new(file.layers.clone(), &input_shape, a.seed)?.with_pipeline(pipeline);
+    let model = match &a.resume {
+        Some(ckpt) => {
+            let m = Model::load(ckpt)?;
+            if m.layers() != &file.layers {
+                anyhow::bail!(
+                    "{}: the checkpoint is of another model (its layers differ from those of {})",
+                    ckpt.display(),
+                    a.model.display()
+                );
+            }
+            if let Some(r) = m.resume_state()
+                && r.optimizer != optimizer
+            {
+                anyhow::bail!(
+                    "{}: the checkpoint was trained with another optimizer ({}) than {} gives ({})",
+                    ckpt.display(),
+                    r.optimizer.class(),
+                    a.model.display(),
+                    optimizer.class()
+                );
+            }
+            m
+        }
+        None => Model::new(file.layers.clone(), &input_shape, a.seed)?,
+    };
+    let mut model = model.with_pipeline(pipeline);
     let mut train = BatchIterator::new(&data.train, BatchOptions::new(batch))?;
+    model.resume_batches(&mut train)?;
+    // A resumed run trains the epochs left to the total.
+    let epochs = epochs.saturating_sub(model.epoch_index());
+    let mut checkpoint =
+        CheckpointCallback::new(a.save.clone().unwrap_or_default(), a.serialize.unwrap_or(0));
     let json_out = a.json;
     let mut progress = ProgressBarCallback::new(!json_out);
     let mut last = (f64::NAN, f64::NAN);
@@ -102,7 +143,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         &cost,
         &optimizer,
         epochs,
-        &mut [&mut progress, &mut eval],
+        &mut [&mut progress, &mut eval, &mut checkpoint],
     )?;
     let seconds = start.elapsed().as_secs_f64();
     drop(eval);
@@ -115,13 +156,14 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
-            json!({"event": "done", "test_misclass": test_misclass, "train_cost": train_cost, "epochs": epochs,
+            json!({"event": "done", "test_misclass": test_misclass, "train_cost": train_cost, "epochs": model.epoch_index(),
                    "seconds": seconds, "train_seconds": train_seconds, "samples_per_sec": samples as f64 / train_seconds.max(1e-9),
                    "backend": model.backend_name(), "params": model.num_params()})
         );
     } else {
         println!(
-            "Misclassification error = {test_misclass:.2}% after {epochs} epochs ({seconds:.2}s, {:.0} samples/s)",
+            "Misclassification error = {test_misclass:.2}% after {} epochs ({seconds:.2}s, {:.0} samples/s)",
+            model.epoch_index(),
             samples as f64 / train_seconds.max(1e-9)
         );
         if let Some(p) = &a.save {

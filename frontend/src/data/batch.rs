@@ -246,6 +246,23 @@ impl<'a> BatchIterator<'a> {
         )
     }
 
+    /// Continues from a saved position: the next epoch is `epoch` (its order is that
+    /// epoch's) and starts at offset `start` (see [`BatchIterator::start_offset`]), which
+    /// must be below the batch size (an offset a wrap-around can leave).
+    pub fn seek(&mut self, epoch: u64, start: usize) -> Result<(), DataError> {
+        if start >= self.opts.batch_size
+            || (start > 0 && self.opts.last_batch == LastBatch::DropLast)
+        {
+            return Err(DataError::Resume(format!(
+                "start offset {start} cannot follow an epoch with batch size {}",
+                self.opts.batch_size
+            )));
+        }
+        self.epoch = epoch;
+        self.start = start;
+        Ok(())
+    }
+
     /// Returns to the state of a new iterator: epoch 0, offset 0.
     pub fn reset(&mut self) {
         self.epoch = 0;

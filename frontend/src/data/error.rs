@@ -159,4 +159,8 @@ pub enum DataError {
     /// The batch size does not suit the dataset (it must be in `1..=N`).
     #[error("batch size {batch_size} is not in 1..={n} for a dataset of {n} samples")]
     BatchSize { batch_size: usize, n: usize },
+
+    /// A batching position to resume from does not fit this dataset and batch size.
+    #[error("cannot resume batching: {0}")]
+    Resume(String),
 }

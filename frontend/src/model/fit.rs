@@ -187,6 +187,27 @@ impl Model {
     /// continues across calls, and learning-rate schedules are queried with it. Stops with
     /// [`ModelError::NonFinite`] as soon as the cost or a parameter becomes NaN or infinite,
     /// naming where.
+    /// Positions `train` where the training this model's file was saved from left off
+    /// ([`Model::resume_state`]), so that [`Model::fit`] continues it exactly: same
+    /// examples in the same order. Nothing to do for a model never trained. A different
+    /// dataset size or batch size is an error naming both.
+    pub fn resume_batches(&self, train: &mut BatchIterator) -> Result<(), ModelError> {
+        let Some(r) = &self.resume else {
+            return Ok(());
+        };
+        if r.ndata != train.ndata() || r.batch_size != train.batch_size() {
+            return Err(ModelError::Resume(format!(
+                "the checkpoint was trained on {} examples in batches of {}, this run has {} in batches of {}",
+                r.ndata,
+                r.batch_size,
+                train.ndata(),
+                train.batch_size()
+            )));
+        }
+        train.seek(r.data_epoch, r.data_start)?;
+        Ok(())
+    }
+
     /// Brings the values the program `key` kept on its device back into the model.
     fn sync_values(&mut self, key: &str) -> Result<(), ModelError> {
         if let Some(exe) = self.programs.get_mut(key) {
@@ -335,6 +356,13 @@ impl Model {
             }
             self.sync_values(&key)?;
             self.epoch_index += 1;
+            self.resume = Some(super::ResumeState {
+                data_epoch: train.epoch(),
+                data_start: train.start_offset(),
+                ndata: data.len(),
+                batch_size: b,
+                optimizer: optimizer.clone(),
+            });
             let stats = EpochStats {
                 epoch,
                 train_cost: total / nbatches.max(1) as f64,

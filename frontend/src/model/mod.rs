@@ -91,6 +91,9 @@ pub enum ModelError {
     /// A weights file could not be read or does not fit the model.
     #[error("weights file {path}: {reason}")]
     Weights { path: String, reason: String },
+    /// A checkpoint cannot continue this training run.
+    #[error("cannot resume: {0}")]
+    Resume(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -141,6 +144,9 @@ pub struct Model {
     epoch_index: usize,
     /// Minibatch updates so far (the next update is `step_index + 1`).
     step_index: u64,
+    /// Where the training data's batching stands after the last epoch trained, and the
+    /// optimizer it used (what a checkpoint needs to resume).
+    resume: Option<ResumeState>,
     /// How graphs are compiled: the optimizer's configuration (training steps only), the
     /// backend and the hooks.
     pipeline: Pipeline,
@@ -192,6 +198,7 @@ impl Model {
             values,
             epoch_index: 0,
             step_index: 0,
+            resume: None,
             pipeline: Pipeline::new(Arc::new(Cpu::default())),
             programs: HashMap::new(),
         })
@@ -288,6 +295,13 @@ impl Model {
     /// The number of minibatch updates so far (Adam counts its steps with it).
     pub fn step_index(&self) -> u64 {
         self.step_index
+    }
+
+    /// Where training stands after the last epoch [`Model::fit`] ran (saved with the
+    /// weights, so a saved model is a checkpoint): the batching position and the
+    /// optimizer. `None` before any training.
+    pub fn resume_state(&self) -> Option<&ResumeState> {
+        self.resume.as_ref()
     }
 
     /// The seed the parameters were initialized from.
@@ -568,4 +582,21 @@ pub(crate) fn shape_batch(input_shape: &[usize], x: Tensor) -> Tensor {
     shape.extend_from_slice(input_shape);
     x.reshaped(shape)
         .expect("check_input compared the element counts")
+}
+
+/// What resuming training needs besides the values: the training data's batching position
+/// after the last epoch trained, and the optimizer (whose state the file holds).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResumeState {
+    /// [`BatchIterator::epoch`](crate::data::BatchIterator::epoch) of the next epoch.
+    pub data_epoch: u64,
+    /// [`BatchIterator::start_offset`](crate::data::BatchIterator::start_offset) of the
+    /// next epoch.
+    pub data_start: usize,
+    /// The number of training examples batched.
+    pub ndata: usize,
+    /// The batch size.
+    pub batch_size: usize,
+    /// The optimizer the states belong to.
+    pub optimizer: crate::optimizer::Optimizer,
 }

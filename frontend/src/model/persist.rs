@@ -28,6 +28,9 @@ struct Description {
     /// Minibatch updates so far (Adam's step count); absent in older files.
     #[serde(default)]
     step_index: u64,
+    /// Where training stands (a checkpoint); absent before training and in older files.
+    #[serde(default)]
+    resume: Option<super::ResumeState>,
 }
 
 fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
@@ -54,6 +57,7 @@ impl Model {
             seed: self.seed,
             epoch_index: self.epoch_index,
             step_index: self.step_index,
+            resume: self.resume.clone(),
         };
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), WEIGHTS_FORMAT.to_string());
@@ -103,6 +107,7 @@ impl Model {
         let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?;
         model.epoch_index = desc.epoch_index;
         model.step_index = desc.step_index;
+        model.resume = desc.resume;
         model.set_weights(path, &bytes, true)?;
         Ok(model)
     }

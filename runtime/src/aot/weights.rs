@@ -36,7 +36,37 @@ pub fn encode(
                 .map_err(|e| format!("{n:?}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, Some(meta.clone())).map_err(|e| e.to_string())
+    let mut out = safetensors::serialize(views, Some(meta.clone())).map_err(|e| e.to_string())?;
+    sort_header(&mut out);
+    Ok(out)
+}
+
+/// Rewrites the JSON header of a safetensors file `bytes` with its object keys sorted (the
+/// metadata map comes out of a `HashMap` in any order), so that the same tensors and
+/// metadata always give the same bytes. The sorted JSON has the same length, so offsets
+/// and padding stay valid; anything unexpected leaves the bytes as they are.
+fn sort_header(bytes: &mut [u8]) {
+    let Some(len) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return;
+    };
+    let Some(header) = bytes.get(8..8 + len) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(header);
+    let json = text.trim_end_matches(' ');
+    // serde_json's map is a BTreeMap (no `preserve_order`): keys come out sorted.
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return;
+    };
+    let Ok(sorted) = serde_json::to_string(&value) else {
+        return;
+    };
+    if sorted.len() == json.len() {
+        bytes[8..8 + sorted.len()].copy_from_slice(sorted.as_bytes());
+    }
 }
 
 /// Reads the tensors `wanted` (name, dtype, shape) from a safetensors file, each required
@@ -80,4 +110,35 @@ pub fn decode(
         out.push(Tensor::new(shape.to_vec(), data).map_err(|e| format!("{name:?}: {e}"))?);
     }
     Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same tensors and metadata give the same bytes, whatever order the metadata
+    /// map iterates in, and the file still reads back.
+    #[test]
+    fn encoding_is_deterministic() {
+        let w = Tensor::from_f32(vec![2, 2], vec![1.0, -2.0, 3.5, 0.25]).unwrap();
+        let b = Tensor::from_f32(vec![2], vec![0.5, 0.0]).unwrap();
+        let encode_with = |keys: &[&str]| {
+            let meta: HashMap<String, String> = keys
+                .iter()
+                .map(|k| (k.to_string(), format!("value of \"{k}\"")))
+                .collect();
+            encode(&[("w", &w), ("b", &b)], &meta).unwrap()
+        };
+        let keys = ["format", "model", "zeta", "alpha", "mid", "x1", "x2", "x3"];
+        let first = encode_with(&keys);
+        for _ in 0..20 {
+            let mut shuffled = keys;
+            shuffled.reverse();
+            assert_eq!(encode_with(&shuffled), first);
+            assert_eq!(encode_with(&keys), first);
+        }
+        let (got, meta) = decode(&first, &[("w", DType::F32, &[2, 2])]).unwrap();
+        assert_eq!(got[0], w);
+        assert_eq!(meta["model"], "value of \"model\"");
+    }
 }
