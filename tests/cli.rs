@@ -740,3 +740,82 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one() {
         "only {mid_write} of {attempts} kills landed mid-write"
     );
 }
+
+/// `--history` writes per-epoch JSON or CSV (and every minibatch's cost on request) after
+/// each epoch; `xenon plot` draws two runs into an SVG with one line per run and panel.
+#[test]
+fn histories_are_written_and_plotted() {
+    let dir = scratch("history");
+    let (a, b, svg) = (
+        dir.join("gdm.json"),
+        dir.join("adam.csv"),
+        dir.join("c.svg"),
+    );
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "--epochs",
+        "2",
+        "--history",
+        a.to_str().unwrap(),
+        "--history-batches",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp_adam.yaml",
+        "--epochs",
+        "3",
+        "--history",
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let h: serde_json::Value = serde_json::from_slice(&std::fs::read(&a).unwrap()).unwrap();
+    let epochs = h["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[0]["batch_costs"].as_array().unwrap().len(), 63);
+    assert!(epochs[1]["train_cost"].as_f64().unwrap() < epochs[0]["train_cost"].as_f64().unwrap());
+    let misclass = epochs[1]["metrics"]["Top1Misclass"].as_f64().unwrap();
+    assert!((0.0..0.2).contains(&misclass), "{misclass}");
+    let csv = std::fs::read_to_string(&b).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "epoch,train_cost,batches,seconds,Top1Misclass");
+    assert_eq!(lines.len(), 4);
+
+    let o = xenon(&[
+        "plot",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    // The 2 px lines: per panel (train cost, test metric) the Adam run (3 epochs: 3
+    // points), the GDM run (2 points) and the two legend samples (2 points each).
+    let lines: Vec<usize> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .map(|n| n.attribute("points").unwrap().split_whitespace().count())
+        .collect();
+    let count = |k| lines.iter().filter(|&&p| p == k).count();
+    assert_eq!((count(3), count(2), lines.len()), (2, 6, 8), "{lines:?}");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for want in ["train cost", "test Top1Misclass", "gdm", "adam", "epoch"] {
+        assert!(texts.contains(&want), "{want:?} missing from {texts:?}");
+    }
+
+    // A missing file and a damaged CSV are clear errors.
+    let o = xenon(&["plot", dir.join("none.json").to_str().unwrap()]);
+    assert_clear_error(&o, &["none.json"]);
+    let bad = write(&dir, "bad.csv", csv.replace("0,", "zero,").as_bytes());
+    let o = xenon(&["plot", bad.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    assert_clear_error(&o, &["bad.csv", "line 2"]);
+}

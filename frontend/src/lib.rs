@@ -7,6 +7,7 @@ pub mod activation;
 pub mod callback;
 pub mod cost;
 pub mod data;
+pub mod history;
 pub mod init;
 pub mod layer;
 pub mod metric;

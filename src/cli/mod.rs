@@ -7,6 +7,7 @@ mod compile;
 mod devices;
 mod dump;
 mod eval;
+mod plot;
 mod summary;
 mod train;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Compile a model ahead of time into a bundle: object file, C header, weights,
     /// manifest and a self-contained artifact.
     Compile(compile::CompileArgs),
+    /// Draw training histories (`xenon train --history`) as an SVG: train cost and each
+    /// validation metric per epoch, one line per file.
+    Plot(plot::PlotArgs),
     /// List the OpenCL platforms and devices (`--device N` picks one).
     Devices {
         #[arg(long)]
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Dump(a) => dump::run(a),
         Command::Compile(a) => compile::run(a),
+        Command::Plot(a) => plot::run(a),
         Command::Devices { json } => devices::run(json),
     }
 }

@@ -1,13 +1,15 @@
 //! `xenon train MODEL [--data DIR] [--epochs N] [--batch N] [--seed S] [--backend B]
-//! [--threads T] [--save PATH] [--json]`.
+//! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
 
 use super::common::{backend, dataset_shape, load_data, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Instant;
 use xenon_compiler::backend::Isa;
+use xenon_frontend::history::{EpochRecord, History};
 use xenon_frontend::prelude::*;
 
 #[derive(Args, Debug)]
@@ -54,6 +56,14 @@ pub struct TrainArgs {
     /// optimizer; `--seed` is the checkpoint's.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+    /// Write the training history to this file after every epoch: train cost and test
+    /// misclassification per epoch, as CSV for a `.csv` name, else JSON (`xenon plot`
+    /// draws it). With `--resume`, an existing history is continued.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Also record every minibatch's cost in the (JSON) history.
+    #[arg(long, requires = "history")]
+    pub history_batches: bool,
     /// One JSON object per line: one per epoch, then `{"event":"done", ...}`.
     #[arg(long)]
     pub json: bool,
@@ -119,11 +129,29 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let mut checkpoint =
         CheckpointCallback::new(a.save.clone().unwrap_or_default(), a.serialize.unwrap_or(0));
     let json_out = a.json;
+    let history = RefCell::new(match (&a.history, &a.resume) {
+        (Some(path), Some(_)) if path.exists() => History::load(path)?,
+        _ => History::default(),
+    });
+    let batch_costs = RefCell::new(Vec::new());
+    let mut costs = BatchCostCallback(&batch_costs, a.history_batches);
+    let mut history_error = None;
     let mut progress = ProgressBarCallback::new(!json_out);
     let mut last = (f64::NAN, f64::NAN);
     let mut eval = EvalCallback::new(&data.test, batch, vec![Metric::Misclassification { steps: 1 }]).with_report(|s, m| {
         let misclass = 100.0 * m[0].1;
         last = (s.train_cost, misclass);
+        if let Some(path) = &a.history {
+            let mut record = EpochRecord::new(s, m);
+            if a.history_batches {
+                record.batch_costs = Some(std::mem::take(&mut *batch_costs.borrow_mut()));
+            }
+            let mut h = history.borrow_mut();
+            h.push(record);
+            if let Err(e) = h.save(path) {
+                history_error.get_or_insert(e);
+            }
+        }
         if json_out {
             println!(
                 "{}",
@@ -143,10 +171,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         &cost,
         &optimizer,
         epochs,
-        &mut [&mut progress, &mut eval, &mut checkpoint],
+        &mut [&mut costs, &mut progress, &mut eval, &mut checkpoint],
     )?;
     let seconds = start.elapsed().as_secs_f64();
     drop(eval);
+    if let Some(e) = history_error {
+        return Err(e.into());
+    }
     if let Some(path) = &a.save {
         model.save(path)?;
     }
@@ -171,4 +202,15 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         }
     }
     report_verify(verifier.as_ref(), a.json)
+}
+
+/// Collects every minibatch's cost (when on) for the history.
+struct BatchCostCallback<'a>(&'a RefCell<Vec<f64>>, bool);
+
+impl Callback for BatchCostCallback<'_> {
+    fn on_minibatch_end(&mut self, _epoch: usize, _batch: usize, cost: f64) {
+        if self.1 {
+            self.0.borrow_mut().push(cost);
+        }
+    }
 }

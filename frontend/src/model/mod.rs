@@ -31,7 +31,7 @@ mod persist;
 pub use bundle::BundleKind;
 
 pub use fit::{EpochStats, state_name};
-pub use persist::WEIGHTS_FORMAT;
+pub use persist::{WEIGHTS_FORMAT, write_atomic};
 
 use crate::cost::Cost;
 use crate::data::{BatchIterator, BatchOptions, DataError, Dataset};
@@ -91,6 +91,9 @@ pub enum ModelError {
     /// A weights file could not be read or does not fit the model.
     #[error("weights file {path}: {reason}")]
     Weights { path: String, reason: String },
+    /// A training-history file could not be read or written.
+    #[error("history file {path}: {reason}")]
+    History { path: String, reason: String },
     /// A checkpoint cannot continue this training run.
     #[error("cannot resume: {0}")]
     Resume(String),
