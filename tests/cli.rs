@@ -819,3 +819,84 @@ fn histories_are_written_and_plotted() {
     let o = xenon(&["plot", bad.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
     assert_clear_error(&o, &["bad.csv", "line 2"]);
 }
+
+/// `--eval-freq`, `--early-stop` and `--save-best`: evaluations every second epoch,
+/// training stops after three evaluations without a better test misclassification, and
+/// the best model is the one saved.
+#[test]
+fn early_stopping_keeps_the_best_model() {
+    let dir = scratch("early");
+    let best = dir.join("best.xw");
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "--epochs",
+        "40",
+        "--eval-freq",
+        "2",
+        "--early-stop",
+        "3",
+        "--save-best",
+        best.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let evals: Vec<(u64, f64)> = lines
+        .iter()
+        .filter(|l| l["event"] == "epoch")
+        .map(|l| {
+            (
+                l["epoch"].as_u64().unwrap(),
+                l["test_misclass"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(evals.iter().all(|(e, _)| e % 2 == 1), "{evals:?}");
+    let done = lines.last().unwrap();
+    let trained = done["epochs"].as_u64().unwrap();
+    assert!(trained < 40, "early stopping did not stop: {trained}");
+    // The best evaluation came 3 evaluations before the end; the saved model is its.
+    let (best_epoch, best_value) = evals
+        .iter()
+        .copied()
+        .fold((0, f64::INFINITY), |b, e| if e.1 < b.1 { e } else { b });
+    assert_eq!(
+        evals.len() - 1 - evals.iter().position(|e| e.0 == best_epoch).unwrap(),
+        3
+    );
+    let m = xenon_frontend::model::Model::load(&best).unwrap();
+    assert_eq!(m.epoch_index() as u64, best_epoch + 1);
+    assert!(evals.iter().all(|e| e.1 >= best_value));
+}
+
+/// neon's short flags: `-e` epochs, `-z` batch size, `-r` seed, `-b` backend, `-s` save
+/// path, `-o` history file.
+#[test]
+fn neons_short_flags_work() {
+    let dir = scratch("short");
+    let (h, s) = (dir.join("h.csv"), dir.join("m.xw"));
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "-e",
+        "1",
+        "-z",
+        "64",
+        "-r",
+        "3",
+        "-b",
+        "cpu",
+        "-s",
+        s.to_str().unwrap(),
+        "-o",
+        h.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(&h).unwrap();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[0], row[2]), ("0", "125"), "{csv}");
+    let m = xenon_frontend::model::Model::load(&s).unwrap();
+    assert_eq!(m.resume_state().unwrap().batch_size, 64);
+    assert_eq!(m.seed(), 3);
+}

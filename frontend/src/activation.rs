@@ -22,6 +22,15 @@ pub enum Activation {
         #[serde(default)]
         slope: f64,
     },
+    /// `min(max(x, 0) + slope·min(x, 0), xcut)`: ReLU (leaky with `slope`, default 0)
+    /// clipped at `xcut` (default 20); the derivative is `([x > 0] + slope·[x < 0])` below
+    /// the clip and 0 at or above it, as in neon.
+    Rectlinclip {
+        #[serde(default)]
+        slope: f64,
+        #[serde(default = "twenty")]
+        xcut: f64,
+    },
     /// `1 / (1 + e^−x)`. `shortcut` (default false) is accepted for neon compatibility.
     Logistic {
         #[serde(default)]
@@ -58,15 +67,19 @@ fn softmax_eps() -> f64 {
 fn one() -> f64 {
     1.0
 }
+fn twenty() -> f64 {
+    20.0
+}
 fn normalizer_divisor() -> f64 {
     128.0
 }
 
 impl Activation {
     /// Every activation class name, in declaration order (for error messages).
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "Identity",
         "Rectlin",
+        "Rectlinclip",
         "Logistic",
         "Softmax",
         "Tanh",
@@ -79,6 +92,7 @@ impl Activation {
         match self {
             Activation::Identity => "Identity",
             Activation::Rectlin { .. } => "Rectlin",
+            Activation::Rectlinclip { .. } => "Rectlinclip",
             Activation::Logistic { .. } => "Logistic",
             Activation::Softmax { .. } => "Softmax",
             Activation::Tanh => "Tanh",
@@ -103,6 +117,12 @@ impl Activation {
                 let s = g.scalar(dt, slope)?;
                 let neg = g.mul(neg, s)?;
                 g.add_(pos, neg)
+            }
+            Activation::Rectlinclip { slope, xcut } => {
+                let h = Activation::Rectlin { slope }.lower(g, x)?;
+                // The cut comes first so that at the clip no gradient flows to h.
+                let cut = g.scalar(dt, xcut)?;
+                g.min(cut, h)
             }
             Activation::Logistic { .. } => {
                 let one = g.scalar(dt, 1.0)?;

@@ -25,6 +25,11 @@ pub trait Callback {
     fn on_train_end(&mut self, _model: &mut Model) -> Result<(), ModelError> {
         Ok(())
     }
+    /// Asked after each epoch's [`Callback::on_epoch_end`]: `true` ends training there
+    /// (early stopping), as if it were the last epoch.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// neon's per-epoch progress bar: `Epoch 0 [Train |████| 63/63 batches, 0.26 cost, 1.38s]`,
@@ -82,14 +87,25 @@ impl Callback for ProgressBarCallback {
 /// Called with each epoch's statistics and metric values.
 type Report<'a> = Box<dyn FnMut(&EpochStats, &[(String, f64)]) + 'a>;
 
-/// Evaluates metrics on a data set after every epoch and keeps the results.
+/// Evaluates metrics on a data set after every epoch (or every `n`, and after the last)
+/// and keeps the results; optionally stops training early and saves the best model, both
+/// judged by the first metric (smaller is better, except accuracy, precision and recall).
 pub struct EvalCallback<'a> {
     data: &'a Dataset,
     batch_size: usize,
     metrics: Vec<Metric>,
-    /// `(epoch, [(name, value)])` for every epoch so far.
+    /// `(epoch, [(name, value)])` for every evaluation so far.
     pub history: Vec<(usize, Vec<(String, f64)>)>,
     on_result: Option<Report<'a>>,
+    every: usize,
+    /// The index of the last epoch of the current `fit`.
+    last_epoch: usize,
+    patience: Option<usize>,
+    save_best: Option<std::path::PathBuf>,
+    /// The best value of the first metric so far, and evaluations since it.
+    best: Option<f64>,
+    since_best: usize,
+    stop: bool,
 }
 
 impl<'a> EvalCallback<'a> {
@@ -101,7 +117,45 @@ impl<'a> EvalCallback<'a> {
             metrics,
             history: Vec::new(),
             on_result: None,
+            every: 1,
+            last_epoch: usize::MAX,
+            patience: None,
+            save_best: None,
+            best: None,
+            since_best: 0,
+            stop: false,
         }
+    }
+
+    /// Evaluates only every `n` epochs (neon's `-eval N`; counted from the first epoch ever
+    /// trained) and after the last epoch of each `fit`. `0` is taken as 1.
+    pub fn every(mut self, n: usize) -> EvalCallback<'a> {
+        self.every = n.max(1);
+        self
+    }
+
+    /// Stops training when `patience` evaluations in a row did not improve on the best
+    /// value of the first metric.
+    pub fn early_stopping(mut self, patience: usize) -> EvalCallback<'a> {
+        self.patience = Some(patience);
+        self
+    }
+
+    /// Saves the model to `path` ([`Model::save`], atomic) after each evaluation that
+    /// improves on the best value of the first metric.
+    pub fn save_best(mut self, path: impl Into<std::path::PathBuf>) -> EvalCallback<'a> {
+        self.save_best = Some(path.into());
+        self
+    }
+
+    /// The epoch and first-metric value of the best evaluation so far.
+    pub fn best(&self) -> Option<(usize, f64)> {
+        let first = |v: &[(String, f64)]| v.first().map(|m| m.1);
+        let best = self.best?;
+        self.history
+            .iter()
+            .find(|(_, v)| first(v) == Some(best))
+            .map(|(e, _)| (*e, best))
     }
 
     /// Also calls `f` with each epoch's statistics and metric values (for printing).
@@ -115,13 +169,44 @@ impl<'a> EvalCallback<'a> {
 }
 
 impl Callback for EvalCallback<'_> {
+    fn on_train_begin(&mut self, model: &mut Model, epochs: usize) -> Result<(), ModelError> {
+        self.last_epoch = (model.epoch_index() + epochs).saturating_sub(1);
+        self.stop = false;
+        Ok(())
+    }
+
     fn on_epoch_end(&mut self, model: &mut Model, stats: &EpochStats) -> Result<(), ModelError> {
+        let due = (stats.epoch + 1).is_multiple_of(self.every) || stats.epoch >= self.last_epoch;
+        if !due {
+            return Ok(());
+        }
         let values = model.eval(self.data, self.batch_size, &self.metrics)?;
         if let Some(f) = &mut self.on_result {
             f(stats, &values);
         }
+        if let Some((name, v)) = values.first().cloned() {
+            let better = match self.best {
+                None => v.is_finite(),
+                Some(b) if Metric::higher_is_better(&name) => v > b,
+                Some(b) => v < b,
+            };
+            if better {
+                self.best = Some(v);
+                self.since_best = 0;
+                if let Some(path) = &self.save_best {
+                    model.save(path)?;
+                }
+            } else {
+                self.since_best += 1;
+                self.stop = self.patience.is_some_and(|p| self.since_best >= p);
+            }
+        }
         self.history.push((stats.epoch, values));
         Ok(())
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop
     }
 }
 

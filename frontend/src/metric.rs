@@ -52,6 +52,12 @@ fn eps() -> f64 {
 
 impl Metric {
     /// The names of the reported values, in order.
+    /// Whether a larger value of the metric named `name` (one of [`Metric::names`]) is
+    /// better: accuracy, precision and recall; errors and losses are better smaller.
+    pub fn higher_is_better(name: &str) -> bool {
+        matches!(name, "Accuracy" | "Precision" | "Recall")
+    }
+
     pub fn names(&self) -> Vec<String> {
         match self {
             Metric::Misclassification { .. } => vec!["Top1Misclass".into()],

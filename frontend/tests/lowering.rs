@@ -50,6 +50,13 @@ fn activations_follow_neons_formulas() {
         &X.map(|x| x.max(0.0) + 0.5 * (x.min(0.0).exp() - 1.0)),
     );
     close(
+        &activation(Activation::Rectlinclip {
+            slope: 0.1,
+            xcut: 1.0,
+        }),
+        &[-0.2, -0.05, 0.0, 0.25, 1.0, 1.0],
+    );
+    close(
         &activation(Activation::Normalizer { divisor: 4.0 }),
         &X.map(|x| x / 4.0),
     );
@@ -184,4 +191,57 @@ fn precision_recall() {
         }],
     );
     assert!(e.unwrap_err().to_string().contains("num_classes is 3"));
+}
+
+/// Rectlinclip's derivative is neon's `[x > 0] + slope·[x < 0]` below the clip and 0 at or
+/// above it (autodiff on the interpreter, in f64), and matches central differences away
+/// from the kinks.
+#[test]
+fn rectlinclip_gradient_is_neons() {
+    let (slope, xcut) = (0.1, 1.0);
+    let xs = [-2.0, -0.5, 0.0, 0.25, 0.75, 1.0, 3.0];
+    let a = Activation::Rectlinclip { slope, xcut };
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F64, &[1, xs.len()]).unwrap();
+    let y = a.lower(&mut g, x).unwrap();
+    let loss = g.sum(y, &[0, 1], false).unwrap();
+    let dx = xenon_compiler::autodiff::grad(&mut g, loss, &[x]).unwrap()[0];
+    g.set_output("dx", dx).unwrap();
+    let run = |g: &Graph, v: &[f64], out: &str| {
+        let feeds = [(
+            "x".to_string(),
+            Tensor::from_f64(vec![1, v.len()], v.to_vec()).unwrap(),
+        )]
+        .into_iter()
+        .collect();
+        interp::run(g, &feeds).unwrap()[out].to_f64_vec()
+    };
+    let got = run(&g, &xs, "dx");
+    let want: Vec<f64> = xs
+        .iter()
+        .map(|&x| {
+            let y = (x.max(0.0) + slope * x.min(0.0)).min(xcut);
+            let d = if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                slope
+            } else {
+                0.0
+            };
+            if y < xcut { d } else { 0.0 }
+        })
+        .collect();
+    close(&got, &want);
+    let mut fwd = Graph::new();
+    let xf = fwd.input("x", DType::F64, &[1, 1]).unwrap();
+    let yf = a.lower(&mut fwd, xf).unwrap();
+    fwd.set_output("y", yf).unwrap();
+    for (&x, &d) in xs.iter().zip(&want) {
+        if x == 0.0 || x == xcut {
+            continue;
+        }
+        let h = 1e-6;
+        let fd = (run(&fwd, &[x + h], "y")[0] - run(&fwd, &[x - h], "y")[0]) / (2.0 * h);
+        assert!((fd - d).abs() < 1e-8, "x = {x}: {fd} vs {d}");
+    }
 }

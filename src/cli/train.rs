@@ -16,20 +16,25 @@ use xenon_frontend::prelude::*;
 pub struct TrainArgs {
     /// The model file (neon-style YAML, or JSON of the same shape).
     pub model: PathBuf,
-    /// Directory with MNIST in IDX format (raw or .gz); default: the bundled subset.
-    #[arg(long)]
+    /// Directory with MNIST in IDX format (raw or .gz; neon's `-w`); default: the bundled
+    /// subset.
+    #[arg(long, short = 'w', alias = "data_dir")]
     pub data: Option<PathBuf>,
-    /// Epochs (default: the file's `epochs`, else 10).
-    #[arg(long)]
+    /// Epochs (neon's `-e`; default: the file's `epochs`, else 10). As with every flag, a
+    /// value given here overrides the file (neon lets the file win for `batchsize`;
+    /// Xenon keeps one rule: the command line is the more specific request).
+    #[arg(long, short = 'e')]
     pub epochs: Option<usize>,
-    /// Batch size (default: the file's `batchsize`, else 128).
-    #[arg(long)]
+    /// Batch size (neon's `-z`; default: the file's `batchsize`, else 128).
+    #[arg(long, short = 'z', alias = "batch_size")]
     pub batch: Option<usize>,
-    /// Seed for parameter initialization (default 0); a run is reproducible bit for bit.
-    #[arg(long, default_value_t = 0)]
+    /// Seed for parameter initialization (neon's `-r`; default 0); a run is reproducible
+    /// bit for bit.
+    #[arg(long, short = 'r', alias = "rng_seed", default_value_t = 0)]
     pub seed: u64,
-    /// Backend: cpu, interp or opencl (default: the file's `backend`, else cpu).
-    #[arg(long)]
+    /// Backend (neon's `-b`): cpu, interp or opencl (default: the file's `backend`, else
+    /// cpu).
+    #[arg(long, short = 'b')]
     pub backend: Option<String>,
     /// OpenCL device for `--backend opencl` (an index from `xenon devices`; default 0).
     #[arg(long)]
@@ -56,10 +61,22 @@ pub struct TrainArgs {
     /// optimizer; `--seed` is the checkpoint's.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+    /// Evaluate on the test split only every N epochs (and after the last; neon's `-eval
+    /// N`, here a long flag).
+    #[arg(long, value_name = "N", alias = "eval_freq", default_value_t = 1)]
+    pub eval_freq: usize,
+    /// Stop when this many evaluations in a row did not improve the test
+    /// misclassification.
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
+    /// Save the model (a checkpoint) to this path whenever the test misclassification
+    /// improves.
+    #[arg(long, value_name = "PATH")]
+    pub save_best: Option<PathBuf>,
     /// Write the training history to this file after every epoch: train cost and test
     /// misclassification per epoch, as CSV for a `.csv` name, else JSON (`xenon plot`
     /// draws it). With `--resume`, an existing history is continued.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, short = 'o', alias = "output_file", value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Also record every minibatch's cost in the (JSON) history.
     #[arg(long, requires = "history")]
@@ -164,7 +181,14 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 s.epoch, s.train_cost, misclass, s.batches, s.seconds
             );
         }
-    });
+    })
+    .every(a.eval_freq);
+    if let Some(p) = a.early_stop {
+        eval = eval.early_stopping(p);
+    }
+    if let Some(path) = &a.save_best {
+        eval = eval.save_best(path);
+    }
     let start = Instant::now();
     let history = model.fit(
         &mut train,

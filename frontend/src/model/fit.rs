@@ -374,6 +374,9 @@ impl Model {
                 cb.on_epoch_end(self, &stats)?;
             }
             history.push(stats);
+            if callbacks.iter().any(|cb| cb.stop_requested()) {
+                break;
+            }
         }
         for cb in callbacks.iter_mut() {
             cb.on_train_end(self)?;
