@@ -900,3 +900,59 @@ fn neons_short_flags_work() {
     assert_eq!(m.resume_state().unwrap().batch_size, 64);
     assert_eq!(m.seed(), 3);
 }
+
+/// Ctrl-C (SIGINT) finishes the minibatch, saves a checkpoint mid-epoch and exits with
+/// 130; resuming it gives the weights of an uninterrupted run, byte for byte.
+#[test]
+fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
+    use std::io::BufRead;
+    let dir = scratch("sigint");
+    let (full, ck, fin) = (dir.join("full.xw"), dir.join("ck.xw"), dir.join("fin.xw"));
+    let model = "examples/models/mnist_mlp.yaml";
+    let o = xenon(&["train", model, "-e", "8", "-s", full.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xenon"))
+        .args(["train", model, "-e", "8", "-s", ck.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first epoch has been reported (training is under way).
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("Epoch 0"), "{line}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Seven epochs were left when the signal was sent: the run cannot have finished.
+    assert!(
+        !o.status.success(),
+        "the run ended before SIGINT; stdout: {rest}"
+    );
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted in epoch") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let o = xenon(&[
+        "train",
+        model,
+        "-e",
+        "8",
+        "--resume",
+        ck.to_str().unwrap(),
+        "-s",
+        fin.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&full).unwrap(), std::fs::read(&fin).unwrap());
+}

@@ -9,6 +9,7 @@ pub mod cost;
 pub mod data;
 pub mod history;
 pub mod init;
+pub mod interrupt;
 pub mod layer;
 pub mod metric;
 pub mod model;

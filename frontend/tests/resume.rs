@@ -54,7 +54,7 @@ fn three_epochs_equal_one_saved_and_two_resumed() {
     );
 
     // Another batch size cannot continue it.
-    let ck = Model::load(dir.join("ckpt.xw")).unwrap();
+    let mut ck = Model::load(dir.join("ckpt.xw")).unwrap();
     let mut other = BatchIterator::new(&mnist.train, BatchOptions::new(128)).unwrap();
     let e = ck.resume_batches(&mut other).unwrap_err().to_string();
     assert!(

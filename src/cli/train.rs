@@ -190,15 +190,40 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         eval = eval.save_best(path);
     }
     let start = Instant::now();
-    let history = model.fit(
+    // Ctrl-C: finish the minibatch, save a checkpoint, exit (a second Ctrl-C exits at once).
+    ctrlc::set_handler(|| {
+        if xenon_frontend::interrupt::stop_requested() {
+            std::process::exit(130);
+        }
+        xenon_frontend::interrupt::request_stop();
+    })
+    .context("installing the Ctrl-C handler")?;
+    let result = model.fit(
         &mut train,
         &cost,
         &optimizer,
         epochs,
         &mut [&mut costs, &mut progress, &mut eval, &mut checkpoint],
-    )?;
+    );
     let seconds = start.elapsed().as_secs_f64();
     drop(eval);
+    let history = match result {
+        Err(ModelError::Interrupted { epoch, batch }) => {
+            let path = a.save.clone().unwrap_or_else(|| {
+                let stem = a.model.file_stem().unwrap_or_default().to_string_lossy();
+                PathBuf::from(format!("{stem}.interrupted.xw"))
+            });
+            model.save(&path)?;
+            eprintln!(
+                "interrupted in epoch {epoch} after minibatch {batch}: saved a checkpoint to {} \
+                 (continue with --resume {})",
+                path.display(),
+                path.display()
+            );
+            std::process::exit(130);
+        }
+        r => r?,
+    };
     if let Some(e) = history_error {
         return Err(e.into());
     }

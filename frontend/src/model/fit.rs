@@ -189,9 +189,10 @@ impl Model {
     /// naming where.
     /// Positions `train` where the training this model's file was saved from left off
     /// ([`Model::resume_state`]), so that [`Model::fit`] continues it exactly: same
-    /// examples in the same order. Nothing to do for a model never trained. A different
-    /// dataset size or batch size is an error naming both.
-    pub fn resume_batches(&self, train: &mut BatchIterator) -> Result<(), ModelError> {
+    /// examples in the same order; a checkpoint of an interrupted epoch makes the next
+    /// `fit` skip the minibatches that epoch already trained. Nothing to do for a model
+    /// never trained. A different dataset size or batch size is an error naming both.
+    pub fn resume_batches(&mut self, train: &mut BatchIterator) -> Result<(), ModelError> {
         let Some(r) = &self.resume else {
             return Ok(());
         };
@@ -205,6 +206,7 @@ impl Model {
             )));
         }
         train.seek(r.data_epoch, r.data_start)?;
+        self.skip_batches = r.batches_done;
         Ok(())
     }
 
@@ -254,17 +256,22 @@ impl Model {
         for _ in 0..epochs {
             let epoch = self.epoch_index;
             let start = Instant::now();
+            let position = (train.epoch(), train.start_offset());
             let batches = train.next_epoch();
             let nbatches = batches.nbatches();
+            // A checkpoint taken mid-epoch: its first minibatches are already trained.
+            let skip = std::mem::take(&mut self.skip_batches).min(nbatches);
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_begin(epoch, nbatches);
             }
             let mut total = 0.0;
             let input_shape = self.input_shape.clone();
-            let mut batches = batches.map(|batch| (shape_batch(&input_shape, batch.x), batch.t));
+            let mut batches = batches
+                .skip(skip)
+                .map(|batch| (shape_batch(&input_shape, batch.x), batch.t));
             // One minibatch ahead: a device backend uploads it during the current step.
             let mut upcoming = batches.next();
-            let mut k = 0;
+            let mut k = skip;
             while let Some((x, t)) = upcoming.take() {
                 upcoming = batches.next();
                 let next: Vec<(&str, &Tensor)> = upcoming
@@ -353,6 +360,18 @@ impl Model {
                     cb.on_minibatch_end(epoch, k, c);
                 }
                 k += 1;
+                if crate::interrupt::stop_requested() && k < nbatches {
+                    self.sync_values(&key)?;
+                    self.resume = Some(super::ResumeState {
+                        data_epoch: position.0,
+                        data_start: position.1,
+                        ndata: data.len(),
+                        batch_size: b,
+                        batches_done: k,
+                        optimizer: optimizer.clone(),
+                    });
+                    return Err(ModelError::Interrupted { epoch, batch: k });
+                }
             }
             self.sync_values(&key)?;
             self.epoch_index += 1;
@@ -361,13 +380,14 @@ impl Model {
                 data_start: train.start_offset(),
                 ndata: data.len(),
                 batch_size: b,
+                batches_done: 0,
                 optimizer: optimizer.clone(),
             });
             let stats = EpochStats {
                 epoch,
-                train_cost: total / nbatches.max(1) as f64,
-                batches: nbatches,
-                samples: nbatches * b,
+                train_cost: total / (nbatches - skip).max(1) as f64,
+                batches: nbatches - skip,
+                samples: (nbatches - skip) * b,
                 seconds: start.elapsed().as_secs_f64(),
             };
             for cb in callbacks.iter_mut() {

@@ -94,6 +94,10 @@ pub enum ModelError {
     /// A training-history file could not be read or written.
     #[error("history file {path}: {reason}")]
     History { path: String, reason: String },
+    /// Training stopped at a minibatch boundary because [`crate::interrupt::request_stop`]
+    /// was called; the model holds the values and position to save and resume.
+    #[error("interrupted in epoch {epoch} after minibatch {batch}")]
+    Interrupted { epoch: usize, batch: usize },
     /// A checkpoint cannot continue this training run.
     #[error("cannot resume: {0}")]
     Resume(String),
@@ -150,6 +154,9 @@ pub struct Model {
     /// Where the training data's batching stands after the last epoch trained, and the
     /// optimizer it used (what a checkpoint needs to resume).
     resume: Option<ResumeState>,
+    /// Minibatches the next `fit` skips at the start of its first epoch (set by
+    /// `resume_batches` from an interrupted checkpoint).
+    skip_batches: usize,
     /// How graphs are compiled: the optimizer's configuration (training steps only), the
     /// backend and the hooks.
     pipeline: Pipeline,
@@ -202,6 +209,7 @@ impl Model {
             epoch_index: 0,
             step_index: 0,
             resume: None,
+            skip_batches: 0,
             pipeline: Pipeline::new(Arc::new(Cpu::default())),
             programs: HashMap::new(),
         })
@@ -594,12 +602,16 @@ pub struct ResumeState {
     /// [`BatchIterator::epoch`](crate::data::BatchIterator::epoch) of the next epoch.
     pub data_epoch: u64,
     /// [`BatchIterator::start_offset`](crate::data::BatchIterator::start_offset) of the
-    /// next epoch.
+    /// next epoch (of the interrupted one, with `batches_done`).
     pub data_start: usize,
     /// The number of training examples batched.
     pub ndata: usize,
     /// The batch size.
     pub batch_size: usize,
+    /// Minibatches of the epoch `data_epoch` already trained (an interrupted epoch; 0 at
+    /// an epoch boundary).
+    #[serde(default)]
+    pub batches_done: usize,
     /// The optimizer the states belong to.
     pub optimizer: crate::optimizer::Optimizer,
 }

@@ -200,6 +200,12 @@ impl CompiledModel {
                 "{symbol} does not lie inside the object"
             )));
         }
+        if !(desc as usize).is_multiple_of(std::mem::align_of::<BundleDesc>()) {
+            return Err(BundleError::Malformed(format!(
+                "{symbol} is not aligned to {} bytes",
+                std::mem::align_of::<BundleDesc>()
+            )));
+        }
         // SAFETY: the symbol's bytes lie inside the loaded object (checked above), which
         // stays mapped while `loaded` lives; the pointers inside are checked against the
         // object's range by `from_desc` through `within`.
@@ -268,6 +274,11 @@ impl CompiledModel {
         {
             return Err(BundleError::Malformed(
                 "the bundle descriptor points outside the object".into(),
+            ));
+        }
+        if !(desc.kernels as usize).is_multiple_of(std::mem::align_of::<KernelFn>()) {
+            return Err(BundleError::Malformed(
+                "the bundle descriptor's kernel table is misaligned".into(),
             ));
         }
         // SAFETY: the ranges are valid (inside the loaded object, checked above, or a
