@@ -899,6 +899,26 @@ fn neons_short_flags_work() {
     let m = xenon_frontend::model::Model::load(&s).unwrap();
     assert_eq!(m.resume_state().unwrap().batch_size, 64);
     assert_eq!(m.seed(), 3);
+
+    // `-H 2` with `--serialize 1`: the last two checkpoints stay as `<save>.<epoch>`.
+    let k = dir.join("k.xw");
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "-e",
+        "3",
+        "-s",
+        k.to_str().unwrap(),
+        "--serialize",
+        "1",
+        "-H",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let copy = |e: usize| dir.join(format!("k.xw.{e}"));
+    assert!(!copy(0).exists() && copy(1).exists() && copy(2).exists());
+    let m = xenon_frontend::model::Model::load(copy(1)).unwrap();
+    assert_eq!(m.epoch_index(), 2);
 }
 
 /// Ctrl-C (SIGINT) finishes the minibatch, saves a checkpoint mid-epoch and exits with

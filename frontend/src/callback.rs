@@ -219,6 +219,9 @@ impl Callback for EvalCallback<'_> {
 pub struct CheckpointCallback {
     path: std::path::PathBuf,
     every: usize,
+    keep: usize,
+    /// The numbered copies written, oldest first.
+    copies: std::collections::VecDeque<std::path::PathBuf>,
 }
 
 impl CheckpointCallback {
@@ -227,7 +230,16 @@ impl CheckpointCallback {
         CheckpointCallback {
             path: path.into(),
             every,
+            keep: 0,
+            copies: Default::default(),
         }
+    }
+
+    /// Also keeps the last `k` checkpoints as `<path>.<epoch>` (neon's `-H K`), deleting
+    /// older ones that this callback wrote; `0` (the default) keeps only `path`.
+    pub fn keep(mut self, k: usize) -> CheckpointCallback {
+        self.keep = k;
+        self
     }
 }
 
@@ -235,6 +247,19 @@ impl Callback for CheckpointCallback {
     fn on_epoch_end(&mut self, model: &mut Model, stats: &EpochStats) -> Result<(), ModelError> {
         if self.every > 0 && (stats.epoch + 1).is_multiple_of(self.every) {
             model.save(&self.path)?;
+            if self.keep > 0 {
+                let mut name = self.path.clone().into_os_string();
+                name.push(format!(".{}", stats.epoch));
+                let copy = std::path::PathBuf::from(name);
+                model.save(&copy)?;
+                self.copies.push_back(copy);
+                while self.copies.len() > self.keep {
+                    if let Some(old) = self.copies.pop_front() {
+                        // Already gone is fine: only the newest `keep` must remain.
+                        let _ = std::fs::remove_file(old);
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! over the batch and the optimizer divides by the batch size.
 
 use serde::{Deserialize, Serialize};
-use xenon_compiler::ir::{Graph, GraphError, NodeId};
+use xenon_compiler::ir::{CompareOp, Graph, GraphError, NodeId};
 
 /// `safelog(x) = log(max(x, e^-50))`, neon's guard against `log 0`.
 pub const SAFELOG_FLOOR: f64 = 1.928_749_847_963_918e-22;
@@ -35,6 +35,13 @@ pub enum Cost {
     /// `mean_i (y − t)² / 2`.
     #[serde(deserialize_with = "crate::model_file::no_arguments")]
     MeanSquared,
+    /// neon's `SmoothL1Loss`: with `s = sigma²` (`sigma` default 1) and `x = y − t`,
+    /// `Σ_i 0.5·s·x²` where `|x| < 1/s`, else `|x| − 0.5/s` (Huber's loss; gradient
+    /// `s·x` inside, `sign(x)` outside).
+    SmoothL1Loss {
+        #[serde(default = "one")]
+        sigma: f64,
+    },
 }
 
 fn one() -> f64 {
@@ -71,15 +78,17 @@ impl Cost {
             Cost::CrossEntropyMulti { .. } => "CrossEntropyMulti",
             Cost::SumSquared => "SumSquared",
             Cost::MeanSquared => "MeanSquared",
+            Cost::SmoothL1Loss { .. } => "SmoothL1Loss",
         }
     }
 
     /// Every cost name, for error messages.
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 5] = [
         "CrossEntropyBinary",
         "CrossEntropyMulti",
         "SumSquared",
         "MeanSquared",
+        "SmoothL1Loss",
     ];
 
     /// The cost with default arguments, by neon class name.
@@ -92,6 +101,7 @@ impl Cost {
             },
             "SumSquared" => Cost::SumSquared,
             "MeanSquared" => Cost::MeanSquared,
+            "SmoothL1Loss" => Cost::SmoothL1Loss { sigma: 1.0 },
             _ => return None,
         })
     }
@@ -150,6 +160,19 @@ impl Cost {
                     let d2 = g.mul(d, d)?;
                     let half = g.scalar(dt, 0.5)?;
                     (g.mul(d2, half)?, None, 1.0)
+                }
+                Cost::SmoothL1Loss { sigma } => {
+                    let s = sigma * sigma;
+                    let x = g.sub(y, t)?;
+                    let ax = g.abs(x)?;
+                    let x2 = g.mul(x, x)?;
+                    let hs = g.scalar(dt, 0.5 * s)?;
+                    let inner = g.mul(x2, hs)?;
+                    let h = g.scalar(dt, 0.5 / s)?;
+                    let outer = g.sub(ax, h)?;
+                    let bound = g.scalar(dt, 1.0 / s)?;
+                    let small = g.compare(CompareOp::Lt, ax, bound)?;
+                    (g.select(small, inner, outer)?, None, 1.0)
                 }
             };
             let batch_mean = |g: &mut Graph, e: NodeId| -> Result<(NodeId, NodeId), GraphError> {

@@ -137,6 +137,19 @@ fn costs_follow_neons_formulas() {
         &per,
         &[(0.09 + 0.04 + 0.01) / 6.0, (0.09 + 0.09 + 0.36) / 6.0],
     );
+    // SmoothL1Loss with sigma 2 (s = 4): 0.5·4·x² where |x| < 0.25, else |x| − 0.125.
+    let huber = |x: f64| {
+        if x.abs() < 0.25 {
+            2.0 * x * x
+        } else {
+            x.abs() - 0.125
+        }
+    };
+    let (per, _) = cost(Cost::SmoothL1Loss { sigma: 2.0 }, y, t);
+    let want: Vec<f64> = (0..2)
+        .map(|r| (0..3).map(|c| huber(y[r * 3 + c] - t[r * 3 + c])).sum())
+        .collect();
+    close(&per, &want);
     // safelog: log 0 is clamped at −50.
     let (per, _) = cost(
         Cost::CrossEntropyMulti {
@@ -243,5 +256,52 @@ fn rectlinclip_gradient_is_neons() {
         let h = 1e-6;
         let fd = (run(&fwd, &[x + h], "y")[0] - run(&fwd, &[x - h], "y")[0]) / (2.0 * h);
         assert!((fd - d).abs() < 1e-8, "x = {x}: {fd} vs {d}");
+    }
+}
+
+/// SmoothL1Loss's gradient is neon's `s·x` inside `|x| < 1/s` and `sign(x)` outside
+/// (autodiff in f64), and matches central differences away from the switch points.
+#[test]
+fn smooth_l1_gradient_is_neons() {
+    let sigma: f64 = 1.5;
+    let s = sigma * sigma;
+    let y = [0.9, 0.2, -0.4, 0.3, 0.75, 0.1];
+    let t = [0.0, 0.0, 0.0, 0.3, 0.0, 0.5];
+    let mut g = Graph::new();
+    let yn = g.input("y", DType::F64, &[2, 3]).unwrap();
+    let tn = g.input("t", DType::F64, &[2, 3]).unwrap();
+    let c = Cost::SmoothL1Loss { sigma }.lower(&mut g, yn, tn).unwrap();
+    let dy = xenon_compiler::autodiff::grad(&mut g, c.objective, &[yn]).unwrap()[0];
+    g.set_output("dy", dy).unwrap();
+    g.set_output("mean", c.mean).unwrap();
+    let run = |y: &[f64]| {
+        let feeds = [
+            (
+                "y".to_string(),
+                Tensor::from_f64(vec![2, 3], y.to_vec()).unwrap(),
+            ),
+            (
+                "t".to_string(),
+                Tensor::from_f64(vec![2, 3], t.to_vec()).unwrap(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        interp::run(&g, &feeds).unwrap()
+    };
+    let out = run(&y);
+    let got = out["dy"].to_f64_vec();
+    for i in 0..6 {
+        let x = y[i] - t[i];
+        // d(batch mean)/dy: the per-element derivative over the batch of 2.
+        let d = if x.abs() < 1.0 / s { s * x } else { x.signum() } / 2.0;
+        assert!((got[i] - d).abs() < 1e-12, "element {i}: {} vs {d}", got[i]);
+        let h = 1e-6;
+        let (mut up, mut down) = (y, y);
+        up[i] += h;
+        down[i] -= h;
+        let fd =
+            (run(&up)["mean"].to_f64_vec()[0] - run(&down)["mean"].to_f64_vec()[0]) / (2.0 * h);
+        assert!((fd - d).abs() < 1e-7, "element {i}: {fd} vs {d}");
     }
 }

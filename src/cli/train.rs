@@ -55,6 +55,15 @@ pub struct TrainArgs {
     /// `--serialize N`; each save atomic).
     #[arg(long, value_name = "N", requires = "save")]
     pub serialize: Option<usize>,
+    /// With `--serialize`, also keep the last K checkpoints as `<save>.<epoch>` (neon's
+    /// `-H K`).
+    #[arg(
+        short = 'H',
+        long = "keep-checkpoints",
+        value_name = "K",
+        requires = "serialize"
+    )]
+    pub keep_checkpoints: Option<usize>,
     /// Continue the training saved in this checkpoint (a `--save` file) up to the total
     /// number of epochs, exactly as an uninterrupted run would (same seed and thread count
     /// give bit-identical weights). The model file must describe the same layers and
@@ -144,7 +153,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     // A resumed run trains the epochs left to the total.
     let epochs = epochs.saturating_sub(model.epoch_index());
     let mut checkpoint =
-        CheckpointCallback::new(a.save.clone().unwrap_or_default(), a.serialize.unwrap_or(0));
+        CheckpointCallback::new(a.save.clone().unwrap_or_default(), a.serialize.unwrap_or(0))
+            .keep(a.keep_checkpoints.unwrap_or(0));
     let json_out = a.json;
     let history = RefCell::new(match (&a.history, &a.resume) {
         (Some(path), Some(_)) if path.exists() => History::load(path)?,
