@@ -976,3 +976,49 @@ fn ctrl_c_saves_a_checkpoint_that_resumes_exactly() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(&full).unwrap(), std::fs::read(&fin).unwrap());
 }
+
+/// `-d f64` trains end to end in f64 (weights saved as F64 and resumed as f64); `-d f16`
+/// is refused.
+#[test]
+fn datatype_f64_trains_end_to_end() {
+    let dir = scratch("f64");
+    let (a, b) = (dir.join("a.xw"), dir.join("b.xw"));
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "-e",
+        "1",
+        "-d",
+        "f64",
+        "-s",
+        a.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = json_lines(&o).pop().unwrap();
+    assert!(done["test_misclass"].as_f64().unwrap() < 15.0, "{done}");
+    let m = xenon_frontend::model::Model::load(&a).unwrap();
+    assert_eq!(m.dtype(), xenon_runtime::DType::F64);
+    assert_eq!(
+        m.value("Linear_0/W").unwrap().dtype(),
+        xenon_runtime::DType::F64
+    );
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "-e",
+        "2",
+        "--resume",
+        a.to_str().unwrap(),
+        "-s",
+        b.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = xenon(&["train", "examples/models/mnist_mlp.yaml", "-d", "f16"]);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success() && err.contains("unsupported datatype \"f16\""),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -11,6 +11,7 @@ use std::time::Instant;
 use xenon_compiler::backend::Isa;
 use xenon_frontend::history::{EpochRecord, History};
 use xenon_frontend::prelude::*;
+use xenon_runtime::DType;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -36,6 +37,10 @@ pub struct TrainArgs {
     /// cpu).
     #[arg(long, short = 'b')]
     pub backend: Option<String>,
+    /// The dtype the model computes in: f32 (default) or f64 (neon's `-d`; f64 runs on
+    /// the cpu and interp backends).
+    #[arg(long = "datatype", short = 'd', value_name = "f32|f64", value_parser = parse_dtype)]
+    pub dtype: Option<DType>,
     /// OpenCL device for `--backend opencl` (an index from `xenon devices`; default 0).
     #[arg(long)]
     pub device: Option<usize>,
@@ -146,6 +151,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             m
         }
         None => Model::new(file.layers.clone(), &input_shape, a.seed)?,
+    };
+    let model = match a.dtype {
+        Some(d) if a.resume.is_some() && d != model.dtype() => {
+            anyhow::bail!("the checkpoint computes in {}, not {d}", model.dtype())
+        }
+        Some(d) => model.with_dtype(d)?,
+        None => model,
     };
     let mut model = model.with_pipeline(pipeline);
     let mut train = BatchIterator::new(&data.train, BatchOptions::new(batch))?;
@@ -271,5 +283,16 @@ impl Callback for BatchCostCallback<'_> {
         if self.1 {
             self.0.borrow_mut().push(cost);
         }
+    }
+}
+
+/// `f32`/`float32` or `f64`/`float64`; neon's `f16` is not supported.
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    match s {
+        "f32" | "float32" => Ok(DType::F32),
+        "f64" | "float64" => Ok(DType::F64),
+        other => Err(format!(
+            "unsupported datatype {other:?} (accepted: f32, f64)"
+        )),
     }
 }

@@ -266,9 +266,13 @@ impl Model {
             }
             let mut total = 0.0;
             let input_shape = self.input_shape.clone();
-            let mut batches = batches
-                .skip(skip)
-                .map(|batch| (shape_batch(&input_shape, batch.x), batch.t));
+            let dtype = self.dtype;
+            let mut batches = batches.skip(skip).map(|batch| {
+                (
+                    shape_batch(&input_shape, batch.x, dtype),
+                    super::in_dtype(batch.t, dtype),
+                )
+            });
             // One minibatch ahead: a device backend uploads it during the current step.
             let mut upcoming = batches.next();
             let mut k = skip;

@@ -98,6 +98,9 @@ pub enum ModelError {
     /// was called; the model holds the values and position to save and resume.
     #[error("interrupted in epoch {epoch} after minibatch {batch}")]
     Interrupted { epoch: usize, batch: usize },
+    /// Models compute in f32 or f64.
+    #[error("a model computes in f32 or f64, not {0}")]
+    Dtype(DType),
     /// A checkpoint cannot continue this training run.
     #[error("cannot resume: {0}")]
     Resume(String),
@@ -303,6 +306,28 @@ impl Model {
         self.epoch_index
     }
 
+    /// The same model computing in `dtype` (f32, the default, or f64: parameters, optimizer
+    /// state and every graph; the f32 data are converted per minibatch). Other dtypes are
+    /// an error.
+    pub fn with_dtype(mut self, dtype: DType) -> Result<Model, ModelError> {
+        if !dtype.is_float() {
+            return Err(ModelError::Dtype(dtype));
+        }
+        if dtype != self.dtype {
+            for v in self.values.values_mut() {
+                *v = v.cast(dtype);
+            }
+            self.dtype = dtype;
+            self.programs.clear();
+        }
+        Ok(self)
+    }
+
+    /// The dtype the model computes in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// The number of minibatch updates so far (Adam counts its steps with it).
     pub fn step_index(&self) -> u64 {
         self.step_index
@@ -429,7 +454,7 @@ impl Model {
 
     /// A `[batch, features]` batch reshaped to the model's `[batch, input_shape…]`.
     fn shape_batch(&self, x: Tensor) -> Tensor {
-        shape_batch(&self.input_shape, x)
+        shape_batch(&self.input_shape, x, self.dtype)
     }
 
     /// Feeds holding every parameter and optimizer state.
@@ -446,7 +471,7 @@ impl Model {
         let n = x.shape().first().copied().unwrap_or(0);
         let features: usize = x.shape().iter().skip(1).product();
         let expected_n: usize = self.input_shape.iter().product();
-        if n == 0 || features != expected_n || x.dtype() != self.dtype {
+        if n == 0 || features != expected_n || !x.dtype().is_float() {
             return Err(ModelError::InputMismatch {
                 expected: self.input_shape.clone(),
                 expected_n,
@@ -457,7 +482,9 @@ impl Model {
         let mut shape = vec![n];
         shape.extend_from_slice(&self.input_shape);
         let mut feeds = self.value_feeds();
-        let x = x.clone().reshaped(shape).expect("element count checked");
+        let x = in_dtype(x.clone(), self.dtype)
+            .reshaped(shape)
+            .expect("element count checked");
         feeds.insert(X.into(), x);
         let out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &feeds)?;
         Ok(out["y"].clone())
@@ -484,7 +511,7 @@ impl Model {
         let mut result = Ok(());
         for batch in it.next_epoch() {
             feeds.insert(X.into(), self.shape_batch(batch.x));
-            feeds.insert(T.into(), batch.t);
+            feeds.insert(T.into(), in_dtype(batch.t, self.dtype));
             let out = self.run_program(
                 key.clone(),
                 |m| {
@@ -588,11 +615,18 @@ impl Model {
 }
 
 /// Minibatch `x` (`[n, features]`) in the model's input shape (`[n, input_shape…]`).
-pub(crate) fn shape_batch(input_shape: &[usize], x: Tensor) -> Tensor {
+pub(crate) fn shape_batch(input_shape: &[usize], x: Tensor, dtype: DType) -> Tensor {
     let mut shape = vec![x.shape()[0]];
     shape.extend_from_slice(input_shape);
-    x.reshaped(shape)
-        .expect("check_input compared the element counts")
+    let x = x
+        .reshaped(shape)
+        .expect("check_input compared the element counts");
+    in_dtype(x, dtype)
+}
+
+/// `t` in `dtype` (the data sets hold f32; an f64 model computes in f64).
+pub(crate) fn in_dtype(t: Tensor, dtype: DType) -> Tensor {
+    if t.dtype() == dtype { t } else { t.cast(dtype) }
 }
 
 /// What resuming training needs besides the values: the training data's batching position

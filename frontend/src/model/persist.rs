@@ -31,6 +31,9 @@ struct Description {
     /// Where training stands (a checkpoint); absent before training and in older files.
     #[serde(default)]
     resume: Option<super::ResumeState>,
+    /// The dtype the model computes in (absent: f32).
+    #[serde(default)]
+    dtype: Option<DType>,
 }
 
 fn weights_err(path: &Path, reason: impl Into<String>) -> ModelError {
@@ -58,6 +61,7 @@ impl Model {
             epoch_index: self.epoch_index,
             step_index: self.step_index,
             resume: self.resume.clone(),
+            dtype: (self.dtype != DType::F32).then_some(self.dtype),
         };
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), WEIGHTS_FORMAT.to_string());
@@ -104,7 +108,8 @@ impl Model {
                 serde_json::from_str(m)
                     .map_err(|e| weights_err(path, format!("bad 'model' metadata: {e}")))
             })?;
-        let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?;
+        let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?
+            .with_dtype(desc.dtype.unwrap_or(DType::F32))?;
         model.epoch_index = desc.epoch_index;
         model.step_index = desc.step_index;
         model.resume = desc.resume;
@@ -148,7 +153,7 @@ impl Model {
                     ),
                 ));
             }
-            values.insert(p.name.clone(), to_tensor(path, &p.name, &view)?);
+            values.insert(p.name.clone(), to_tensor(path, &p.name, &view, self.dtype)?);
         }
         if with_states {
             for (name, view) in st.tensors() {
@@ -159,7 +164,7 @@ impl Model {
                         .find(|p| name.starts_with(&format!("{}/", p.name)));
                     match owner {
                         Some(p) if view.shape() == p.shape.as_slice() => {
-                            values.insert(name.clone(), to_tensor(path, &name, &view)?);
+                            values.insert(name.clone(), to_tensor(path, &name, &view, self.dtype)?);
                         }
                         _ => {
                             return Err(weights_err(
@@ -184,19 +189,34 @@ fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
     })
 }
 
-fn to_tensor(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Tensor, ModelError> {
-    if view.dtype() != Dtype::F32 {
-        return Err(weights_err(
-            path,
-            format!("tensor '{name}' is {:?}, expected F32", view.dtype()),
-        ));
-    }
-    let data: Vec<f32> = view
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Tensor::new(view.shape().to_vec(), xenon_runtime::TensorData::F32(data))
+/// A stored tensor (f32 or f64, little-endian) as a tensor of `dtype`.
+fn to_tensor(
+    path: &Path,
+    name: &str,
+    view: &TensorView<'_>,
+    dtype: DType,
+) -> Result<Tensor, ModelError> {
+    let data = match view.dtype() {
+        Dtype::F32 => xenon_runtime::TensorData::F32(
+            view.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        Dtype::F64 => xenon_runtime::TensorData::F64(
+            view.data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        ),
+        other => {
+            return Err(weights_err(
+                path,
+                format!("tensor '{name}' is {other:?}, expected F32 or F64"),
+            ));
+        }
+    };
+    Tensor::new(view.shape().to_vec(), data)
         .map_err(|e| weights_err(path, e.to_string()))
-        .map(|t| t.cast(DType::F32))
+        .map(|t| super::in_dtype(t, dtype))
 }
