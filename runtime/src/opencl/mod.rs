@@ -1471,19 +1471,9 @@ fn read_slice<T: ocl::OclPrm>(
     offset: usize,
     data: &mut [T],
 ) -> Result<(), core::Error> {
-    // SAFETY: a blocking read into a live slice; the caller keeps the range inside the
-    // buffer.
-    unsafe {
-        core::enqueue_read_buffer(
-            queue,
-            mem,
-            true,
-            offset,
-            data,
-            None::<Event>,
-            None::<&mut Event>,
-        )
-    }
+    // SAFETY: a blocking read: `data` is written before the call returns; the caller keeps
+    // the range inside the buffer.
+    unsafe { enqueue_read(queue, mem, offset, data, true) }
 }
 
 /// Non-blocking read of `mem` at element offset `offset` into `data`.
@@ -1498,11 +1488,27 @@ unsafe fn read_slice_async<T: ocl::OclPrm>(
     data: &mut [T],
 ) -> Result<(), core::Error> {
     // SAFETY: the caller's contract.
+    unsafe { enqueue_read(queue, mem, offset, data, false) }
+}
+
+/// Enqueues a read of `mem` at element offset `offset` into `data`, waiting for it when
+/// `block`.
+///
+/// # Safety
+/// As for [`read_slice_async`] when not `block`; the range must lie inside the buffer.
+unsafe fn enqueue_read<T: ocl::OclPrm>(
+    queue: &CommandQueue,
+    mem: &Mem,
+    offset: usize,
+    data: &mut [T],
+    block: bool,
+) -> Result<(), core::Error> {
+    // SAFETY: the caller's contract.
     unsafe {
         core::enqueue_read_buffer(
             queue,
             mem,
-            false,
+            block,
             offset,
             data,
             None::<Event>,
