@@ -566,6 +566,7 @@ fn datasets_built_in_memory_are_validated() {
         labels: vec![0, 1, 2],
         nclass: 3,
         feature_shape: vec![2],
+        targets: None,
     };
     let e = BatchIterator::new(&d, BatchOptions::new(1)).unwrap_err();
     assert_eq!(

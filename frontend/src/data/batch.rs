@@ -85,7 +85,8 @@ impl BatchOptions {
 pub struct Batch {
     /// The inputs, f32 of shape `[batch_size, F]`: row `j` is example `indices[j]`.
     pub x: Tensor,
-    /// The one-hot targets, f32 of shape `[batch_size, nclass]`.
+    /// The targets, f32 of shape `[batch_size, nclass]`: one-hot labels, or the rows of the
+    /// dataset's real-valued targets.
     pub t: Tensor,
     /// The class ids, i32 of shape `[batch_size]`.
     pub labels: Tensor,
@@ -342,10 +343,17 @@ impl Epoch<'_> {
             x.extend_from_slice(self.data.sample(i));
         }
         let labels: Vec<i32> = indices.iter().map(|&i| self.data.labels[i]).collect();
-        let t = dataset::onehot(&labels, self.data.nclass);
+        let w = self.data.nclass;
+        let t = match &self.data.targets {
+            Some(targets) => indices
+                .iter()
+                .flat_map(|&i| targets[i * w..(i + 1) * w].iter().copied())
+                .collect(),
+            None => dataset::onehot(&labels, w),
+        };
         Batch {
             x: Tensor::from_f32(vec![b, f], x).expect("b rows of f features"),
-            t: Tensor::from_f32(vec![b, self.data.nclass], t).expect("b one-hot rows"),
+            t: Tensor::from_f32(vec![b, w], t).expect("b target rows"),
             labels: Tensor::from_i32(vec![b], labels).expect("b labels"),
             indices,
             n_valid: b.min(n - first),

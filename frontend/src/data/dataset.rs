@@ -21,6 +21,10 @@ pub struct Dataset {
     pub nclass: usize,
     /// The shape of one example, e.g. `[1, 28, 28]` (C, H, W) for MNIST.
     pub feature_shape: Vec<usize>,
+    /// Real-valued targets, `N × nclass` row-major (regression, or the inputs themselves
+    /// for an autoencoder), which the batches carry instead of one-hot labels; `None` for
+    /// classification. With targets, `nclass` is the target width and the labels are 0.
+    pub targets: Option<Vec<f32>>,
 }
 
 impl Dataset {
@@ -44,9 +48,50 @@ impl Dataset {
             labels,
             nclass,
             feature_shape,
+            targets: None,
         };
         d.validate()?;
         Ok(d)
+    }
+
+    /// A dataset with real-valued targets: `targets` is `N × width` row-major, one row per
+    /// example of `x` (neon's `ArrayIterator` with `make_onehot=False`).
+    ///
+    /// ```
+    /// use xenon_frontend::data::Dataset;
+    /// let d = Dataset::with_targets(vec![0.0, 1.0, 2.0], vec![0.5, 1.5, 2.5], 1, vec![1]).unwrap();
+    /// assert_eq!((d.len(), d.nclass), (3, 1));
+    /// assert!(Dataset::with_targets(vec![0.0; 3], vec![0.0; 4], 1, vec![1]).is_err());
+    /// ```
+    pub fn with_targets(
+        x: Vec<f32>,
+        targets: Vec<f32>,
+        width: usize,
+        feature_shape: Vec<usize>,
+    ) -> Result<Dataset, DataError> {
+        let f: usize = feature_shape.iter().product();
+        let n = x.len().checked_div(f).unwrap_or(0);
+        let d = Dataset {
+            x,
+            labels: vec![0; n],
+            nclass: width,
+            feature_shape,
+            targets: Some(targets),
+        };
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// An autoencoder's dataset: the inputs are also the targets.
+    pub fn autoencoder(&self) -> Dataset {
+        let n_features = self.n_features();
+        Dataset {
+            x: self.x.clone(),
+            labels: vec![0; self.len()],
+            nclass: n_features,
+            feature_shape: self.feature_shape.clone(),
+            targets: Some(self.x.clone()),
+        }
     }
 
     /// Checks the invariants listed on [`Dataset`].
@@ -70,6 +115,16 @@ impl Dataset {
         }
         if self.nclass == 0 {
             return invalid("nclass is 0".to_string());
+        }
+        if let Some(t) = &self.targets
+            && n.checked_mul(self.nclass) != Some(t.len())
+        {
+            return invalid(format!(
+                "{n} examples with {}-wide targets need {} target values, got {}",
+                self.nclass,
+                n as u128 * self.nclass as u128,
+                t.len()
+            ));
         }
         if let Some((i, &l)) = self
             .labels

@@ -160,6 +160,14 @@ pub enum DataError {
     #[error("batch size {batch_size} is not in 1..={n} for a dataset of {n} samples")]
     BatchSize { batch_size: usize, n: usize },
 
+    /// A NumPy array is unreadable or does not fit the data set.
+    #[error("{}: array {array:?}: {reason}", path.display())]
+    Array {
+        path: PathBuf,
+        array: String,
+        reason: String,
+    },
+
     /// A batching position to resume from does not fit this dataset and batch size.
     #[error("cannot resume batching: {0}")]
     Resume(String),

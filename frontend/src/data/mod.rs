@@ -23,6 +23,7 @@ mod dataset;
 mod error;
 pub mod idx;
 mod mnist;
+pub mod npy;
 
 pub use batch::{
     Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch, shuffled_order,
