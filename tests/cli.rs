@@ -1,51 +1,11 @@
 //! The `xenon` command line, end to end: summaries, training and evaluation with `--json`,
 //! reproducibility, and one clear error line (never a panic) for each kind of bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn xenon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xenon"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the xenon binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A scratch directory for this test process.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("xenon-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Asserts a failed run: non-zero exit, no panic, one `error:` line containing the needles.
-fn assert_clear_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure; stderr: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("note:")).collect();
-    assert_eq!(lines.len(), 1, "one error line expected: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "{n:?} missing from {:?}", lines[0]);
-    }
-}
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect()
-}
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
 
 #[test]
 fn summary_counts_parameters() {
@@ -139,12 +99,6 @@ fn seed_makes_runs_bit_identical() {
     assert_ne!(run("3").0, run("4").0);
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
-}
-
 /// A directory holding MNIST-format files built from the given pieces.
 fn mnist_dir(name: &str, images: &[u8], labels: &[u8]) -> PathBuf {
     let d = scratch(name);
@@ -210,10 +164,6 @@ fn image_and_label_counts_disagree() {
 }
 
 const GOOD: &str = "layers:\n  - type: Linear\n    config: {nout: 10, init: {type: Gaussian, config: {scale: 0.01}}}\n  - type: Activation\n    config: {transform: {type: Logistic}}\ncost: CrossEntropyBinary\noptimizer: {type: GradientDescentMomentum, config: {learning_rate: 0.1}}\ndataset: {name: mnist}\n";
-
-fn model_file(name: &str, text: &str) -> PathBuf {
-    write(&scratch("yaml"), name, text.as_bytes())
-}
 
 #[test]
 fn a_good_file_trains() {
@@ -891,8 +841,26 @@ fn neons_short_flags_work() {
         s.to_str().unwrap(),
         "-o",
         h.to_str().unwrap(),
+        "-v",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // `-v` describes the run first.
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "data: 8000 training and 1000 test examples of shape [1, 28, 28]; targets: classes (10 wide)"
+        )
+    );
+    assert!(
+        lines.next().unwrap().starts_with("model: 79400 parameters"),
+        "{out}"
+    );
+    assert_eq!(
+        lines.next(),
+        Some("training: backend cpu, batch size 64, 1 epochs from epoch 0")
+    );
     let csv = std::fs::read_to_string(&h).unwrap();
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((row[0], row[2]), ("0", "125"), "{csv}");

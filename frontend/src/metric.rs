@@ -7,7 +7,7 @@
 //! average of per-batch values. `PrecisionRecall` is computed from whole-data-set counts
 //! (neon averages per-batch ratios, which depends on the batch size).
 
-use crate::cost::SAFELOG_FLOOR;
+use crate::cost::{Cost, SAFELOG_FLOOR};
 use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::{CompareOp, DType, ErrorKind, Graph, GraphError, NodeId};
 
@@ -41,6 +41,10 @@ pub enum Metric {
         #[serde(default = "eps")]
         epsilon: f64,
     },
+    /// The mean per-sample value of a cost on the data set (neon's validation loss): the
+    /// metric for regression and autoencoders. Reported under the cost's name, e.g.
+    /// `MeanSquared`.
+    Cost(Cost),
 }
 
 fn one() -> usize {
@@ -71,6 +75,7 @@ impl Metric {
             Metric::Accuracy => vec!["Accuracy".into()],
             Metric::LogLoss => vec!["LogLoss".into()],
             Metric::PrecisionRecall { .. } => vec!["Precision".into(), "Recall".into()],
+            Metric::Cost(c) => vec![c.name().into()],
         }
     }
 
@@ -98,6 +103,10 @@ impl Metric {
                 column(g, l)
             };
             match *self {
+                Metric::Cost(ref c) => {
+                    let per_sample = c.lower(g, y, t)?.per_sample;
+                    column(g, per_sample)
+                }
                 Metric::Misclassification { .. } => argmax_cmp(g, CompareOp::Ne),
                 Metric::Accuracy => argmax_cmp(g, CompareOp::Eq),
                 Metric::LogLoss => logloss(g),

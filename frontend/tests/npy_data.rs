@@ -120,7 +120,7 @@ fn arrays_read_and_datasets_check_their_shapes() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("\"y\"") && e.contains("[2]") && e.contains("3 rows"),
+        e.contains("\"y\"") && e.contains("[2]") && e.contains("2 rows, x (shape [3, 2]) has 3"),
         "{e}"
     );
     let e = dataset_from_arrays(x.clone(), y, Targets::Classes { nclass: 5 }, None, &z)

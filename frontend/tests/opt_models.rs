@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use xenon_compiler::interp;
 use xenon_compiler::ir::{DType, Graph, NodeId, Op, TensorType};
 use xenon_compiler::opt::{self, OptConfig};
+use xenon_frontend::data::DataSource;
 use xenon_frontend::model::Model;
 use xenon_frontend::model_file::ModelFile;
 use xenon_runtime::Tensor;
@@ -90,9 +91,11 @@ fn feeds(g: &Graph, rng: &mut Rng) -> interp::Feeds {
 
 fn train_graph(path: &std::path::Path, batch: usize) -> Graph {
     let file = ModelFile::load(path).unwrap();
-    let model = Model::new(file.layers.clone(), &[1, 28, 28], 0).unwrap();
+    let source = DataSource::new(file.dataset.as_ref(), None, path.parent().unwrap()).unwrap();
+    let (shape, width) = source.shapes().unwrap();
+    let model = Model::new(file.layers.clone(), &shape, 0).unwrap();
     model
-        .train_graph(batch, 10, &file.cost, file.optimizer.as_ref().unwrap())
+        .train_graph(batch, width, &file.cost, file.optimizer.as_ref().unwrap())
         .unwrap()
 }
 

@@ -4,7 +4,7 @@
 //! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
 //! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
-use super::common::{backend, dataset_shape, load_model_file, pipeline, report_verify};
+use super::common::{backend, data_shapes, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -92,8 +92,7 @@ fn random(shape: Vec<usize>, seed: u64) -> Tensor {
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    let (input_shape, nclass) = dataset_shape(name)?;
+    let (input_shape, nclass) = data_shapes(&file, &a.model, None)?;
     let optimizer = file
         .optimizer
         .clone()

@@ -7,31 +7,49 @@ use xenon_compiler::backend::Isa;
 use xenon_compiler::backend::{Backend, BackendOptions};
 use xenon_compiler::pipeline::{Pipeline, Stage};
 use xenon_compiler::verify::Verify;
-use xenon_frontend::data::Mnist;
-use xenon_frontend::model_file::ModelFile;
+use xenon_frontend::cost::Cost;
+use xenon_frontend::data::DataSource;
+use xenon_frontend::metric::Metric;
+use xenon_frontend::model_file::{ModelFile, TargetKind};
 
 /// Loads a model file, naming it in the error.
 pub fn load_model_file(path: &Path) -> anyhow::Result<ModelFile> {
     ModelFile::load(path).with_context(|| format!("cannot load model file {}", path.display()))
 }
 
-/// The per-sample input shape and class count of a named data set.
-pub fn dataset_shape(name: &str) -> anyhow::Result<(Vec<usize>, usize)> {
-    match name {
-        "mnist" => Ok((vec![1, 28, 28], 10)),
-        other => bail!("unknown dataset {other:?}; known datasets: mnist"),
-    }
+/// The data a model file names (`dataset:`; MNIST when it names none), with the command
+/// line's `--data` (an MNIST directory, a directory for the file's relative array paths, or
+/// one `.npz` archive); relative paths in the file are taken from its directory.
+pub fn data_source(
+    file: &ModelFile,
+    model_path: &Path,
+    data: Option<&PathBuf>,
+) -> anyhow::Result<DataSource> {
+    let base = model_path.parent().unwrap_or(Path::new(""));
+    Ok(DataSource::new(
+        file.dataset.as_ref(),
+        data.map(PathBuf::as_path),
+        base,
+    )?)
 }
 
-/// The data set a model file names (MNIST when it names none): from `dir`, or the subset
-/// bundled with Xenon.
-pub fn load_data(file: &ModelFile, dir: Option<&PathBuf>) -> anyhow::Result<Mnist> {
-    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    dataset_shape(name)?;
-    Ok(match dir {
-        Some(d) => Mnist::load(d)?,
-        None => Mnist::bundled()?,
-    })
+/// The shape of one example and the width of the targets (the model's output width) of
+/// the data a model file names.
+pub fn data_shapes(
+    file: &ModelFile,
+    model_path: &Path,
+    data: Option<&PathBuf>,
+) -> anyhow::Result<(Vec<usize>, usize)> {
+    Ok(data_source(file, model_path, data)?.shapes()?)
+}
+
+/// The metric training reports and `--early-stop`/`--save-best` judge: misclassification
+/// for class targets, the model's cost for real-valued targets and autoencoders.
+pub fn eval_metric(source: &DataSource, cost: &Cost) -> Metric {
+    match source.targets() {
+        TargetKind::Classes => Metric::Misclassification { steps: 1 },
+        TargetKind::Real | TargetKind::Inputs => Metric::Cost(cost.clone()),
+    }
 }
 
 /// The backend for a `--backend` value or a model file's neon backend name, with

@@ -1,7 +1,7 @@
 //! `xenon compile MODEL --weights W.safetensors --batch N [--target T] [--train]
 //! [--name NAME] -o DIR`: ahead-of-time compilation into a bundle directory.
 
-use super::common::{dataset_shape, load_model_file};
+use super::common::{data_shapes, load_model_file};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -60,8 +60,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<()> {
         anyhow::bail!("--batch must be at least 1");
     }
     let file = load_model_file(&a.model)?;
-    let dname = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    let (input_shape, nclass) = dataset_shape(dname)?;
+    let (input_shape, nclass) = data_shapes(&file, &a.model, None)?;
     let mut model = Model::new(file.layers.clone(), &input_shape, 0)?;
     model
         .load_weights(&a.weights)

@@ -19,7 +19,7 @@
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
 //! times. Render DOT with `dot -Tsvg out.dot -o out.svg`.
 
-use super::common::{dataset_shape, load_model_file};
+use super::common::{data_shapes, load_model_file};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -88,8 +88,7 @@ fn opt_config(a: &DumpArgs) -> OptConfig {
 
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    let (input_shape, nclass) = dataset_shape(name)?;
+    let (input_shape, nclass) = data_shapes(&file, &a.model, None)?;
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     if batch == 0 {
         bail!("--batch must be at least 1");

@@ -1,8 +1,9 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
-use super::common::{backend, dataset_shape, load_data, load_model_file, pipeline, report_verify};
+use super::common::{backend, data_source, load_model_file, pipeline, report_verify};
 use clap::Args;
 use std::path::PathBuf;
+use xenon_frontend::model_file::TargetKind;
 use xenon_frontend::prelude::*;
 
 #[derive(Args, Debug)]
@@ -12,7 +13,8 @@ pub struct EvalArgs {
     /// The weights (safetensors, from `xenon train --save`).
     #[arg(long)]
     pub weights: PathBuf,
-    /// Directory with MNIST in IDX format; default: the bundled subset.
+    /// The data, as for `xenon train --data`: an MNIST directory (default: the bundled
+    /// subset), a directory for the model file's array paths, or one `.npz` archive.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Batch size (default 128).
@@ -35,19 +37,31 @@ pub struct EvalArgs {
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let data = load_data(&file, a.data.as_ref())?;
-    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    let (input_shape, _) = dataset_shape(name)?;
+    let source = data_source(&file, &a.model, a.data.as_ref())?;
+    let (input_shape, _) = source.shapes()?;
+    let (_, test) = source.load()?;
     let (pipeline, verifier) = pipeline(backend(&a.backend, None, None, a.device)?, a.verify);
     let mut model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
     model.load_weights(&a.weights)?;
+    let cost = model.eval_cost(&test, a.batch, &file.cost)?;
+    if source.targets() != TargetKind::Classes {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"cost": cost, "cost_name": file.cost.name(), "samples": test.len()})
+            );
+        } else {
+            println!("test samples:       {}", test.len());
+            println!("{:<19} {cost:.6}", format!("{}:", file.cost.name()));
+        }
+        return report_verify(verifier.as_ref(), a.json);
+    }
     let metrics = [
         Metric::Misclassification { steps: 1 },
         Metric::Accuracy,
         Metric::LogLoss,
     ];
-    let values = model.eval(&data.test, a.batch, &metrics)?;
-    let cost = model.eval_cost(&data.test, a.batch, &file.cost)?;
+    let values = model.eval(&test, a.batch, &metrics)?;
     let get = |n: &str| {
         values
             .iter()
@@ -61,11 +75,11 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             "accuracy": 100.0 * get("Accuracy"),
             "log_loss": get("LogLoss"),
             "cost": cost,
-            "samples": data.test.len(),
+            "samples": test.len(),
         });
         println!("{out}");
     } else {
-        println!("test samples:       {}", data.test.len());
+        println!("test samples:       {}", test.len());
         println!("misclassification:  {:.2}%", 100.0 * get("Top1Misclass"));
         println!("accuracy:           {:.2}%", 100.0 * get("Accuracy"));
         println!("log loss:           {:.4}", get("LogLoss"));

@@ -1,13 +1,12 @@
 //! `xenon summary MODEL [--json]`.
 
-use super::common::{dataset_shape, load_model_file};
+use super::common::{data_shapes, load_model_file};
 use std::path::Path;
 use xenon_frontend::model::Model;
 
 pub fn run(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = load_model_file(path)?;
-    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    let (input_shape, _) = dataset_shape(name)?;
+    let (input_shape, _) = data_shapes(&file, path, None)?;
     let model = Model::new(file.layers.clone(), &input_shape, 0)?;
     let total = model.num_params();
     if json {

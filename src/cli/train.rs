@@ -1,7 +1,7 @@
-//! `xenon train MODEL [--data DIR] [--epochs N] [--batch N] [--seed S] [--backend B]
+//! `xenon train MODEL [--data DIR|FILE.npz] [--epochs N] [--batch N] [--seed S] [--backend B]
 //! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
 
-use super::common::{backend, dataset_shape, load_data, load_model_file, pipeline, report_verify};
+use super::common::{backend, data_source, eval_metric, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -17,8 +17,10 @@ use xenon_runtime::DType;
 pub struct TrainArgs {
     /// The model file (neon-style YAML, or JSON of the same shape).
     pub model: PathBuf,
-    /// Directory with MNIST in IDX format (raw or .gz; neon's `-w`); default: the bundled
-    /// subset.
+    /// The data (neon's `-w`): for MNIST a directory of IDX files (raw or .gz; default: the
+    /// bundled subset); for `dataset: {name: arrays}` the directory its relative paths are
+    /// taken from (default: the model file's), or one `.npz` archive; a `.npz` archive of
+    /// `x_train`, `y_train`, `x_test`, `y_test` (class ids) when the file names no data set.
     #[arg(long, short = 'w', alias = "data_dir")]
     pub data: Option<PathBuf>,
     /// Epochs (neon's `-e`; default: the file's `epochs`, else 10). As with every flag, a
@@ -80,21 +82,25 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", alias = "eval_freq", default_value_t = 1)]
     pub eval_freq: usize,
     /// Stop when this many evaluations in a row did not improve the test
-    /// misclassification.
+    /// misclassification (the test cost for real-valued or input targets).
     #[arg(long, value_name = "PATIENCE")]
     pub early_stop: Option<usize>,
     /// Save the model (a checkpoint) to this path whenever the test misclassification
-    /// improves.
+    /// (the test cost for real-valued or input targets) improves.
     #[arg(long, value_name = "PATH")]
     pub save_best: Option<PathBuf>,
     /// Write the training history to this file after every epoch: train cost and test
-    /// misclassification per epoch, as CSV for a `.csv` name, else JSON (`xenon plot`
+    /// misclassification (or cost) per epoch, as CSV for a `.csv` name, else JSON (`xenon plot`
     /// draws it). With `--resume`, an existing history is continued.
     #[arg(long, short = 'o', alias = "output_file", value_name = "FILE")]
     pub history: Option<PathBuf>,
     /// Also record every minibatch's cost in the (JSON) history.
     #[arg(long, requires = "history")]
     pub history_batches: bool,
+    /// Before training, print what will run: the data (examples, shapes, targets), the
+    /// model's parameters, backend, batch size, epochs and optimizer (neon's `-v`).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// One JSON object per line: one per epoch, then `{"event":"done", ...}`.
     #[arg(long)]
     pub json: bool,
@@ -107,9 +113,11 @@ pub struct TrainArgs {
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let data = load_data(&file, a.data.as_ref())?;
-    let name = file.dataset.as_ref().map_or("mnist", |d| d.name.as_str());
-    let (input_shape, _) = dataset_shape(name)?;
+    let source = data_source(&file, &a.model, a.data.as_ref())?;
+    let (input_shape, width) = source.shapes()?;
+    let (train_set, test_set) = source.load()?;
+    let metric = eval_metric(&source, &file.cost);
+    let classes = matches!(metric, Metric::Misclassification { .. });
     let backend_name = a
         .backend
         .clone()
@@ -160,7 +168,32 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         None => model,
     };
     let mut model = model.with_pipeline(pipeline);
-    let mut train = BatchIterator::new(&data.train, BatchOptions::new(batch))?;
+    if a.verbose && !a.json {
+        println!(
+            "data: {} training and {} test examples of shape {:?}; targets: {} ({} wide)",
+            train_set.len(),
+            test_set.len(),
+            input_shape,
+            source.targets().as_str(),
+            width
+        );
+        println!(
+            "model: {} parameters, output shape {:?}, {} cost, {} optimizer, computing in {}",
+            model.num_params(),
+            model.output_shape(),
+            file.cost.name(),
+            optimizer.class(),
+            model.dtype()
+        );
+        println!(
+            "training: backend {}, batch size {batch}, {} epochs from epoch {}{}",
+            model.backend_name(),
+            epochs.saturating_sub(model.epoch_index()),
+            model.epoch_index(),
+            if a.resume.is_some() { " (resumed)" } else { "" }
+        );
+    }
+    let mut train = BatchIterator::new(&train_set, BatchOptions::new(batch))?;
     model.resume_batches(&mut train)?;
     // A resumed run trains the epochs left to the total.
     let epochs = epochs.saturating_sub(model.epoch_index());
@@ -177,9 +210,15 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let mut history_error = None;
     let mut progress = ProgressBarCallback::new(!json_out);
     let mut last = (f64::NAN, f64::NAN);
-    let mut eval = EvalCallback::new(&data.test, batch, vec![Metric::Misclassification { steps: 1 }]).with_report(|s, m| {
-        let misclass = 100.0 * m[0].1;
-        last = (s.train_cost, misclass);
+    // The test figure: misclassification in percent, or the cost.
+    let test_name = if classes {
+        "test_misclass"
+    } else {
+        "test_cost"
+    };
+    let mut eval = EvalCallback::new(&test_set, batch, vec![metric.clone()]).with_report(|s, m| {
+        let figure = if classes { 100.0 * m[0].1 } else { m[0].1 };
+        last = (s.train_cost, figure);
         if let Some(path) = &a.history {
             let mut record = EpochRecord::new(s, m);
             if a.history_batches {
@@ -194,13 +233,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         if json_out {
             println!(
                 "{}",
-                json!({"event": "epoch", "epoch": s.epoch, "train_cost": s.train_cost, "test_misclass": misclass,
+                json!({"event": "epoch", "epoch": s.epoch, "train_cost": s.train_cost, test_name: figure,
                        "batches": s.batches, "seconds": s.seconds})
             );
         } else {
             println!(
-                "Epoch {:<3} train cost {:.4}, test misclassification {:.2}% ({} batches, {:.2}s)",
-                s.epoch, s.train_cost, misclass, s.batches, s.seconds
+                "Epoch {:<3} train cost {:.4}, {} ({} batches, {:.2}s)",
+                s.epoch, s.train_cost, describe(&m[0].0, figure, classes), s.batches, s.seconds
             );
         }
     })
@@ -254,17 +293,22 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     }
     let samples: usize = history.iter().map(|h| h.samples).sum();
     let train_seconds: f64 = history.iter().map(|h| h.seconds).sum();
-    let (train_cost, test_misclass) = last;
+    let (train_cost, figure) = last;
     if a.json {
         println!(
             "{}",
-            json!({"event": "done", "test_misclass": test_misclass, "train_cost": train_cost, "epochs": model.epoch_index(),
+            json!({"event": "done", test_name: figure, "train_cost": train_cost, "epochs": model.epoch_index(),
                    "seconds": seconds, "train_seconds": train_seconds, "samples_per_sec": samples as f64 / train_seconds.max(1e-9),
                    "backend": model.backend_name(), "params": model.num_params()})
         );
     } else {
+        let result = if classes {
+            format!("Misclassification error = {figure:.2}%")
+        } else {
+            format!("Test cost ({}) = {figure:.6}", file.cost.name())
+        };
         println!(
-            "Misclassification error = {test_misclass:.2}% after {} epochs ({seconds:.2}s, {:.0} samples/s)",
+            "{result} after {} epochs ({seconds:.2}s, {:.0} samples/s)",
             model.epoch_index(),
             samples as f64 / train_seconds.max(1e-9)
         );
@@ -283,6 +327,16 @@ impl Callback for BatchCostCallback<'_> {
         if self.1 {
             self.0.borrow_mut().push(cost);
         }
+    }
+}
+
+/// An evaluation for the epoch line: "test misclassification 4.60%" or "test cost
+/// (MeanSquared) 0.0012".
+fn describe(name: &str, figure: f64, classes: bool) -> String {
+    if classes {
+        format!("test misclassification {figure:.2}%")
+    } else {
+        format!("test cost ({name}) {figure:.6}")
     }
 }
 

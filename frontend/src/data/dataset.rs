@@ -94,6 +94,25 @@ impl Dataset {
         }
     }
 
+    /// The first `n` examples (all of them when there are fewer), with their targets.
+    ///
+    /// ```
+    /// use xenon_frontend::data::Dataset;
+    /// let d = Dataset::new(vec![0.0, 1.0, 2.0], vec![0, 1, 0], 2, vec![1]).unwrap();
+    /// let h = d.head(2);
+    /// assert_eq!((h.x.as_slice(), h.labels.as_slice()), (&[0.0, 1.0][..], &[0, 1][..]));
+    /// ```
+    pub fn head(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            x: self.x[..n * self.n_features()].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            nclass: self.nclass,
+            feature_shape: self.feature_shape.clone(),
+            targets: self.targets.as_ref().map(|t| t[..n * self.nclass].to_vec()),
+        }
+    }
+
     /// Checks the invariants listed on [`Dataset`].
     pub fn validate(&self) -> Result<(), DataError> {
         let invalid = |m: String| Err(DataError::InvalidDataset(m));

@@ -3,7 +3,11 @@
 //! * [`idx`]: the IDX file format of the MNIST release, raw or gzipped, strictly validated.
 //! * [`Mnist`]: MNIST from a directory of IDX files, or the 9,000-digit subset bundled with
 //!   Xenon ([`Mnist::bundled`], the offline default), pixels scaled to `[0, 1]`.
-//! * [`Dataset`]: `N` examples as an `N × F` f32 matrix with class labels.
+//! * [`Dataset`]: `N` examples as an `N × F` f32 matrix with class labels or real-valued
+//!   targets.
+//! * [`npy`]: NumPy `.npy` files and `.npz` archives as data sets (neon's `ArrayIterator`).
+//! * [`DataSource`]: what a model file's `dataset:` entry and `--data` name, resolved to
+//!   files and loaded.
 //! * [`BatchIterator`]: full batch-major minibatches (`x: [batch, F]`, one-hot
 //!   `t: [batch, nclass]`), optionally reshuffled per epoch from a seed, with neon's
 //!   wrap-around of the last partial batch by default.
@@ -24,6 +28,7 @@ mod error;
 pub mod idx;
 mod mnist;
 pub mod npy;
+mod source;
 
 pub use batch::{
     Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch, shuffled_order,
@@ -33,3 +38,4 @@ pub use error::DataError;
 pub use mnist::{
     BUNDLED_MNIST_DIR, MNIST_CLASSES, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
+pub use source::{ArrayRef, ArraySplit, DataSource};

@@ -116,28 +116,48 @@ fn read_array<R: Read>(reader: R, path: &Path, array: &str) -> Result<Array, Dat
 /// Reads a `.npy` file.
 pub fn read_npy(path: impl AsRef<Path>) -> Result<Array, DataError> {
     let path = path.as_ref();
-    let f = std::fs::File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    read_array(std::io::BufReader::new(f), path, "the array")
+    open_array(path, None, |r, name| read_array(r, path, name))
 }
 
 /// Reads array `name` of a `.npz` archive.
 pub fn read_npz(path: impl AsRef<Path>, name: &str) -> Result<Array, DataError> {
     let path = path.as_ref();
-    let f = std::fs::File::open(path).map_err(|source| DataError::Io {
+    open_array(path, Some(name), |r, name| read_array(r, path, name))
+}
+
+/// The shape of a `.npy` file (`array: None`) or of array `array` of a `.npz` archive,
+/// from its header alone.
+pub fn array_shape(path: impl AsRef<Path>, array: Option<&str>) -> Result<Vec<usize>, DataError> {
+    let path = path.as_ref();
+    open_array(path, array, |r, name| {
+        let npy = NpyFile::new(r).map_err(|e| array_err(path, name, e.to_string()))?;
+        Ok(npy.shape().iter().map(|&d| d as usize).collect())
+    })
+}
+
+/// Opens a `.npy` file (`array: None`) or array `array` of a `.npz` archive and passes
+/// its `.npy` bytes and its name for errors to `f`.
+fn open_array<T>(
+    path: &Path,
+    array: Option<&str>,
+    f: impl FnOnce(&mut dyn Read, &str) -> Result<T, DataError>,
+) -> Result<T, DataError> {
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
+    let file = std::io::BufReader::new(file);
+    let Some(name) = array else {
+        return f(&mut { file }, "the array");
+    };
+    let mut zip = zip::ZipArchive::new(file)
         .map_err(|e| array_err(path, name, format!("not a .npz archive: {e}")))?;
     let names: Vec<String> = zip
         .file_names()
         .filter_map(|n| n.strip_suffix(".npy"))
         .map(str::to_string)
         .collect();
-    let entry = zip.by_name(&format!("{name}.npy")).map_err(|_| {
+    let mut entry = zip.by_name(&format!("{name}.npy")).map_err(|_| {
         let mut names = names.clone();
         names.sort();
         array_err(
@@ -146,7 +166,65 @@ pub fn read_npz(path: impl AsRef<Path>, name: &str) -> Result<Array, DataError> 
             format!("no such array (the archive holds: {})", names.join(", ")),
         )
     })?;
-    read_array(entry, path, name)
+    f(&mut entry, name)
+}
+
+/// The `.npy` bytes of a little-endian f32 array of `shape` (what `np.save` writes for
+/// `float32`). `data.len()` must equal the product of `shape`.
+pub fn npy_bytes(shape: &[usize], data: &[f32]) -> std::io::Result<Vec<u8>> {
+    use npyz::WriterBuilder;
+    let numel: usize = shape.iter().product();
+    if numel != data.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("shape {shape:?} needs {numel} elements, got {}", data.len()),
+        ));
+    }
+    let mut out = Vec::new();
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut out)
+        .begin_nd()?;
+    w.extend(data.iter().copied())?;
+    w.finish()?;
+    Ok(out)
+}
+
+/// Writes f32 arrays `(name, shape, data)` as a deflate-compressed `.npz` archive (what
+/// `np.savez_compressed` writes), atomically: a temporary file renamed over `path`.
+///
+/// ```
+/// use xenon_frontend::data::npy::{read_npz, write_npz};
+/// let path = std::env::temp_dir().join(format!("doc-{}.npz", std::process::id()));
+/// write_npz(&path, &[("x", &[2, 2], &[1.0, 2.0, 3.0, 4.0]), ("y", &[2], &[0.0, 1.0])]).unwrap();
+/// assert_eq!(read_npz(&path, "x").unwrap(), (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn write_npz(
+    path: impl AsRef<Path>,
+    arrays: &[(&str, &[usize], &[f32])],
+) -> Result<(), DataError> {
+    use std::io::Write;
+    let path = path.as_ref();
+    let io = |source: std::io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, shape, data) in arrays {
+        let bytes = npy_bytes(shape, data).map_err(|e| array_err(path, name, e.to_string()))?;
+        zip.start_file(format!("{name}.npy"), options)
+            .map_err(|e| io(e.into()))?;
+        zip.write_all(&bytes).map_err(io)?;
+    }
+    let bytes = zip.finish().map_err(|e| io(e.into()))?.into_inner();
+    let tmp = path.with_extension("npz.tmp");
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// What the second array of a data set holds (neon's `ArrayIterator` options).
@@ -169,16 +247,28 @@ pub fn dataset_from_arrays(
     feature_shape: Option<Vec<usize>>,
     path: &Path,
 ) -> Result<Dataset, DataError> {
+    named_dataset(x, y, ["x", "y"], targets, feature_shape, path)
+}
+
+/// [`dataset_from_arrays`] with the arrays' names for errors.
+pub(crate) fn named_dataset(
+    x: Array,
+    y: Array,
+    [x_name, y_name]: [&str; 2],
+    targets: Targets,
+    feature_shape: Option<Vec<usize>>,
+    path: &Path,
+) -> Result<Dataset, DataError> {
     let ((xs, xd), (ys, yd)) = (x, y);
     let n = *xs
         .first()
-        .ok_or_else(|| array_err(path, "x", "a scalar, not examples"))?;
+        .ok_or_else(|| array_err(path, x_name, "a scalar, not examples"))?;
     let f = xs[1..].iter().product::<usize>();
     let shape = feature_shape.unwrap_or_else(|| xs[1..].to_vec());
     if shape.iter().product::<usize>() != f || f == 0 {
         return Err(array_err(
             path,
-            "x",
+            x_name,
             format!(
                 "examples of shape {:?} do not fit the feature shape {shape:?}",
                 &xs[1..]
@@ -188,8 +278,11 @@ pub fn dataset_from_arrays(
     if ys.first() != Some(&n) {
         return Err(array_err(
             path,
-            "y",
-            format!("shape {ys:?} has not the {n} rows of x (shape {xs:?})"),
+            y_name,
+            format!(
+                "shape {ys:?} has {} rows, {x_name} (shape {xs:?}) has {n}",
+                ys.first().unwrap_or(&0)
+            ),
         ));
     }
     match targets {
@@ -197,7 +290,7 @@ pub fn dataset_from_arrays(
             if ys.len() > 2 || (ys.len() == 2 && ys[1] != 1) {
                 return Err(array_err(
                     path,
-                    "y",
+                    y_name,
                     format!("class ids must have shape [{n}] or [{n}, 1], not {ys:?}"),
                 ));
             }
@@ -206,7 +299,7 @@ pub fn dataset_from_arrays(
                 if v.fract() != 0.0 || v < 0.0 || v >= nclass as f32 {
                     return Err(array_err(
                         path,
-                        "y",
+                        y_name,
                         format!("row {i}: {v} is not a class id in 0..{nclass}"),
                     ));
                 }

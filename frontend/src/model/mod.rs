@@ -581,31 +581,16 @@ impl Model {
         Ok(out)
     }
 
-    /// The cost on every sample of `data` (batch mean over all samples).
+    /// The cost on every sample of `data` (the mean over all samples; the metric
+    /// [`Metric::Cost`]).
     pub fn eval_cost(
         &mut self,
         data: &Dataset,
         batch_size: usize,
         cost: &Cost,
     ) -> Result<f64, ModelError> {
-        let (mut total, mut count) = (0.0, 0);
-        self.eval_batches(
-            data,
-            batch_size,
-            &format!("cost/{cost:?}"),
-            |g, y, t| {
-                let c = cost.lower(g, y, t)?;
-                g.set_output("per_sample", c.per_sample)?;
-                Ok(())
-            },
-            |out, n_valid| {
-                total += out["per_sample"].to_f64_vec()[..n_valid]
-                    .iter()
-                    .sum::<f64>();
-                count += n_valid;
-            },
-        )?;
-        Ok(total / count.max(1) as f64)
+        let values = self.eval(data, batch_size, &[Metric::Cost(cost.clone())])?;
+        Ok(values[0].1)
     }
 
     /// Checks an optimizer before training with it.

@@ -3,25 +3,31 @@
 use super::de::typed;
 use super::error::ModelFileError;
 use super::tree::Node;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// A data set Xenon can load by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DatasetName {
-    /// `mnist`: 28×28 grey digits, 60,000 training and 10,000 test images.
+    /// `mnist`: 28×28 grey digits, 60,000 training and 10,000 test images (the bundled
+    /// subset: 8,000 and 1,000).
     Mnist,
+    /// `arrays`: the user's NumPy arrays, `.npy` files or `.npz` archives (neon's
+    /// `ArrayIterator`); see [`ArraysSpec`].
+    Arrays,
 }
 
 impl DatasetName {
     /// Every accepted name.
-    pub const NAMES: [&'static str; 1] = ["mnist"];
+    pub const NAMES: [&'static str; 2] = ["mnist", "arrays"];
 
     /// The name as written in model files.
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetName::Mnist => "mnist",
+            DatasetName::Arrays => "arrays",
         }
     }
 
@@ -29,9 +35,75 @@ impl DatasetName {
     pub fn from_name(name: &str) -> Option<DatasetName> {
         match name {
             "mnist" => Some(DatasetName::Mnist),
+            "arrays" => Some(DatasetName::Arrays),
             _ => None,
         }
     }
+}
+
+/// What a model learns to output for each example (the `targets:` key of `dataset:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// `classes` (the default): class ids, made one-hot (neon's `make_onehot=True`);
+    /// evaluated by misclassification.
+    #[default]
+    Classes,
+    /// `real`: real-valued targets, one row per example (regression, neon's
+    /// `make_onehot=False`); evaluated by the model's cost.
+    Real,
+    /// `inputs`: the inputs themselves (an autoencoder); evaluated by the model's cost.
+    Inputs,
+}
+
+impl TargetKind {
+    /// The name as written in model files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Classes => "classes",
+            TargetKind::Real => "real",
+            TargetKind::Inputs => "inputs",
+        }
+    }
+}
+
+/// One split (training or test) of an `arrays` data set: the features `x` and the targets
+/// `y` (absent for `targets: inputs`). Each names a `.npy` file, or an array of a `.npz`
+/// archive as `archive.npz:array` (`archive.npz` alone takes the split's default array,
+/// `x_train`, `y_train`, `x_test` or `y_test`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// The features, `[N, feature…]`.
+    pub x: String,
+    /// The targets: class ids `[N]` or `[N, 1]`, or real values `[N, width…]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+}
+
+/// Where the arrays of `name: arrays` are. Relative paths are taken from the `--data`
+/// directory when one is given, else from the model file's directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArraysSpec {
+    /// One `.npz` archive holding `x_train`, `y_train`, `x_test` and `y_test` (the layout
+    /// of Keras' `mnist.npz`); `train` and `test` override its splits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<SplitSpec>,
+    /// The test (validation) split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<SplitSpec>,
+    /// The number of classes for `targets: classes` (default: the largest class id in
+    /// either split, plus one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nclass: Option<usize>,
+    /// The shape of one example (neon's `lshape`, e.g. `[1, 28, 28]`; default: `x`'s
+    /// shape without its first axis). Must hold as many elements as an example of `x`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lshape: Option<Vec<usize>>,
 }
 
 impl fmt::Display for DatasetName {
@@ -41,12 +113,27 @@ impl fmt::Display for DatasetName {
 }
 
 /// The `dataset:` entry.
+///
+/// ```yaml
+/// dataset: {name: mnist}                    # class labels (the default)
+/// dataset: {name: mnist, targets: inputs}   # an autoencoder
+/// dataset:
+///   name: arrays
+///   train: {x: train_x.npy, y: train_y.npy}
+///   test: {x: data.npz:x_val, y: data.npz:y_val}
+///   targets: real                           # classes (default) | real | inputs
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct DatasetSpec {
     /// `name:` (required).
     pub name: DatasetName,
-    /// Every other key (neon's `train_config`, `test_config`, ...), uninterpreted, as JSON
-    /// values. Never contains `name`.
+    /// `targets:` (default `classes`).
+    pub targets: TargetKind,
+    /// The arrays of `name: arrays` (empty for other data sets).
+    pub arrays: ArraysSpec,
+    /// Every other key of a named data set (neon's `train_config`, `test_config`, ...),
+    /// uninterpreted, as JSON values. Never contains `name` or `targets`; empty for
+    /// `arrays`, whose keys are all checked.
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
@@ -55,42 +142,109 @@ impl DatasetSpec {
     pub fn new(name: DatasetName) -> DatasetSpec {
         DatasetSpec {
             name,
+            targets: TargetKind::Classes,
+            arrays: ArraysSpec::default(),
             extra: BTreeMap::new(),
         }
     }
 }
 
-/// Reads the `dataset:` mapping: `name` (required) and every other key, kept as JSON.
+/// Every key of `dataset: {name: arrays, ...}`, checked as a whole.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArraysEntry {
+    #[allow(dead_code)]
+    name: String,
+    #[serde(default)]
+    targets: TargetKind,
+    #[serde(default)]
+    file: Option<String>,
+    #[serde(default)]
+    train: Option<SplitSpec>,
+    #[serde(default)]
+    test: Option<SplitSpec>,
+    #[serde(default)]
+    nclass: Option<usize>,
+    #[serde(default)]
+    lshape: Option<Vec<usize>>,
+}
+
+/// Reads the `dataset:` mapping: `name` (required), `targets`, and for `arrays` its keys;
+/// every other key of a named data set is kept as JSON.
 pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
     let entries = node.entries("dataset", "a mapping such as {name: mnist}")?;
-    let mut name = None;
-    let mut extra = BTreeMap::new();
+    let Some(name_entry) = entries.iter().find(|e| e.key == "name") else {
+        return Err(ModelFileError::MissingKey {
+            at: "dataset".into(),
+            key: "name".into(),
+            pos: node.pos,
+        });
+    };
+    let s: String = typed(&name_entry.value, "dataset.name")?;
+    let name = DatasetName::from_name(&s).ok_or(ModelFileError::UnknownDataset {
+        name: s,
+        pos: name_entry.value.pos,
+    })?;
+    let mut spec = DatasetSpec::new(name);
+    if name == DatasetName::Arrays {
+        let e: ArraysEntry = typed(node, "dataset")?;
+        spec.targets = e.targets;
+        spec.arrays = ArraysSpec {
+            file: e.file,
+            train: e.train,
+            test: e.test,
+            nclass: e.nclass,
+            lshape: e.lshape,
+        };
+        if spec.arrays.file.is_none() && spec.arrays.train.is_none() {
+            return Err(ModelFileError::MissingKey {
+                at: "dataset (arrays)".into(),
+                key: "file\" or \"train".into(),
+                pos: node.pos,
+            });
+        }
+        return Ok(spec);
+    }
     for e in entries {
-        if e.key == "name" {
-            let s: String = typed(&e.value, "dataset.name")?;
-            name = Some(
-                DatasetName::from_name(&s).ok_or(ModelFileError::UnknownDataset {
-                    name: s,
-                    pos: e.value.pos,
-                })?,
-            );
-        } else {
-            extra.insert(e.key.clone(), e.value.to_json());
+        match e.key.as_str() {
+            "name" => {}
+            "targets" => spec.targets = typed(&e.value, "dataset.targets")?,
+            _ => {
+                spec.extra.insert(e.key.clone(), e.value.to_json());
+            }
         }
     }
-    let name = name.ok_or(ModelFileError::MissingKey {
-        at: "dataset".into(),
-        key: "name".into(),
-        pos: node.pos,
-    })?;
-    Ok(DatasetSpec { name, extra })
+    Ok(spec)
 }
 
 impl Serialize for DatasetSpec {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let extra: Vec<_> = self.extra.iter().filter(|(k, _)| *k != "name").collect();
-        let mut map = s.serialize_map(Some(1 + extra.len()))?;
+        let extra: Vec<_> = self
+            .extra
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "name" | "targets"))
+            .collect();
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", self.name.as_str())?;
+        if self.targets != TargetKind::Classes {
+            map.serialize_entry("targets", self.targets.as_str())?;
+        }
+        let a = &self.arrays;
+        if let Some(f) = &a.file {
+            map.serialize_entry("file", f)?;
+        }
+        if let Some(t) = &a.train {
+            map.serialize_entry("train", t)?;
+        }
+        if let Some(t) = &a.test {
+            map.serialize_entry("test", t)?;
+        }
+        if let Some(n) = &a.nclass {
+            map.serialize_entry("nclass", n)?;
+        }
+        if let Some(l) = &a.lshape {
+            map.serialize_entry("lshape", l)?;
+        }
         for (k, v) in extra {
             map.serialize_entry(k, v)?;
         }

@@ -11,15 +11,7 @@ use xenon_frontend::prelude::*;
 
 /// The first `n` training samples of the bundled MNIST subset.
 pub fn mnist_head(n: usize) -> Dataset {
-    let mnist = Mnist::bundled().unwrap();
-    let f = mnist.train.n_features();
-    Dataset::new(
-        mnist.train.x[..n * f].to_vec(),
-        mnist.train.labels[..n].to_vec(),
-        mnist.train.nclass,
-        mnist.train.feature_shape.clone(),
-    )
-    .unwrap()
+    Mnist::bundled().unwrap().train.head(n)
 }
 
 /// A pipeline on the CPU backend with `threads` threads, in verify mode, and its verifier.

@@ -261,14 +261,50 @@ fn unknown_backend_lists_cpu_mkl_gpu() {
 }
 
 #[test]
-fn unknown_dataset_lists_mnist() {
+fn unknown_dataset_lists_the_known_ones() {
     assert_error(
         &format!("{}dataset: {{name: cifar10}}\n", one_layer(ACT)),
-        "unknown dataset \"cifar10\" (line 4, column 17); known datasets: mnist",
+        "unknown dataset \"cifar10\" (line 4, column 17); known datasets: mnist, arrays",
     );
     assert_error_starts(
         &format!("{}dataset: mnist\n", one_layer(ACT)),
         "dataset: expected a mapping such as {name: mnist}",
+    );
+}
+
+#[test]
+fn arrays_entries_are_checked_with_positions() {
+    assert_error(
+        &format!(
+            "{}dataset: {{name: arrays, file: d.npz, shufle: true}}\n",
+            one_layer(ACT)
+        ),
+        "dataset: unknown key \"shufle\" (line 4, column 38); accepted: name, targets, file, train, test, nclass, lshape",
+    );
+    assert_error_starts(
+        &format!(
+            "{}dataset: {{name: arrays, file: d.npz, targets: onehot}}\n",
+            one_layer(ACT)
+        ),
+        "dataset.targets: unknown variant \"onehot\"; expected one of: classes, real, inputs",
+    );
+    assert_error_starts(
+        &format!(
+            "{}dataset: {{name: arrays, train: {{x: a.npy, z: b.npy}}}}\n",
+            one_layer(ACT)
+        ),
+        "dataset.train: unknown key \"z\"",
+    );
+    assert_error_starts(
+        &format!(
+            "{}dataset: {{name: arrays, nclass: -1, file: d.npz}}\n",
+            one_layer(ACT)
+        ),
+        "dataset.nclass:",
+    );
+    assert_error_starts(
+        &format!("{}dataset: {{name: arrays}}\n", one_layer(ACT)),
+        "dataset (arrays): missing required key",
     );
 }
 

@@ -2,7 +2,7 @@
 
 use super::support::*;
 use serde_json::json;
-use xenon_frontend::model_file::ModelFile;
+use xenon_frontend::model_file::{ModelFile, TargetKind};
 
 #[test]
 fn to_json_and_to_yaml_round_trip() {
@@ -31,6 +31,47 @@ dataset: {name: mnist, train_config: {shuffle: true, scale: [0.875, 1]}}
         back.dataset.unwrap().extra["train_config"],
         serde_json::json!({"shuffle": true, "scale": [0.875, 1]})
     );
+}
+
+#[test]
+fn dataset_entries_with_arrays_and_targets_round_trip() {
+    let m = ModelFile::from_yaml_str(
+        "layers: [{type: Activation, config: {transform: Tanh}}]
+cost: MeanSquared
+dataset:
+  name: arrays
+  train: {x: xt.npy, y: data.npz:yt}
+  test: {x: data.npz}
+  targets: inputs
+  nclass: 3
+  lshape: [1, 2, 2]
+",
+    )
+    .unwrap();
+    let d = m.dataset.clone().unwrap();
+    assert_eq!(d.targets, TargetKind::Inputs);
+    assert_eq!(
+        d.arrays.train.as_ref().unwrap().y.as_deref(),
+        Some("data.npz:yt")
+    );
+    assert_eq!(d.arrays.test.as_ref().unwrap().y, None);
+    assert_eq!(d.arrays.lshape, Some(vec![1, 2, 2]));
+    for back in [
+        ModelFile::from_json_str(&m.to_json()).unwrap(),
+        ModelFile::from_yaml_str(&m.to_yaml()).unwrap(),
+    ] {
+        assert_eq!(back, m);
+    }
+    let m = ModelFile::from_yaml_str(
+        "layers: [{type: Activation, config: {transform: Tanh}}]
+cost: SumSquared
+dataset: {name: mnist, targets: inputs}
+",
+    )
+    .unwrap();
+    assert_eq!(m.dataset.as_ref().unwrap().targets, TargetKind::Inputs);
+    assert!(m.dataset.as_ref().unwrap().extra.is_empty());
+    assert_eq!(ModelFile::from_json_str(&m.to_json()).unwrap(), m);
 }
 
 #[test]

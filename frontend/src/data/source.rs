@@ -1,0 +1,391 @@
+//! The data a model file's `dataset:` entry (and `--data`) names, resolved to files:
+//! MNIST in IDX format or the user's NumPy arrays, with class, real-valued or
+//! input-as-target targets. [`DataSource::shapes`] reads only what the shapes need (the
+//! `.npy` headers, and class ids when `nclass` must be inferred); [`DataSource::load`]
+//! reads the training and test sets.
+
+use super::npy::{Array, Targets, array_shape, named_dataset, read_npy, read_npz};
+use super::{DataError, Dataset, MNIST_CLASSES, Mnist};
+use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind};
+use std::path::{Path, PathBuf};
+
+/// One array: a `.npy` file, or an array of a `.npz` archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArrayRef {
+    /// The file.
+    pub path: PathBuf,
+    /// The array's name inside a `.npz` archive; `None` for a `.npy` file.
+    pub array: Option<String>,
+}
+
+impl ArrayRef {
+    /// Resolves `spec` (`file.npy`, `archive.npz:array`, or `archive.npz`, which takes
+    /// `default_array`) against `base`.
+    pub fn parse(spec: &str, base: &Path, default_array: &str) -> ArrayRef {
+        let (file, array) = match spec.rsplit_once(':') {
+            Some((f, a)) if f.ends_with(".npz") && !a.is_empty() => (f, Some(a.to_string())),
+            _ if spec.ends_with(".npz") => (spec, Some(default_array.to_string())),
+            _ => (spec, None),
+        };
+        ArrayRef {
+            path: base.join(file),
+            array,
+        }
+    }
+
+    /// Reads the whole array.
+    pub fn read(&self) -> Result<Array, DataError> {
+        match &self.array {
+            Some(a) => read_npz(&self.path, a),
+            None => read_npy(&self.path),
+        }
+    }
+
+    /// The array's shape, from its header.
+    pub fn shape(&self) -> Result<Vec<usize>, DataError> {
+        array_shape(&self.path, self.array.as_deref())
+    }
+
+    fn name(&self) -> &str {
+        self.array.as_deref().unwrap_or("the array")
+    }
+}
+
+/// The features and (unless the targets are the inputs) the targets of one split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArraySplit {
+    /// The features, `[N, feature…]`.
+    pub x: ArrayRef,
+    /// The targets; `None` for [`TargetKind::Inputs`].
+    pub y: Option<ArrayRef>,
+}
+
+/// Where the training and test sets come from.
+// One value per run: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    /// MNIST from an IDX directory, or the bundled subset when `dir` is `None`.
+    Mnist {
+        dir: Option<PathBuf>,
+        targets: TargetKind,
+    },
+    /// NumPy arrays.
+    Arrays {
+        train: ArraySplit,
+        test: ArraySplit,
+        targets: TargetKind,
+        /// Classes for [`TargetKind::Classes`] (`None`: the largest id plus one).
+        nclass: Option<usize>,
+        /// The shape of one example (`None`: `x`'s shape without its first axis).
+        lshape: Option<Vec<usize>>,
+    },
+}
+
+impl DataSource {
+    /// The data `spec` names (MNIST when `None`). `data` is the command line's `--data`:
+    /// for MNIST the IDX directory; for arrays a directory that relative paths are taken
+    /// from, or one `.npz` archive replacing the entry's `file`; without an entry, a
+    /// `.npz` archive of `x_train`, `y_train`, `x_test`, `y_test` with class ids. Relative
+    /// paths are otherwise taken from `base` (the model file's directory).
+    pub fn new(
+        spec: Option<&DatasetSpec>,
+        data: Option<&Path>,
+        base: &Path,
+    ) -> Result<DataSource, DataError> {
+        let data_file = data.filter(|d| d.is_file());
+        let default;
+        let spec = match (spec, data_file) {
+            (Some(s), _) => s,
+            (None, Some(_)) => {
+                default = DatasetSpec::new(DatasetName::Arrays);
+                &default
+            }
+            (None, None) => {
+                return Ok(DataSource::Mnist {
+                    dir: data.map(Path::to_path_buf),
+                    targets: TargetKind::Classes,
+                });
+            }
+        };
+        if spec.name == DatasetName::Mnist {
+            return Ok(DataSource::Mnist {
+                dir: data.map(Path::to_path_buf),
+                targets: spec.targets,
+            });
+        }
+        let a = &spec.arrays;
+        let base = match data {
+            Some(d) if d.is_dir() => d.to_path_buf(),
+            _ => base.to_path_buf(),
+        };
+        let file = match data_file {
+            Some(f) => Some(f.to_string_lossy().into_owned()),
+            None => a.file.clone(),
+        };
+        let invalid = |m: String| DataError::InvalidDataset(m);
+        let split = |s: Option<&SplitSpec>, which: &str| -> Result<ArraySplit, DataError> {
+            let (x_def, y_def) = (format!("x_{which}"), format!("y_{which}"));
+            let (x, y) = match (s, &file) {
+                (Some(s), _) => (s.x.clone(), s.y.clone()),
+                (None, Some(f)) => (f.clone(), Some(f.clone())),
+                (None, None) => {
+                    return Err(invalid(format!(
+                        "dataset (arrays): no {which} split (give `{which}: {{x: ..., y: ...}}` or a `file` holding {x_def} and {y_def})"
+                    )));
+                }
+            };
+            let y = match (spec.targets, y) {
+                (TargetKind::Inputs, _) => None,
+                (_, Some(y)) => Some(ArrayRef::parse(&y, &base, &y_def)),
+                (t, None) => {
+                    return Err(invalid(format!(
+                        "dataset (arrays): the {which} split has no `y` (targets: {}; only `targets: inputs` needs none)",
+                        t.as_str()
+                    )));
+                }
+            };
+            Ok(ArraySplit {
+                x: ArrayRef::parse(&x, &base, &x_def),
+                y,
+            })
+        };
+        Ok(DataSource::Arrays {
+            train: split(a.train.as_ref(), "train")?,
+            test: split(a.test.as_ref(), "test")?,
+            targets: spec.targets,
+            nclass: a.nclass,
+            lshape: a.lshape.clone(),
+        })
+    }
+
+    /// What the model learns to output.
+    pub fn targets(&self) -> TargetKind {
+        match self {
+            DataSource::Mnist { targets, .. } | DataSource::Arrays { targets, .. } => *targets,
+        }
+    }
+
+    /// The shape of one example and the width of the targets (the model's output width).
+    pub fn shapes(&self) -> Result<(Vec<usize>, usize), DataError> {
+        match self {
+            DataSource::Mnist { targets, .. } => {
+                let width = match targets {
+                    TargetKind::Inputs => 28 * 28,
+                    _ => MNIST_CLASSES,
+                };
+                Ok((vec![1, 28, 28], width))
+            }
+            DataSource::Arrays {
+                train,
+                targets,
+                lshape,
+                ..
+            } => {
+                let xs = train.x.shape()?;
+                let shape = example_shape(&train.x, &xs, lshape.as_deref())?;
+                let width = match (targets, &train.y) {
+                    (TargetKind::Classes, _) => self.nclass()?,
+                    (TargetKind::Real, Some(y)) => {
+                        y.shape()?.iter().skip(1).product::<usize>().max(1)
+                    }
+                    _ => shape.iter().product(),
+                };
+                Ok((shape, width))
+            }
+        }
+    }
+
+    /// The class count of an `arrays` source with class targets: given, or inferred.
+    fn nclass(&self) -> Result<usize, DataError> {
+        let DataSource::Arrays {
+            train,
+            test,
+            nclass,
+            ..
+        } = self
+        else {
+            return Ok(MNIST_CLASSES);
+        };
+        if let Some(n) = nclass {
+            return Ok(*n);
+        }
+        let mut largest = -1.0f32;
+        for y in [&train.y, &test.y].into_iter().flatten() {
+            let (_, v) = y.read()?;
+            for (i, &c) in v.iter().enumerate() {
+                if !(c >= 0.0 && c.fract() == 0.0) {
+                    return Err(DataError::Array {
+                        path: y.path.clone(),
+                        array: y.name().to_string(),
+                        reason: format!(
+                            "element {i}: {c} is not a class id (a whole number ≥ 0); use `targets: real` for real-valued targets"
+                        ),
+                    });
+                }
+                largest = largest.max(c);
+            }
+        }
+        Ok(largest as usize + 1)
+    }
+
+    /// Reads the training and test sets.
+    pub fn load(&self) -> Result<(Dataset, Dataset), DataError> {
+        match self {
+            DataSource::Mnist { dir, targets } => {
+                let m = match dir {
+                    Some(d) => Mnist::load(d)?,
+                    None => Mnist::bundled()?,
+                };
+                Ok(match targets {
+                    TargetKind::Inputs => (m.train.autoencoder(), m.test.autoencoder()),
+                    TargetKind::Real => {
+                        return Err(DataError::InvalidDataset(
+                            "dataset mnist: `targets: real` needs real-valued targets; MNIST has classes (targets: classes) or the images themselves (targets: inputs)".into(),
+                        ));
+                    }
+                    TargetKind::Classes => (m.train, m.test),
+                })
+            }
+            DataSource::Arrays {
+                train,
+                test,
+                targets,
+                lshape,
+                ..
+            } => {
+                let kind = match targets {
+                    TargetKind::Classes => Targets::Classes {
+                        nclass: self.nclass()?,
+                    },
+                    _ => Targets::Real,
+                };
+                let read = |s: &ArraySplit| -> Result<Dataset, DataError> {
+                    let (xs, xd) = s.x.read()?;
+                    let shape = example_shape(&s.x, &xs, lshape.as_deref())?;
+                    match &s.y {
+                        Some(y) => named_dataset(
+                            (xs, xd),
+                            y.read()?,
+                            [s.x.name(), y.name()],
+                            kind,
+                            Some(shape),
+                            &y.path,
+                        ),
+                        None => {
+                            let width = shape.iter().product();
+                            Dataset::with_targets(xd.clone(), xd, width, shape)
+                        }
+                    }
+                };
+                let (tr, te) = (read(train)?, read(test)?);
+                if tr.feature_shape != te.feature_shape || tr.nclass != te.nclass {
+                    return Err(DataError::Array {
+                        path: test.x.path.clone(),
+                        array: test.x.name().to_string(),
+                        reason: format!(
+                            "the test examples (shape {:?}, targets {} wide) do not match the training examples (shape {:?}, targets {} wide)",
+                            te.feature_shape, te.nclass, tr.feature_shape, tr.nclass
+                        ),
+                    });
+                }
+                Ok((tr, te))
+            }
+        }
+    }
+}
+
+/// The shape of one example of `x` (shape `xs`): `lshape`, when its element count fits,
+/// else `xs` without its first axis.
+fn example_shape(
+    x: &ArrayRef,
+    xs: &[usize],
+    lshape: Option<&[usize]>,
+) -> Result<Vec<usize>, DataError> {
+    let err = |reason: String| DataError::Array {
+        path: x.path.clone(),
+        array: x.name().to_string(),
+        reason,
+    };
+    if xs.len() < 2 {
+        return Err(err(format!(
+            "shape {xs:?}: features need at least two axes, [examples, features…]"
+        )));
+    }
+    let per_example = &xs[1..];
+    match lshape {
+        Some(l) if l.iter().product::<usize>() != per_example.iter().product::<usize>() => {
+            Err(err(format!(
+                "examples of shape {per_example:?} do not fit lshape {l:?}"
+            )))
+        }
+        Some(l) => Ok(l.to_vec()),
+        None => Ok(per_example.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model_file::ArraysSpec;
+
+    #[test]
+    fn array_references_name_files_and_archive_members() {
+        let base = Path::new("/d");
+        let r = ArrayRef::parse("x.npy", base, "x_train");
+        assert_eq!((r.path, r.array), (PathBuf::from("/d/x.npy"), None));
+        let r = ArrayRef::parse("a.npz:feat", base, "x_train");
+        assert_eq!(
+            (r.path, r.array.as_deref()),
+            (PathBuf::from("/d/a.npz"), Some("feat"))
+        );
+        let r = ArrayRef::parse("sub/a.npz", base, "y_test");
+        assert_eq!(r.array.as_deref(), Some("y_test"));
+        assert_eq!(r.path, PathBuf::from("/d/sub/a.npz"));
+        // An absolute path stays; a colon elsewhere is part of the name.
+        let r = ArrayRef::parse("/e/odd:name.npy", base, "x_train");
+        assert_eq!((r.path, r.array), (PathBuf::from("/e/odd:name.npy"), None));
+    }
+
+    #[test]
+    fn specs_resolve_to_sources() {
+        let base = Path::new("/models");
+        // No entry: MNIST, from `--data` when given.
+        assert_eq!(
+            DataSource::new(None, None, base).unwrap(),
+            DataSource::Mnist {
+                dir: None,
+                targets: TargetKind::Classes
+            }
+        );
+        // `file` gives all four arrays; `train` overrides its split.
+        let mut spec = DatasetSpec::new(DatasetName::Arrays);
+        spec.arrays = ArraysSpec {
+            file: Some("d.npz".into()),
+            train: Some(SplitSpec {
+                x: "xt.npy".into(),
+                y: Some("yt.npy".into()),
+            }),
+            ..ArraysSpec::default()
+        };
+        let DataSource::Arrays { train, test, .. } =
+            DataSource::new(Some(&spec), None, base).unwrap()
+        else {
+            panic!("arrays expected")
+        };
+        assert_eq!(train.x.path, PathBuf::from("/models/xt.npy"));
+        assert_eq!(test.x.array.as_deref(), Some("x_test"));
+        assert_eq!(test.y.unwrap().array.as_deref(), Some("y_test"));
+        // An autoencoder needs no targets.
+        spec.targets = TargetKind::Inputs;
+        let DataSource::Arrays { train, .. } = DataSource::new(Some(&spec), None, base).unwrap()
+        else {
+            panic!("arrays expected")
+        };
+        assert_eq!(train.y, None);
+        // Without `file`, a missing test split is an error naming it.
+        spec.arrays.file = None;
+        let e = DataSource::new(Some(&spec), None, base).unwrap_err();
+        assert!(e.to_string().contains("no test split"), "{e}");
+    }
+}

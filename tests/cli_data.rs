@@ -1,0 +1,247 @@
+//! `xenon train` and `xenon eval` on the user's own data: NumPy arrays named by a model
+//! file's `dataset:` entry or by `--data`, real-valued targets, autoencoders, and a clear
+//! error for each kind of data that does not fit.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use xenon::frontend::data::npy::write_npz;
+
+/// The example model files train into their stated targets.
+#[test]
+fn the_regression_example_reaches_its_target() {
+    // examples/models/regression_sine.yaml: the test cost ends below 1% of the cost of
+    // always predicting the mean (0.0846, printed by data/sine/make_sine.py).
+    let o = xenon(&["train", "examples/models/regression_sine.yaml", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+    let cost = done["test_cost"].as_f64().unwrap();
+    eprintln!("regression example: test cost {cost}");
+    assert!(cost < 0.01 * 0.0846, "test cost {cost}");
+    assert_eq!(lines.len(), 61, "60 epoch lines and the summary");
+}
+
+#[test]
+fn the_autoencoder_example_reaches_its_target() {
+    // examples/models/mnist_autoencoder.yaml: the test reconstruction cost (about 91 for
+    // the untrained model) falls below 10 in 5 epochs.
+    let dir = scratch("autoencoder");
+    let w = dir.join("ae.safetensors");
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_autoencoder.yaml",
+        "--json",
+        "-s",
+        w.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = json_lines(&o).pop().unwrap();
+    let cost = done["test_cost"].as_f64().unwrap();
+    eprintln!("autoencoder example: test cost {cost}");
+    assert!(cost < 10.0, "test cost {cost}");
+    // `xenon eval` reports the same cost for the saved weights.
+    let o = xenon(&[
+        "eval",
+        "examples/models/mnist_autoencoder.yaml",
+        "--weights",
+        w.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_lines(&o).pop().unwrap();
+    assert_eq!(v["cost_name"], "SumSquared");
+    assert!((v["cost"].as_f64().unwrap() - cost).abs() < 1e-9 * cost.max(1.0));
+}
+
+/// Four separable blobs in 3-d: class k around corner k of a tetrahedron.
+fn blobs(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let centers = [
+        [1.0, 1.0, 1.0],
+        [1.0, -1.0, -1.0],
+        [-1.0, 1.0, -1.0],
+        [-1.0, -1.0, 1.0],
+    ];
+    let u = |i: u64| xenon::runtime::rng::uniform_f32(seed, 0, i) - 0.5;
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for i in 0..n {
+        let k = i % 4;
+        for (d, c) in centers[k].iter().enumerate() {
+            x.push(c + 0.6 * u((3 * i + d) as u64));
+        }
+        y.push(k as f32);
+    }
+    (x, y)
+}
+
+/// Writes a blobs archive in the `x_train, y_train, x_test, y_test` layout.
+fn blobs_npz(dir: &Path) -> PathBuf {
+    let (xt, yt) = blobs(256, 1);
+    let (xv, yv) = blobs(64, 2);
+    let p = dir.join("blobs.npz");
+    write_npz(
+        &p,
+        &[
+            ("x_train", &[256, 3], &xt),
+            ("y_train", &[256], &yt),
+            ("x_test", &[64, 3], &xv),
+            ("y_test", &[64], &yv),
+        ],
+    )
+    .unwrap();
+    p
+}
+
+const CLASSIFIER: &str = "layers:\n  - type: Affine\n    config: {nout: 4, init: {type: Gaussian, config: {scale: 0.1}}, bias: {type: Constant}, activation: {type: Softmax}}\ncost: CrossEntropyMulti\noptimizer: {type: GradientDescentMomentum, config: {learning_rate: 0.5, momentum_coef: 0.9}}\nbatchsize: 32\n";
+
+#[test]
+fn an_npz_given_with_data_trains_a_classifier_with_inferred_classes() {
+    let dir = scratch("blobs");
+    let data = blobs_npz(&dir);
+    let model = write(&dir, "blobs.yaml", CLASSIFIER.as_bytes());
+    let o = xenon(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "-e",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = json_lines(&o).pop().unwrap();
+    assert_eq!(done["test_misclass"].as_f64(), Some(0.0), "{done}");
+}
+
+#[test]
+fn a_dataset_entry_names_npy_files_relative_to_the_model_file() {
+    let dir = scratch("npy-entry");
+    let (xt, yt) = blobs(256, 1);
+    let (xv, yv) = blobs(64, 2);
+    for (name, shape, v) in [
+        ("xt.npy", vec![256, 3], &xt),
+        ("yt.npy", vec![256, 1], &yt),
+        ("xv.npy", vec![64, 3], &xv),
+        ("yv.npy", vec![64], &yv),
+    ] {
+        let bytes = xenon::frontend::data::npy::npy_bytes(&shape, v).unwrap();
+        write(&dir, name, &bytes);
+    }
+    let text = format!(
+        "{CLASSIFIER}dataset:\n  name: arrays\n  train: {{x: xt.npy, y: yt.npy}}\n  test: {{x: xv.npy, y: yv.npy}}\n  nclass: 4\n"
+    );
+    let model = write(&dir, "m.yaml", text.as_bytes());
+    let o = xenon(&["train", model.to_str().unwrap(), "-e", "5", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = json_lines(&o).pop().unwrap();
+    assert_eq!(done["test_misclass"].as_f64(), Some(0.0), "{done}");
+    // `summary` takes the input shape from the files' headers.
+    let o = xenon(&["summary", model.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_lines(&o).pop().unwrap();
+    assert_eq!(v["total_params"].as_u64(), Some(3 * 4 + 4));
+}
+
+#[test]
+fn bad_arrays_are_clear_errors() {
+    let dir = scratch("bad-arrays");
+    let data = blobs_npz(&dir);
+    let run = |dataset: &str| {
+        let text = format!("{CLASSIFIER}dataset:\n{dataset}");
+        let model = write(&dir, "bad.yaml", text.as_bytes());
+        xenon(&["train", model.to_str().unwrap(), "-e", "1"])
+    };
+    // y with fewer rows than x.
+    write_npz(
+        dir.join("short.npz"),
+        &[
+            ("x_train", &[8, 3], &[0.0; 24]),
+            ("y_train", &[7], &[0.0; 7]),
+            ("x_test", &[8, 3], &[0.0; 24]),
+            ("y_test", &[8], &[0.0; 8]),
+        ],
+    )
+    .unwrap();
+    let o = run("  name: arrays\n  file: short.npz\n");
+    assert_clear_error(
+        &o,
+        &[
+            "short.npz",
+            "y_train",
+            "[7]",
+            "x_train (shape [8, 3]) has 8",
+        ],
+    );
+    // Test examples of another shape than the training examples.
+    write_npz(
+        dir.join("mixed.npz"),
+        &[
+            ("x_train", &[8, 3], &[0.0; 24]),
+            ("y_train", &[8], &[0.0; 8]),
+            ("x_test", &[8, 2], &[0.0; 16]),
+            ("y_test", &[8], &[0.0; 8]),
+        ],
+    )
+    .unwrap();
+    let o = run("  name: arrays\n  file: mixed.npz\n");
+    assert_clear_error(&o, &["mixed.npz", "x_test", "[2]", "[3]"]);
+    // A missing array lists what the archive holds.
+    let o = run(
+        "  name: arrays\n  train: {x: blobs.npz:inputs, y: blobs.npz}\n  test: {x: blobs.npz, y: blobs.npz}\n",
+    );
+    assert_clear_error(
+        &o,
+        &["blobs.npz", "inputs", "x_test, x_train, y_test, y_train"],
+    );
+    // A class id that is not a whole number.
+    write_npz(
+        dir.join("real.npz"),
+        &[
+            ("x_train", &[2, 3], &[0.0; 6]),
+            ("y_train", &[2], &[0.5, 1.0]),
+            ("x_test", &[2, 3], &[0.0; 6]),
+            ("y_test", &[2], &[0.0, 1.0]),
+        ],
+    )
+    .unwrap();
+    let o = run("  name: arrays\n  file: real.npz\n");
+    assert_clear_error(&o, &["real.npz", "y_train", "0.5", "targets: real"]);
+    // lshape that does not fit the examples.
+    let o = run("  name: arrays\n  file: blobs.npz\n  lshape: [2, 2]\n");
+    assert_clear_error(&o, &["blobs.npz", "x_train", "lshape [2, 2]"]);
+    // Unknown keys list the accepted ones.
+    let o = run("  name: arrays\n  file: blobs.npz\n  shuffle: true\n");
+    assert_clear_error(&o, &["shuffle", "accepted", "file", "train", "lshape"]);
+    // Neither a file nor a training split.
+    let o = run("  name: arrays\n  targets: real\n");
+    assert_clear_error(&o, &["dataset (arrays)", "train"]);
+    // Class targets need y.
+    let o = run("  name: arrays\n  file: blobs.npz\n  train: {x: blobs.npz}\n");
+    assert_clear_error(&o, &["train split has no `y`"]);
+    // A missing file.
+    let o = run("  name: arrays\n  file: nowhere.npz\n");
+    assert_clear_error(&o, &["nowhere.npz"]);
+    // A file that is not an archive.
+    write(&dir, "junk.npz", b"not a zip at all");
+    let o = run("  name: arrays\n  file: junk.npz\n");
+    assert_clear_error(&o, &["junk.npz", "not a .npz archive"]);
+    // The model's outputs are not as wide as the targets (4 classes, 3 outputs).
+    let text = CLASSIFIER.replace("nout: 4", "nout: 3");
+    let model = write(&dir, "narrow.yaml", text.as_bytes());
+    let o = xenon(&[
+        "train",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_clear_error(&o, &["'Linear_0'", "[3]", "[4]"]);
+    // Real targets on MNIST make no sense.
+    let o = run("  name: mnist\n  targets: real\n");
+    assert_clear_error(&o, &["mnist", "targets: real"]);
+    // An unknown target kind lists the accepted ones.
+    let o = run("  name: arrays\n  file: blobs.npz\n  targets: labels\n");
+    assert_clear_error(&o, &["labels", "classes", "real", "inputs"]);
+}
