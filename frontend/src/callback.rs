@@ -32,7 +32,8 @@ pub trait Callback {
     }
 }
 
-/// neon's per-epoch progress bar: `Epoch 0 [Train |████| 63/63 batches, 0.26 cost, 1.38s]`,
+/// neon's per-epoch progress bar: epoch, batches done, running mean cost, time taken and
+/// time left in the epoch (`Epoch 0 [Train |███▌    | 40/63 batches, 0.26 cost, 00:00:01, 1s left]`),
 /// drawn on stderr, and only when both stdout and stderr are terminals (so it stays out of
 /// pipes, logs and `--json` output).
 pub struct ProgressBarCallback {
@@ -59,7 +60,7 @@ impl Callback for ProgressBarCallback {
         }
         let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("Epoch {prefix:<3} [Train |{bar:20}| {pos}/{len} batches, {msg} cost, {elapsed_precise}]")
+            ProgressStyle::with_template("Epoch {prefix:<3} [Train |{bar:20}| {pos}/{len} batches, {msg} cost, {elapsed_precise}, {eta} left]")
                 .expect("valid template")
                 .progress_chars("█▉▊▋▌▍▎▏ "),
         );
