@@ -1,15 +1,16 @@
 //! neon's `Affine`: a compound layer, `Linear` then `Bias` then `Activation`.
 
-use super::{ActivationLayer, Bias, Layer, LayerCtx, LayerError, LayerKind, Linear};
+use super::{ActivationLayer, BatchNorm, Bias, Layer, LayerCtx, LayerError, LayerKind, Linear};
 use crate::activation::Activation;
 use crate::init::Initializer;
 use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::NodeId;
 
-/// `Linear`, then `Bias` if `bias` is given (as in neon, no bias by default), then the
-/// activation if given. `batch_norm` is not supported yet and is rejected.
+/// `Linear`, then `Bias` if `bias` is given (as in neon, no bias by default) or
+/// `BatchNorm` if `batch_norm`, then the activation if given.
 ///
-/// The parts are named after the layer: `<name>`, `<name>_bias`, `<name>_act`; an unnamed
+/// The parts are named after the layer: `<name>`, `<name>_bias` or `<name>_bnorm`,
+/// `<name>_act`; an unnamed
 /// `Affine`'s parts are named like unnamed layers of their classes.
 ///
 /// ```
@@ -35,7 +36,8 @@ pub struct Affine {
     /// Default none: no bias. The bias initializer otherwise.
     #[serde(default)]
     pub bias: Option<Initializer>,
-    /// Default false; true is rejected (batch normalization is not built yet).
+    /// Default false: no batch norm. True adds a [`BatchNorm`] with neon's defaults after
+    /// the Linear (no bias may be given then).
     #[serde(default)]
     pub batch_norm: bool,
     /// Default none: no activation.
@@ -74,36 +76,18 @@ impl Affine {
 
 impl LayerKind for Affine {
     fn expand(&self) -> Result<Vec<Layer>, LayerError> {
-        if self.batch_norm {
-            return Err(LayerError::Argument {
-                layer: self.name.clone().unwrap_or_else(|| "Affine".into()),
-                reason: "batch_norm is not supported yet".into(),
-            });
-        }
-        let part = |suffix: &str| self.name.as_ref().map(|n| format!("{n}{suffix}"));
-        let mut parts = vec![Layer::from(Linear {
-            name: part(""),
+        let head = Linear {
+            name: self.name.clone(),
             ..Linear::new(self.nout, self.init.clone())
-        })];
-        if let Some(init) = &self.bias {
-            parts.push(
-                Bias {
-                    init: init.clone(),
-                    name: part("_bias"),
-                }
-                .into(),
-            );
-        }
-        if let Some(transform) = &self.activation {
-            parts.push(
-                ActivationLayer {
-                    transform: transform.clone(),
-                    name: part("_act"),
-                }
-                .into(),
-            );
-        }
-        Ok(parts)
+        };
+        compound(
+            "Affine",
+            head.into(),
+            &self.name,
+            &self.bias,
+            self.batch_norm,
+            &self.activation,
+        )
     }
 
     /// Lowers the parts in order under this layer's name (a [`LayerGraph`](super::LayerGraph)
@@ -115,4 +99,55 @@ impl LayerKind for Affine {
         }
         Ok(h)
     }
+}
+
+/// A compound layer's parts (neon's lists): `head` (a Linear or Convolution, named
+/// `<name>`), then `Bias` (`<name>_bias`) if `bias` is given or `BatchNorm`
+/// (`<name>_bnorm`) if `batch_norm`, then the activation (`<name>_act`). Unnamed parts are
+/// named like unnamed layers of their classes. Bias and batch norm together are an error,
+/// as in neon.
+pub(super) fn compound(
+    class: &str,
+    head: Layer,
+    name: &Option<String>,
+    bias: &Option<Initializer>,
+    batch_norm: bool,
+    activation: &Option<Activation>,
+) -> Result<Vec<Layer>, LayerError> {
+    if batch_norm && bias.is_some() {
+        return Err(LayerError::Argument {
+            layer: name.clone().unwrap_or_else(|| class.into()),
+            reason: "bias and batch_norm cannot both be given (as in neon)".into(),
+        });
+    }
+    let part = |suffix: &str| name.as_ref().map(|n| format!("{n}{suffix}"));
+    let mut parts = vec![head];
+    if let Some(init) = bias {
+        parts.push(
+            Bias {
+                init: init.clone(),
+                name: part("_bias"),
+            }
+            .into(),
+        );
+    }
+    if batch_norm {
+        parts.push(
+            BatchNorm {
+                name: part("_bnorm"),
+                ..BatchNorm::default()
+            }
+            .into(),
+        );
+    }
+    if let Some(transform) = activation {
+        parts.push(
+            ActivationLayer {
+                transform: transform.clone(),
+                name: part("_act"),
+            }
+            .into(),
+        );
+    }
+    Ok(parts)
 }

@@ -202,6 +202,17 @@ impl LayerGraph {
     /// and every parameter is declared as a `parameter` node with the first input's dtype
     /// (f32 when the graph has no inputs).
     pub fn forward(&self, g: &mut Graph, inputs: &[NodeId]) -> Result<GraphForward, LayerError> {
+        self.forward_mode(g, inputs, false)
+    }
+
+    /// [`LayerGraph::forward`] for a training graph (`training`: batch statistics and
+    /// running-statistic updates in batch norm, dropout) or an inference graph.
+    pub fn forward_mode(
+        &self,
+        g: &mut Graph,
+        inputs: &[NodeId],
+        training: bool,
+    ) -> Result<GraphForward, LayerError> {
         if inputs.len() != self.inputs.len() {
             return Err(LayerError::Inputs {
                 expected: self.inputs.len(),
@@ -230,7 +241,10 @@ impl LayerGraph {
             for (name, part) in &layer.parts {
                 let before = params.len();
                 h = g.in_scope(name, |g| {
-                    part.lower(&mut LayerCtx::new(g, name, dtype, &mut params), &h)
+                    part.lower(
+                        &mut LayerCtx::new(g, name, dtype, &mut params).with_training(training),
+                        &h,
+                    )
                 })?;
                 infos.push(LayerInfo {
                     name: name.clone(),
@@ -241,6 +255,7 @@ impl LayerGraph {
                         .unwrap_or_default(),
                     params: params[before..]
                         .iter()
+                        .filter(|p| p.trainable)
                         .map(|p| p.shape.iter().product::<usize>())
                         .sum(),
                 });

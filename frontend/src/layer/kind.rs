@@ -78,6 +78,7 @@ pub struct LayerCtx<'a> {
     class: &'static str,
     dtype: DType,
     params: &'a mut Vec<ParamSpec>,
+    training: bool,
 }
 
 impl<'a> LayerCtx<'a> {
@@ -94,7 +95,21 @@ impl<'a> LayerCtx<'a> {
             class: "",
             dtype,
             params,
+            training: false,
         }
+    }
+
+    /// The same context for a training graph (`true`) or an inference graph (`false`, the
+    /// default): batch norm normalizes by batch statistics and updates its running
+    /// statistics in training graphs, dropout drops only there.
+    pub fn with_training(mut self, training: bool) -> LayerCtx<'a> {
+        self.training = training;
+        self
+    }
+
+    /// Whether the layer is lowered into a training graph.
+    pub fn training(&self) -> bool {
+        self.training
     }
 
     /// Records the class of the layer being lowered (its parameters carry it).
@@ -120,6 +135,17 @@ impl<'a> LayerCtx<'a> {
         init: &Initializer,
         fans: Fans,
     ) -> Result<NodeId, LayerError> {
+        self.declare(suffix, shape, init, fans, true)
+    }
+
+    fn declare(
+        &mut self,
+        suffix: &str,
+        shape: &[usize],
+        init: &Initializer,
+        fans: Fans,
+        trainable: bool,
+    ) -> Result<NodeId, LayerError> {
         let name = format!("{}/{suffix}", self.name);
         let id = self.g.parameter(&name, self.dtype, shape)?;
         self.params.push(ParamSpec {
@@ -129,8 +155,45 @@ impl<'a> LayerCtx<'a> {
             shape: shape.to_vec(),
             init: init.clone(),
             fans,
+            trainable,
         });
         Ok(id)
+    }
+
+    /// Declares the non-trainable value `<layer>/<suffix>` of `shape`, filled by `init`
+    /// (a running statistic the layer updates itself with [`LayerCtx::update`]), and
+    /// returns its node.
+    pub fn buffer(
+        &mut self,
+        suffix: &str,
+        shape: &[usize],
+        init: &Initializer,
+    ) -> Result<NodeId, LayerError> {
+        let id = self.declare(
+            suffix,
+            shape,
+            init,
+            Fans {
+                rows: shape.iter().product(),
+                cols: 1,
+                fan_in: 1,
+            },
+            false,
+        )?;
+        Ok(id)
+    }
+
+    /// In a training graph, makes `value` the new value of the buffer `<layer>/<suffix>`
+    /// after the step (the output `new/<layer>/<suffix>`, declared its update); nothing in
+    /// an inference graph.
+    pub fn update(&mut self, suffix: &str, value: NodeId) -> Result<(), LayerError> {
+        if self.training {
+            let name = format!("{}/{suffix}", self.name);
+            let out = format!("new/{name}");
+            self.g.set_output(&out, value)?;
+            self.g.set_update(&out, &name)?;
+        }
+        Ok(())
     }
 
     /// An invalid-argument error naming the layer.

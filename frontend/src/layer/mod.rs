@@ -37,19 +37,25 @@
 // The `mod` lines stay outside the macro: rustfmt does not see modules a macro declares.
 mod activation;
 mod affine;
+mod batch_norm;
 mod bias;
+mod conv;
 mod linear;
 mod merge_sum;
+mod pooling;
 mod reshape;
 
 pub mod graph;
 pub mod kind;
 mod schema;
 pub mod sequential;
+pub mod spatial;
 
 pub use graph::{GraphForward, LayerGraph, Port};
 pub use kind::{Arity, LayerCtx, LayerKind};
+pub use pooling::PoolOp;
 pub use sequential::{Forward, Sequential};
+pub use spatial::{PoolShape, SpatialArg};
 
 use crate::init::{Fans, Initializer};
 use serde::{Deserialize, Serialize};
@@ -174,6 +180,14 @@ layers! {
     MergeSum(merge_sum::MergeSum),
     /// A new per-sample shape; see [`Reshape`].
     Reshape(reshape::Reshape),
+    /// A convolution without bias; see [`Convolution`].
+    Convolution(conv::Convolution),
+    /// Convolution, then bias, then an activation; see [`Conv`].
+    Conv(conv::Conv),
+    /// Max or average pooling; see [`Pooling`].
+    Pooling(pooling::Pooling),
+    /// Batch normalization; see [`BatchNorm`].
+    BatchNorm(batch_norm::BatchNorm),
 }
 
 /// A trainable parameter a layer declared.
@@ -191,6 +205,10 @@ pub struct ParamSpec {
     pub init: Initializer,
     /// neon's 2-D view and the fan-in, for the initializer.
     pub fans: Fans,
+    /// Whether the optimizer trains it: true for weights, false for values a layer updates
+    /// itself in training steps (batch norm's running statistics), which are saved and
+    /// fed like parameters but neither differentiated nor counted as parameters.
+    pub trainable: bool,
 }
 
 /// What a layer did, for summaries.

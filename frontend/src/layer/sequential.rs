@@ -51,7 +51,18 @@ impl Sequential {
     /// Adds the forward pass on `x` (`[batch, features…]`) to `g`, declaring every parameter
     /// as a `parameter` node with `x`'s dtype.
     pub fn forward(&self, g: &mut Graph, x: NodeId) -> Result<Forward, LayerError> {
-        let fwd = self.graph()?.forward(g, &[x])?;
+        self.forward_mode(g, x, false)
+    }
+
+    /// [`Sequential::forward`] for a training graph (`training`) or an inference graph;
+    /// see [`LayerGraph::forward_mode`].
+    pub fn forward_mode(
+        &self,
+        g: &mut Graph,
+        x: NodeId,
+        training: bool,
+    ) -> Result<Forward, LayerError> {
+        let fwd = self.graph()?.forward_mode(g, &[x], training)?;
         Ok(Forward {
             output: fwd.outputs[0],
             params: fwd.params,

@@ -75,7 +75,7 @@ impl Model {
         cost: &Cost,
         optimizer: &'a Optimizer,
     ) -> Result<Request<'a>, ModelError> {
-        let (mut g, y) = self.forward_graph(batch)?;
+        let (mut g, y) = self.forward_graph(batch, true)?;
         let t = self.targets(&mut g, y, nclass)?;
         let c = cost.lower(&mut g, y, t)?;
         let lrs: Vec<(String, NodeId)> = optimizer
@@ -84,8 +84,7 @@ impl Model {
             .map(|(name, _)| Ok((name.clone(), g.input(&name, self.dtype, &[])?)))
             .collect::<Result<_, GraphError>>()?;
         let params: Vec<_> = self
-            .params
-            .iter()
+            .trainable()
             .map(|p| {
                 g.find_leaf(&p.name)
                     .expect("forward declares every parameter")
@@ -114,8 +113,9 @@ impl Model {
     ) -> Result<(), ModelError> {
         optimizer.validate()?;
         // Parameter indices per learning-rate input (one per optimizer), in first-use order.
+        let specs: Vec<&crate::layer::ParamSpec> = self.trainable().collect();
         let mut groups: Vec<(String, &Optimizer, Vec<usize>)> = Vec::new();
-        for (i, p) in self.params.iter().enumerate() {
+        for (i, p) in specs.iter().enumerate() {
             let (key, opt) = Self::assigned(optimizer, p)?;
             match groups.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, _, members)) => members.push(i),
@@ -132,7 +132,7 @@ impl Model {
             };
             let mut states = Vec::new();
             for &i in &members {
-                let p = &self.params[i];
+                let p = specs[i];
                 let mut s = Vec::new();
                 for st in opt.state_names() {
                     s.push(g.parameter(&state_name(&p.name, st), self.dtype, &p.shape)?);
@@ -143,7 +143,7 @@ impl Model {
             let gs: Vec<NodeId> = members.iter().map(|&i| grads[i]).collect();
             let updates = opt.update(g, lr, &ps, &gs, &states)?;
             for (&i, u) in members.iter().zip(&updates) {
-                let p = &self.params[i];
+                let p = specs[i];
                 let out = format!("new/{}", p.name);
                 g.set_output(&out, u.param)?;
                 g.set_update(&out, &p.name)?;
@@ -172,7 +172,7 @@ impl Model {
     /// parameter order: what the training step reads besides the parameters.
     pub fn state_names(&self, optimizer: &Optimizer) -> Vec<(String, Vec<usize>)> {
         let mut names = Vec::new();
-        for p in &self.params {
+        for p in self.trainable() {
             if let Ok((_, opt)) = Self::assigned(optimizer, p) {
                 for st in opt.state_names() {
                     names.push((state_name(&p.name, st), p.shape.clone()));
@@ -220,7 +220,7 @@ impl Model {
 
     /// Adds zero optimizer state for every parameter that has none yet.
     pub(crate) fn init_state(&mut self, optimizer: &Optimizer) {
-        for p in &self.params {
+        for p in self.params.iter().filter(|p| p.trainable) {
             let Ok((_, opt)) = Self::assigned(optimizer, p) else {
                 continue;
             };

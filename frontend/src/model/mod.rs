@@ -282,6 +282,11 @@ impl Model {
     }
 
     /// Total number of trainable values.
+    /// The parameters the optimizer trains (not batch norm's running statistics).
+    pub fn trainable(&self) -> impl Iterator<Item = &ParamSpec> {
+        self.params.iter().filter(|p| p.trainable)
+    }
+
     pub fn num_params(&self) -> usize {
         self.info.iter().map(|l| l.params).sum()
     }
@@ -364,23 +369,25 @@ impl Model {
         Ok(())
     }
 
-    /// A graph with input `x` of `batch` samples and the forward pass; returns the output.
+    /// A graph with input `x` of `batch` samples and the forward pass (of a training step
+    /// when `training`; see [`Sequential::forward_mode`]); returns the output.
     fn forward_graph(
         &self,
         batch: usize,
+        training: bool,
     ) -> Result<(Graph, xenon_compiler::ir::NodeId), ModelError> {
         let mut g = Graph::new();
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.input_shape);
         let x = g.input(X, self.dtype, &shape)?;
-        let fwd = self.layers.forward(&mut g, x)?;
+        let fwd = self.layers.forward_mode(&mut g, x, training)?;
         Ok((g, fwd.output))
     }
 
     /// The inference graph for `batch` samples: input `x`, every parameter, output `y`
     /// (what [`Model::predict`] runs).
     pub fn inference_graph(&self, batch: usize) -> Result<Graph, ModelError> {
-        let (mut g, y) = self.forward_graph(batch)?;
+        let (mut g, y) = self.forward_graph(batch, false)?;
         g.set_output("y", y)?;
         Ok(g)
     }
@@ -515,7 +522,7 @@ impl Model {
             let out = self.run_program(
                 key.clone(),
                 |m| {
-                    let (mut g, y) = m.forward_graph(b)?;
+                    let (mut g, y) = m.forward_graph(b, false)?;
                     let t = m.targets(&mut g, y, nclass)?;
                     add_outputs(&mut g, y, t)?;
                     Ok(g)

@@ -1,0 +1,520 @@
+//! Convolution, pooling and batch norm: values against direct loops, gradients against
+//! central differences in f64 (strided, padded and dilated windows included), batch norm
+//! in training and inference mode against a hand computation, neon's parameter counts,
+//! and argument errors that name the layer and the shapes.
+
+use std::collections::HashMap;
+use xenon_compiler::autodiff;
+use xenon_compiler::interp::{self, Feeds};
+use xenon_compiler::ir::{DType, Graph, NodeId};
+use xenon_frontend::init::Initializer;
+use xenon_frontend::layer::*;
+use xenon_frontend::model::Model;
+use xenon_runtime::Tensor;
+
+const F: DType = DType::F64;
+
+/// Deterministic values in `[lo, hi)`.
+fn values(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| lo + (hi - lo) * xenon_runtime::rng::uniform_f32(seed, 0, i) as f64)
+        .collect()
+}
+
+/// A graph with the parameter `x` of `shape` fed through `layer` (lowered for a training
+/// graph when `training`); returns the graph, the output, and the layer's parameters.
+fn lowered(layer: &Layer, shape: &[usize], training: bool) -> (Graph, NodeId, Vec<ParamSpec>) {
+    let mut g = Graph::new();
+    let x = g.parameter("x", F, shape).unwrap();
+    let mut params = Vec::new();
+    let y = {
+        let mut ctx = LayerCtx::new(&mut g, "L", F, &mut params).with_training(training);
+        layer.lower(&mut ctx, &[x]).unwrap()[0]
+    };
+    (g, y, params)
+}
+
+/// Feeds for `x` and every parameter: `x` from `xv`, parameters random.
+fn feeds(params: &[ParamSpec], shape: &[usize], xv: &[f64]) -> Feeds {
+    let mut f: Feeds = HashMap::new();
+    f.insert(
+        "x".into(),
+        Tensor::from_f64(shape.to_vec(), xv.to_vec()).unwrap(),
+    );
+    for (i, p) in params.iter().enumerate() {
+        let n = p.shape.iter().product();
+        let v = if p.name.ends_with("gvar") {
+            values(50 + i as u64, n, 0.5, 2.0)
+        } else {
+            values(50 + i as u64, n, -1.0, 1.0)
+        };
+        f.insert(
+            p.name.clone(),
+            Tensor::from_f64(p.shape.clone(), v).unwrap(),
+        );
+    }
+    f
+}
+
+/// The layer's output on `x` (values `xv`).
+fn forward(
+    layer: &Layer,
+    shape: &[usize],
+    xv: &[f64],
+    training: bool,
+) -> (Vec<usize>, Vec<f64>, Feeds) {
+    let (mut g, y, params) = lowered(layer, shape, training);
+    g.set_output("y", y).unwrap();
+    let f = feeds(&params, shape, xv);
+    let out = interp::run(&g, &f).unwrap();
+    (out["y"].shape().to_vec(), out["y"].to_f64_vec(), f)
+}
+
+/// Gradients of `Σ y ⊙ R` with respect to `x` and every trainable parameter, symbolic
+/// against central differences.
+fn check_gradients(name: &str, layer: &Layer, shape: &[usize], training: bool) {
+    let (mut g, y, params) = lowered(layer, shape, training);
+    let yt = g.ty(y).clone();
+    let r = g
+        .constant(F, &yt.shape, values(777, yt.numel(), -1.0, 1.0))
+        .unwrap();
+    let w = g.mul(y, r).unwrap();
+    let axes: Vec<usize> = (0..yt.rank()).collect();
+    let loss = g.sum(w, &axes, false).unwrap();
+    g.set_output("loss", loss).unwrap();
+    let mut wrt = vec!["x".to_string()];
+    wrt.extend(
+        params
+            .iter()
+            .filter(|p| p.trainable)
+            .map(|p| p.name.clone()),
+    );
+    let refs: Vec<&str> = wrt.iter().map(String::as_str).collect();
+    let dg = autodiff::with_gradients(&g, "loss", &refs).unwrap();
+    let n: usize = shape.iter().product();
+    let base = feeds(&params, shape, &values(9, n, -1.0, 1.0));
+    let out = interp::run(&dg, &base).unwrap();
+    let loss_at = |f: &Feeds| interp::run(&g, f).unwrap()["loss"].to_f64_vec()[0];
+    let eps = 1e-6;
+    for v in &wrt {
+        let analytic = out[&format!("grad/{v}")].to_f64_vec();
+        let t = &base[v];
+        for k in 0..analytic.len() {
+            let at = |d: f64| {
+                let mut f = base.clone();
+                let mut vals = t.to_f64_vec();
+                vals[k] += d;
+                f.insert(
+                    v.clone(),
+                    Tensor::from_f64(t.shape().to_vec(), vals).unwrap(),
+                );
+                loss_at(&f)
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+            let tol = 1e-6 * (1.0 + fd.abs().max(analytic[k].abs()));
+            assert!(
+                (fd - analytic[k]).abs() <= tol,
+                "{name}: d loss / d {v}[{k}]: symbolic {} vs finite differences {fd}",
+                analytic[k]
+            );
+        }
+    }
+}
+
+fn conv(fshape: Vec<usize>, stride: usize, pad: usize, dil: usize) -> Layer {
+    Convolution::new(fshape, Initializer::Constant { val: 0.0 })
+        .with_geometry(stride, pad, dil)
+        .into()
+}
+
+/// A direct 2-d convolution: `y[n,k,p,q] = Σ W[k,c,r,s]·x[n,c,p·st−pad+r·dil, q·st−pad+s·dil]`.
+#[allow(clippy::too_many_arguments)]
+fn direct_conv(
+    x: &[f64],
+    w: &[f64],
+    [n, c, h, wd]: [usize; 4],
+    [k, r, s]: [usize; 3],
+    st: usize,
+    pad: usize,
+    dil: usize,
+) -> (Vec<usize>, Vec<f64>) {
+    let oh = (h + 2 * pad - (dil * (r - 1) + 1)) / st + 1;
+    let ow = (wd + 2 * pad - (dil * (s - 1) + 1)) / st + 1;
+    let mut y = vec![0.0; n * k * oh * ow];
+    for b in 0..n {
+        for f in 0..k {
+            for p in 0..oh {
+                for q in 0..ow {
+                    let mut acc = 0.0;
+                    for ch in 0..c {
+                        for i in 0..r {
+                            for j in 0..s {
+                                let yy = (p * st + i * dil) as isize - pad as isize;
+                                let xx = (q * st + j * dil) as isize - pad as isize;
+                                if yy < 0 || xx < 0 || yy >= h as isize || xx >= wd as isize {
+                                    continue;
+                                }
+                                acc += w[((f * c + ch) * r + i) * s + j]
+                                    * x[((b * c + ch) * h + yy as usize) * wd + xx as usize];
+                            }
+                        }
+                    }
+                    y[((b * k + f) * oh + p) * ow + q] = acc;
+                }
+            }
+        }
+    }
+    (vec![n, k, oh, ow], y)
+}
+
+#[test]
+fn convolution_matches_a_direct_loop() {
+    for (st, pad, dil) in [(1, 0, 1), (2, 1, 1), (1, 2, 2), (3, 1, 2)] {
+        let shape = [2, 3, 7, 6];
+        let layer = conv(vec![3, 2, 4], st, pad, dil);
+        let x = values(1, shape.iter().product(), -1.0, 1.0);
+        let (ys, y, f) = forward(&layer, &shape, &x, false);
+        let w = f["L/W"].to_f64_vec();
+        assert_eq!(f["L/W"].shape(), &[4, 3, 3, 2]);
+        let (ws, want) = direct_conv(&x, &w, shape, [4, 3, 2], st, pad, dil);
+        assert_eq!(ys, ws, "stride {st} pad {pad} dilation {dil}");
+        for (a, b) in y.iter().zip(&want) {
+            assert!(
+                (a - b).abs() < 1e-12,
+                "stride {st} pad {pad} dilation {dil}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn convolution_gradients_match_finite_differences() {
+    check_gradients("conv", &conv(vec![3, 3, 2], 1, 0, 1), &[2, 2, 5, 5], true);
+    check_gradients(
+        "strided padded conv",
+        &conv(vec![3, 2, 3], 2, 1, 1),
+        &[1, 2, 6, 5],
+        true,
+    );
+    check_gradients(
+        "dilated conv",
+        &conv(vec![2, 2, 2], 1, 1, 2),
+        &[2, 1, 5, 6],
+        true,
+    );
+    check_gradients(
+        "3-d conv",
+        &conv(vec![2, 2, 2, 2], 1, 0, 1),
+        &[1, 2, 3, 4, 3],
+        true,
+    );
+}
+
+/// Direct pooling of each map: the maximum over the window (padding never wins), or the
+/// mean over the window's positions inside the input.
+fn direct_pool(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    k: usize,
+    st: usize,
+    pad: usize,
+    max: bool,
+) -> Vec<f64> {
+    let oh = (h + 2 * pad - k) / st + 1;
+    let ow = (w + 2 * pad - k) / st + 1;
+    let mut y = Vec::new();
+    for m in 0..n * c {
+        for p in 0..oh {
+            for q in 0..ow {
+                let mut vals = Vec::new();
+                for i in 0..k {
+                    for j in 0..k {
+                        let yy = (p * st + i) as isize - pad as isize;
+                        let xx = (q * st + j) as isize - pad as isize;
+                        if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                            vals.push(x[(m * h + yy as usize) * w + xx as usize]);
+                        }
+                    }
+                }
+                y.push(if max {
+                    vals.iter().cloned().fold(f64::MIN, f64::max)
+                } else {
+                    vals.iter().sum::<f64>() / vals.len() as f64
+                });
+            }
+        }
+    }
+    y
+}
+
+fn pool(op: PoolOp, k: usize, st: usize, pad: usize) -> Layer {
+    Pooling {
+        op,
+        strides: SpatialArg::Int(st),
+        padding: SpatialArg::Int(pad),
+        ..Pooling::max(k)
+    }
+    .into()
+}
+
+#[test]
+fn pooling_matches_a_direct_loop() {
+    let shape = [2, 3, 7, 6];
+    let x = values(3, shape.iter().product(), -2.0, -0.5); // all negative: padding must not win
+    for (k, st, pad) in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 1)] {
+        for (op, max) in [(PoolOp::Max, true), (PoolOp::Avg, false)] {
+            let (_, y, _) = forward(&pool(op, k, st, pad), &shape, &x, false);
+            let want = direct_pool(&x, shape, k, st, pad, max);
+            assert_eq!(y.len(), want.len());
+            for (a, b) in y.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() < 1e-12,
+                    "{op:?} k {k} st {st} pad {pad}: {a} vs {b}"
+                );
+            }
+        }
+    }
+    // Global pooling.
+    let all: Layer = Pooling {
+        fshape: PoolShape::All,
+        op: PoolOp::Avg,
+        ..Pooling::max(1)
+    }
+    .into();
+    let (ys, y, _) = forward(&all, &shape, &x, false);
+    assert_eq!(ys, [2, 3, 1, 1]);
+    let mean0 = x[..42].iter().sum::<f64>() / 42.0;
+    assert!((y[0] - mean0).abs() < 1e-12);
+}
+
+#[test]
+fn pooling_gradients_match_finite_differences() {
+    check_gradients("max pool", &pool(PoolOp::Max, 2, 2, 0), &[2, 2, 4, 5], true);
+    check_gradients(
+        "padded max pool",
+        &pool(PoolOp::Max, 3, 2, 1),
+        &[1, 2, 5, 5],
+        true,
+    );
+    check_gradients(
+        "overlapping avg pool",
+        &pool(PoolOp::Avg, 3, 1, 1),
+        &[1, 2, 4, 4],
+        true,
+    );
+}
+
+/// Ties: the whole gradient goes to the first maximum of the window in scan order.
+#[test]
+fn max_pooling_routes_the_gradient_to_the_first_maximum() {
+    let (mut g, y, _) = lowered(&pool(PoolOp::Max, 2, 2, 0), &[1, 1, 2, 2], true);
+    let loss = g.sum(y, &[0, 1, 2, 3], false).unwrap();
+    g.set_output("loss", loss).unwrap();
+    let dg = autodiff::with_gradients(&g, "loss", &["x"]).unwrap();
+    let f: Feeds = [(
+        "x".to_string(),
+        Tensor::from_f64(vec![1, 1, 2, 2], vec![0.5, 2.0, 2.0, 1.0]).unwrap(),
+    )]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        interp::run(&dg, &f).unwrap()["grad/x"].to_f64_vec(),
+        [0.0, 1.0, 0.0, 0.0]
+    );
+}
+
+#[test]
+fn batch_norm_follows_neons_formulas_in_both_modes() {
+    let bn: Layer = BatchNorm::default().into();
+    let shape = [3, 2, 2, 1]; // 2 feature maps of 2×1, 3 samples: 6 values per map
+    let x = values(5, 12, -2.0, 2.0);
+    // Training: batch statistics (biased variance), γ·x̂ + β, running statistics updated.
+    let (mut g, y, params) = lowered(&bn, &shape, true);
+    g.set_output("y", y).unwrap();
+    let f = feeds(&params, &shape, &x);
+    let out = interp::run(&g, &f).unwrap();
+    let (gamma, beta) = (f["L/gamma"].to_f64_vec(), f["L/beta"].to_f64_vec());
+    let (gmean, gvar) = (f["L/gmean"].to_f64_vec(), f["L/gvar"].to_f64_vec());
+    let at = |nn: usize, c: usize, i: usize| x[(nn * 2 + c) * 2 + i];
+    for c in 0..2 {
+        let vals: Vec<f64> = (0..3)
+            .flat_map(|nn| (0..2).map(move |i| (nn, i)))
+            .map(|(nn, i)| at(nn, c, i))
+            .collect();
+        let mean = vals.iter().sum::<f64>() / 6.0;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
+        for nn in 0..3 {
+            for i in 0..2 {
+                let want = gamma[c] * (at(nn, c, i) - mean) / (var + 1e-3).sqrt() + beta[c];
+                let got = out["y"].to_f64_vec()[(nn * 2 + c) * 2 + i];
+                assert!((got - want).abs() < 1e-12, "train: {got} vs {want}");
+            }
+        }
+        let new_mean = out["new/L/gmean"].to_f64_vec()[c];
+        let new_var = out["new/L/gvar"].to_f64_vec()[c];
+        assert!((new_mean - (0.9 * gmean[c] + 0.1 * mean)).abs() < 1e-12);
+        assert!((new_var - (0.9 * gvar[c] + 0.1 * var)).abs() < 1e-12);
+    }
+    assert_eq!(g.updates().len(), 2);
+    // Inference: the running statistics, no updates.
+    let (mut g, y, params) = lowered(&bn, &shape, false);
+    g.set_output("y", y).unwrap();
+    assert!(g.updates().is_empty());
+    let f = feeds(&params, &shape, &x);
+    let got = interp::run(&g, &f).unwrap()["y"].to_f64_vec();
+    for nn in 0..3 {
+        for c in 0..2 {
+            for i in 0..2 {
+                let want = gamma[c] * (at(nn, c, i) - gmean[c]) / (gvar[c] + 1e-3).sqrt() + beta[c];
+                assert!((got[(nn * 2 + c) * 2 + i] - want).abs() < 1e-12);
+            }
+        }
+    }
+    // Parameters: gamma and beta trained, gmean and gvar not.
+    let kinds: Vec<(String, bool)> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.trainable))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("L/gamma".to_string(), true),
+            ("L/beta".to_string(), true),
+            ("L/gmean".to_string(), false),
+            ("L/gvar".to_string(), false)
+        ]
+    );
+}
+
+#[test]
+fn batch_norm_gradients_match_finite_differences() {
+    check_gradients(
+        "batch norm on maps",
+        &BatchNorm::default().into(),
+        &[3, 2, 2, 2],
+        true,
+    );
+    check_gradients(
+        "batch norm on features",
+        &BatchNorm::default().into(),
+        &[4, 3],
+        true,
+    );
+}
+
+fn uniform() -> Initializer {
+    Initializer::Uniform {
+        low: -0.1,
+        high: 0.1,
+    }
+}
+
+fn conv_bn(fshape: Vec<usize>, pad: usize, stride: usize, bn: bool) -> Layer {
+    Conv {
+        fshape,
+        init: uniform(),
+        strides: SpatialArg::Int(stride),
+        padding: SpatialArg::Int(pad),
+        dilation: SpatialArg::Default,
+        bias: None,
+        batch_norm: bn,
+        activation: Some(xenon_frontend::activation::Activation::Rectlin { slope: 0.0 }),
+        name: None,
+    }
+    .into()
+}
+
+fn affine_bn(nout: usize, bn: bool) -> Layer {
+    Affine {
+        batch_norm: bn,
+        ..Affine::new(nout, uniform())
+    }
+    .into()
+}
+
+/// neon's parameter counts and feature-map sizes.
+#[test]
+fn parameter_counts_are_neons() {
+    // cifar10_conv: maps 32 → 28 → 14 → 10 → 5, 420,096 parameters.
+    let cifar10_conv = Sequential::new(vec![
+        conv_bn(vec![5, 5, 16], 0, 1, true),
+        Pooling::max(2).into(),
+        conv_bn(vec![5, 5, 32], 0, 1, true),
+        Pooling::max(2).into(),
+        affine_bn(500, true),
+        affine_bn(10, false),
+    ]);
+    let m = Model::new(cifar10_conv, &[3, 32, 32], 0).unwrap();
+    assert_eq!(m.num_params(), 420_096);
+    let maps: Vec<Vec<usize>> = m
+        .layer_info()
+        .iter()
+        .filter(|l| l.kind.starts_with("Convolution") || l.kind.starts_with("Pooling"))
+        .map(|l| l.out_shape.clone())
+        .collect();
+    assert_eq!(
+        maps,
+        [
+            vec![16, 28, 28],
+            vec![16, 14, 14],
+            vec![32, 10, 10],
+            vec![32, 5, 5]
+        ]
+    );
+    // The MNIST convnet (the same net on 1×28×28): 275,296.
+    let mnist = xenon_frontend::model_file::ModelFile::load(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/models/mnist_convnet.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        Model::new(mnist.layers, &[1, 28, 28], 0)
+            .unwrap()
+            .num_params(),
+        275_296
+    );
+}
+
+fn lower_error(layer: Layer, shape: &[usize]) -> String {
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, shape).unwrap();
+    let mut params = Vec::new();
+    let mut ctx = LayerCtx::new(&mut g, "L", DType::F32, &mut params);
+    layer.lower(&mut ctx, &[x]).unwrap_err().to_string()
+}
+
+#[test]
+fn bad_geometry_is_a_clear_error_naming_the_layer_and_shapes() {
+    let e = lower_error(conv(vec![5, 5, 4], 1, 0, 1), &[2, 1, 3, 3]);
+    assert!(
+        e.starts_with("layer 'L': the window [5, 5]") && e.contains("[1, 3, 3]"),
+        "{e}"
+    );
+    let e = lower_error(conv(vec![3, 3, 4], 0, 0, 1), &[2, 1, 8, 8]);
+    assert!(
+        e.contains("layer 'L'") && e.contains("stride [0, 0]"),
+        "{e}"
+    );
+    let e = lower_error(pool(PoolOp::Max, 4, 4, 0), &[2, 3, 3, 3]);
+    assert!(
+        e.contains("layer 'L'") && e.contains("does not fit the input [3, 3]"),
+        "{e}"
+    );
+    let e = lower_error(conv(vec![3, 3, 4], 1, 0, 1), &[2, 784]);
+    assert!(
+        e.contains("needs [batch, C, H, W] inputs, got shape [2, 784]"),
+        "{e}"
+    );
+    let e = lower_error(
+        Conv {
+            bias: Some(uniform()),
+            ..match conv_bn(vec![3, 3, 4], 0, 1, true) {
+                Layer::Conv(c) => c,
+                _ => unreachable!(),
+            }
+        }
+        .into(),
+        &[2, 1, 8, 8],
+    );
+    assert!(e.contains("bias and batch_norm"), "{e}");
+}
