@@ -77,11 +77,19 @@ impl DeError {
         let in_config = self.in_config();
         match self.kind {
             DeKind::UnknownVariant { name, known } => {
-                match self
+                // The typed object's own class name (the path ends at the object or its
+                // `type` key); an unknown name of a plain enum inside its config (`op:
+                // median`) is that value's error.
+                let typed = self
                     .path
                     .iter()
                     .rposition(|s| matches!(s, Seg::Typed { .. }))
-                {
+                    .filter(|&t| match &self.path[t + 1..] {
+                        [] => true,
+                        [Seg::Key(k)] => k == "type",
+                        _ => false,
+                    });
+                match typed {
                     Some(t) => {
                         let Seg::Typed { enum_name, .. } = &self.path[t] else {
                             unreachable!("rposition found a Typed segment")

@@ -309,6 +309,40 @@ fn arrays_entries_are_checked_with_positions() {
 }
 
 #[test]
+fn convolution_and_pooling_arguments_are_checked() {
+    let conv = |args: &str| {
+        one_layer(&format!(
+            "{{type: Conv, config: {{fshape: [3, 3, 4], init: {{type: Constant}}, {args}}}}}"
+        ))
+    };
+    assert_error_starts(
+        &conv("padding: -1"),
+        "layers[0] (Conv).padding: must be at least 0, got -1",
+    );
+    assert_error_starts(
+        &conv("strides: {str_h: 2, str_w: -2}"),
+        "layers[0] (Conv).strides: str_w must be at least 0, got -2",
+    );
+    assert_error_starts(
+        &conv("padding: [1, 1]"),
+        "layers[0] (Conv).padding: invalid type: sequence, expected a non-negative integer or a mapping",
+    );
+    assert_error_starts(
+        &one_layer("{type: Pooling, config: {fshape: some}}"),
+        "layers[0] (Pooling).fshape: \"some\" is not a window; accepted: an integer, a list, \"all\"",
+    );
+    assert_error_starts(
+        &one_layer("{type: Pooling, config: {fshape: 2, op: median}}"),
+        "layers[0] (Pooling).op: unknown variant \"median\"; expected one of: max, avg",
+    );
+    // Round trip of the spatial arguments.
+    let text = conv("strides: {str_h: 2, str_w: 1}, padding: 1");
+    let m = ModelFile::from_yaml_str(&text).unwrap();
+    assert_eq!(ModelFile::from_json_str(&m.to_json()).unwrap(), m);
+    assert_eq!(ModelFile::from_yaml_str(&m.to_yaml()).unwrap(), m);
+}
+
+#[test]
 fn other_structural_errors() {
     assert_error_starts(
         "- layers\n",
