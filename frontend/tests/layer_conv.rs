@@ -1,7 +1,8 @@
-//! Convolution, pooling and batch norm: values against direct loops, gradients against
-//! central differences in f64 (strided, padded and dilated windows included), batch norm
-//! in training and inference mode against a hand computation, neon's parameter counts,
-//! and argument errors that name the layer and the shapes.
+//! Convolution, pooling, batch norm and dropout: values against direct loops, gradients
+//! against central differences in f64 (strided, padded and dilated windows included), batch
+//! norm in training and inference mode against a hand computation, neon's dropout
+//! semantics, neon's parameter counts, and argument errors that name the layer and the
+//! shapes.
 
 use std::collections::HashMap;
 use xenon_compiler::autodiff;
@@ -9,7 +10,7 @@ use xenon_compiler::interp::{self, Feeds};
 use xenon_compiler::ir::{DType, Graph, NodeId};
 use xenon_frontend::init::Initializer;
 use xenon_frontend::layer::*;
-use xenon_frontend::model::Model;
+use xenon_frontend::model::{Model, step_counter};
 use xenon_runtime::Tensor;
 
 const F: DType = DType::F64;
@@ -28,7 +29,12 @@ fn lowered(layer: &Layer, shape: &[usize], training: bool) -> (Graph, NodeId, Ve
     let x = g.parameter("x", F, shape).unwrap();
     let mut params = Vec::new();
     let y = {
-        let mut ctx = LayerCtx::new(&mut g, "L", F, &mut params).with_training(training);
+        let mode = if training {
+            Mode::Training { seed: 1 }
+        } else {
+            Mode::Inference
+        };
+        let mut ctx = LayerCtx::new(&mut g, "L", F, &mut params).with_mode(mode);
         layer.lower(&mut ctx, &[x]).unwrap()[0]
     };
     (g, y, params)
@@ -41,6 +47,7 @@ fn feeds(params: &[ParamSpec], shape: &[usize], xv: &[f64]) -> Feeds {
         "x".into(),
         Tensor::from_f64(shape.to_vec(), xv.to_vec()).unwrap(),
     );
+    f.insert(STEP.into(), step_counter(7));
     for (i, p) in params.iter().enumerate() {
         let n = p.shape.iter().product();
         let v = if p.name.ends_with("gvar") {
@@ -517,4 +524,63 @@ fn bad_geometry_is_a_clear_error_naming_the_layer_and_shapes() {
         &[2, 1, 8, 8],
     );
     assert!(e.contains("bias and batch_norm"), "{e}");
+}
+
+/// neon's dropout (reference item 8): training outputs are `x` or 0 (never rescaled), about
+/// `keep` of them kept, a fresh mask each step and the same mask for the same step;
+/// inference outputs `keep·x`; the gradient is the mask.
+#[test]
+fn dropout_follows_neons_semantics() {
+    let d: Layer = Dropout::default().into();
+    let shape = [40, 250];
+    let x = values(11, 10_000, 0.5, 1.5);
+    let run = |step: u64, training: bool| {
+        let (mut g, y, params) = lowered(&d, &shape, training);
+        g.set_output("y", y).unwrap();
+        let mut f = feeds(&params, &shape, &x);
+        f.insert(STEP.into(), step_counter(step));
+        interp::run(&g, &f).unwrap()["y"].to_f64_vec()
+    };
+    let a = run(1, true);
+    let kept = a.iter().zip(&x).filter(|(y, x)| *y == *x).count();
+    let zeroed = a.iter().filter(|&&y| y == 0.0).count();
+    assert_eq!(kept + zeroed, 10_000, "outputs are x or 0");
+    assert!((4_700..=5_300).contains(&kept), "{kept} of 10000 kept");
+    assert_eq!(run(1, true), a, "the same step draws the same mask");
+    let b = run(2, true);
+    let same = a
+        .iter()
+        .zip(&b)
+        .filter(|(p, q)| (**p == 0.0) == (**q == 0.0))
+        .count();
+    assert!(
+        same < 5_300,
+        "the next step draws another mask ({same} agree)"
+    );
+    let inference = run(1, false);
+    for (y, x) in inference.iter().zip(&x) {
+        assert!((y - 0.5 * x).abs() < 1e-15);
+    }
+    check_gradients(
+        "dropout",
+        &Dropout {
+            keep: 0.8,
+            name: None,
+        }
+        .into(),
+        &[3, 4],
+        true,
+    );
+    let e = lower_error(
+        Dropout {
+            keep: 0.0,
+            name: None,
+        }
+        .into(),
+        &[2, 3],
+    );
+    assert!(
+        e.contains("layer 'L': keep must be in (0, 1], got 0"),
+        "{e}"
+    );
 }

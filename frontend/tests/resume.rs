@@ -1,6 +1,6 @@
 //! Resuming from a saved model continues training exactly: shuffled batching, Adam's step
-//! count and the optimizer state all come back, so the weights are bit-identical to an
-//! uninterrupted run's.
+//! count, the optimizer state, batch norm's running statistics and the dropout masks all
+//! come back, so the weights are bit-identical to an uninterrupted run's.
 
 use xenon_frontend::model_file::ModelFile;
 use xenon_frontend::prelude::*;
@@ -12,10 +12,31 @@ fn three_epochs_equal_one_saved_and_two_resumed() {
         "/../examples/models/mnist_mlp_adam.yaml"
     ))
     .unwrap();
+    resume_is_exact("mlp", &file, Mnist::bundled().unwrap().train);
+}
+
+/// The same with batch norm (running statistics) and dropout (masks from the step counter).
+#[test]
+fn resuming_keeps_running_statistics_and_dropout_masks() {
+    let text = "layers:
+- {type: Conv, config: {fshape: [3, 3, 4], init: {type: Uniform, config: {low: -0.1, high: 0.1}}, batch_norm: true, activation: {type: Rectlin}}}
+- {type: Pooling, config: {fshape: 2}}
+- {type: Dropout, config: {keep: 0.8}}
+- {type: Affine, config: {nout: 10, init: {type: Uniform, config: {low: -0.1, high: 0.1}}, activation: {type: Softmax}}}
+cost: CrossEntropyMulti
+optimizer: {type: GradientDescentMomentum, config: {learning_rate: 0.01, momentum_coef: 0.9}}
+";
+    let file = ModelFile::from_yaml_str(text).unwrap();
+    resume_is_exact("convnet", &file, Mnist::bundled().unwrap().train.head(2000));
+}
+
+/// 3 epochs straight against 1 epoch, saved, loaded and resumed for 2: byte-identical
+/// files.
+fn resume_is_exact(name: &str, file: &ModelFile, train: Dataset) {
+    let steps_per_epoch = train.len().div_ceil(100) as u64;
     let optimizer = file.optimizer.clone().unwrap();
-    let mnist = Mnist::bundled().unwrap();
     let opts = BatchOptions::new(100).shuffle(5);
-    let dir = std::env::temp_dir().join(format!("xenon-resume-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("xenon-resume-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fit = |model: &mut Model, it: &mut BatchIterator, epochs| {
         model
@@ -24,19 +45,22 @@ fn three_epochs_equal_one_saved_and_two_resumed() {
     };
 
     let mut straight = Model::new(file.layers.clone(), &[1, 28, 28], 3).unwrap();
-    let mut it = BatchIterator::new(&mnist.train, opts.clone()).unwrap();
+    let mut it = BatchIterator::new(&train, opts.clone()).unwrap();
     fit(&mut straight, &mut it, 3);
     straight.save(dir.join("straight.xw")).unwrap();
 
     let mut first = Model::new(file.layers.clone(), &[1, 28, 28], 3).unwrap();
-    let mut it = BatchIterator::new(&mnist.train, opts.clone()).unwrap();
+    let mut it = BatchIterator::new(&train, opts.clone()).unwrap();
     fit(&mut first, &mut it, 1);
     first.save(dir.join("ckpt.xw")).unwrap();
     drop(first);
 
     let mut resumed = Model::load(dir.join("ckpt.xw")).unwrap();
-    assert_eq!((resumed.epoch_index(), resumed.step_index()), (1, 80));
-    let mut it = BatchIterator::new(&mnist.train, opts.clone()).unwrap();
+    assert_eq!(
+        (resumed.epoch_index(), resumed.step_index()),
+        (1, steps_per_epoch)
+    );
+    let mut it = BatchIterator::new(&train, opts.clone()).unwrap();
     resumed.resume_batches(&mut it).unwrap();
     assert_eq!(it.epoch(), 1);
     fit(&mut resumed, &mut it, 2);
@@ -55,7 +79,7 @@ fn three_epochs_equal_one_saved_and_two_resumed() {
 
     // Another batch size cannot continue it.
     let mut ck = Model::load(dir.join("ckpt.xw")).unwrap();
-    let mut other = BatchIterator::new(&mnist.train, BatchOptions::new(128)).unwrap();
+    let mut other = BatchIterator::new(&train, BatchOptions::new(128)).unwrap();
     let e = ck.resume_batches(&mut other).unwrap_err().to_string();
     assert!(
         e.contains("batches of 100") && e.contains("batches of 128"),

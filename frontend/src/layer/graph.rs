@@ -6,7 +6,7 @@
 //! the layers it reads, otherwise in the order added) and `petgraph::algo::toposort` names a
 //! layer on a cycle.
 
-use super::{Layer, LayerCtx, LayerError, LayerInfo, ParamSpec};
+use super::{Layer, LayerCtx, LayerError, LayerInfo, Mode, ParamSpec};
 use petgraph::Direction;
 use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
@@ -202,16 +202,16 @@ impl LayerGraph {
     /// and every parameter is declared as a `parameter` node with the first input's dtype
     /// (f32 when the graph has no inputs).
     pub fn forward(&self, g: &mut Graph, inputs: &[NodeId]) -> Result<GraphForward, LayerError> {
-        self.forward_mode(g, inputs, false)
+        self.forward_mode(g, inputs, Mode::Inference)
     }
 
-    /// [`LayerGraph::forward`] for a training graph (`training`: batch statistics and
-    /// running-statistic updates in batch norm, dropout) or an inference graph.
+    /// [`LayerGraph::forward`] for a graph of `mode`: a training step (batch statistics
+    /// and running-statistic updates in batch norm, dropout masks) or inference.
     pub fn forward_mode(
         &self,
         g: &mut Graph,
         inputs: &[NodeId],
-        training: bool,
+        mode: Mode,
     ) -> Result<GraphForward, LayerError> {
         if inputs.len() != self.inputs.len() {
             return Err(LayerError::Inputs {
@@ -242,7 +242,7 @@ impl LayerGraph {
                 let before = params.len();
                 h = g.in_scope(name, |g| {
                     part.lower(
-                        &mut LayerCtx::new(g, name, dtype, &mut params).with_training(training),
+                        &mut LayerCtx::new(g, name, dtype, &mut params).with_mode(mode),
                         &h,
                     )
                 })?;

@@ -6,6 +6,9 @@ use crate::init::{Fans, Initializer};
 use std::fmt;
 use xenon_compiler::ir::{DType, Graph, NodeId};
 
+/// The name of the training graph's step-counter input (see [`Mode::Training`]).
+pub const STEP: &str = "step";
+
 /// A layer's behaviour. Each layer's argument struct implements it in its own file; the
 /// registry in [`crate::layer`] dispatches [`Layer`]'s methods to it.
 ///
@@ -78,7 +81,24 @@ pub struct LayerCtx<'a> {
     class: &'static str,
     dtype: DType,
     params: &'a mut Vec<ParamSpec>,
-    training: bool,
+    mode: Mode,
+}
+
+/// What a graph is built for: a training step or inference (evaluation, prediction,
+/// bundles). Layers that behave differently — batch norm, dropout — ask
+/// [`LayerCtx::training`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Inference: batch norm uses its running statistics, dropout scales by `keep`.
+    #[default]
+    Inference,
+    /// A training step: batch statistics and their running updates; dropout masks drawn
+    /// from the counter-based streams of the model's `seed`, with the graph input `step`
+    /// (i32, the step index) as the counter.
+    Training {
+        /// The model's seed.
+        seed: u64,
+    },
 }
 
 impl<'a> LayerCtx<'a> {
@@ -95,21 +115,37 @@ impl<'a> LayerCtx<'a> {
             class: "",
             dtype,
             params,
-            training: false,
+            mode: Mode::Inference,
         }
     }
 
-    /// The same context for a training graph (`true`) or an inference graph (`false`, the
-    /// default): batch norm normalizes by batch statistics and updates its running
-    /// statistics in training graphs, dropout drops only there.
-    pub fn with_training(mut self, training: bool) -> LayerCtx<'a> {
-        self.training = training;
+    /// The same context for a graph of `mode` (default: inference).
+    pub fn with_mode(mut self, mode: Mode) -> LayerCtx<'a> {
+        self.mode = mode;
         self
     }
 
     /// Whether the layer is lowered into a training graph.
     pub fn training(&self) -> bool {
-        self.training
+        matches!(self.mode, Mode::Training { .. })
+    }
+
+    /// In a training graph, the counter of this step's random streams — the graph input
+    /// `step` (i32 scalar), added on first use — and the seed of this layer's stream (the
+    /// model's seed mixed with the layer's name); `None` in an inference graph.
+    pub fn random_stream(&mut self) -> Result<Option<(NodeId, u64)>, LayerError> {
+        let Mode::Training { seed } = self.mode else {
+            return Ok(None);
+        };
+        let step = match self.g.find_leaf(STEP) {
+            Some(id) => id,
+            None => self.g.input(STEP, DType::I32, &[])?,
+        };
+        // FNV-1a of the layer name, mixed with the model's seed.
+        let name = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        Ok(Some((step, seed ^ name.rotate_left(17))))
     }
 
     /// Records the class of the layer being lowered (its parameters carry it).
@@ -187,7 +223,7 @@ impl<'a> LayerCtx<'a> {
     /// after the step (the output `new/<layer>/<suffix>`, declared its update); nothing in
     /// an inference graph.
     pub fn update(&mut self, suffix: &str, value: NodeId) -> Result<(), LayerError> {
-        if self.training {
+        if self.training() {
             let name = format!("{}/{suffix}", self.name);
             let out = format!("new/{name}");
             self.g.set_output(&out, value)?;

@@ -40,6 +40,7 @@ mod affine;
 mod batch_norm;
 mod bias;
 mod conv;
+mod dropout;
 mod linear;
 mod merge_sum;
 mod pooling;
@@ -52,7 +53,7 @@ pub mod sequential;
 pub mod spatial;
 
 pub use graph::{GraphForward, LayerGraph, Port};
-pub use kind::{Arity, LayerCtx, LayerKind};
+pub use kind::{Arity, LayerCtx, LayerKind, Mode, STEP};
 pub use pooling::PoolOp;
 pub use sequential::{Forward, Sequential};
 pub use spatial::{PoolShape, SpatialArg};
@@ -188,6 +189,8 @@ layers! {
     Pooling(pooling::Pooling),
     /// Batch normalization; see [`BatchNorm`].
     BatchNorm(batch_norm::BatchNorm),
+    /// Random zeroing while training; see [`Dropout`].
+    Dropout(dropout::Dropout),
 }
 
 /// A trainable parameter a layer declared.

@@ -1,7 +1,7 @@
 //! neon's `Sequential`: a chain of layers, lowered as a one-input, one-output
 //! [`LayerGraph`].
 
-use super::{Layer, LayerError, LayerGraph, LayerInfo, ParamSpec};
+use super::{Layer, LayerError, LayerGraph, LayerInfo, Mode, ParamSpec};
 use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::{Graph, NodeId};
 
@@ -51,18 +51,18 @@ impl Sequential {
     /// Adds the forward pass on `x` (`[batch, features…]`) to `g`, declaring every parameter
     /// as a `parameter` node with `x`'s dtype.
     pub fn forward(&self, g: &mut Graph, x: NodeId) -> Result<Forward, LayerError> {
-        self.forward_mode(g, x, false)
+        self.forward_mode(g, x, Mode::Inference)
     }
 
-    /// [`Sequential::forward`] for a training graph (`training`) or an inference graph;
-    /// see [`LayerGraph::forward_mode`].
+    /// [`Sequential::forward`] for a graph of `mode` (a training step or inference); see
+    /// [`LayerGraph::forward_mode`].
     pub fn forward_mode(
         &self,
         g: &mut Graph,
         x: NodeId,
-        training: bool,
+        mode: Mode,
     ) -> Result<Forward, LayerError> {
-        let fwd = self.graph()?.forward_mode(g, &[x], training)?;
+        let fwd = self.graph()?.forward_mode(g, &[x], mode)?;
         Ok(Forward {
             output: fwd.outputs[0],
             params: fwd.params,

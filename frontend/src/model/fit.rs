@@ -4,10 +4,11 @@ use super::{Model, ModelError, T, X, shape_batch};
 use crate::callback::Callback;
 use crate::cost::Cost;
 use crate::data::BatchIterator;
+use crate::layer::STEP;
 use crate::optimizer::{Optimizer, OptimizerError};
 use std::time::Instant;
 use xenon_compiler::backend::{BackendError, Executable};
-use xenon_compiler::ir::{Graph, GraphError, NodeId};
+use xenon_compiler::ir::{DType, Graph, GraphError, NodeId};
 use xenon_compiler::pipeline::{ApplyError, Request, Stage};
 use xenon_runtime::Tensor;
 use xenon_runtime::exec::ExecError;
@@ -25,6 +26,12 @@ pub struct EpochStats {
     pub samples: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
+}
+
+/// The `step` input of a training step (the counter of its random streams): the step's
+/// index (counting from 1) as an i32 scalar, wrapping after 2³¹ steps.
+pub fn step_counter(step: u64) -> Tensor {
+    Tensor::full(DType::I32, vec![], (step % (1 << 31)) as f64)
 }
 
 /// Name of a parameter's optimizer state `state` (e.g. `Linear_0/W/velocity`).
@@ -310,12 +317,14 @@ impl Model {
                 for (name, _, t) in &lr_feeds {
                     feeds.insert(name.clone(), t.clone());
                 }
+                // The counter of this step's random streams (dropout masks).
+                feeds.insert(STEP.into(), step_counter(step));
                 let result = self
                     .program(key.clone(), |m| {
                         m.compile_train_step(b, nclass, cost, optimizer)
                     })
                     .and_then(|exe| Ok(exe.run_update_resident(&mut feeds, true, &next)?));
-                for k in [X, T] {
+                for k in [X, T, STEP] {
                     feeds.remove(k);
                 }
                 for (name, _, _) in &lr_feeds {

@@ -30,12 +30,12 @@ mod persist;
 
 pub use bundle::BundleKind;
 
-pub use fit::{EpochStats, state_name};
+pub use fit::{EpochStats, state_name, step_counter};
 pub use persist::{WEIGHTS_FORMAT, write_atomic};
 
 use crate::cost::Cost;
 use crate::data::{BatchIterator, BatchOptions, DataError, Dataset};
-use crate::layer::{LayerError, LayerInfo, ParamSpec, Sequential};
+use crate::layer::{LayerError, LayerInfo, Mode, ParamSpec, Sequential};
 use crate::metric::Metric;
 use crate::optimizer::{Optimizer, OptimizerError};
 use std::collections::HashMap;
@@ -380,7 +380,12 @@ impl Model {
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.input_shape);
         let x = g.input(X, self.dtype, &shape)?;
-        let fwd = self.layers.forward_mode(&mut g, x, training)?;
+        let mode = if training {
+            Mode::Training { seed: self.seed }
+        } else {
+            Mode::Inference
+        };
+        let fwd = self.layers.forward_mode(&mut g, x, mode)?;
         Ok((g, fwd.output))
     }
 
