@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xenon_compiler::backend::Executable;
 use xenon_compiler::interp::Feeds;
+use xenon_frontend::layer::STEP;
+use xenon_frontend::model::step_counter;
 use xenon_frontend::prelude::*;
 use xenon_runtime::cpu::gemm::{Isa, cpu_name, peak::peak_gflops_f32};
 use xenon_runtime::exec::StepTimes;
@@ -121,6 +123,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     for (name, lr) in optimizer.learning_rates(0, 1) {
         feeds.insert(name, Tensor::full(DType::F32, vec![], lr));
     }
+    // The counter of the step's random streams (dropout).
+    feeds.insert(STEP.into(), step_counter(1));
     for p in model.params() {
         feeds.insert(
             p.name.clone(),
