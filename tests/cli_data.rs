@@ -245,3 +245,86 @@ fn bad_arrays_are_clear_errors() {
     let o = run("  name: arrays\n  file: blobs.npz\n  targets: labels\n");
     assert_clear_error(&o, &["labels", "classes", "real", "inputs"]);
 }
+
+/// neon's image models: parameter counts from `xenon summary`; CIFAR-10 from a local copy
+/// of the binary release (`--data`), with the augmentation a model file asks for; clear
+/// errors when the data is missing.
+#[test]
+fn image_models_count_neons_parameters_and_train_on_cifar10() {
+    for (file, params) in [
+        ("cifar10_conv", 420_096),
+        ("cifar10_allcnn", 1_369_632),
+        ("alexnet", 61_100_840),
+        ("mnist_convnet", 275_296),
+    ] {
+        let o = xenon(&["summary", &format!("examples/models/{file}.yaml"), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v = json_lines(&o).pop().unwrap();
+        assert_eq!(v["total_params"].as_u64(), Some(params), "{file}");
+    }
+    // A tiny release: 2 images per training file, 2 test images (labels 0–9, random pixels).
+    let dir = scratch("cifar");
+    let record = |i: usize| {
+        let mut r = vec![(i % 10) as u8];
+        r.extend((0..3072).map(|p| ((i * 31 + p * 7) % 256) as u8));
+        r
+    };
+    for (f, name) in [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let bytes: Vec<u8> = (2 * f..2 * f + 2).flat_map(record).collect();
+        write(&dir, &format!("{name}.bin"), &bytes);
+    }
+    let o = xenon(&[
+        "train",
+        "examples/models/cifar10_conv.yaml",
+        "--data",
+        dir.to_str().unwrap(),
+        "-e",
+        "1",
+        "-z",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_lines(&o).pop().unwrap()["epochs"], 1);
+    // With crops and flips from the model file.
+    let text = std::fs::read_to_string("examples/models/cifar10_conv.yaml")
+        .unwrap()
+        .replace(
+            "    contrast_normalize: true",
+            "    contrast_normalize: true\n    augment: {pad: 4, flip: true}",
+        );
+    let m = write(&dir, "augmented.yaml", text.as_bytes());
+    let o = xenon(&[
+        "train",
+        m.to_str().unwrap(),
+        "--data",
+        dir.to_str().unwrap(),
+        "-e",
+        "1",
+        "-z",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Missing data.
+    let o = xenon(&["train", "examples/models/cifar10_conv.yaml"]);
+    assert_clear_error(&o, &["cifar10", "not bundled", "--data"]);
+    let o = xenon(&["train", "examples/models/alexnet.yaml"]);
+    assert_clear_error(&o, &["imagenet", "no ImageNet reader"]);
+    let o = xenon(&[
+        "train",
+        "examples/models/cifar10_conv.yaml",
+        "--data",
+        "/nonexistent",
+    ]);
+    assert_clear_error(&o, &["data_batch_1.bin"]);
+}

@@ -193,7 +193,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             if a.resume.is_some() { " (resumed)" } else { "" }
         );
     }
-    let mut train = BatchIterator::new(&train_set, BatchOptions::new(batch))?;
+    let mut batching = BatchOptions::new(batch);
+    if let Some(a) = source.augment() {
+        batching = batching.augment(a);
+    }
+    let mut train = BatchIterator::new(&train_set, batching)?;
     model.resume_batches(&mut train)?;
     // A resumed run trains the epochs left to the total.
     let epochs = epochs.saturating_sub(model.epoch_index());

@@ -49,6 +49,64 @@ pub struct BatchOptions {
     pub shuffle: Option<u64>,
     /// The last-partial-batch policy; default [`LastBatch::WrapAround`].
     pub last_batch: LastBatch,
+    /// Random crops and flips of `[C, H, W]` images; default none.
+    pub augment: Option<Augment>,
+}
+
+/// Training-time image augmentation (neon's CIFAR-10 recipe: pad by 4, random 32×32 crop,
+/// random horizontal flip): each `[C, H, W]` example is padded with `pad` zeros on every
+/// side and cropped back to `H × W` at a random offset, and mirrored left to right with
+/// probability ½ when `flip`. The choices come from the counter-based stream of `seed`
+/// keyed by the epoch and the example's position in it, so a seeded run — and a resumed
+/// one — sees the same images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// Zero padding per side before the crop (0: no crop).
+    #[serde(default)]
+    pub pad: usize,
+    /// Mirror left to right with probability ½.
+    #[serde(default)]
+    pub flip: bool,
+    /// The stream's seed.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl Augment {
+    /// Writes the augmented `[c, h, w]` image `src` for example position `pos` of epoch
+    /// `epoch` to `out`.
+    pub fn apply(
+        &self,
+        src: &[f32],
+        [c, h, w]: [usize; 3],
+        epoch: u64,
+        pos: usize,
+        out: &mut Vec<f32>,
+    ) {
+        let u = |k: u64| xenon_runtime::rng::uniform_f32(self.seed, epoch, 3 * pos as u64 + k);
+        let span = 2 * self.pad + 1;
+        let pick = |v: f32| ((v * span as f32) as usize).min(span - 1);
+        let (dy, dx) = (pick(u(0)), pick(u(1)));
+        let flip = self.flip && u(2) < 0.5;
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    let xs = if flip { w - 1 - x } else { x };
+                    let (sy, sx) = (
+                        (y + dy) as isize - self.pad as isize,
+                        (xs + dx) as isize - self.pad as isize,
+                    );
+                    let inside = sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w;
+                    out.push(if inside {
+                        src[(ch * h + sy as usize) * w + sx as usize]
+                    } else {
+                        0.0
+                    });
+                }
+            }
+        }
+    }
 }
 
 impl Default for BatchOptions {
@@ -64,7 +122,14 @@ impl BatchOptions {
             batch_size,
             shuffle: None,
             last_batch: LastBatch::WrapAround,
+            augment: None,
         }
+    }
+
+    /// Augments `[C, H, W]` images with random crops and flips.
+    pub fn augment(mut self, augment: Augment) -> Self {
+        self.augment = Some(augment);
+        self
     }
 
     /// Reshuffle every epoch from `seed`.
@@ -193,6 +258,12 @@ impl<'a> BatchIterator<'a> {
     /// batch size is not in `1..=N`.
     pub fn new(data: &'a Dataset, opts: BatchOptions) -> Result<Self, DataError> {
         data.validate()?;
+        if opts.augment.is_some() && data.feature_shape.len() != 3 {
+            return Err(DataError::InvalidDataset(format!(
+                "crop and flip augmentation needs [C, H, W] images, not examples of shape {:?}",
+                data.feature_shape
+            )));
+        }
         if opts.batch_size == 0 || opts.batch_size > data.len() {
             return Err(DataError::BatchSize {
                 batch_size: opts.batch_size,
@@ -287,6 +358,7 @@ impl<'a> BatchIterator<'a> {
             batch_size: b,
             nbatches,
             next: 0,
+            augment: self.opts.augment,
         };
         if self.opts.last_batch == LastBatch::WrapAround {
             let rem = (n - self.start) % b;
@@ -309,6 +381,7 @@ pub struct Epoch<'a> {
     batch_size: usize,
     nbatches: usize,
     next: usize,
+    augment: Option<Augment>,
 }
 
 impl Epoch<'_> {
@@ -339,8 +412,20 @@ impl Epoch<'_> {
         let indices: Vec<usize> = (first..first + b).map(|p| self.order[p % n]).collect();
         let f = self.data.n_features();
         let mut x = Vec::with_capacity(b * f);
-        for &i in &indices {
-            x.extend_from_slice(self.data.sample(i));
+        for (slot, &i) in indices.iter().enumerate() {
+            match &self.augment {
+                Some(a) => {
+                    let s = &self.data.feature_shape;
+                    a.apply(
+                        self.data.sample(i),
+                        [s[0], s[1], s[2]],
+                        self.index,
+                        first + slot,
+                        &mut x,
+                    );
+                }
+                None => x.extend_from_slice(self.data.sample(i)),
+            }
         }
         let labels: Vec<i32> = indices.iter().map(|&i| self.data.labels[i]).collect();
         let w = self.data.nclass;

@@ -3,6 +3,7 @@
 //! * [`idx`]: the IDX file format of the MNIST release, raw or gzipped, strictly validated.
 //! * [`Mnist`]: MNIST from a directory of IDX files, or the 9,000-digit subset bundled with
 //!   Xenon ([`Mnist::bundled`], the offline default), pixels scaled to `[0, 1]`.
+//! * [`Cifar10`]: CIFAR-10 from a local copy of the binary release, with neon's options.
 //! * [`Dataset`]: `N` examples as an `N × F` f32 matrix with class labels or real-valued
 //!   targets.
 //! * [`npy`]: NumPy `.npy` files and `.npz` archives as data sets (neon's `ArrayIterator`).
@@ -23,6 +24,7 @@
 //! ```
 
 mod batch;
+mod cifar;
 mod dataset;
 mod error;
 pub mod idx;
@@ -31,7 +33,12 @@ pub mod npy;
 mod source;
 
 pub use batch::{
-    Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch, shuffled_order,
+    Augment, Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch,
+    shuffled_order,
+};
+pub use cifar::{
+    CIFAR10_CLASSES, CIFAR10_PIXELS, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, Cifar10, CifarOptions,
+    global_contrast_normalize,
 };
 pub use dataset::{Dataset, onehot};
 pub use error::DataError;

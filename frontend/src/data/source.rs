@@ -5,7 +5,9 @@
 //! reads the training and test sets.
 
 use super::npy::{Array, Targets, array_shape, named_dataset, read_npy, read_npz};
-use super::{DataError, Dataset, MNIST_CLASSES, Mnist};
+use super::{
+    Augment, CIFAR10_PIXELS, Cifar10, CifarOptions, DataError, Dataset, MNIST_CLASSES, Mnist,
+};
 use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind};
 use std::path::{Path, PathBuf};
 
@@ -70,6 +72,18 @@ pub enum DataSource {
         dir: Option<PathBuf>,
         targets: TargetKind,
     },
+    /// CIFAR-10 from a local copy of the binary release (`None`: not given, an error when
+    /// loading; CIFAR-10 is not bundled).
+    Cifar10 {
+        dir: Option<PathBuf>,
+        opts: CifarOptions,
+        targets: TargetKind,
+        /// Random crops and flips of the training images.
+        augment: Option<Augment>,
+    },
+    /// ImageNet's input shape (3×224×224, 1,000 classes) without a reader: loading is an
+    /// error.
+    Imagenet,
     /// NumPy arrays.
     Arrays {
         train: ArraySplit,
@@ -108,11 +122,23 @@ impl DataSource {
                 });
             }
         };
-        if spec.name == DatasetName::Mnist {
-            return Ok(DataSource::Mnist {
-                dir: data.map(Path::to_path_buf),
-                targets: spec.targets,
-            });
+        match spec.name {
+            DatasetName::Mnist => {
+                return Ok(DataSource::Mnist {
+                    dir: data.map(Path::to_path_buf),
+                    targets: spec.targets,
+                });
+            }
+            DatasetName::Cifar10 => {
+                return Ok(DataSource::Cifar10 {
+                    dir: data.map(Path::to_path_buf),
+                    opts: spec.cifar,
+                    targets: spec.targets,
+                    augment: spec.augment,
+                });
+            }
+            DatasetName::Imagenet => return Ok(DataSource::Imagenet),
+            DatasetName::Arrays => {}
         }
         let a = &spec.arrays;
         let base = match data {
@@ -159,10 +185,21 @@ impl DataSource {
         })
     }
 
+    /// The augmentation of the training batches (crops and flips), if any.
+    pub fn augment(&self) -> Option<Augment> {
+        match self {
+            DataSource::Cifar10 { augment, .. } => *augment,
+            _ => None,
+        }
+    }
+
     /// What the model learns to output.
     pub fn targets(&self) -> TargetKind {
         match self {
-            DataSource::Mnist { targets, .. } | DataSource::Arrays { targets, .. } => *targets,
+            DataSource::Mnist { targets, .. }
+            | DataSource::Cifar10 { targets, .. }
+            | DataSource::Arrays { targets, .. } => *targets,
+            DataSource::Imagenet => TargetKind::Classes,
         }
     }
 
@@ -176,6 +213,14 @@ impl DataSource {
                 };
                 Ok((vec![1, 28, 28], width))
             }
+            DataSource::Cifar10 { opts, targets, .. } => {
+                let width = match targets {
+                    TargetKind::Inputs => CIFAR10_PIXELS,
+                    _ => opts.nclass(),
+                };
+                Ok((vec![3, 32, 32], width))
+            }
+            DataSource::Imagenet => Ok((vec![3, 224, 224], 1000)),
             DataSource::Arrays {
                 train,
                 targets,
@@ -232,6 +277,26 @@ impl DataSource {
     /// Reads the training and test sets.
     pub fn load(&self) -> Result<(Dataset, Dataset), DataError> {
         match self {
+            DataSource::Imagenet => Err(DataError::InvalidDataset(
+                "dataset imagenet: Xenon has no ImageNet reader; the name only gives the input shape (3×224×224, 1000 classes) to summary, compile and bench".into(),
+            )),
+            DataSource::Cifar10 {
+                dir, opts, targets, ..
+            } => {
+                let Some(dir) = dir else {
+                    return Err(DataError::InvalidDataset(
+                        "dataset cifar10: CIFAR-10 is not bundled with Xenon; give --data DIR, a local copy of the binary release (cifar-10-batches-bin)".into(),
+                    ));
+                };
+                let c = Cifar10::load(dir, opts)?;
+                match targets {
+                    TargetKind::Classes => Ok((c.train, c.test)),
+                    TargetKind::Inputs => Ok((c.train.autoencoder(), c.test.autoencoder())),
+                    TargetKind::Real => Err(DataError::InvalidDataset(
+                        "dataset cifar10: `targets: real` needs real-valued targets; CIFAR-10 has classes or the images themselves (targets: inputs)".into(),
+                    )),
+                }
+            }
             DataSource::Mnist { dir, targets } => {
                 let m = match dir {
                     Some(d) => Mnist::load(d)?,

@@ -83,7 +83,7 @@ impl Model {
         optimizer: &'a Optimizer,
     ) -> Result<Request<'a>, ModelError> {
         let (mut g, y) = self.forward_graph(batch, true)?;
-        let t = self.targets(&mut g, y, nclass)?;
+        let (y, t) = self.targets(&mut g, y, nclass)?;
         let c = cost.lower(&mut g, y, t)?;
         let lrs: Vec<(String, NodeId)> = optimizer
             .learning_rates(0, 1)

@@ -411,15 +411,18 @@ impl Model {
         Ok(pipeline.compile(Request::new(graph))?)
     }
 
-    /// Adds the targets input and checks that it fits the output.
+    /// Adds the targets input `[batch, nclass]` and checks that it fits the output `y`;
+    /// returns `y` as `[batch, nclass]` (an output of several axes, such as a convnet's
+    /// `[batch, K, 1, 1]` or a conv autoencoder's `[batch, 1, 28, 28]`, is flattened) and
+    /// the targets.
     fn targets(
         &self,
         g: &mut Graph,
         y: xenon_compiler::ir::NodeId,
         nclass: usize,
-    ) -> Result<xenon_compiler::ir::NodeId, ModelError> {
+    ) -> Result<(xenon_compiler::ir::NodeId, xenon_compiler::ir::NodeId), ModelError> {
         let ys = g.ty(y).shape.clone();
-        if ys[1..] != [nclass] {
+        if ys[1..].iter().product::<usize>() != nclass {
             // Name the layer that gave the output its shape (activations keep shapes).
             let last = self.info.last().map(|l| l.out_shape.clone());
             let layer = self
@@ -436,7 +439,12 @@ impl Model {
                 targets: vec![nclass],
             });
         }
-        Ok(g.input(T, self.dtype, &[ys[0], nclass])?)
+        let y = if ys.len() == 2 {
+            y
+        } else {
+            g.reshape(y, &[ys[0], nclass])?
+        };
+        Ok((y, g.input(T, self.dtype, &[ys[0], nclass])?))
     }
 
     /// Runs the cached program `key`, building and compiling it with `build` on first use
@@ -528,7 +536,7 @@ impl Model {
                 key.clone(),
                 |m| {
                     let (mut g, y) = m.forward_graph(b, false)?;
-                    let t = m.targets(&mut g, y, nclass)?;
+                    let (y, t) = m.targets(&mut g, y, nclass)?;
                     add_outputs(&mut g, y, t)?;
                     Ok(g)
                 },

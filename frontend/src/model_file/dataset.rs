@@ -3,6 +3,7 @@
 use super::de::typed;
 use super::error::ModelFileError;
 use super::tree::Node;
+use crate::data::{Augment, CifarOptions};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,17 +18,26 @@ pub enum DatasetName {
     /// `arrays`: the user's NumPy arrays, `.npy` files or `.npz` archives (neon's
     /// `ArrayIterator`); see [`ArraysSpec`].
     Arrays,
+    /// `cifar10`: 3×32×32 colour images in 10 classes, from a local copy of the binary
+    /// release (`--data DIR`); see [`CifarOptions`] for the preprocessing keys.
+    Cifar10,
+    /// `imagenet`: 3×224×224 images in 1,000 classes. Xenon has no ImageNet reader: the
+    /// name gives model files their input shape (`summary`, `compile`, `bench`), and
+    /// training on it is an error.
+    Imagenet,
 }
 
 impl DatasetName {
     /// Every accepted name.
-    pub const NAMES: [&'static str; 2] = ["mnist", "arrays"];
+    pub const NAMES: [&'static str; 4] = ["mnist", "arrays", "cifar10", "imagenet"];
 
     /// The name as written in model files.
     pub fn as_str(self) -> &'static str {
         match self {
             DatasetName::Mnist => "mnist",
             DatasetName::Arrays => "arrays",
+            DatasetName::Cifar10 => "cifar10",
+            DatasetName::Imagenet => "imagenet",
         }
     }
 
@@ -36,6 +46,8 @@ impl DatasetName {
         match name {
             "mnist" => Some(DatasetName::Mnist),
             "arrays" => Some(DatasetName::Arrays),
+            "cifar10" => Some(DatasetName::Cifar10),
+            "imagenet" => Some(DatasetName::Imagenet),
             _ => None,
         }
     }
@@ -131,6 +143,11 @@ pub struct DatasetSpec {
     pub targets: TargetKind,
     /// The arrays of `name: arrays` (empty for other data sets).
     pub arrays: ArraysSpec,
+    /// The preprocessing of `name: cifar10` (neon's defaults for other data sets).
+    pub cifar: CifarOptions,
+    /// Random crops and flips of the training images (`augment: {pad: 4, flip: true,
+    /// seed: 0}`; `cifar10` only); default none.
+    pub augment: Option<Augment>,
     /// Every other key of a named data set (neon's `train_config`, `test_config`, ...),
     /// uninterpreted, as JSON values. Never contains `name` or `targets`; empty for
     /// `arrays`, whose keys are all checked.
@@ -144,9 +161,35 @@ impl DatasetSpec {
             name,
             targets: TargetKind::Classes,
             arrays: ArraysSpec::default(),
+            cifar: CifarOptions::default(),
+            augment: None,
             extra: BTreeMap::new(),
         }
     }
+}
+
+/// Every key of `dataset: {name: cifar10, ...}`, checked as a whole.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CifarEntry {
+    #[allow(dead_code)]
+    name: String,
+    #[serde(default)]
+    targets: TargetKind,
+    #[serde(default = "yes")]
+    normalize: bool,
+    #[serde(default)]
+    contrast_normalize: bool,
+    #[serde(default)]
+    whiten: bool,
+    #[serde(default)]
+    pad_classes: bool,
+    #[serde(default)]
+    augment: Option<Augment>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Every key of `dataset: {name: arrays, ...}`, checked as a whole.
@@ -186,6 +229,18 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
         pos: name_entry.value.pos,
     })?;
     let mut spec = DatasetSpec::new(name);
+    if name == DatasetName::Cifar10 {
+        let e: CifarEntry = typed(node, "dataset")?;
+        spec.targets = e.targets;
+        spec.cifar = CifarOptions {
+            normalize: e.normalize,
+            contrast_normalize: e.contrast_normalize,
+            whiten: e.whiten,
+            pad_classes: e.pad_classes,
+        };
+        spec.augment = e.augment;
+        return Ok(spec);
+    }
     if name == DatasetName::Arrays {
         let e: ArraysEntry = typed(node, "dataset")?;
         spec.targets = e.targets;
@@ -244,6 +299,24 @@ impl Serialize for DatasetSpec {
         }
         if let Some(l) = &a.lshape {
             map.serialize_entry("lshape", l)?;
+        }
+        if self.name == DatasetName::Cifar10 {
+            let (c, d) = (&self.cifar, CifarOptions::default());
+            if c.normalize != d.normalize {
+                map.serialize_entry("normalize", &c.normalize)?;
+            }
+            for (key, v) in [
+                ("contrast_normalize", c.contrast_normalize),
+                ("whiten", c.whiten),
+                ("pad_classes", c.pad_classes),
+            ] {
+                if v {
+                    map.serialize_entry(key, &v)?;
+                }
+            }
+        }
+        if let Some(a) = &self.augment {
+            map.serialize_entry("augment", a)?;
         }
         for (k, v) in extra {
             map.serialize_entry(k, v)?;
