@@ -584,3 +584,83 @@ fn dropout_follows_neons_semantics() {
         "{e}"
     );
 }
+
+fn deconv(fshape: Vec<usize>, stride: usize, pad: usize, dil: usize) -> Layer {
+    Deconvolution::new(fshape, Initializer::Constant { val: 0.0 })
+        .with_geometry(stride, pad, dil)
+        .into()
+}
+
+/// Deconvolution scatters each input pixel through the filter (a direct loop), has neon's
+/// output size, is the adjoint of the convolution with the same weights and geometry, and
+/// its gradients match finite differences.
+#[test]
+fn deconvolution_is_the_adjoint_of_convolution() {
+    for (st, pad, dil) in [(1, 0, 1), (2, 1, 1), (2, 0, 2)] {
+        let shape = [2, 3, 4, 5];
+        let layer = deconv(vec![3, 2, 4], st, pad, dil);
+        let x = values(21, shape.iter().product(), -1.0, 1.0);
+        let (ys, y, f) = forward(&layer, &shape, &x, false);
+        let w = f["L/W"].to_f64_vec(); // (C=3, K=4, R=3, S=2)
+        let oh = 3 * st + dil * 2 + 1 - 2 * pad;
+        let ow = 4 * st + dil + 1 - 2 * pad;
+        assert_eq!(ys, [2, 4, oh, ow], "stride {st} pad {pad} dilation {dil}");
+        let mut want = vec![0.0; 2 * 4 * oh * ow];
+        for n in 0..2 {
+            for c in 0..3 {
+                for iy in 0..4 {
+                    for ix in 0..5 {
+                        for k in 0..4 {
+                            for r in 0..3 {
+                                for s in 0..2 {
+                                    let oy = (iy * st + r * dil) as isize - pad as isize;
+                                    let ox = (ix * st + s * dil) as isize - pad as isize;
+                                    if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
+                                        continue;
+                                    }
+                                    want[((n * 4 + k) * oh + oy as usize) * ow + ox as usize] += w
+                                        [((c * 4 + k) * 3 + r) * 2 + s]
+                                        * x[((n * 3 + c) * 4 + iy) * 5 + ix];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (a, b) in y.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        // ⟨conv(z), x⟩ = ⟨z, deconv(x)⟩ with conv's W(K=3, C=4, R, S) = deconv's W.
+        let z = values(22, y.len(), -1.0, 1.0);
+        let conv_layer = conv(vec![3, 2, 3], st, pad, dil);
+        let (mut g, cz, params) = lowered(&conv_layer, &ys, false);
+        g.set_output("y", cz).unwrap();
+        let mut feeds_c = feeds(&params, &ys, &z);
+        feeds_c.insert("L/W".into(), f["L/W"].clone());
+        let cz = interp::run(&g, &feeds_c).unwrap()["y"].to_f64_vec();
+        let lhs: f64 = cz.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let rhs: f64 = z.iter().zip(&y).map(|(a, b)| a * b).sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
+    }
+    check_gradients(
+        "deconv",
+        &deconv(vec![2, 2, 2], 2, 0, 1),
+        &[1, 2, 3, 3],
+        true,
+    );
+    check_gradients(
+        "padded deconv",
+        &deconv(vec![3, 3, 2], 2, 1, 1),
+        &[2, 1, 3, 2],
+        true,
+    );
+    let e = lower_error(deconv(vec![2, 2, 2], 1, 2, 1), &[1, 1, 2, 2]);
+    assert!(
+        e.contains("layer 'L'") && e.contains("removes the whole output"),
+        "{e}"
+    );
+}

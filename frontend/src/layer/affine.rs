@@ -93,11 +93,7 @@ impl LayerKind for Affine {
     /// Lowers the parts in order under this layer's name (a [`LayerGraph`](super::LayerGraph)
     /// lowers each part under its own name instead).
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
-        let mut h = inputs.to_vec();
-        for part in self.expand()? {
-            h = part.lower(ctx, &h)?;
-        }
-        Ok(h)
+        lower_parts(self.expand()?, ctx, inputs)
     }
 }
 
@@ -150,4 +146,17 @@ pub(super) fn compound(
         );
     }
     Ok(parts)
+}
+
+/// Lowers a compound layer's `parts` in order, each fed the previous part's outputs.
+pub(super) fn lower_parts(
+    parts: Vec<Layer>,
+    ctx: &mut LayerCtx<'_>,
+    inputs: &[NodeId],
+) -> Result<Vec<NodeId>, LayerError> {
+    let mut h = inputs.to_vec();
+    for part in parts {
+        h = part.lower(ctx, &h)?;
+    }
+    Ok(h)
 }

@@ -191,6 +191,10 @@ layers! {
     BatchNorm(batch_norm::BatchNorm),
     /// Random zeroing while training; see [`Dropout`].
     Dropout(dropout::Dropout),
+    /// A transposed convolution without bias; see [`Deconvolution`].
+    Deconvolution(conv::Deconvolution),
+    /// Deconvolution, then bias, then an activation; see [`Deconv`].
+    Deconv(conv::Deconv),
 }
 
 /// A trainable parameter a layer declared.
