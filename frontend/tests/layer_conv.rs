@@ -664,3 +664,42 @@ fn deconvolution_is_the_adjoint_of_convolution() {
         "{e}"
     );
 }
+
+/// LRN: `x / (1 + (ascale/depth)·Σ x²)^bpower` over the `depth` maps centred on each map,
+/// against a direct loop; gradients against finite differences.
+#[test]
+fn lrn_normalizes_across_neighbouring_maps() {
+    let lrn: Layer = Lrn {
+        ascale: 0.5,
+        bpower: 0.75,
+        ..Lrn::new(3)
+    }
+    .into();
+    let shape = [2, 5, 2, 3];
+    let x = values(31, 60, -2.0, 2.0);
+    let (_, y, _) = forward(&lrn, &shape, &x, false);
+    for n in 0..2 {
+        for c in 0..5usize {
+            for p in 0..6 {
+                let at = |ch: usize| x[(n * 5 + ch) * 6 + p];
+                let s: f64 = (c.saturating_sub(1)..=(c + 1).min(4))
+                    .map(|ch| at(ch) * at(ch))
+                    .sum();
+                let want = at(c) / (1.0 + 0.5 / 3.0 * s).powf(0.75);
+                let got = y[(n * 5 + c) * 6 + p];
+                assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+            }
+        }
+    }
+    check_gradients("lrn", &lrn, &[1, 4, 2, 2], true);
+    let e = lower_error(Lrn::new(4).into(), &[1, 4, 2, 2]);
+    assert!(e.contains("layer 'L': depth must be odd, got 4"), "{e}");
+    // DataTransform applies its transform.
+    let dt: Layer = DataTransform {
+        transform: xenon_frontend::activation::Activation::Normalizer { divisor: 128.0 },
+        name: None,
+    }
+    .into();
+    let (_, y, _) = forward(&dt, &[1, 3], &[128.0, 64.0, -256.0], false);
+    assert_eq!(y, [1.0, 0.5, -2.0]);
+}

@@ -38,3 +38,27 @@ impl LayerKind for ActivationLayer {
         Ok(vec![self.transform.lower(ctx.g, x)?])
     }
 }
+
+/// neon's `DataTransform`: a transform of the data as it enters the network (typically the
+/// first layer, e.g. `Normalizer` dividing pixel bytes by 128). Lowered like an
+/// activation; nothing before it has parameters, so its gradient is never needed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataTransform {
+    /// The transform (required).
+    pub transform: Activation,
+    /// Default none: the layer is named `DataTransform_<k>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl LayerKind for DataTransform {
+    fn detail(&self) -> Option<String> {
+        Some(self.transform.name().to_string())
+    }
+
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
+        let x = ctx.single("DataTransform", inputs)?;
+        Ok(vec![self.transform.lower(ctx.g, x)?])
+    }
+}

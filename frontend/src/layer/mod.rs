@@ -42,6 +42,7 @@ mod bias;
 mod conv;
 mod dropout;
 mod linear;
+mod lrn;
 mod merge_sum;
 mod pooling;
 mod reshape;
@@ -195,6 +196,10 @@ layers! {
     Deconvolution(conv::Deconvolution),
     /// Deconvolution, then bias, then an activation; see [`Deconv`].
     Deconv(conv::Deconv),
+    /// Local response normalization across feature maps; see [`Lrn`].
+    LRN(lrn::Lrn),
+    /// A forward-only transform of the data (a first layer); see [`DataTransform`].
+    DataTransform(activation::DataTransform),
 }
 
 /// A trainable parameter a layer declared.
