@@ -703,3 +703,105 @@ fn lrn_normalizes_across_neighbouring_maps() {
     let (_, y, _) = forward(&dt, &[1, 3], &[128.0, 64.0, -256.0], false);
     assert_eq!(y, [1.0, 0.5, -2.0]);
 }
+
+/// neon's containers as layers: a residual `MergeSum` of a conv branch and a `SkipNode`,
+/// and `MergeBroadcast` by depth and by stack; values from the parts, gradients against
+/// finite differences, nested names, model-file round trips, and shape mismatches that name
+/// the layer and both shapes.
+#[test]
+fn containers_merge_their_branches() {
+    let yaml = "layers:
+- type: MergeSum
+  config:
+    layers:
+    - - {type: Conv, config: {fshape: [3, 3, 2], padding: 1, init: {type: Uniform}, activation: {type: Rectlin}}}
+      - {type: Conv, config: {fshape: [3, 3, 2], padding: 1, init: {type: Uniform}}}
+    - - {type: SkipNode}
+- type: MergeBroadcast
+  config:
+    merge: depth
+    layers:
+    - - {type: Conv, config: {fshape: [1, 1, 3], init: {type: Uniform}}}
+    - - {type: Conv, config: {fshape: [3, 3, 1], padding: 1, init: {type: Uniform}}}
+      - {type: Pooling, config: {fshape: 3, strides: 1, padding: 1}}
+- type: MergeBroadcast
+  config:
+    merge: stack
+    layers:
+    - - {type: Pooling, config: {fshape: all, op: avg}}
+    - - {type: Affine, config: {nout: 3, init: {type: Uniform}}}
+cost: SumSquared
+";
+    let file = xenon_frontend::model_file::ModelFile::from_yaml_str(yaml).unwrap();
+    for back in [
+        xenon_frontend::model_file::ModelFile::from_json_str(&file.to_json()).unwrap(),
+        xenon_frontend::model_file::ModelFile::from_yaml_str(&file.to_yaml()).unwrap(),
+    ] {
+        assert_eq!(back, file);
+    }
+    let m = Model::new(file.layers.clone(), &[2, 4, 4], 0).unwrap();
+    // 2·(2·9·2) + (2·3 + 2·9·1) + 4·4·4·3 parameters; output 4 pooled maps + 3 features.
+    assert_eq!(m.num_params(), 72 + 24 + 192);
+    assert_eq!(m.output_shape(), &[7]);
+    let names: Vec<&str> = m.params().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names[0], "MergeSum_0/b0/Convolution_0/W");
+    assert!(
+        names.contains(&"MergeBroadcast_1/b1/Linear_0/W"),
+        "{names:?}"
+    );
+    // The residual block is conv(conv(x)) + x; its gradients are checked end to end.
+    let residual = file.layers.layers[0].clone();
+    let x = values(41, 18, -1.0, 1.0);
+    let (_, y, f) = forward(&residual, &[1, 2, 3, 3], &x, false);
+    let (w0, w1) = (
+        f["L/b0/Convolution_0/W"].to_f64_vec(),
+        f["L/b0/Convolution_1/W"].to_f64_vec(),
+    );
+    let (_, h) = direct_conv(&x, &w0, [1, 2, 3, 3], [2, 3, 3], 1, 1, 1);
+    let h: Vec<f64> = h.iter().map(|v| v.max(0.0)).collect();
+    let (_, h) = direct_conv(&h, &w1, [1, 2, 3, 3], [2, 3, 3], 1, 1, 1);
+    for ((got, conv), x) in y.iter().zip(&h).zip(&x) {
+        assert!((got - (conv + x)).abs() < 1e-12, "{got} vs {}", conv + x);
+    }
+    check_gradients("residual MergeSum", &residual, &[2, 2, 3, 3], true);
+    check_gradients(
+        "MergeBroadcast depth",
+        &file.layers.layers[1],
+        &[1, 2, 3, 3],
+        true,
+    );
+    check_gradients(
+        "MergeBroadcast stack",
+        &file.layers.layers[2],
+        &[2, 4, 2, 2],
+        true,
+    );
+    // Mismatched branches.
+    let bad = "layers:
+- type: MergeSum
+  config:
+    layers:
+    - - {type: Conv, config: {fshape: [3, 3, 2], init: {type: Uniform}}}
+    - - {type: SkipNode}
+cost: SumSquared
+";
+    let file = xenon_frontend::model_file::ModelFile::from_yaml_str(bad).unwrap();
+    let e = Model::new(file.layers, &[2, 4, 4], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 'MergeSum_0': branch 1 has shape [1, 2, 4, 4], but branch 0 has shape [1, 2, 2, 2]"),
+        "{e}"
+    );
+    let bad = bad
+        .replace("MergeSum", "MergeBroadcast")
+        .replace("    layers:", "    merge: depth\n    layers:");
+    let file = xenon_frontend::model_file::ModelFile::from_yaml_str(&bad).unwrap();
+    let e = Model::new(file.layers, &[2, 4, 4], 0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("layer 'MergeBroadcast_0'") && e.contains("[2, 4, 4]"),
+        "{e}"
+    );
+}

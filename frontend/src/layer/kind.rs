@@ -232,6 +232,40 @@ impl<'a> LayerCtx<'a> {
         Ok(())
     }
 
+    /// Lowers `layers` (one branch of a container such as `MergeBroadcast`) as a chain on
+    /// `inputs`: each layer's parts are named `<this layer>/<branch>/<name>` (their given
+    /// name, else `<Class>_<k>` counting within the branch) and declare their parameters
+    /// into this context's list, in this context's mode.
+    pub fn lower_branch(
+        &mut self,
+        branch: &str,
+        layers: &[Layer],
+        inputs: &[NodeId],
+    ) -> Result<Vec<NodeId>, LayerError> {
+        let mut counts: std::collections::HashMap<&'static str, usize> = Default::default();
+        let mut h = inputs.to_vec();
+        for layer in layers {
+            for part in layer.expand()? {
+                let k = counts.entry(part.type_name()).or_insert(0);
+                let local = part
+                    .name()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{}_{k}", part.type_name()));
+                *k += 1;
+                let name = format!("{}/{branch}/{local}", self.name);
+                let (g, params, dtype, mode) =
+                    (&mut *self.g, &mut *self.params, self.dtype, self.mode);
+                h = g.in_scope(&format!("{branch}/{local}"), |g| {
+                    part.lower(
+                        &mut LayerCtx::new(g, &name, dtype, params).with_mode(mode),
+                        &h,
+                    )
+                })?;
+            }
+        }
+        Ok(h)
+    }
+
     /// An invalid-argument error naming the layer.
     pub fn invalid(&self, reason: impl Into<String>) -> LayerError {
         LayerError::Argument {

@@ -43,6 +43,7 @@ mod conv;
 mod dropout;
 mod linear;
 mod lrn;
+mod merge;
 mod merge_sum;
 mod pooling;
 mod reshape;
@@ -55,6 +56,7 @@ pub mod spatial;
 
 pub use graph::{GraphForward, LayerGraph, Port};
 pub use kind::{Arity, LayerCtx, LayerKind, Mode, STEP};
+pub use merge::Merge;
 pub use pooling::PoolOp;
 pub use sequential::{Forward, Sequential};
 pub use spatial::{PoolShape, SpatialArg};
@@ -200,6 +202,10 @@ layers! {
     LRN(lrn::Lrn),
     /// A forward-only transform of the data (a first layer); see [`DataTransform`].
     DataTransform(activation::DataTransform),
+    /// Branches on one input, outputs concatenated; see [`MergeBroadcast`].
+    MergeBroadcast(merge::MergeBroadcast),
+    /// The identity, a residual shortcut; see [`SkipNode`].
+    SkipNode(merge::SkipNode),
 }
 
 /// A trainable parameter a layer declared.

@@ -1,0 +1,115 @@
+//! neon's branching containers written as one layer of a model file: `MergeBroadcast`
+//! (every branch sees the input; outputs concatenated) and `SkipNode` (the identity, the
+//! shortcut of a residual `MergeSum`).
+
+use super::{Layer, LayerCtx, LayerError, LayerKind};
+use serde::{Deserialize, Serialize};
+use xenon_compiler::ir::NodeId;
+
+/// How `MergeBroadcast` joins its branches' outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Merge {
+    /// Concatenate feature maps (axis 1; the other axes must agree), as in inception
+    /// modules.
+    Depth,
+    /// Flatten each output per sample and concatenate the features.
+    Stack,
+}
+
+/// Feeds its input to every branch (each a list of layers) and concatenates the branches'
+/// outputs (neon's `MergeBroadcast`). Branch layers are named
+/// `<this layer>/b<i>/<name>`. neon's `alphas` (per-branch error weights) are accepted only
+/// as all ones.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBroadcast {
+    /// The branches, each a list of layers (required; at least one).
+    pub layers: Vec<Vec<Layer>>,
+    /// `depth` or `stack` (required).
+    pub merge: Merge,
+    /// Default none (all 1).
+    #[serde(default)]
+    pub alphas: Option<Vec<f64>>,
+    /// Default none: the layer is named `MergeBroadcast_<k>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Lowers each branch of a container on `x`; returns the branch outputs.
+pub(super) fn branches(
+    ctx: &mut LayerCtx<'_>,
+    layers: &[Vec<Layer>],
+    x: NodeId,
+) -> Result<Vec<NodeId>, LayerError> {
+    if layers.is_empty() {
+        return Err(ctx.invalid("has no branches (layers is empty)"));
+    }
+    let mut outs = Vec::new();
+    for (i, branch) in layers.iter().enumerate() {
+        let h = ctx.lower_branch(&format!("b{i}"), branch, &[x])?;
+        outs.push(h[0]);
+    }
+    Ok(outs)
+}
+
+impl LayerKind for MergeBroadcast {
+    fn detail(&self) -> Option<String> {
+        Some(format!(
+            "{}, {} branches",
+            match self.merge {
+                Merge::Depth => "depth",
+                Merge::Stack => "stack",
+            },
+            self.layers.len()
+        ))
+    }
+
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
+        let x = ctx.single("MergeBroadcast", inputs)?;
+        if let Some(a) = &self.alphas
+            && a.iter().any(|&v| v != 1.0)
+        {
+            return Err(ctx.invalid(format!(
+                "alphas {a:?}: per-branch error weights other than 1 are not supported"
+            )));
+        }
+        let outs = branches(ctx, &self.layers, x)?;
+        let shapes: Vec<Vec<usize>> = outs.iter().map(|&o| ctx.g.ty(o).shape.clone()).collect();
+        let parts = match self.merge {
+            Merge::Depth => {
+                for (i, s) in shapes.iter().enumerate().skip(1) {
+                    if s.len() != shapes[0].len() || s[2..] != shapes[0][2..] {
+                        return Err(ctx.invalid(format!(
+                            "branch {i} outputs shape {:?}, branch 0 {:?}; merge: depth needs equal shapes but for the feature maps (axis 1)",
+                            &s[1..],
+                            &shapes[0][1..]
+                        )));
+                    }
+                }
+                outs
+            }
+            Merge::Stack => outs
+                .iter()
+                .zip(&shapes)
+                .map(|(&o, s)| ctx.g.reshape(o, &[s[0], s[1..].iter().product()]))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(vec![ctx.g.concat(&parts, 1)?])
+    }
+}
+
+/// The identity (neon's `SkipNode`): the shortcut branch of a residual `MergeSum`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipNode {
+    /// Default none: the layer is named `SkipNode_<k>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl LayerKind for SkipNode {
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
+        Ok(vec![ctx.single("SkipNode", inputs)?])
+    }
+}
