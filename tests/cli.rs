@@ -990,3 +990,28 @@ fn datatype_f64_trains_end_to_end() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `-e 0` trains nothing and says so (no NaN figures); a saved model then has its initial
+/// weights and 0 epochs.
+#[test]
+fn zero_epochs_train_nothing_and_say_so() {
+    let dir = scratch("zero");
+    let s = dir.join("m.xw");
+    let o = xenon(&[
+        "train",
+        "examples/models/mnist_mlp.yaml",
+        "-e",
+        "0",
+        "-s",
+        s.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("No epochs to train: the model has 0 epochs"),
+        "{out}"
+    );
+    assert!(!out.contains("NaN"), "{out}");
+    let m = xenon_frontend::model::Model::load(&s).unwrap();
+    assert_eq!(m.epoch_index(), 0);
+}

@@ -311,11 +311,19 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         } else {
             format!("Test cost ({}) = {figure:.6}", file.cost.name())
         };
-        println!(
-            "{result} after {} epochs ({seconds:.2}s, {:.0} samples/s)",
-            model.epoch_index(),
-            samples as f64 / train_seconds.max(1e-9)
-        );
+        if samples == 0 {
+            // `-e 0`, or a resumed run that had already reached its epochs.
+            println!(
+                "No epochs to train: the model has {} epochs; nothing evaluated",
+                model.epoch_index()
+            );
+        } else {
+            println!(
+                "{result} after {} epochs ({seconds:.2}s, {:.0} samples/s)",
+                model.epoch_index(),
+                samples as f64 / train_seconds.max(1e-9)
+            );
+        }
         if let Some(p) = &a.save {
             println!("saved weights to {}", p.display());
         }
