@@ -82,30 +82,20 @@ impl LayerKind for Convolution {
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
         let x = ctx.single("Convolution", inputs)?;
         let xs = ctx.shape(x)?;
-        let Some((&k, kernel)) = self.fshape.split_last() else {
-            return Err(ctx.invalid("fshape is empty; give [R, S, K] or [T, R, S, K]"));
-        };
-        if !(2..=3).contains(&kernel.len()) {
-            return Err(ctx.invalid(format!(
-                "fshape {:?} must be [R, S, K] or [T, R, S, K]",
-                self.fshape
-            )));
-        }
-        if k == 0 {
-            return Err(ctx.invalid("fshape asks for 0 filters"));
-        }
-        let r = kernel.len();
-        if xs.len() != r + 2 {
-            return Err(ctx.invalid(format!(
-                "a {r}-d convolution needs [batch, C, {}] inputs, got shape {xs:?}",
-                if r == 2 { "H, W" } else { "D, H, W" }
-            )));
-        }
-        let arg =
-            |a: &SpatialArg, p: &str, d: usize| a.resolve(p, r, d).map_err(|e| ctx.invalid(e));
-        let stride = arg(&self.strides, "str", 1)?;
-        let pad = arg(&self.padding, "pad", 0)?;
-        let dil = arg(&self.dilation, "dil", 1)?;
+        let Geometry {
+            k,
+            kernel,
+            stride,
+            pad,
+            dil,
+        } = geometry(
+            ctx,
+            "convolution",
+            &self.fshape,
+            [&self.strides, &self.padding, &self.dilation],
+            &xs,
+        )?;
+        let kernel = &kernel[..];
         let (n, c, spatial) = (xs[0], xs[1], &xs[2..]);
         let (win, out) = window(kernel, &stride, &pad, &dil, spatial).map_err(|e| {
             ctx.invalid(format!(
@@ -261,27 +251,21 @@ impl LayerKind for Deconvolution {
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
         let x = ctx.single("Deconvolution", inputs)?;
         let xs = ctx.shape(x)?;
-        let Some((&k, kernel)) = self.fshape.split_last() else {
-            return Err(ctx.invalid("fshape is empty; give [R, S, K]"));
-        };
-        if !(2..=3).contains(&kernel.len()) || k == 0 || kernel.contains(&0) {
-            return Err(ctx.invalid(format!(
-                "fshape {:?} must be [R, S, K] or [T, R, S, K] with every entry at least 1",
-                self.fshape
-            )));
-        }
+        let Geometry {
+            k,
+            kernel,
+            stride,
+            pad,
+            dil,
+        } = geometry(
+            ctx,
+            "deconvolution",
+            &self.fshape,
+            [&self.strides, &self.padding, &self.dilation],
+            &xs,
+        )?;
+        let kernel = &kernel[..];
         let r = kernel.len();
-        if xs.len() != r + 2 {
-            return Err(ctx.invalid(format!(
-                "a {r}-d deconvolution needs [batch, C, {}] inputs, got shape {xs:?}",
-                if r == 2 { "H, W" } else { "D, H, W" }
-            )));
-        }
-        let arg =
-            |a: &SpatialArg, p: &str, d: usize| a.resolve(p, r, d).map_err(|e| ctx.invalid(e));
-        let stride = arg(&self.strides, "str", 1)?;
-        let pad = arg(&self.padding, "pad", 0)?;
-        let dil = arg(&self.dilation, "dil", 1)?;
         if stride.contains(&0) || dil.contains(&0) {
             return Err(ctx.invalid(format!(
                 "stride {stride:?} and dilation {dil:?} must be at least 1"
@@ -377,4 +361,47 @@ impl LayerKind for Deconv {
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
         lower_parts(self.expand()?, ctx, inputs)
     }
+}
+
+/// A (de)convolution's geometry: the number of filters, the kernel extents, and the
+/// stride, padding and dilation per spatial axis.
+struct Geometry {
+    k: usize,
+    kernel: Vec<usize>,
+    stride: Vec<usize>,
+    pad: Vec<usize>,
+    dil: Vec<usize>,
+}
+
+/// Reads `fshape` (`[R, S, K]` or `[T, R, S, K]`, every entry at least 1) and the spatial
+/// arguments `[strides, padding, dilation]` of a `what` layer on inputs of shape `xs`
+/// (`[batch, C, spatial…]` with one spatial axis per kernel axis); errors name the layer.
+fn geometry(
+    ctx: &LayerCtx<'_>,
+    what: &str,
+    fshape: &[usize],
+    [strides, padding, dilation]: [&SpatialArg; 3],
+    xs: &[usize],
+) -> Result<Geometry, LayerError> {
+    let valid = fshape.len() >= 3 && fshape.len() <= 4 && !fshape.contains(&0);
+    let Some((&k, kernel)) = fshape.split_last().filter(|_| valid) else {
+        return Err(ctx.invalid(format!(
+            "fshape {fshape:?} must be [R, S, K] or [T, R, S, K] with every entry at least 1"
+        )));
+    };
+    let r = kernel.len();
+    if xs.len() != r + 2 {
+        return Err(ctx.invalid(format!(
+            "a {r}-d {what} needs [batch, C, {}] inputs, got shape {xs:?}",
+            if r == 2 { "H, W" } else { "D, H, W" }
+        )));
+    }
+    let arg = |a: &SpatialArg, p: &str, d: usize| a.resolve(p, r, d).map_err(|e| ctx.invalid(e));
+    Ok(Geometry {
+        k,
+        kernel: kernel.to_vec(),
+        stride: arg(strides, "str", 1)?,
+        pad: arg(padding, "pad", 0)?,
+        dil: arg(dilation, "dil", 1)?,
+    })
 }
