@@ -47,19 +47,104 @@ pub fn window_taps(w: &WindowSpec, spatial: &[usize]) -> Vec<Option<usize>> {
     table
 }
 
+/// One row of a window's column block: the `len` output positions along the last spatial
+/// axis at one kernel offset and one position of the other output axes. Positions
+/// `lo..hi` read the plane at `src + (o − lo)·step`; the others fall in the padding.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    /// Offset of the row in the `K × P` column block of one plane.
+    dst: usize,
+    /// Plane offset read at position `lo` (meaningless when `lo == hi`).
+    src: usize,
+    lo: usize,
+    hi: usize,
+}
+
+/// The rows of [`window_taps`]' table, in the same (kernel offset, position) order: the
+/// same reads, described once per row instead of once per element.
+fn window_runs(w: &WindowSpec, spatial: &[usize]) -> (Vec<Run>, usize, usize) {
+    let rank = w.kernel.len();
+    let last = rank - 1;
+    let len = w.out[last];
+    let step = w.stride[last];
+    let kernel_size: usize = w.kernel.iter().product();
+    let rows: usize = w.out[..last].iter().product();
+    let mut plane_strides = vec![1usize; rank];
+    for d in (0..last).rev() {
+        plane_strides[d] = plane_strides[d + 1] * spatial[d + 1];
+    }
+    let unravel = |mut i: usize, ext: &[usize], out: &mut [usize]| {
+        for d in (0..ext.len()).rev() {
+            out[d] = i % ext[d];
+            i /= ext[d];
+        }
+    };
+    let mut runs = Vec::with_capacity(kernel_size * rows);
+    let (mut k_idx, mut o_idx) = (vec![0; rank], vec![0; last]);
+    for kf in 0..kernel_size {
+        unravel(kf, &w.kernel, &mut k_idx);
+        // Along the last axis, position o reads o·step + shift − pad_low.
+        let shift = k_idx[last] * w.dilation[last];
+        let (pad, size) = (w.pad_low[last], spatial[last]);
+        // First o with o·step + shift ≥ pad, and first o with o·step + shift ≥ pad + size.
+        let first_at =
+            |bound: usize| -> usize { bound.saturating_sub(shift).div_ceil(step).min(len) };
+        let lo = first_at(pad);
+        let hi = first_at(pad + size).max(lo);
+        for row in 0..rows {
+            unravel(row, &w.out[..last], &mut o_idx);
+            let mut base = Some(0usize);
+            for d in 0..last {
+                let padded = o_idx[d] * w.stride[d] + k_idx[d] * w.dilation[d];
+                base = match padded.checked_sub(w.pad_low[d]) {
+                    Some(x) if x < spatial[d] => base.map(|b| b + x * plane_strides[d]),
+                    _ => None,
+                };
+            }
+            let dst = (kf * rows + row) * len;
+            runs.push(match base {
+                Some(b) if lo < hi => Run {
+                    dst,
+                    src: b + lo * step + shift - pad,
+                    lo,
+                    hi,
+                },
+                _ => Run {
+                    dst,
+                    src: 0,
+                    lo: 0,
+                    hi: 0,
+                },
+            });
+        }
+    }
+    (runs, len, step)
+}
+
 /// Unfolds `x` (`image` = `N × C × spatial…`) into `out` (`N × (C·K) × P`): element
 /// `[n, c·K + kf, pf]` is what kernel offset `kf` reads at output position `pf`, or zero in
 /// the padding.
 pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T]) {
     let plane: usize = image[2..].iter().product();
-    let table = window_taps(w, &image[2..]);
-    let n = table.len();
-    for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(n)) {
-        for (o, tap) in dst.iter_mut().zip(&table) {
-            *o = match *tap {
-                Some(off) => img[off],
-                None => T::ZERO,
-            };
+    let (runs, len, step) = window_runs(w, &image[2..]);
+    let block = runs.len() * len;
+    for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(block)) {
+        for r in &runs {
+            let row = &mut dst[r.dst..r.dst + len];
+            row[..r.lo].fill(T::ZERO);
+            row[r.hi..].fill(T::ZERO);
+            let n = r.hi - r.lo;
+            if n == 0 {
+                continue;
+            }
+            if step == 1 {
+                row[r.lo..r.hi].copy_from_slice(&img[r.src..r.src + n]);
+            } else {
+                let src = &img[r.src..r.src + (n - 1) * step + 1];
+                for (o, &v) in row[r.lo..r.hi].iter_mut().zip(src.iter().step_by(step)) {
+                    *o = v;
+                }
+            }
         }
     }
 }
@@ -69,15 +154,21 @@ pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T
 /// increasing column order starting from zero.
 pub fn col2im<T: Element>(cols: &[T], image: &[usize], w: &WindowSpec, out: &mut [T]) {
     let plane: usize = image[2..].iter().product();
-    let table = window_taps(w, &image[2..]);
+    let (runs, len, step) = window_runs(w, &image[2..]);
+    let block = runs.len() * len;
     out.fill(T::ZERO);
-    for (img, block) in out
-        .chunks_exact_mut(plane)
-        .zip(cols.chunks_exact(table.len()))
-    {
-        for (tap, &v) in table.iter().zip(block) {
-            if let Some(off) = *tap {
-                img[off] = img[off].plus(v);
+    for (img, src) in out.chunks_exact_mut(plane).zip(cols.chunks_exact(block)) {
+        // Runs in increasing column order, positions in increasing order within a run:
+        // every image element receives its column entries in increasing column order.
+        for r in &runs {
+            let n = r.hi - r.lo;
+            if n == 0 {
+                continue;
+            }
+            let vals = &src[r.dst + r.lo..r.dst + r.hi];
+            let dst = &mut img[r.src..r.src + (n - 1) * step + 1];
+            for (o, &v) in dst.iter_mut().step_by(step).zip(vals) {
+                *o = o.plus(v);
             }
         }
     }
@@ -140,20 +231,30 @@ pub fn scatter_add<T: Element>(
 
 /// Index of the first maximum along the middle axis of `x` viewed as
 /// `outer × axis × inner`; NaN counts as the maximum (the first NaN wins).
+///
+/// Runs a whole row of `inner` positions per step of the middle axis (contiguous loads
+/// and compare-and-select the compiler vectorizes), with the scan order, and so the
+/// result, of the one-position-at-a-time definition.
 pub fn argmax<T: Element>(x: &[T], outer: usize, axis: usize, inner: usize, out: &mut [i32]) {
-    for o in 0..outer {
-        for i in 0..inner {
-            let at = |k: usize| x[(o * axis + k) * inner + i];
-            let mut best = 0;
-            for k in 1..axis {
-                if at(best).is_nan() {
-                    break;
-                }
-                if at(k).is_nan() || at(k) > at(best) {
-                    best = k;
-                }
+    if outer == 0 || axis == 0 || inner == 0 {
+        return;
+    }
+    let mut best = vec![T::ZERO; inner];
+    for (block, dst) in x
+        .chunks_exact(axis * inner)
+        .zip(out.chunks_exact_mut(inner))
+        .take(outer)
+    {
+        best.copy_from_slice(&block[..inner]);
+        dst.fill(0);
+        for (k, row) in block.chunks_exact(inner).enumerate().skip(1) {
+            for ((b, d), &v) in best.iter_mut().zip(dst.iter_mut()).zip(row) {
+                // A NaN best stays; otherwise a NaN or a strictly larger value replaces it.
+                // Non-short-circuit `&`/`|` and selects: no data-dependent branches.
+                let take = !b.is_nan() & (v.is_nan() | (v > *b));
+                *b = std::hint::select_unpredictable(take, v, *b);
+                *d = std::hint::select_unpredictable(take, k as i32, *d);
             }
-            out[o * inner + i] = best as i32;
         }
     }
 }
@@ -190,5 +291,109 @@ pub fn normal_f64(out: &mut [f64], seed: u64, counter: u64, mean: f64, std: f64)
 pub fn normal_f32(out: &mut [f32], seed: u64, counter: u64, mean: f64, std: f64) {
     for (i, o) in out.iter_mut().enumerate() {
         *o = (mean + std * rng::normal_f64(seed, counter, i as u64)) as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `im2col` straight from [`window_taps`]: one table entry per element.
+    fn im2col_by_taps(x: &[f32], image: &[usize], w: &WindowSpec) -> Vec<f32> {
+        let plane: usize = image[2..].iter().product();
+        let table = window_taps(w, &image[2..]);
+        x.chunks_exact(plane)
+            .flat_map(|img| table.iter().map(|t| t.map_or(0.0, |o| img[o])))
+            .collect()
+    }
+
+    /// `col2im` straight from [`window_taps`], adding in increasing column order.
+    fn col2im_by_taps(cols: &[f32], image: &[usize], w: &WindowSpec) -> Vec<f32> {
+        let plane: usize = image[2..].iter().product();
+        let table = window_taps(w, &image[2..]);
+        let mut out = vec![0.0f32; image.iter().product()];
+        for (img, block) in out
+            .chunks_exact_mut(plane)
+            .zip(cols.chunks_exact(table.len()))
+        {
+            for (t, &v) in table.iter().zip(block) {
+                if let Some(o) = *t {
+                    img[o] += v;
+                }
+            }
+        }
+        out
+    }
+
+    /// A window over `spatial` (1–3 axes) from per-axis (kernel, stride, pad, dilation),
+    /// or `None` when it leaves no output.
+    fn spec(spatial: &[usize], axes: &[(usize, usize, usize, usize)]) -> Option<WindowSpec> {
+        let axes = &axes[..spatial.len()];
+        let mut out = Vec::new();
+        for (&s, &(k, st, p, d)) in spatial.iter().zip(axes) {
+            let eff = d * (k - 1) + 1;
+            if eff > s + 2 * p {
+                return None;
+            }
+            out.push((s + 2 * p - eff) / st + 1);
+        }
+        Some(WindowSpec {
+            kernel: axes.iter().map(|a| a.0).collect(),
+            stride: axes.iter().map(|a| a.1).collect(),
+            pad_low: axes.iter().map(|a| a.2).collect(),
+            pad_high: axes.iter().map(|a| a.2).collect(),
+            dilation: axes.iter().map(|a| a.3).collect(),
+            out,
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn runs_agree_with_the_tap_table(
+            spatial in prop::collection::vec(1usize..9, 1..4),
+            axes in prop::collection::vec((1usize..5, 1usize..4, 0usize..3, 1usize..3), 3),
+            nc in 1usize..4,
+        ) {
+            let Some(w) = spec(&spatial, &axes) else { return Ok(()) };
+            let mut image = vec![nc, 1];
+            image.extend_from_slice(&spatial);
+            let len: usize = image.iter().product();
+            let x: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+            let taps: usize = w.kernel.iter().product::<usize>() * w.out.iter().product::<usize>();
+            let mut cols = vec![f32::NAN; nc * taps];
+            im2col(&x, &image, &w, &mut cols);
+            let want = im2col_by_taps(&x, &image, &w);
+            prop_assert!(cols.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+            let g: Vec<f32> = (0..cols.len()).map(|i| (i as f32 * 0.91).cos()).collect();
+            let mut back = vec![f32::NAN; len];
+            col2im(&g, &image, &w, &mut back);
+            let want = col2im_by_taps(&g, &image, &w);
+            prop_assert!(back.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+
+        #[test]
+        fn argmax_takes_the_first_maximum_or_the_first_nan(
+            (outer, axis, inner) in (1usize..4, 1usize..6, 1usize..7),
+            seed in 0u64..1000,
+        ) {
+            // Few distinct values, so ties are common; some NaNs and infinities.
+            let pool = [0.0f32, 1.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0];
+            let x: Vec<f32> = (0..outer * axis * inner)
+                .map(|i| pool[((i as u64 * 2654435761 + seed * 97) % 7) as usize])
+                .collect();
+            let mut got = vec![-1; outer * inner];
+            argmax(&x, outer, axis, inner, &mut got);
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |k: usize| x[(o * axis + k) * inner + i];
+                    let want = (0..axis)
+                        .find(|&k| at(k).is_nan())
+                        .unwrap_or_else(|| (0..axis).fold(0, |b, k| if at(k) > at(b) { k } else { b }));
+                    prop_assert_eq!(got[o * inner + i], want as i32);
+                }
+            }
+        }
     }
 }
