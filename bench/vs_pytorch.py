@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Xenon and PyTorch side by side on this machine: MLP training steps and inference.
+"""Xenon and PyTorch side by side on this machine: MLP and convnet training steps, inference.
 
 Each round runs every workload once on Xenon (`xenon bench --json` / `xenon train --json`,
 one process per workload) and then on PyTorch (in this process), so both see the same
@@ -9,6 +9,7 @@ and the ratio PyTorch time / Xenon time (> 1: Xenon is faster).
     python3 -m venv .venv-bench && .venv-bench/bin/pip install torch numpy
     .venv-bench/bin/python bench/vs_pytorch.py                 # 1 thread, 3 rounds
     .venv-bench/bin/python bench/vs_pytorch.py --threads 1,2 --isa avx2
+    .venv-bench/bin/python bench/vs_pytorch.py --only cnn_b64_train --convnet   # convnets only
 
 Without PyTorch it prints Xenon's figures and how to install PyTorch. Timings are not
 assertions: this is a report for people, to be rerun on the machine at hand.
@@ -37,8 +38,11 @@ STEP_WORKLOADS = [
     ("mlp100_b128_infer", "784-100-10 b128 inference", "mlp_784_100_10.yaml", 128, "infer"),
     ("mlp100_b1_infer", "784-100-10 b1 inference", "mlp_784_100_10.yaml", 1, "infer"),
     ("mlp2048_b1024_train", "784-2048-2048-10 b1024 training step", "mlp_784_2048_2048_10.yaml", 1024, "train"),
+    ("cnn_b64_train", "small CIFAR-sized CNN b64 training step", "small_cnn.yaml", 64, "train"),
 ]
 SIZES = {"mlp_784_100_10.yaml": [784, 100, 10], "mlp_784_2048_2048_10.yaml": [784, 2048, 2048, 10]}
+# Models built by `Torch.net` other than MLPs: name -> (input shape, classes).
+CONVNETS = {"small_cnn.yaml": ((3, 32, 32), 10)}
 
 
 def cpu_name():
@@ -77,6 +81,16 @@ def xenon_mnist(threads, isa):
     return done["seconds"] * 1e6, done
 
 
+def xenon_mnist_convnet(threads, isa):
+    """The MNIST convnet for 10 epochs: the epochs' training time (no evaluation, no
+    compilation), as PyTorch's figure is measured."""
+    args = ["train", os.path.join(MODELS, "mnist_convnet.yaml"), "--threads", str(threads), "--json"]
+    if isa:
+        args += ["--isa", isa]
+    done = xenon(args)[-1]
+    return done["train_seconds"] * 1e6, {"test_misclass": done.get("test_misclass"), **done}
+
+
 class Torch:
     def __init__(self, torch):
         self.torch = torch
@@ -110,17 +124,31 @@ class Torch:
             samples.append((time.perf_counter() - t) * 1e6)
         return statistics.median(samples)
 
+    def small_cnn(self):
+        """torch_cnn_step.py's `cnn` (examples/models/small_cnn.yaml)."""
+        nn = self.nn
+        return nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10))
+
     def step(self, model, batch, what, reps):
         torch, nn = self.torch, self.nn
         torch.manual_seed(0)
-        net = self.mlp(SIZES[model])
-        x = torch.rand(batch, SIZES[model][0])
+        if model in CONVNETS:
+            shape, classes = CONVNETS[model]
+            net = self.small_cnn()
+            x = torch.rand(batch, *shape)
+        else:
+            net = self.mlp(SIZES[model])
+            x = torch.rand(batch, SIZES[model][0])
+            classes = SIZES[model][-1]
         if what == "infer":
             net.eval()
             with torch.inference_mode():
                 return self.median_us(lambda: net(x), lo=reps or 5, hi=reps or 1000)
-        y = torch.randint(0, SIZES[model][-1], (batch,))
-        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        y = torch.randint(0, classes, (batch,))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1 if model not in CONVNETS else 0.01, momentum=0.9)
 
         def step():
             loss = nn.functional.cross_entropy(net(x), y)
@@ -158,6 +186,43 @@ class Torch:
         return total * 1e6
 
 
+    def mnist_convnet(self):
+        """examples/models/mnist_convnet.yaml (neon's cifar10_conv adapted to MNIST: Conv
+        5x5x16 + BN + ReLU, MaxPool 2, Conv 5x5x32 + BN + ReLU, MaxPool 2, Affine 500 + BN +
+        ReLU, Affine 10, no biases, Uniform(+-0.1), softmax cross-entropy, GDM 0.01/0.9,
+        batch 128) for 10 epochs on the bundled subset, as
+        ../shared/baselines/torch_mnist_conv.py trains it: training time in us."""
+        torch, nn = self.torch, self.nn
+        torch.manual_seed(0)
+        x, y = read_idx(os.path.join(MNIST, "train-images-idx3-ubyte.gz")), \
+            read_idx(os.path.join(MNIST, "train-labels-idx1-ubyte.gz"))
+        x = torch.tensor(x, dtype=torch.float32).reshape(len(y), 1, 28, 28) / 255.0
+        y = torch.tensor(y, dtype=torch.int64)
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 5, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(512, 500, bias=False), nn.BatchNorm1d(500), nn.ReLU(),
+            nn.Linear(500, 10, bias=False))
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.uniform_(m.weight, -0.1, 0.1)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+        lossf = nn.CrossEntropyLoss()
+        total = 0.0
+        net.train()
+        for _ in range(10):
+            perm = torch.randperm(len(y))
+            t = time.perf_counter()
+            for i in range(0, len(y) - 127, 128):
+                idx = perm[i:i + 128]
+                opt.zero_grad()
+                loss = lossf(net(x[idx]), y[idx])
+                loss.backward()
+                opt.step()
+            total += time.perf_counter() - t
+        return total * 1e6
+
+
 def read_idx(path):
     with gzip.open(path, "rb") as f:
         data = f.read()
@@ -178,6 +243,8 @@ def main():
     p.add_argument("--isa", default=None, help="Xenon's GEMM path: avx512, avx2, portable")
     p.add_argument("--only", default=None, help="comma list of workload keys")
     p.add_argument("--mnist", action="store_true", help="also neon's mnist_mlp, 10 epochs")
+    p.add_argument("--convnet", action="store_true",
+                   help="also the MNIST convnet (examples/models/mnist_convnet.yaml), 10 epochs")
     p.add_argument("--json", action="store_true", help="one JSON object at the end")
     args = p.parse_args()
 
@@ -196,6 +263,9 @@ def main():
     work = [w for w in STEP_WORKLOADS if not args.only or w[0] in args.only.split(",")]
     if args.mnist:
         work.append(("mnist_mlp_10_epochs", "neon mnist_mlp, 10 epochs, training time", None, 128, "mnist"))
+    if args.convnet:
+        work.append(("mnist_convnet_10_epochs", "MNIST convnet, 10 epochs, training time", None, 128,
+                     "convnet"))
     threads = [int(t) for t in args.threads.split(",")]
     res = {}  # (key, threads) -> {"xenon": [...], "torch": [...]}
     extra = {}
@@ -208,6 +278,9 @@ def main():
                 if what == "mnist":
                     xv, info = xenon_mnist(t, args.isa)
                     tv = torch_.mnist() if torch_ else None
+                elif what == "convnet":
+                    xv, info = xenon_mnist_convnet(t, args.isa)
+                    tv = torch_.mnist_convnet() if torch_ else None
                 else:
                     xv, info = xenon_step(model, batch, what, t, args.isa, reps)
                     tv = torch_.step(model, batch, what, reps) if torch_ else None
