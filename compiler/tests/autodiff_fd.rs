@@ -197,6 +197,65 @@ fn select_and_cast() {
     });
 }
 
+/// `scale_grad` is the identity with a scaled gradient, so finite differences of the loss
+/// do not see the factor: the symbolic gradient is checked against `factor ×` the finite
+/// differences of the same graph without it.
+#[test]
+fn scale_grad_scales_only_the_gradient() {
+    let s: &[usize] = &[2, 3];
+    for factor in [0.0, 0.25, 1.0, -2.0] {
+        let mut g = Graph::new();
+        let p0 = g.parameter("p0", F, s).unwrap();
+        let p1 = g.parameter("p1", F, s).unwrap();
+        // loss = Σ (scale_grad(p0, f) · p1)² + Σ p1: p1's gradient is unscaled.
+        let q = g.scale_grad(p0, factor).unwrap();
+        let m = g.mul(q, p1).unwrap();
+        let m2 = g.mul(m, m).unwrap();
+        let a = g.sum(m2, &[0, 1], false).unwrap();
+        let b = g.sum(p1, &[0, 1], false).unwrap();
+        let loss = g.add_(a, b).unwrap();
+        g.set_output("loss", loss).unwrap();
+        let dg = autodiff::with_gradients(&g, "loss", &["p0", "p1"]).unwrap();
+        let (v0, v1) = (nonzero(1, 6), nonzero(2, 6));
+        let feeds: Feeds = [("p0", &v0), ("p1", &v1)]
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    Tensor::from_f64(s.to_vec(), v.clone()).unwrap(),
+                )
+            })
+            .collect();
+        let out = interp::run(&dg, &feeds).unwrap();
+        // The value is unchanged.
+        let plain: f64 = (0..6).map(|k| (v0[k] * v1[k]).powi(2) + v1[k]).sum();
+        assert!((out["loss"].to_f64_vec()[0] - plain).abs() < 1e-12);
+        let g0 = out["grad/p0"].to_f64_vec();
+        let g1 = out["grad/p1"].to_f64_vec();
+        for k in 0..6 {
+            let d0 = 2.0 * v0[k] * v1[k] * v1[k];
+            let d1 = 2.0 * v0[k] * v0[k] * v1[k] + 1.0;
+            assert!(
+                (g0[k] - factor * d0).abs() <= 1e-12 * (1.0 + d0.abs()),
+                "{factor}: {g0:?}"
+            );
+            assert!(
+                (g1[k] - d1).abs() <= 1e-12 * (1.0 + d1.abs()),
+                "{factor}: {g1:?}"
+            );
+        }
+        // Optimized and lowered, the factor is gone and the values stay.
+        let stripped = dg.without_grad_scales();
+        assert!(
+            stripped
+                .ids()
+                .all(|id| stripped.node(id).op.name() != "scale_grad")
+        );
+        let again = interp::run(&stripped, &feeds).unwrap();
+        assert_eq!(again["grad/p0"].to_f64_vec(), g0);
+    }
+}
+
 #[test]
 fn reductions() {
     let s: &[usize] = &[2, 3, 4];

@@ -155,6 +155,12 @@ fn cases(dt: DType) -> Vec<Case> {
             Ok(vec![g.sum(e, &[1], true)?])
         },
     ));
+    v.push(case("scale_grad", vec![f("x", &[3, 4])], 0.0, |g, p| {
+        // The identity in value: as an output, and inside a fused kernel.
+        let s = g.scale_grad(p[0], 0.25)?;
+        let e = g.mul(s, p[0])?;
+        Ok(vec![g.scale_grad(p[0], 0.0)?, e])
+    }));
     v.push(case("argmax", vec![f("x", &[3, 4, 5])], 0.0, |g, p| {
         Ok(vec![g.argmax(p[0], 1, false)?, g.argmax(p[0], 2, true)?])
     }));

@@ -301,6 +301,10 @@ fn try_step(b: &mut Builder, g: &mut Graph, s: &Step) -> Result<NodeId, GraphErr
             let c = b.node(g, p, |t| *t == ta, |_| ta.clone());
             g.select(cond, a, c)
         }
+        8 if p.pick(4) == 0 => {
+            let x = b.any(g, p);
+            g.scale_grad(x, [0.0, 0.25, -1.5, 1.0][p.pick(4)])
+        }
         8 => {
             let x = b.any(g, p);
             g.cast(x, p.dtype())
@@ -539,6 +543,7 @@ fn float_bits(op: &Op) -> Vec<u64> {
         Op::RandomUniform { low, high, .. } => vec![low.to_bits(), high.to_bits()],
         Op::RandomNormal { mean, std, .. } => vec![mean.to_bits(), std.to_bits()],
         Op::Pad { value, .. } => vec![value.to_bits()],
+        Op::ScaleGrad { factor } => vec![factor.to_bits()],
         _ => Vec::new(),
     }
 }
@@ -551,6 +556,7 @@ fn without_floats(op: &Op) -> Op {
         Op::RandomUniform { low, high, .. } => (*low, *high) = (0.0, 0.0),
         Op::RandomNormal { mean, std, .. } => (*mean, *std) = (0.0, 0.0),
         Op::Pad { value, .. } => *value = 0.0,
+        Op::ScaleGrad { factor } => *factor = 0.0,
         _ => {}
     }
     op
@@ -716,7 +722,7 @@ fn damage(doc: &mut Value, at: u32, how: u8, x: u64) {
 // ----- the generator covers every op kind ---------------------------------------------------
 
 /// The `"op"` tags of the module docs' table, in the table's order.
-const DOCUMENTED_TAGS: [&str; 23] = [
+const DOCUMENTED_TAGS: [&str; 24] = [
     "input",
     "parameter",
     "constant",
@@ -740,6 +746,7 @@ const DOCUMENTED_TAGS: [&str; 23] = [
     "col2im",
     "gather",
     "scatter_add",
+    "scale_grad",
 ];
 
 /// The random graphs use every op kind (the documented tag of each), and the attributes

@@ -138,6 +138,21 @@ pub fn vjp(
             Ok(vec![None, a, b])
         }
 
+        // The identity forward; the gradient scaled (none at all for a factor of 0).
+        Op::ScaleGrad { factor } => {
+            if factor == 0.0 {
+                Ok(vec![None])
+            } else if factor == 1.0 {
+                Ok(vec![Some(gr)])
+            } else {
+                let dt = g.ty(gr).dtype;
+                one(g, &|g| {
+                    let f = g.scalar(dt, factor)?;
+                    g.mul(gr, f)
+                })
+            }
+        }
+
         // Float-to-float casts pass the gradient back in the operand's dtype.
         Op::Cast { .. } => {
             let from = g.ty(x(0)).dtype;

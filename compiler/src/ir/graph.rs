@@ -374,6 +374,40 @@ impl Graph {
         (out, map)
     }
 
+    /// The same graph with every [`Op::ScaleGrad`] node replaced by its operand: the same
+    /// values, for the stages after autodiff (the optimizer and the lowering), where the
+    /// gradient factor has done its work. A graph without such nodes is returned as is.
+    pub fn without_grad_scales(&self) -> Graph {
+        if !self
+            .ids()
+            .any(|id| matches!(self.node(id).op, Op::ScaleGrad { .. }))
+        {
+            return self.clone();
+        }
+        let mut out = Graph::new();
+        let mut map: Vec<NodeId> = Vec::with_capacity(self.len());
+        for id in self.ids() {
+            let node = self.node(id);
+            let operands = self.operands(id);
+            if let Op::ScaleGrad { .. } = node.op {
+                map.push(map[operands[0].index()]);
+                continue;
+            }
+            let new = out.graph.add_node(node.clone());
+            for (pos, o) in operands.into_iter().enumerate() {
+                out.graph.add_edge(ix(map[o.index()]), new, pos);
+            }
+            map.push(NodeId(new.index() as u32));
+        }
+        out.outputs = self
+            .outputs
+            .iter()
+            .map(|(n, id)| (n.clone(), map[id.index()]))
+            .collect();
+        out.updates = self.updates.clone();
+        out
+    }
+
     // ----- leaves -------------------------------------------------------------------------
 
     /// A value fed at run time.
@@ -675,6 +709,10 @@ impl Graph {
             },
             &[x],
         )
+    }
+    /// `x`, with its gradient scaled by `factor` (see [`Op::ScaleGrad`]).
+    pub fn scale_grad(&mut self, x: NodeId, factor: f64) -> Result<NodeId> {
+        self.add(Op::ScaleGrad { factor }, &[x])
     }
     /// Strided slice.
     pub fn slice(

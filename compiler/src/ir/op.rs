@@ -246,6 +246,14 @@ pub enum Op {
     /// The adjoint of `Gather`: a `rows × …` zero tensor to which each update row is added
     /// at its index. Operands: updates (`indices.shape ++ rest`), indices (i32).
     ScatterAdd { rows: usize },
+    /// The identity, whose gradient is the incoming gradient times `factor` (0: a stop-
+    /// gradient). Only autodiff reads the factor: the optimizer, the interpreter and the
+    /// lowering treat the op as its operand. neon's `Tree` weights each branch's error
+    /// into the trunk with it (`alphas`). Operand: x.
+    ScaleGrad {
+        #[serde(with = "f64_value")]
+        factor: f64,
+    },
 }
 
 impl Op {
@@ -275,6 +283,7 @@ impl Op {
             Op::Col2Im { .. } => "col2im".into(),
             Op::Gather => "gather".into(),
             Op::ScatterAdd { .. } => "scatter_add".into(),
+            Op::ScaleGrad { .. } => "scale_grad".into(),
         }
     }
 
@@ -286,6 +295,7 @@ impl Op {
             | Op::Compare { .. }
             | Op::Select
             | Op::Cast { .. }
+            | Op::ScaleGrad { .. }
             | Op::RandomUniform { .. }
             | Op::RandomNormal { .. } => OpGroup::Elementwise,
             Op::Reshape { .. }
@@ -375,6 +385,7 @@ impl Op {
             Op::Im2Col { window } => window.to_string(),
             Op::Col2Im { window, spatial } => format!("{window}, spatial={}", list(spatial)),
             Op::ScatterAdd { rows } => format!("rows={rows}"),
+            Op::ScaleGrad { factor } => format!("factor={}", float(*factor)),
         }
     }
 }

@@ -83,6 +83,7 @@
 //! | `col2im` | `window`, `spatial`: array | cols |
 //! | `gather` | none | data, indices |
 //! | `scatter_add` | `rows` | updates, indices |
+//! | `scale_grad` | `factor`: f64 (the gradient's factor; the value is `x`) | x |
 //!
 //! A `window` is `{"kernel": […], "stride": […], "pad_low": […], "pad_high": […],
 //! "dilation": […]}`, one entry per spatial axis. Axes, sizes, ids and seeds are JSON

@@ -76,6 +76,8 @@ type Result<T> = std::result::Result<T, LowerError>;
 
 /// Lowers `graph` (every node; prune it first) to a program.
 pub fn lower(graph: &Graph) -> Result<Lowered> {
+    // Gradient factors are identities once autodiff has run.
+    let graph = &graph.without_grad_scales();
     let mut l = Lowerer::new(graph);
     l.partition();
     l.run()?;

@@ -193,6 +193,11 @@ pub fn to_egraph(graph: &Graph) -> (XGraph, Vec<Id>, HashMap<Id, String>) {
             .iter()
             .map(|o| class[o.index()])
             .collect();
+        // After autodiff a gradient factor is the identity: the operand's own e-class.
+        if let Op::ScaleGrad { .. } = node.op {
+            class.push(ops[0]);
+            continue;
+        }
         let attr = op_attr(&node.op).map(|a| eg.add(XLang::Attr(a)));
         let declared = (node.op.is_leaf()
             || matches!(node.op, Op::RandomUniform { .. } | Op::RandomNormal { .. }))

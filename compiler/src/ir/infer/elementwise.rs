@@ -43,6 +43,17 @@ pub(super) fn rule(r: &Rule<'_>, op: &Op) -> Result<TensorType> {
             r.count(1)?;
             Ok(TensorType::new(*to, r.operands[0].shape.clone()))
         }
+        Op::ScaleGrad { factor } => {
+            r.count(1)?;
+            r.float(&r.operands[0])?;
+            if !factor.is_finite() {
+                return Err(r.err(
+                    ErrorKind::BadAttribute,
+                    format!("the gradient factor {factor} is not finite"),
+                ));
+            }
+            Ok(r.operands[0].clone())
+        }
         _ => unreachable!("{} is not in this family", op.name()),
     }
 }

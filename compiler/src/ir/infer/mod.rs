@@ -173,7 +173,8 @@ fn infer_unchecked(
         | Op::Binary { .. }
         | Op::Compare { .. }
         | Op::Select
-        | Op::Cast { .. } => elementwise::rule(&r, op),
+        | Op::Cast { .. }
+        | Op::ScaleGrad { .. } => elementwise::rule(&r, op),
         Op::Reduce { .. } | Op::ArgMax { .. } => reduce::rule(&r, op),
         Op::Reshape { .. }
         | Op::Permute { .. }
