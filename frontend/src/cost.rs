@@ -42,6 +42,17 @@ pub enum Cost {
         #[serde(default = "one")]
         sigma: f64,
     },
+    /// neon's `Multicost`: one cost per output of a model whose last layer is a `Tree`
+    /// (`costs`, required, the trunk's first), all against the same targets. The reported
+    /// cost is `Σ weights[i] · cost_i` (`weights` default all 1); training follows the
+    /// gradient of `Σ cost_i` — the weights choose what is reported, as in neon, where
+    /// `Tree`'s `alphas` weight the branches' errors instead. Evaluated as a metric on one
+    /// output, it is its first cost.
+    Multicost {
+        costs: Vec<Cost>,
+        #[serde(default)]
+        weights: Option<Vec<f64>>,
+    },
 }
 
 fn one() -> f64 {
@@ -79,16 +90,18 @@ impl Cost {
             Cost::SumSquared => "SumSquared",
             Cost::MeanSquared => "MeanSquared",
             Cost::SmoothL1Loss { .. } => "SmoothL1Loss",
+            Cost::Multicost { .. } => "Multicost",
         }
     }
 
     /// Every cost name, for error messages.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "CrossEntropyBinary",
         "CrossEntropyMulti",
         "SumSquared",
         "MeanSquared",
         "SmoothL1Loss",
+        "Multicost",
     ];
 
     /// The cost with default arguments, by neon class name.
@@ -108,6 +121,17 @@ impl Cost {
 
     /// Adds the cost of outputs `y` against targets `t` (both `[batch, features…]`).
     pub fn lower(&self, g: &mut Graph, y: NodeId, t: NodeId) -> Result<CostNodes, GraphError> {
+        if let Cost::Multicost { costs, .. } = self {
+            return match costs.first() {
+                Some(c) => c.lower(g, y, t),
+                None => Err(GraphError::new(
+                    xenon_compiler::ir::ErrorKind::BadAttribute,
+                    "Multicost",
+                    &[],
+                    "Multicost has no costs",
+                )),
+            };
+        }
         g.in_scope("cost", |g| {
             let dt = g.ty(y).dtype;
             let rank = g.ty(y).rank();
@@ -174,6 +198,7 @@ impl Cost {
                     let small = g.compare(CompareOp::Lt, ax, bound)?;
                     (g.select(small, inner, outer)?, None, 1.0)
                 }
+                Cost::Multicost { .. } => unreachable!("handled above"),
             };
             let batch_mean = |g: &mut Graph, e: NodeId| -> Result<(NodeId, NodeId), GraphError> {
                 let per_sample = if *self == Cost::MeanSquared {
@@ -200,5 +225,84 @@ impl Cost {
                 objective,
             })
         })
+    }
+
+    /// How many model outputs the cost takes: a `Multicost`'s cost count, else 1.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Cost::Multicost { costs, .. } => costs.len(),
+            _ => 1,
+        }
+    }
+
+    /// Why the cost's arguments are invalid, if they are: a `Multicost` without costs, with
+    /// a nested `Multicost`, or with a weight count other than its cost count.
+    pub fn check(&self) -> Result<(), String> {
+        let Cost::Multicost { costs, weights } = self else {
+            return Ok(());
+        };
+        if costs.is_empty() {
+            return Err("Multicost has no costs".into());
+        }
+        if costs.iter().any(|c| matches!(c, Cost::Multicost { .. })) {
+            return Err("a Multicost cannot hold another Multicost".into());
+        }
+        if let Some(w) = weights {
+            if w.len() != costs.len() {
+                return Err(format!(
+                    "Multicost has {} weights for {} costs",
+                    w.len(),
+                    costs.len()
+                ));
+            }
+            if let Some(x) = w.iter().find(|x| !x.is_finite()) {
+                return Err(format!("Multicost has a non-finite weight {x}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The cost of several outputs `ys` (one per cost of a `Multicost`; a single output
+    /// otherwise), each against the targets `t`: reported `Σ wᵢ·costᵢ`, objective
+    /// `Σ objectiveᵢ` (see [`Cost::Multicost`]). The caller checks the counts
+    /// ([`Cost::outputs`], [`Cost::check`]).
+    pub fn lower_all(
+        &self,
+        g: &mut Graph,
+        ys: &[NodeId],
+        t: NodeId,
+    ) -> Result<CostNodes, GraphError> {
+        let Cost::Multicost { costs, weights } = self else {
+            return self.lower(g, ys[0], t);
+        };
+        let mut total: Option<CostNodes> = None;
+        for (i, (c, &y)) in costs.iter().zip(ys).enumerate() {
+            let n = g.in_scope(&format!("cost{i}"), |g| c.lower(g, y, t))?;
+            let w = weights.as_ref().map_or(1.0, |w| w[i]);
+            let dt = g.ty(n.mean).dtype;
+            let weighted = |g: &mut Graph, x: NodeId| -> Result<NodeId, GraphError> {
+                if w == 1.0 {
+                    Ok(x)
+                } else {
+                    let s = g.scalar(dt, w)?;
+                    g.mul(x, s)
+                }
+            };
+            let per_sample = weighted(g, n.per_sample)?;
+            let mean = weighted(g, n.mean)?;
+            total = Some(match total {
+                None => CostNodes {
+                    per_sample,
+                    mean,
+                    objective: n.objective,
+                },
+                Some(acc) => CostNodes {
+                    per_sample: g.add_(acc.per_sample, per_sample)?,
+                    mean: g.add_(acc.mean, mean)?,
+                    objective: g.add_(acc.objective, n.objective)?,
+                },
+            });
+        }
+        Ok(total.expect("checked: at least one cost"))
     }
 }

@@ -29,6 +29,12 @@ pub trait LayerKind: Clone + Into<Layer> {
         Ok(vec![self.clone().into()])
     }
 
+    /// How many outputs the layer gives. Default: one. A layer with several (`Tree`) ends
+    /// a `Sequential`.
+    fn outputs(&self) -> usize {
+        1
+    }
+
     /// A detail shown in parentheses after the class name in summaries
     /// (`Activation(Tanh)`). Default: none.
     fn detail(&self) -> Option<String> {
@@ -242,8 +248,22 @@ impl<'a> LayerCtx<'a> {
         layers: &[Layer],
         inputs: &[NodeId],
     ) -> Result<Vec<NodeId>, LayerError> {
+        self.lower_branch_with(branch, layers, inputs, |_, _, _, h| Ok(h))
+    }
+
+    /// [`LayerCtx::lower_branch`], handing each lowered part's outputs to `after` (with the
+    /// graph, the part's position in the branch, counting parts from 0, and the part),
+    /// whose result feeds the next part: how `Tree` marks and weights its branch points.
+    pub fn lower_branch_with(
+        &mut self,
+        branch: &str,
+        layers: &[Layer],
+        inputs: &[NodeId],
+        mut after: impl FnMut(&mut Graph, usize, &Layer, Vec<NodeId>) -> Result<Vec<NodeId>, LayerError>,
+    ) -> Result<Vec<NodeId>, LayerError> {
         let mut counts: std::collections::HashMap<&'static str, usize> = Default::default();
         let mut h = inputs.to_vec();
+        let mut position = 0;
         for layer in layers {
             for part in layer.expand()? {
                 let k = counts.entry(part.type_name()).or_insert(0);
@@ -261,6 +281,8 @@ impl<'a> LayerCtx<'a> {
                         &h,
                     )
                 })?;
+                h = after(self.g, position, &part, h)?;
+                position += 1;
             }
         }
         Ok(h)

@@ -47,6 +47,7 @@ mod merge;
 mod merge_sum;
 mod pooling;
 mod reshape;
+mod tree;
 
 pub mod graph;
 pub mod kind;
@@ -135,6 +136,13 @@ macro_rules! layers {
                 }
             }
 
+            /// How many outputs the layer gives.
+            pub fn outputs(&self) -> usize {
+                match self {
+                    $(Layer::$class(l) => l.outputs(),)*
+                }
+            }
+
             /// Compound layers as their parts; simple layers as themselves.
             pub fn expand(&self) -> Result<Vec<Layer>, LayerError> {
                 match self {
@@ -206,6 +214,12 @@ layers! {
     MergeBroadcast(merge::MergeBroadcast),
     /// The identity, a residual shortcut; see [`SkipNode`].
     SkipNode(merge::SkipNode),
+    /// The identity, where a `Tree` branch leaves; see [`BranchNode`].
+    BranchNode(tree::BranchNode),
+    /// A trunk and branches, one output each; see [`Tree`].
+    Tree(tree::Tree),
+    /// A `Tree` whose inference gives the trunk's output alone; see [`SingleOutputTree`].
+    SingleOutputTree(tree::SingleOutputTree),
 }
 
 /// A trainable parameter a layer declared.

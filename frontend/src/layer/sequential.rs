@@ -1,7 +1,7 @@
 //! neon's `Sequential`: a chain of layers, lowered as a one-input, one-output
 //! [`LayerGraph`].
 
-use super::{Layer, LayerError, LayerGraph, LayerInfo, Mode, ParamSpec};
+use super::{Layer, LayerError, LayerGraph, LayerInfo, Mode, ParamSpec, Port};
 use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::{Graph, NodeId};
 
@@ -14,8 +14,10 @@ pub struct Sequential {
 /// A built forward pass.
 #[derive(Clone, Debug)]
 pub struct Forward {
-    /// Output node, `[batch, features…]`.
+    /// Output node, `[batch, features…]` (the first of `outputs`).
     pub output: NodeId,
+    /// Every output of the last layer (several for a `Tree`), in order.
+    pub outputs: Vec<NodeId>,
     /// Parameters in declaration order (each a `parameter` node named `spec.name`).
     pub params: Vec<ParamSpec>,
     /// One entry per (expanded) layer.
@@ -37,14 +39,35 @@ impl Sequential {
         Ok(out)
     }
 
-    /// The chain as a graph: input `x`, each layer fed by the one before, output `y`.
+    /// The chain as a graph: input `x`, each layer fed by the one before, output `y` (and
+    /// `y1`, `y2`, … for the further outputs of a last layer that has several, a `Tree`).
+    /// A layer with several outputs anywhere but last is an error.
     pub fn graph(&self) -> Result<LayerGraph, LayerError> {
         let mut net = LayerGraph::new();
         let mut h = net.input("x")?;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             h = net.add(layer.clone(), [h])?;
+            if layer.outputs() > 1 && i + 1 < self.layers.len() {
+                let Port::Layer { name, .. } = &h else {
+                    unreachable!("add returns a layer's port")
+                };
+                return Err(LayerError::Argument {
+                    layer: name.clone(),
+                    reason: format!(
+                        "a {} has {} outputs and must be the last layer; put the layers after it into its branches",
+                        layer.type_name(),
+                        layer.outputs()
+                    ),
+                });
+            }
         }
-        net.output("y", h)?;
+        let last = self.layers.last().map_or(1, Layer::outputs);
+        net.output("y", h.clone())?;
+        if let Port::Layer { name, .. } = &h {
+            for k in 1..last {
+                net.output(&format!("y{k}"), Port::output(name.clone(), k))?;
+            }
+        }
         Ok(net)
     }
 
@@ -65,6 +88,7 @@ impl Sequential {
         let fwd = self.graph()?.forward_mode(g, &[x], mode)?;
         Ok(Forward {
             output: fwd.outputs[0],
+            outputs: fwd.outputs.clone(),
             params: fwd.params,
             layers: fwd.layers,
         })

@@ -82,9 +82,26 @@ impl Model {
         cost: &Cost,
         optimizer: &'a Optimizer,
     ) -> Result<Request<'a>, ModelError> {
-        let (mut g, y) = self.forward_graph(batch, true)?;
-        let (y, t) = self.targets(&mut g, y, nclass)?;
-        let c = cost.lower(&mut g, y, t)?;
+        cost.check().map_err(ModelError::Cost)?;
+        let (mut g, outputs) = self.forward_graph(batch, true)?;
+        if outputs.len() != cost.outputs() {
+            return Err(ModelError::Cost(if outputs.len() > 1 {
+                format!(
+                    "the model ends in a tree with {} outputs; give it a Multicost of {} costs, not {}",
+                    outputs.len(),
+                    outputs.len(),
+                    cost_size(cost)
+                )
+            } else {
+                format!(
+                    "{} has {} costs but the model has one output (a Multicost is for a model ending in a Tree)",
+                    cost.name(),
+                    cost.outputs()
+                )
+            }));
+        }
+        let (ys, t) = self.targets_all(&mut g, &outputs, nclass)?;
+        let c = cost.lower_all(&mut g, &ys, t)?;
         let lrs: Vec<(String, NodeId)> = optimizer
             .learning_rates(0, 1)
             .into_iter()
@@ -415,5 +432,13 @@ impl Model {
             cb.on_train_end(self)?;
         }
         Ok(history)
+    }
+}
+
+/// `a Multicost of N costs` or the cost's name.
+fn cost_size(cost: &Cost) -> String {
+    match cost {
+        Cost::Multicost { costs, .. } => format!("a Multicost of {}", costs.len()),
+        c => c.name().to_string(),
     }
 }

@@ -35,7 +35,7 @@ pub use persist::{WEIGHTS_FORMAT, write_atomic};
 
 use crate::cost::Cost;
 use crate::data::{BatchIterator, BatchOptions, DataError, Dataset};
-use crate::layer::{LayerError, LayerInfo, Mode, ParamSpec, Sequential};
+use crate::layer::{Layer, LayerError, LayerInfo, Mode, ParamSpec, Sequential};
 use crate::metric::Metric;
 use crate::optimizer::{Optimizer, OptimizerError};
 use std::collections::HashMap;
@@ -98,6 +98,10 @@ pub enum ModelError {
     /// was called; the model holds the values and position to save and resume.
     #[error("interrupted in epoch {epoch} after minibatch {batch}")]
     Interrupted { epoch: usize, batch: usize },
+    /// The cost does not fit the model (a `Multicost` of the wrong size, or for a model
+    /// with one output), or its arguments are invalid.
+    #[error("cost: {0}")]
+    Cost(String),
     /// Models compute in f32 or f64.
     #[error("a model computes in f32 or f64, not {0}")]
     Dtype(DType),
@@ -370,12 +374,13 @@ impl Model {
     }
 
     /// A graph with input `x` of `batch` samples and the forward pass (of a training step
-    /// when `training`; see [`Sequential::forward_mode`]); returns the output.
+    /// when `training`; see [`Sequential::forward_mode`]); returns the outputs (one, or
+    /// one per branch of a last `Tree`).
     fn forward_graph(
         &self,
         batch: usize,
         training: bool,
-    ) -> Result<(Graph, xenon_compiler::ir::NodeId), ModelError> {
+    ) -> Result<(Graph, Vec<NodeId>), ModelError> {
         let mut g = Graph::new();
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.input_shape);
@@ -386,14 +391,20 @@ impl Model {
             Mode::Inference
         };
         let fwd = self.layers.forward_mode(&mut g, x, mode)?;
-        Ok((g, fwd.output))
+        Ok((g, fwd.outputs))
     }
 
     /// The inference graph for `batch` samples: input `x`, every parameter, output `y`
-    /// (what [`Model::predict`] runs).
+    /// (what [`Model::predict`] runs); for a model ending in a `Tree`, also `y1`, `y2`, …
+    /// (the other branches' outputs; a `SingleOutputTree` gives `y` alone).
     pub fn inference_graph(&self, batch: usize) -> Result<Graph, ModelError> {
-        let (mut g, y) = self.forward_graph(batch, false)?;
-        g.set_output("y", y)?;
+        let (mut g, ys) = self.forward_graph(batch, false)?;
+        g.set_output("y", ys[0])?;
+        if !matches!(self.layers.layers.last(), Some(Layer::SingleOutputTree(_))) {
+            for (k, &y) in ys.iter().enumerate().skip(1) {
+                g.set_output(&format!("y{k}"), y)?;
+            }
+        }
         Ok(g)
     }
 
@@ -421,6 +432,36 @@ impl Model {
         y: xenon_compiler::ir::NodeId,
         nclass: usize,
     ) -> Result<(xenon_compiler::ir::NodeId, xenon_compiler::ir::NodeId), ModelError> {
+        let (ys, t) = self.targets_all(g, &[y], nclass)?;
+        Ok((ys[0], t))
+    }
+
+    /// [`Model::targets`] for several outputs (a `Tree`'s), each checked and flattened
+    /// against the one targets input.
+    fn targets_all(
+        &self,
+        g: &mut Graph,
+        outputs: &[NodeId],
+        nclass: usize,
+    ) -> Result<(Vec<NodeId>, NodeId), ModelError> {
+        let mut flat = Vec::with_capacity(outputs.len());
+        for (k, &y) in outputs.iter().enumerate() {
+            flat.push(self.flat_output(g, y, k, nclass)?);
+        }
+        let batch = g.ty(flat[0]).shape[0];
+        let t = g.input(T, self.dtype, &[batch, nclass])?;
+        Ok((flat, t))
+    }
+
+    /// Output `k` as `[batch, nclass]`, or the error naming the layer that gave it its
+    /// shape.
+    fn flat_output(
+        &self,
+        g: &mut Graph,
+        y: NodeId,
+        k: usize,
+        nclass: usize,
+    ) -> Result<NodeId, ModelError> {
         let ys = g.ty(y).shape.clone();
         if ys[1..].iter().product::<usize>() != nclass {
             // Name the layer that gave the output its shape (activations keep shapes).
@@ -433,18 +474,27 @@ impl Model {
                 .last()
                 .map(|l| l.name.clone())
                 .unwrap_or_default();
+            let layer = if k == 0 {
+                layer
+            } else {
+                let last = self
+                    .info
+                    .last()
+                    .map(|l| l.name.as_str())
+                    .unwrap_or_default();
+                format!("{last} (output {k})")
+            };
             return Err(ModelError::TargetMismatch {
                 layer,
                 output: ys[1..].to_vec(),
                 targets: vec![nclass],
             });
         }
-        let y = if ys.len() == 2 {
+        Ok(if ys.len() == 2 {
             y
         } else {
             g.reshape(y, &[ys[0], nclass])?
-        };
-        Ok((y, g.input(T, self.dtype, &[ys[0], nclass])?))
+        })
     }
 
     /// Runs the cached program `key`, building and compiling it with `build` on first use
@@ -535,8 +585,8 @@ impl Model {
             let out = self.run_program(
                 key.clone(),
                 |m| {
-                    let (mut g, y) = m.forward_graph(b, false)?;
-                    let (y, t) = m.targets(&mut g, y, nclass)?;
+                    let (mut g, ys) = m.forward_graph(b, false)?;
+                    let (y, t) = m.targets(&mut g, ys[0], nclass)?;
                     add_outputs(&mut g, y, t)?;
                     Ok(g)
                 },
