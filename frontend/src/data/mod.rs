@@ -4,7 +4,7 @@
 //! * [`Mnist`]: MNIST from a directory of IDX files, or the 9,000-digit subset bundled with
 //!   Xenon ([`Mnist::bundled`], the offline default), pixels scaled to `[0, 1]`.
 //! * [`Cifar10`]: CIFAR-10 from a local copy of the binary or the Python (pickle) release,
-//!   with neon's options.
+//!   with neon's options, ZCA whitening ([`Zca`]) included.
 //! * [`Dataset`]: `N` examples as an `N × F` f32 matrix with class labels or real-valued
 //!   targets.
 //! * [`npy`]: NumPy `.npy` files and `.npz` archives as data sets (neon's `ArrayIterator`).
@@ -33,6 +33,7 @@ pub mod idx;
 mod mnist;
 pub mod npy;
 mod source;
+mod zca;
 
 pub use batch::{
     Augment, Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch,
@@ -50,3 +51,4 @@ pub use mnist::{
     BUNDLED_MNIST_DIR, MNIST_CLASSES, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
 pub use source::{ArrayRef, ArraySplit, DataSource};
+pub use zca::{ZCA_BLOCK, ZCA_FILTER_BIAS, Zca};
