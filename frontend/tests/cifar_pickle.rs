@@ -479,6 +479,7 @@ fn bad_batches_are_clear_errors_naming_the_file() {
     f.set_len(MAX_PICKLE_BYTES + 1).unwrap();
     drop(f);
     let e = message(&path);
+    std::fs::remove_file(&path).unwrap();
     assert!(e.contains("more than the 268435456 bytes"), "{e}");
     // Through Cifar10::load, the bad file is named.
     let (_, py) = both_releases("bad-load", false);
