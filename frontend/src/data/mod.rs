@@ -3,7 +3,8 @@
 //! * [`idx`]: the IDX file format of the MNIST release, raw or gzipped, strictly validated.
 //! * [`Mnist`]: MNIST from a directory of IDX files, or the 9,000-digit subset bundled with
 //!   Xenon ([`Mnist::bundled`], the offline default), pixels scaled to `[0, 1]`.
-//! * [`Cifar10`]: CIFAR-10 from a local copy of the binary release, with neon's options.
+//! * [`Cifar10`]: CIFAR-10 from a local copy of the binary or the Python (pickle) release,
+//!   with neon's options, ZCA whitening ([`Zca`]) included.
 //! * [`Dataset`]: `N` examples as an `N × F` f32 matrix with class labels or real-valued
 //!   targets.
 //! * [`npy`]: NumPy `.npy` files and `.npz` archives as data sets (neon's `ArrayIterator`).
@@ -25,24 +26,29 @@
 
 mod batch;
 mod cifar;
+mod cifar_pickle;
 mod dataset;
 mod error;
 pub mod idx;
 mod mnist;
 pub mod npy;
 mod source;
+mod zca;
 
 pub use batch::{
     Augment, Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch,
     shuffled_order,
 };
 pub use cifar::{
-    CIFAR10_CLASSES, CIFAR10_PIXELS, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, Cifar10, CifarOptions,
+    CIFAR10_CLASSES, CIFAR10_PIXELS, CIFAR10_PY_TEST_FILE, CIFAR10_PY_TRAIN_FILES,
+    CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, Cifar10, CifarFormat, CifarOptions,
     global_contrast_normalize,
 };
+pub use cifar_pickle::MAX_PICKLE_BYTES;
 pub use dataset::{Dataset, onehot};
 pub use error::DataError;
 pub use mnist::{
     BUNDLED_MNIST_DIR, MNIST_CLASSES, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };
 pub use source::{ArrayRef, ArraySplit, DataSource};
+pub use zca::{ZCA_BLOCK, ZCA_FILTER_BIAS, Zca};

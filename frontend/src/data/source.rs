@@ -72,8 +72,8 @@ pub enum DataSource {
         dir: Option<PathBuf>,
         targets: TargetKind,
     },
-    /// CIFAR-10 from a local copy of the binary release (`None`: not given, an error when
-    /// loading; CIFAR-10 is not bundled).
+    /// CIFAR-10 from a local copy of the binary or the Python release (`None`: not given,
+    /// an error when loading; CIFAR-10 is not bundled).
     Cifar10 {
         dir: Option<PathBuf>,
         opts: CifarOptions,
@@ -285,7 +285,7 @@ impl DataSource {
             } => {
                 let Some(dir) = dir else {
                     return Err(DataError::InvalidDataset(
-                        "dataset cifar10: CIFAR-10 is not bundled with Xenon; give --data DIR, a local copy of the binary release (cifar-10-batches-bin)".into(),
+                        "dataset cifar10: CIFAR-10 is not bundled with Xenon; give --data DIR, a local copy of the binary release (cifar-10-batches-bin) or the Python release (cifar-10-batches-py)".into(),
                     ));
                 };
                 let c = Cifar10::load(dir, opts)?;

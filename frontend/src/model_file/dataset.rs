@@ -18,8 +18,8 @@ pub enum DatasetName {
     /// `arrays`: the user's NumPy arrays, `.npy` files or `.npz` archives (neon's
     /// `ArrayIterator`); see [`ArraysSpec`].
     Arrays,
-    /// `cifar10`: 3×32×32 colour images in 10 classes, from a local copy of the binary
-    /// release (`--data DIR`); see [`CifarOptions`] for the preprocessing keys.
+    /// `cifar10`: 3×32×32 colour images in 10 classes, from a local copy of the binary or
+    /// the Python release (`--data DIR`); see [`CifarOptions`] for the preprocessing keys.
     Cifar10,
     /// `imagenet`: 3×224×224 images in 1,000 classes. Xenon has no ImageNet reader: the
     /// name gives model files their input shape (`summary`, `compile`, `bench`), and
