@@ -158,11 +158,7 @@ fn inference_gives_every_tree_output_and_a_single_output_tree_the_trunk() {
     let g = model.inference_graph(4).unwrap();
     let outs: Vec<&str> = g.outputs().iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(outs, ["y", "y1", "y2"]);
-    let single = SingleOutputTree {
-        layers: tree.layers,
-        alphas: None,
-        name: None,
-    };
+    let single = SingleOutputTree(tree);
     let model = Model::new(Sequential::new(vec![single.into()]), &[6], 0).unwrap();
     let g = model.inference_graph(4).unwrap();
     let outs: Vec<&str> = g.outputs().iter().map(|(n, _)| n.as_str()).collect();

@@ -17,34 +17,55 @@ pub fn window_taps(w: &WindowSpec, spatial: &[usize]) -> Vec<Option<usize>> {
     let rank = w.kernel.len();
     let kernel_size: usize = w.kernel.iter().product();
     let positions: usize = w.out.iter().product();
-    let mut plane_strides = vec![1usize; rank];
-    for d in (0..rank.saturating_sub(1)).rev() {
-        plane_strides[d] = plane_strides[d + 1] * spatial[d + 1];
-    }
-    let unravel = |mut i: usize, ext: &[usize], out: &mut [usize]| {
-        for d in (0..ext.len()).rev() {
-            out[d] = i % ext[d];
-            i /= ext[d];
-        }
-    };
+    let strides = row_major_strides(spatial);
     let mut table = Vec::with_capacity(kernel_size * positions);
     let (mut k_idx, mut o_idx) = (vec![0; rank], vec![0; rank]);
     for kf in 0..kernel_size {
         unravel(kf, &w.kernel, &mut k_idx);
         for pf in 0..positions {
             unravel(pf, &w.out, &mut o_idx);
-            let mut offset = Some(0);
-            for d in 0..rank {
-                let padded = o_idx[d] * w.stride[d] + k_idx[d] * w.dilation[d];
-                offset = match padded.checked_sub(w.pad_low[d]) {
-                    Some(x) if x < spatial[d] => offset.map(|off| off + x * plane_strides[d]),
-                    _ => None,
-                };
-            }
-            table.push(offset);
+            table.push(tap_offset(w, spatial, &strides, &o_idx, &k_idx));
         }
     }
     table
+}
+
+/// Row-major strides of an array of extents `ext`.
+fn row_major_strides(ext: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1usize; ext.len()];
+    for d in (0..ext.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * ext[d + 1];
+    }
+    strides
+}
+
+/// `i` as row-major indices over the extents `ext`, written into `out`.
+fn unravel(mut i: usize, ext: &[usize], out: &mut [usize]) {
+    for d in (0..ext.len()).rev() {
+        out[d] = i % ext[d];
+        i /= ext[d];
+    }
+}
+
+/// The plane offset (`strides` of the plane `spatial`) that kernel offset `k_idx` reads at
+/// output position `o_idx` along the axes `o_idx` covers (the leading ones), or `None` in
+/// the padding.
+fn tap_offset(
+    w: &WindowSpec,
+    spatial: &[usize],
+    strides: &[usize],
+    o_idx: &[usize],
+    k_idx: &[usize],
+) -> Option<usize> {
+    let mut offset = 0;
+    for d in 0..o_idx.len() {
+        let padded = o_idx[d] * w.stride[d] + k_idx[d] * w.dilation[d];
+        match padded.checked_sub(w.pad_low[d]) {
+            Some(x) if x < spatial[d] => offset += x * strides[d],
+            _ => return None,
+        }
+    }
+    Some(offset)
 }
 
 /// One row of a window's column block: the `len` output positions along the last spatial
@@ -69,16 +90,7 @@ fn window_runs(w: &WindowSpec, spatial: &[usize]) -> (Vec<Run>, usize, usize) {
     let step = w.stride[last];
     let kernel_size: usize = w.kernel.iter().product();
     let rows: usize = w.out[..last].iter().product();
-    let mut plane_strides = vec![1usize; rank];
-    for d in (0..last).rev() {
-        plane_strides[d] = plane_strides[d + 1] * spatial[d + 1];
-    }
-    let unravel = |mut i: usize, ext: &[usize], out: &mut [usize]| {
-        for d in (0..ext.len()).rev() {
-            out[d] = i % ext[d];
-            i /= ext[d];
-        }
-    };
+    let strides = row_major_strides(spatial);
     let mut runs = Vec::with_capacity(kernel_size * rows);
     let (mut k_idx, mut o_idx) = (vec![0; rank], vec![0; last]);
     for kf in 0..kernel_size {
@@ -93,14 +105,7 @@ fn window_runs(w: &WindowSpec, spatial: &[usize]) -> (Vec<Run>, usize, usize) {
         let hi = first_at(pad + size).max(lo);
         for row in 0..rows {
             unravel(row, &w.out[..last], &mut o_idx);
-            let mut base = Some(0usize);
-            for d in 0..last {
-                let padded = o_idx[d] * w.stride[d] + k_idx[d] * w.dilation[d];
-                base = match padded.checked_sub(w.pad_low[d]) {
-                    Some(x) if x < spatial[d] => base.map(|b| b + x * plane_strides[d]),
-                    _ => None,
-                };
-            }
+            let base = tap_offset(w, spatial, &strides, &o_idx, &k_idx);
             let dst = (kf * rows + row) * len;
             runs.push(match base {
                 Some(b) if lo < hi => Run {

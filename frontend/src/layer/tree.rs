@@ -84,18 +84,23 @@ impl Tree {
 
 /// A `Tree` whose inference (prediction, evaluation, bundles) gives the trunk's output
 /// alone (neon's `SingleOutputTree`): a model's inference graphs keep its first output;
-/// training steps use every branch. Same arguments as [`Tree`].
+/// training steps use every branch. The same arguments as [`Tree`] (and its fields,
+/// through `Deref`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SingleOutputTree {
-    /// The branches, each a list of layers; branch 0 is the trunk (required).
-    pub layers: Vec<Vec<Layer>>,
-    /// One weight per branch for the error it sends back. Default none: all 1.
-    #[serde(default)]
-    pub alphas: Option<Vec<f64>>,
-    /// Default none: the layer is named `SingleOutputTree_<k>`.
-    #[serde(default)]
-    pub name: Option<String>,
+#[serde(transparent)]
+pub struct SingleOutputTree(pub Tree);
+
+impl std::ops::Deref for SingleOutputTree {
+    type Target = Tree;
+    fn deref(&self) -> &Tree {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SingleOutputTree {
+    fn deref_mut(&mut self) -> &mut Tree {
+        &mut self.0
+    }
 }
 
 impl LayerKind for Tree {
@@ -115,19 +120,18 @@ impl LayerKind for Tree {
 
 impl LayerKind for SingleOutputTree {
     fn outputs(&self) -> usize {
-        self.layers.len()
+        self.0.outputs()
     }
 
     fn detail(&self) -> Option<String> {
-        Some(format!("{} branches", self.layers.len()))
+        self.0.detail()
     }
 
+    // Every output in every mode (so that every mode declares the same parameters); the
+    // model's inference graphs keep the trunk's alone, and the branches' nodes are pruned
+    // unused.
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
-        // Every output in every mode (so that every mode declares the same parameters);
-        // the model's inference graphs keep the trunk's alone, and the branches' nodes are
-        // pruned unused.
-        let x = ctx.single("SingleOutputTree", inputs)?;
-        lower_tree(ctx, &self.layers, self.alphas.as_deref(), x)
+        self.0.lower(ctx, inputs)
     }
 }
 
