@@ -158,6 +158,15 @@ fn inference_gives_every_tree_output_and_a_single_output_tree_the_trunk() {
     let g = model.inference_graph(4).unwrap();
     let outs: Vec<&str> = g.outputs().iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(outs, ["y", "y1", "y2"]);
+    // The model computes them: three outputs of [n, 3], the first also what `predict` gives.
+    let mut model = model;
+    let x = Tensor::from_f64(vec![4, 6], values(3, 24, -1.0, 1.0))
+        .unwrap()
+        .cast(DType::F32);
+    let all = model.predict_all(&x).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|t| t.shape() == [4, 3]));
+    assert_eq!(model.predict(&x).unwrap(), all[0]);
     let single = SingleOutputTree(tree);
     let model = Model::new(Sequential::new(vec![single.into()]), &[6], 0).unwrap();
     let g = model.inference_graph(4).unwrap();
@@ -165,6 +174,8 @@ fn inference_gives_every_tree_output_and_a_single_output_tree_the_trunk() {
     assert_eq!(outs, ["y"]);
     // Both declare every branch's parameters.
     assert_eq!(model.params().len(), 5);
+    let mut model = model;
+    assert_eq!(model.predict_all(&x).unwrap().len(), 1);
 }
 
 #[test]

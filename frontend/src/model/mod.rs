@@ -538,6 +538,14 @@ impl Model {
     /// The outputs for inputs `x` (`[n, input_shape…]` or `[n, features]`, f32): shape
     /// `[n, output…]`.
     pub fn predict(&mut self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let mut outs = self.predict_all(x)?;
+        Ok(outs.swap_remove(0))
+    }
+
+    /// Every output of the inference graph for inputs `x` (as [`Model::predict`] takes
+    /// them), in order: `y`, then for a model ending in a `Tree` the other branches'
+    /// outputs `y1`, `y2`, … (a `SingleOutputTree` gives `y` alone).
+    pub fn predict_all(&mut self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
         let n = x.shape().first().copied().unwrap_or(0);
         let features: usize = x.shape().iter().skip(1).product();
         let expected_n: usize = self.input_shape.iter().product();
@@ -556,8 +564,15 @@ impl Model {
             .reshaped(shape)
             .expect("element count checked");
         feeds.insert(X.into(), x);
-        let out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &feeds)?;
-        Ok(out["y"].clone())
+        let mut out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &feeds)?;
+        let mut all = vec![out.remove("y").expect("the inference graph outputs y")];
+        for k in 1.. {
+            match out.remove(&format!("y{k}")) {
+                Some(t) => all.push(t),
+                None => break,
+            }
+        }
+        Ok(all)
     }
 
     /// Runs an evaluation graph (the forward pass, the targets, and what `add_outputs`
