@@ -285,6 +285,24 @@ fn bad_trees_and_costs_are_clear_errors() {
         multi(2, None),
     );
     assert!(e.contains("branch 1 must start with a BranchNode"), "{e}");
+    // A multistream of two branches where a chain gives one input.
+    let e = fit_error(
+        vec![
+            MergeMultistream {
+                layers: vec![vec![Linear::new(10, init()).into()]; 2],
+                merge: Merge::Stack,
+                name: None,
+            }
+            .into(),
+        ],
+        ce.clone(),
+    );
+    assert!(
+        e.contains("MergeMultistream_0")
+            && e.contains("takes 2 inputs")
+            && e.contains("one input stream"),
+        "{e}"
+    );
     // A tree followed by more layers.
     let e = fit_error(
         vec![tree(vec![1.0, 1.0]), Linear::new(10, init()).into()],
@@ -300,4 +318,84 @@ fn a_model_file_with_a_tree_and_a_multicost_parses() {
     assert_eq!(m.cost.outputs(), 2);
     let err = ModelFile::from_yaml_str(&yaml.replace("alphas", "alpha")).unwrap_err();
     assert!(err.to_string().contains("alpha"), "{err}");
+}
+
+/// MergeMultistream in a LayerGraph fed by two graph inputs: each branch sees its own
+/// input; `stack` concatenates the flattened outputs; gradients reach both branches.
+#[test]
+fn merge_multistream_runs_each_branch_on_its_own_input() {
+    let mut net = LayerGraph::new();
+    let a = net.input("a").unwrap();
+    let b = net.input("b").unwrap();
+    let ms = MergeMultistream {
+        layers: vec![
+            vec![Linear::new(5, init()).into()],
+            vec![Linear::new(2, init()).into()],
+        ],
+        merge: Merge::Stack,
+        name: Some("ms".into()),
+    };
+    let out = net.add(ms.clone(), [a.clone(), b.clone()]).unwrap();
+    net.output("y", out).unwrap();
+    let mut g = Graph::new();
+    let xa = g.input("a", F, &[3, 4]).unwrap();
+    let xb = g.input("b", F, &[3, 6]).unwrap();
+    let fwd = net.forward(&mut g, &[xa, xb]).unwrap();
+    assert_eq!(g.ty(fwd.outputs[0]).shape, [3, 7]);
+    let names: Vec<&str> = fwd.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["ms/b0/Linear_0/W", "ms/b1/Linear_0/W"]);
+    g.set_output("y", fwd.outputs[0]).unwrap();
+    let va = values(1, 12, -1.0, 1.0);
+    let vb = values(2, 18, -1.0, 1.0);
+    let w0 = values(3, 20, -0.5, 0.5);
+    let w1 = values(4, 12, -0.5, 0.5);
+    let feeds: Feeds = [
+        ("a", vec![3, 4], &va),
+        ("b", vec![3, 6], &vb),
+        ("ms/b0/Linear_0/W", vec![5, 4], &w0),
+        ("ms/b1/Linear_0/W", vec![2, 6], &w1),
+    ]
+    .into_iter()
+    .map(|(n, s, v)| (n.to_string(), Tensor::from_f64(s, v.clone()).unwrap()))
+    .collect();
+    let y = interp::run(&g, &feeds).unwrap()["y"].to_f64_vec();
+    for r in 0..3 {
+        for o in 0..5 {
+            let want: f64 = (0..4).map(|i| va[r * 4 + i] * w0[o * 4 + i]).sum();
+            assert!((y[r * 7 + o] - want).abs() < 1e-12);
+        }
+        for o in 0..2 {
+            let want: f64 = (0..6).map(|i| vb[r * 6 + i] * w1[o * 6 + i]).sum();
+            assert!((y[r * 7 + 5 + o] - want).abs() < 1e-12);
+        }
+    }
+    // One input is an arity error naming the layer; depth merging of unequal maps too.
+    let mut one = LayerGraph::new();
+    let x = one.input("x").unwrap();
+    let e = one.add(ms, [x]).unwrap_err().to_string();
+    assert!(
+        e.contains("ms") && e.contains("takes 2 inputs, got 1"),
+        "{e}"
+    );
+    // Depth merging joins axis 1 and needs the other axes equal: [2, 3] against [2].
+    let depth = MergeMultistream {
+        layers: vec![
+            vec![Linear::new(6, init()).into(), Reshape::new(&[2, 3]).into()],
+            vec![Linear::new(2, init()).into()],
+        ],
+        merge: Merge::Depth,
+        name: None,
+    };
+    let mut net = LayerGraph::new();
+    let (a, b) = (net.input("a").unwrap(), net.input("b").unwrap());
+    let out = net.add(depth, [a, b]).unwrap();
+    net.output("y", out).unwrap();
+    let mut g = Graph::new();
+    let xa = g.input("a", F, &[3, 4]).unwrap();
+    let xb = g.input("b", F, &[3, 6]).unwrap();
+    let e = net.forward(&mut g, &[xa, xb]).unwrap_err().to_string();
+    assert!(
+        e.contains("MergeMultistream_0") && e.contains("[2]") && e.contains("[2, 3]"),
+        "{e}"
+    );
 }

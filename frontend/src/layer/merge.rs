@@ -2,7 +2,7 @@
 //! (every branch sees the input; outputs concatenated) and `SkipNode` (the identity, the
 //! shortcut of a residual `MergeSum`).
 
-use super::{Layer, LayerCtx, LayerError, LayerKind};
+use super::{Arity, Layer, LayerCtx, LayerError, LayerKind};
 use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::NodeId;
 
@@ -75,27 +75,94 @@ impl LayerKind for MergeBroadcast {
             )));
         }
         let outs = branches(ctx, &self.layers, x)?;
-        let shapes: Vec<Vec<usize>> = outs.iter().map(|&o| ctx.g.ty(o).shape.clone()).collect();
-        let parts = match self.merge {
-            Merge::Depth => {
-                for (i, s) in shapes.iter().enumerate().skip(1) {
-                    if s.len() != shapes[0].len() || s[2..] != shapes[0][2..] {
-                        return Err(ctx.invalid(format!(
+        merge_outputs(ctx, self.merge, outs)
+    }
+}
+
+/// Joins branch outputs by `merge`: feature maps concatenated (`depth`; the other axes must
+/// agree) or each flattened per sample and concatenated (`stack`).
+fn merge_outputs(
+    ctx: &mut LayerCtx<'_>,
+    merge: Merge,
+    outs: Vec<NodeId>,
+) -> Result<Vec<NodeId>, LayerError> {
+    let shapes: Vec<Vec<usize>> = outs.iter().map(|&o| ctx.g.ty(o).shape.clone()).collect();
+    if let Some((i, s)) = shapes
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s[0] != shapes[0][0])
+    {
+        return Err(ctx.invalid(format!(
+            "branch {i} has a batch of {}, branch 0 of {}",
+            s[0], shapes[0][0]
+        )));
+    }
+    let parts = match merge {
+        Merge::Depth => {
+            for (i, s) in shapes.iter().enumerate().skip(1) {
+                if s.len() != shapes[0].len() || s[2..] != shapes[0][2..] {
+                    return Err(ctx.invalid(format!(
                             "branch {i} outputs shape {:?}, branch 0 {:?}; merge: depth needs equal shapes but for the feature maps (axis 1)",
                             &s[1..],
                             &shapes[0][1..]
                         )));
-                    }
                 }
-                outs
             }
-            Merge::Stack => outs
-                .iter()
-                .zip(&shapes)
-                .map(|(&o, s)| ctx.g.reshape(o, &[s[0], s[1..].iter().product()]))
-                .collect::<Result<_, _>>()?,
-        };
-        Ok(vec![ctx.g.concat(&parts, 1)?])
+            outs
+        }
+        Merge::Stack => outs
+            .iter()
+            .zip(&shapes)
+            .map(|(&o, s)| ctx.g.reshape(o, &[s[0], s[1..].iter().product()]))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(vec![ctx.g.concat(&parts, 1)?])
+}
+
+/// Each branch on its own input, outputs joined as in [`MergeBroadcast`] (neon's
+/// `MergeMultistream`, whose data set gives one stream per branch). The layer takes as many
+/// inputs as it has branches: in a [`LayerGraph`](super::LayerGraph) it is fed by several
+/// graph inputs or layers. A `Model` feeds one input stream, so a model file cannot start
+/// with a multistream of two or more branches yet (the data sets here give one stream).
+/// Branch layers are named `<this layer>/b<i>/<name>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeMultistream {
+    /// The branches, each a list of layers, branch `i` on input `i` (required; at least
+    /// one).
+    pub layers: Vec<Vec<Layer>>,
+    /// `depth` or `stack` (required).
+    pub merge: Merge,
+    /// Default none: the layer is named `MergeMultistream_<k>`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl LayerKind for MergeMultistream {
+    fn arity(&self) -> Arity {
+        Arity::Exactly(self.layers.len().max(1))
+    }
+
+    fn detail(&self) -> Option<String> {
+        Some(format!(
+            "{}, {} branches",
+            match self.merge {
+                Merge::Depth => "depth",
+                Merge::Stack => "stack",
+            },
+            self.layers.len()
+        ))
+    }
+
+    fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
+        if self.layers.is_empty() {
+            return Err(ctx.invalid("has no branches (layers is empty)"));
+        }
+        let mut outs = Vec::with_capacity(inputs.len());
+        for (i, (branch, &x)) in self.layers.iter().zip(inputs).enumerate() {
+            outs.push(ctx.lower_branch(&format!("b{i}"), branch, &[x])?[0]);
+        }
+        merge_outputs(ctx, self.merge, outs)
     }
 }
 

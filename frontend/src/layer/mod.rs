@@ -214,6 +214,8 @@ layers! {
     MergeBroadcast(merge::MergeBroadcast),
     /// The identity, a residual shortcut; see [`SkipNode`].
     SkipNode(merge::SkipNode),
+    /// Branches on inputs of their own, outputs concatenated; see [`MergeMultistream`].
+    MergeMultistream(merge::MergeMultistream),
     /// The identity, where a `Tree` branch leaves; see [`BranchNode`].
     BranchNode(tree::BranchNode),
     /// A trunk and branches, one output each; see [`Tree`].

@@ -46,7 +46,17 @@ impl Sequential {
         let mut net = LayerGraph::new();
         let mut h = net.input("x")?;
         for (i, layer) in self.layers.iter().enumerate() {
-            h = net.add(layer.clone(), [h])?;
+            h = net.add(layer.clone(), [h]).map_err(|e| match e {
+                LayerError::Arity {
+                    layer, kind, arity, ..
+                } => LayerError::Argument {
+                    layer,
+                    reason: format!(
+                        "a {kind} takes {arity}, but in a chain of layers (a model file's layers) each layer gets one: the previous layer's output, or the model's one input stream"
+                    ),
+                },
+                e => e,
+            })?;
             if layer.outputs() > 1 && i + 1 < self.layers.len() {
                 let Port::Layer { name, .. } = &h else {
                     unreachable!("add returns a layer's port")
