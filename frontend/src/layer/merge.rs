@@ -17,6 +17,17 @@ pub enum Merge {
     Stack,
 }
 
+impl Merge {
+    /// `depth, 3 branches`: a merging container's summary detail.
+    fn detail(self, branches: usize) -> String {
+        let how = match self {
+            Merge::Depth => "depth",
+            Merge::Stack => "stack",
+        };
+        format!("{how}, {branches} branches")
+    }
+}
+
 /// Feeds its input to every branch (each a list of layers) and concatenates the branches'
 /// outputs (neon's `MergeBroadcast`). Branch layers are named
 /// `<this layer>/b<i>/<name>`. neon's `alphas` (per-branch error weights) are accepted only
@@ -55,14 +66,7 @@ pub(super) fn branches(
 
 impl LayerKind for MergeBroadcast {
     fn detail(&self) -> Option<String> {
-        Some(format!(
-            "{}, {} branches",
-            match self.merge {
-                Merge::Depth => "depth",
-                Merge::Stack => "stack",
-            },
-            self.layers.len()
-        ))
+        Some(self.merge.detail(self.layers.len()))
     }
 
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
@@ -144,14 +148,7 @@ impl LayerKind for MergeMultistream {
     }
 
     fn detail(&self) -> Option<String> {
-        Some(format!(
-            "{}, {} branches",
-            match self.merge {
-                Merge::Depth => "depth",
-                Merge::Stack => "stack",
-            },
-            self.layers.len()
-        ))
+        Some(self.merge.detail(self.layers.len()))
     }
 
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
