@@ -376,13 +376,14 @@ impl Graph {
 
     /// The same graph with every [`Op::ScaleGrad`] node replaced by its operand: the same
     /// values, for the stages after autodiff (the optimizer and the lowering), where the
-    /// gradient factor has done its work. A graph without such nodes is returned as is.
-    pub fn without_grad_scales(&self) -> Graph {
+    /// gradient factor has done its work. A graph without such nodes (every graph the
+    /// optimizer gives back) is borrowed, not copied.
+    pub fn without_grad_scales(&self) -> std::borrow::Cow<'_, Graph> {
         if !self
             .ids()
             .any(|id| matches!(self.node(id).op, Op::ScaleGrad { .. }))
         {
-            return self.clone();
+            return std::borrow::Cow::Borrowed(self);
         }
         let mut out = Graph::new();
         let mut map: Vec<NodeId> = Vec::with_capacity(self.len());
@@ -405,7 +406,7 @@ impl Graph {
             .map(|(n, id)| (n.clone(), map[id.index()]))
             .collect();
         out.updates = self.updates.clone();
-        out
+        std::borrow::Cow::Owned(out)
     }
 
     // ----- leaves -------------------------------------------------------------------------
