@@ -145,6 +145,30 @@ fn cases(dt: DType) -> Vec<Case> {
             }
         }
     }
+    // Reductions whose innermost reduced points are contiguous and many (partial
+    // accumulators), and a batch norm's statistics over N, H and W (reduced in two
+    // stages: H and W per image and channel, then N).
+    for (func, tol) in [
+        (ReduceOp::Sum, 1e-6),
+        (ReduceOp::Max, 0.0),
+        (ReduceOp::Mean, 1e-6),
+    ] {
+        for (shape, axes) in [
+            (vec![3, 40], vec![1]),
+            (vec![3, 4, 6, 5], vec![0, 2, 3]),
+            (vec![2, 3, 17], vec![0, 2]),
+        ] {
+            for keep in [false, true] {
+                let axes2 = axes.clone();
+                v.push(case(
+                    "reduce (partials)",
+                    vec![f("x", &shape)],
+                    tol,
+                    move |g, p| Ok(vec![g.reduce(func, p[0], &axes2, keep)?]),
+                ));
+            }
+        }
+    }
     v.push(case(
         "reduce with elementwise prologue",
         vec![f("x", &[6, 7])],

@@ -602,6 +602,12 @@ fn random_kernel(rng: &mut Rng, mode: GenMode, index: usize) -> Generated {
             axes: reduced.clone(),
             value,
             post: post.clone(),
+            // Partial accumulators (any power of two; short axes run only the tail).
+            partials: if reduced.is_empty() {
+                1
+            } else {
+                g.rng.pick(&[1, 1, 2, 4, 8, 16])
+            },
         });
         for _ in 0..1 + g.rng.below(2) {
             let (v, tol) = g.rng.pick(&post_vals);
@@ -1000,6 +1006,7 @@ fn mlp_kernels() -> Vec<(LoopKernel, Tol)> {
                     axes: vec![0],
                     value: 0,
                     post: vec![Instr::Accumulator],
+                    partials: 1,
                 }),
                 stores: vec![Store {
                     access: access(1, 0, &[0, 1]),
@@ -1096,6 +1103,7 @@ fn mlp_kernels() -> Vec<(LoopKernel, Tol)> {
                 axes: vec![1],
                 value: 0,
                 post: vec![Instr::Accumulator],
+                partials: 1,
             }),
             stores: vec![Store {
                 access: access(1, 0, &[1, 0]),
@@ -1124,13 +1132,19 @@ fn mlp_kernels() -> Vec<(LoopKernel, Tol)> {
                 axes: vec![1],
                 value: 3,
                 post: vec![Instr::Accumulator, un(UnaryOp::Log, 4)],
+                partials: 1,
             }),
             stores: vec![Store {
                 access: access(2, 0, &[1, 0]),
                 value: 5,
             }],
         },
-        Tol::Rel(1e-6),
+        // log(S) near 0 carries S's relative error (exp's ulp and one rounding per term)
+        // as an absolute one, plus log's own ulp of |log S| < 30 (|x − m| < 20).
+        Tol::Abs(
+            (f64::from(math::EXP_MAX_ULP) + c as f64 + 2.0 + 30.0 * f64::from(math::LOG_MAX_ULP))
+                * f64::from(f32::EPSILON),
+        ),
     ));
     ks.push((
         LoopKernel {
@@ -1180,6 +1194,7 @@ fn mlp_kernels() -> Vec<(LoopKernel, Tol)> {
                     cf32(-1.0 / b as f64),
                     binop(BinaryOp::Mul, 3, 4),
                 ],
+                partials: 1,
             }),
             stores: vec![Store {
                 access: access(2, 0, &[0, 0]),
@@ -1420,6 +1435,7 @@ fn rank_zero_and_full_reduction_kernels() {
             axes: vec![0, 1],
             value: 0,
             post: vec![Instr::Accumulator],
+            partials: 1,
         }),
         stores: vec![Store {
             access: access(1, 0, &[0, 0]),
@@ -1442,6 +1458,105 @@ fn rank_zero_and_full_reduction_kernels() {
     ];
     run(&ck, 1, &mut d1, 0..5);
     assert_eq!(d1[1], TensorData::I32(vec![120]));
+}
+
+/// Reductions with partial accumulators follow the kernel module's order exactly: every
+/// partial count, innermost extents that run the main loop, whole-vector tails and
+/// single-lane tails, sums whose result depends on the order (terms of very different
+/// magnitudes), f32 max with NaN, i32 sums, and f64 (scalar partials) — bit for bit
+/// against the reference evaluator, vectorized wherever the values are 32-bit.
+#[test]
+fn partial_accumulators_match_the_reference_bit_for_bit() {
+    let mut rng = Rng(7);
+    let mut kernels = Vec::new();
+    for &dtype in &[DType::F32, DType::I32, DType::F64] {
+        for &op in &[ReduceOp::Sum, ReduceOp::Max] {
+            for &partials in &[2u32, 4, 8, 16, 32] {
+                for &inner in &[1usize, 3, 4, 7, 16, 19, 37, 64] {
+                    // [rows, 3, inner] reduced over axes 0 and 2, plus a factor that is
+                    // constant along the reduced axes (splatted into the vector loop).
+                    let rows = 2;
+                    let len = rows * 3 * inner;
+                    kernels.push(LoopKernel {
+                        name: format!("{dtype}_{op:?}_p{partials}_n{inner}"),
+                        shape: vec![rows, 3, inner],
+                        args: vec![arg(0, dtype, len), arg(1, dtype, 3), arg(2, dtype, 3)],
+                        body: vec![
+                            Instr::Load(access(0, 0, &[(3 * inner) as isize, inner as isize, 1])),
+                            Instr::Load(access(1, 0, &[0, 1, 0])),
+                            binop(BinaryOp::Mul, 0, 1),
+                        ],
+                        reduce: Some(Reduction {
+                            op,
+                            axes: vec![0, 2],
+                            value: 2,
+                            post: vec![Instr::Accumulator],
+                            partials,
+                        }),
+                        stores: vec![Store {
+                            access: access(2, 0, &[0, 1, 0]),
+                            value: 3,
+                        }],
+                    });
+                }
+            }
+        }
+    }
+    let refs: Vec<&LoopKernel> = kernels.iter().collect();
+    let ck = cpu::compile(&refs, &CpuOptions::default()).unwrap();
+    let mut order_mattered = 0;
+    for (i, k) in kernels.iter().enumerate() {
+        let dtype = k.args[0].dtype;
+        let partials = k.reduce.as_ref().unwrap().partials;
+        let vector = dtype != DType::F64 && partials >= 4 && cfg!(target_arch = "x86_64");
+        if vector && std::arch::is_x86_feature_detected!("sse4.1") {
+            assert!(ck.is_vectorized(i), "{} should be vectorized", k.name);
+        }
+        for trial in 0..4 {
+            let mut data: Vec<TensorData> = k
+                .args
+                .iter()
+                .map(|a| match (a.dtype, trial) {
+                    // Terms from 1e-8 to 1e8, both signs: the sum depends on the order.
+                    (DType::F32, 0) => TensorData::F32(
+                        (0..a.len)
+                            .map(|_| {
+                                let e = rng.below(17) as i32 - 8;
+                                let s = if rng.chance(0.5) { -1.0 } else { 1.0 };
+                                s * 10f32.powi(e) * (1.0 + rng.below(1000) as f32 / 1000.0)
+                            })
+                            .collect(),
+                    ),
+                    _ => random_data(&mut rng, a.dtype, a.len),
+                })
+                .collect();
+            let mut want = data.clone();
+            eval(k, &mut want[..], 0..k.outer_extent());
+            run(&ck, i, &mut data, 0..k.outer_extent());
+            assert_eq!(
+                compare(&data[2], &want[2], Tol::Exact),
+                Ok(()),
+                "{} trial {trial}",
+                k.name
+            );
+            if trial == 0 && dtype == DType::F32 && op_is_sum(k) {
+                let mut seq = k.clone();
+                seq.reduce.as_mut().unwrap().partials = 1;
+                let mut s = data.clone();
+                eval(&seq, &mut s[..], 0..k.outer_extent());
+                order_mattered += usize::from(s[2] != want[2]);
+            }
+        }
+    }
+    // The data above tells the orders apart: partials are not the sequential sum.
+    assert!(
+        order_mattered > 10,
+        "only {order_mattered} sums told the orders apart"
+    );
+}
+
+fn op_is_sum(k: &LoopKernel) -> bool {
+    k.reduce.as_ref().is_some_and(|r| r.op == ReduceOp::Sum)
 }
 
 /// Splitting the range at points that are not multiples of the vector width sends

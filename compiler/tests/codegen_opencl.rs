@@ -1022,6 +1022,7 @@ fn reductions_over_leading_middle_trailing_and_several_axes() {
                                 axes: axes.clone(),
                                 value: 3,
                                 post,
+                                partials: 1,
                             }),
                             stores,
                         },
@@ -1221,6 +1222,12 @@ fn random_kernel(rng: &mut Rng, mode: GenMode, index: usize) -> Case {
             axes: reduced.clone(),
             value,
             post: post.clone(),
+            // Partial accumulators (any power of two; short axes run only the tail).
+            partials: if reduced.is_empty() {
+                1
+            } else {
+                g.rng.pick(&[1, 1, 2, 4, 8, 16])
+            },
         });
         for _ in 0..1 + g.rng.below(2) {
             let (v, tol) = g.rng.pick(&post_vals);

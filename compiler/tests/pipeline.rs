@@ -252,5 +252,36 @@ fn verify_reports_each_stage_and_catches_a_wrong_backend() {
         } else {
             assert!(reports[1].worst() > 1e-2, "{reports:?}");
         }
+        // The f32 graph also ran in f64: the f32 interpreter is within rounding of it, a
+        // wrong backend is not, and no rounding argument lets it pass.
+        for o in &reports[1].outputs {
+            let (exact, own) = (o.exact.unwrap(), o.reference_exact.unwrap());
+            assert!(own <= 1e-6, "{o:?}");
+            assert_eq!(o.passes(1e-5), bias == 0.0, "{o:?}");
+            if bias != 0.0 {
+                assert!(exact > 1e-2, "{o:?}");
+            }
+        }
     }
+}
+
+/// `passes`: within the tolerance of the f32 interpreter, or no further from the f64
+/// result than twice the f32 interpreter's own error; NaN never passes.
+#[test]
+fn verify_accepts_rounding_as_large_as_the_interpreters_own() {
+    let e =
+        |relative: f64, exact: Option<f64>, own: Option<f64>| xenon_compiler::verify::OutputError {
+            name: "y".into(),
+            max_abs: relative,
+            relative,
+            exact,
+            reference_exact: own,
+        };
+    assert!(e(1e-6, None, None).passes(1e-5));
+    assert!(!e(1e-3, None, None).passes(1e-5));
+    // 1e-3 from the f32 interpreter, which is itself 1e-3 from f64: this run is closer.
+    assert!(e(1e-3, Some(1e-4), Some(1e-3)).passes(1e-5));
+    assert!(e(1e-3, Some(2e-3), Some(1e-3)).passes(1e-5));
+    assert!(!e(1e-3, Some(3e-3), Some(1e-3)).passes(1e-5));
+    assert!(!e(f64::NAN, Some(f64::NAN), Some(1e-3)).passes(1e-5));
 }

@@ -148,7 +148,7 @@ fn every_cost_matches_the_interpreter() {
             for r in &reports {
                 for o in &r.outputs {
                     assert!(
-                        o.relative <= 1e-5,
+                        o.passes(1e-5),
                         "{cost:?} after {last:?}: {} ({}) is {:e} from the interpreter",
                         o.name,
                         r.stage,

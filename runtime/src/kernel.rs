@@ -17,7 +17,14 @@
 //! The loop nest visits the *outer* axes (every axis for an elementwise kernel; the axes
 //! not reduced, in order, for a reduction) in row-major order; a reduction then visits its
 //! reduced axes in row-major order for each outer point, accumulating in that order (sums
-//! start at +0, maxima at −∞). Executors split work by ranges of the **first outer axis**
+//! start at +0, maxima at −∞). A reduction with [`Reduction::partials`] `p > 1` keeps `p`
+//! accumulators instead of one: the value at index `j` of the innermost reduced axis is
+//! accumulated into partial `j mod p` (each partial in the row-major order of its
+//! points), and the partials are then combined by halving — `p[i] ⊕= p[i + h]` for
+//! `i < h`, with `h = p/2, p/4, …, 1` — the result being `p[0]` ([`Reduction::combine`]).
+//! That order is what a vector unit computes with `p` lanes, and it is as exactly defined
+//! as the sequential one: every backend produces the same bits.
+//! Executors split work by ranges of the **first outer axis**
 //! ([`LoopKernel::outer_extent`]): each output element is computed by one call, so results
 //! do not depend on how the range is split.
 //!
@@ -93,6 +100,38 @@ pub struct Reduction {
     /// Instructions run once per output point after accumulating; they may use
     /// [`Instr::Accumulator`] and loads whose strides are 0 along the reduced axes.
     pub post: Vec<Instr>,
+    /// Partial accumulators: a power of two from 1 to [`MAX_PARTIALS`] (default 1). With
+    /// `p > 1` the value at index `j` of the innermost reduced axis goes to partial
+    /// `j mod p`, and the partials are combined by halving; see the module docs.
+    #[serde(default = "one_partial", skip_serializing_if = "is_one_partial")]
+    pub partials: u32,
+}
+
+/// The most partial accumulators a [`Reduction`] may have.
+pub const MAX_PARTIALS: u32 = 64;
+
+fn one_partial() -> u32 {
+    1
+}
+
+fn is_one_partial(p: &u32) -> bool {
+    *p == 1
+}
+
+impl Reduction {
+    /// Combines partial accumulators as every backend must: halving, `p[i] = p[i] ⊕
+    /// p[i + h]` for `i < h`, `h = len/2, len/4, …, 1`; the result is `p[0]` (`len` is a
+    /// power of two).
+    pub fn combine<T: Copy>(partials: &mut [T], op: impl Fn(T, T) -> T) -> T {
+        let mut h = partials.len() / 2;
+        while h >= 1 {
+            for i in 0..h {
+                partials[i] = op(partials[i], partials[i + h]);
+            }
+            h /= 2;
+        }
+        partials[0]
+    }
 }
 
 /// A buffer a kernel reads or writes.
@@ -313,6 +352,15 @@ impl LoopKernel {
             }
             if !matches!(r.op, ReduceOp::Sum | ReduceOp::Max) {
                 return Err(self.err("reductions are sum or max"));
+            }
+            if !r.partials.is_power_of_two() || r.partials > MAX_PARTIALS {
+                return Err(self.err(format!(
+                    "{} partial accumulators: a power of two up to {MAX_PARTIALS} is needed",
+                    r.partials
+                )));
+            }
+            if r.partials > 1 && r.axes.is_empty() {
+                return Err(self.err("partial accumulators need a reduced axis"));
             }
         }
         let check = |a: &Access, what: &str, reduced_zero: bool| -> Result<(), KernelError> {

@@ -409,6 +409,36 @@ impl Graph {
         std::borrow::Cow::Owned(out)
     }
 
+    /// A copy of the graph computing in `dtype` where it computes in another float type:
+    /// every float node (inputs, parameters, constants, random samples, casts to a float)
+    /// takes `dtype`; i32 nodes stay. Verify mode runs the f64 copy of an f32 graph as the
+    /// exact result its rounding errors are measured against.
+    ///
+    /// ```
+    /// use xenon_compiler::ir::{DType, Graph};
+    /// let mut g = Graph::new();
+    /// let x = g.input("x", DType::F32, &[2]).unwrap();
+    /// let y = g.exp(x).unwrap();
+    /// g.set_output("y", y).unwrap();
+    /// let g64 = g.with_float_dtype(DType::F64);
+    /// assert_eq!(g64.ty(y).dtype, DType::F64);
+    /// ```
+    pub fn with_float_dtype(&self, dtype: DType) -> Graph {
+        let mut out = self.clone();
+        for id in self.ids() {
+            let node = &mut out.graph[ix(id)];
+            if node.ty.dtype.is_float() {
+                node.ty.dtype = dtype;
+            }
+            if let Op::Cast { to } = &mut node.op
+                && to.is_float()
+            {
+                *to = dtype;
+            }
+        }
+        out
+    }
+
     // ----- leaves -------------------------------------------------------------------------
 
     /// A value fed at run time.

@@ -37,6 +37,7 @@
 pub mod affine;
 pub mod dump;
 pub mod plan;
+pub mod reshape_loops;
 
 use crate::ir::{Graph, GraphError, NodeId, Op, OpGroup, ReduceOp, TensorType, Window};
 use affine::{AffineMap, Layout};
@@ -81,6 +82,12 @@ pub fn lower(graph: &Graph) -> Result<Lowered> {
     let mut l = Lowerer::new(graph);
     l.partition();
     l.run()?;
+    for step in &mut l.steps {
+        if let Step::Loop(k) = step {
+            reshape_loops::coalesce_axes(k);
+            reshape_loops::choose_partials(k);
+        }
+    }
     let mut program = Program {
         buffers: l.buffers,
         steps: l.steps,
@@ -690,66 +697,69 @@ impl<'g> Lowerer<'g> {
         let mut kb = KernelBuilder::default();
         let v = self.emit(&mut kb, x, &AffineMap::identity(xs.len()))?;
         let b = self.temp_for(id);
-        let n = kb.body.len() as ValueId;
-        let mut post = vec![Instr::Accumulator];
-        let mut out = n;
-        if func == ReduceOp::Mean {
-            let count: usize = axes.iter().map(|&a| xs[a]).product();
-            post.push(Instr::Const {
-                dtype: t.dtype,
-                value: count as f64,
-            });
-            post.push(Instr::Binary {
-                func: crate::ir::BinaryOp::Div,
-                a: n,
-                b: n + 1,
-            });
-            out = n + 2;
-        }
-        // Output strides per iteration axis: 0 along reduced axes.
-        let ostr = Layout::dense(b, &t.shape).strides;
-        let mut strides = Vec::with_capacity(xs.len());
-        let mut k = 0;
-        for d in 0..xs.len() {
-            if axes.contains(&d) {
-                strides.push(0);
-                if keepdims {
-                    k += 1;
-                }
-            } else {
-                strides.push(ostr[k]);
-                k += 1;
-            }
-        }
-        let decl = self.buffers[b].clone();
-        let arg = kb.arg(b, &decl);
         let op = if func == ReduceOp::Max {
             ReduceOp::Max
         } else {
             ReduceOp::Sum
         };
+        let count: usize = axes.iter().map(|&a| xs[a]).product();
+        let mean = (func == ReduceOp::Mean).then_some(count);
         let mut nodes = vec![id];
         nodes.extend(kb.nodes.iter().copied());
-        self.steps.push(Step::Loop(LoopKernel {
-            name: format!("reduce_{}_{}", func.name(), id.0),
-            shape: xs,
-            args: kb.args,
-            body: kb.body,
-            reduce: Some(Reduction {
-                op,
-                axes,
-                value: v,
-                post,
-            }),
-            stores: vec![Store {
-                access: Access {
-                    arg,
-                    offset: 0,
-                    strides,
-                },
-                value: out,
-            }],
-        }));
+        let name = format!("reduce_{}_{}", func.name(), id.0);
+        // Reduced axes on both sides of an outer one (a batch norm's [N, C, H, W] over N,
+        // H and W): the trailing ones are reduced first, walking memory in order, then the
+        // rest over that much smaller partial result.
+        let last_outer = (0..xs.len()).rev().find(|d| !axes.contains(d));
+        let (leading, trailing): (Vec<usize>, Vec<usize>) = axes
+            .iter()
+            .partition(|&&a| last_outer.is_some_and(|o| a < o));
+        let inner: usize = trailing.iter().map(|&a| xs[a]).product();
+        if !leading.is_empty() && inner >= reshape_loops::PARTIALS as usize && t.dtype.is_float() {
+            let mid: Vec<usize> = (0..xs.len())
+                .filter(|d| !trailing.contains(d))
+                .map(|d| xs[d])
+                .collect();
+            let len = mid.iter().product();
+            let part = self.new_buffer(t.dtype, len, BufferKind::Temp, None);
+            let out = ReduceOut {
+                buffer: part,
+                decl: self.buffers[part].clone(),
+                shape: &mid,
+                keepdims: false,
+            };
+            let stage1 = reduce_kernel(
+                format!("{name}_partial"),
+                xs,
+                kb,
+                (op, &trailing, v),
+                out,
+                None,
+            );
+            self.steps.push(Step::Loop(stage1));
+            self.groups.push(nodes.clone());
+            let mut kb2 = KernelBuilder::default();
+            let whole = AffineMap::identity(mid.len());
+            let v2 = self.emit_load(&mut kb2, Layout::dense(part, &mid), &whole)?;
+            let out = ReduceOut {
+                buffer: b,
+                decl: self.buffers[b].clone(),
+                shape: &t.shape,
+                keepdims,
+            };
+            let stage2 = reduce_kernel(name, mid.clone(), kb2, (op, &leading, v2), out, mean);
+            self.steps.push(Step::Loop(stage2));
+            self.groups.push(nodes);
+            return Ok(());
+        }
+        let out = ReduceOut {
+            buffer: b,
+            decl: self.buffers[b].clone(),
+            shape: &t.shape,
+            keepdims,
+        };
+        let kernel = reduce_kernel(name, xs, kb, (op, &axes, v), out, mean);
+        self.steps.push(Step::Loop(kernel));
         self.groups.push(nodes);
         Ok(())
     }
@@ -993,5 +1003,78 @@ impl<'g> Lowerer<'g> {
         self.steps.push(Step::Library(step));
         self.groups.push(vec![id]);
         Ok(())
+    }
+}
+
+/// Where a reduction kernel stores: a buffer holding `shape`, with the reduced axes kept
+/// as size 1 when `keepdims`.
+struct ReduceOut<'a> {
+    buffer: usize,
+    decl: BufferDecl,
+    shape: &'a [usize],
+    keepdims: bool,
+}
+
+/// A reduction kernel over `shape`: the body built in `kb` (value `v`) reduced with `op`
+/// over `axes` (increasing) into `out`, divided by `mean` points when given.
+fn reduce_kernel(
+    name: String,
+    shape: Vec<usize>,
+    mut kb: KernelBuilder,
+    (op, axes, v): (ReduceOp, &[usize], ValueId),
+    out: ReduceOut<'_>,
+    mean: Option<usize>,
+) -> LoopKernel {
+    let n = kb.body.len() as ValueId;
+    let mut post = vec![Instr::Accumulator];
+    let mut value = n;
+    if let Some(count) = mean {
+        post.push(Instr::Const {
+            dtype: out.decl.dtype,
+            value: count as f64,
+        });
+        post.push(Instr::Binary {
+            func: crate::ir::BinaryOp::Div,
+            a: n,
+            b: n + 1,
+        });
+        value = n + 2;
+    }
+    // Output strides per iteration axis: 0 along reduced axes.
+    let ostr = Layout::dense(out.buffer, out.shape).strides;
+    let mut strides = Vec::with_capacity(shape.len());
+    let mut k = 0;
+    for d in 0..shape.len() {
+        if axes.contains(&d) {
+            strides.push(0);
+            if out.keepdims {
+                k += 1;
+            }
+        } else {
+            strides.push(ostr[k]);
+            k += 1;
+        }
+    }
+    let arg = kb.arg(out.buffer, &out.decl);
+    LoopKernel {
+        name,
+        shape,
+        args: kb.args,
+        body: kb.body,
+        reduce: Some(Reduction {
+            op,
+            axes: axes.to_vec(),
+            value: v,
+            post,
+            partials: 1,
+        }),
+        stores: vec![Store {
+            access: Access {
+                arg,
+                offset: 0,
+                strides,
+            },
+            value,
+        }],
     }
 }

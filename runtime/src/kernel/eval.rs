@@ -100,8 +100,17 @@ pub fn eval<M: Memory + ?Sized>(kernel: &LoopKernel, mem: &mut M, range: std::op
         match &kernel.reduce {
             None => run(&kernel.body, &mut values, mem, &point, None),
             Some(r) => {
-                let mut acc: Option<Scalar> = None;
+                // One accumulator per partial (see the module docs of `super`); sums
+                // start at +0 (so that a single -0.0 sums to +0.0), max at its identity;
+                // `validate` rejects mean reductions (a mean is a sum and a scale in
+                // `post`).
+                let parts = r.partials.max(1) as usize;
+                let mut partial: Vec<Option<Scalar>> = vec![None; parts];
                 let mut ri = vec![0usize; reduced.len()];
+                let step = |a: Scalar, x: Scalar| match r.op {
+                    ReduceOp::Mean => unreachable_mean(),
+                    op => a.accumulate(op, x).expect("same dtype"),
+                };
                 loop {
                     for (k, &a) in reduced.iter().enumerate() {
                         point[a] = ri[k];
@@ -109,18 +118,19 @@ pub fn eval<M: Memory + ?Sized>(kernel: &LoopKernel, mem: &mut M, range: std::op
                     values.clear();
                     run(&kernel.body, &mut values, mem, &point, None);
                     let x = values[r.value as usize];
-                    // Sums start at +0 (so that a single -0.0 sums to +0.0), max at its
-                    // identity; `validate` rejects mean reductions (a mean is a sum and a
-                    // scale in `post`).
-                    let a = acc.unwrap_or_else(|| Scalar::identity(r.op, x.dtype()));
-                    acc = Some(match r.op {
-                        ReduceOp::Mean => unreachable_mean(),
-                        op => a.accumulate(op, x).expect("same dtype"),
-                    });
+                    let slot = &mut partial[ri.last().map_or(0, |j| j % parts)];
+                    let a = slot.unwrap_or_else(|| Scalar::identity(r.op, x.dtype()));
+                    *slot = Some(step(a, x));
                     if !advance(&mut ri, &reduced_ext) {
                         break;
                     }
                 }
+                let dtype = partial[0].expect("every kernel axis is non-empty").dtype();
+                let mut partial: Vec<Scalar> = partial
+                    .into_iter()
+                    .map(|p| p.unwrap_or_else(|| Scalar::identity(r.op, dtype)))
+                    .collect();
+                let acc = Some(super::Reduction::combine(&mut partial, step));
                 // Post may use body values that do not vary along the reduced axes:
                 // evaluate the body once more at reduced coordinates 0.
                 for &a in &reduced {

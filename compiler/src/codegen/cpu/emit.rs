@@ -5,7 +5,7 @@ use super::fx::{
     fcmp, fconst, fmax_nan, fmin_nan, fsign, icmp, iconst32, isign, mask_to_01, nonzero, sel,
 };
 use super::math;
-use super::plan::Plan;
+use super::plan::{LANES, Plan};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{FuncRef, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_codegen::isa::TargetFrontendConfig;
@@ -20,9 +20,6 @@ enum Mode {
     Scalar,
     Vector,
 }
-
-/// Lanes of the vector loop.
-const LANES: i64 = 4;
 
 /// Vector steps per iteration of the unrolled loop (kernels without a reduction).
 const UNROLL: i64 = 4;
@@ -84,7 +81,7 @@ struct Emitter<'a, 'b> {
     /// The current address of every access (at the loop level being emitted).
     ptr: Vec<Value>,
     /// A constant byte offset added to `ptr` (the unrolled copies of the vector body).
-    ptr_off: Vec<i32>,
+    ptr_off: Vec<i64>,
     /// Loop counters.
     iv: Vec<Variable>,
     /// Pointer induction variables per loop and access (accesses that move along the
@@ -92,6 +89,12 @@ struct Emitter<'a, 'b> {
     pv: Vec<Vec<Option<Variable>>>,
     acc_scalar: Option<Variable>,
     acc_vector: Option<Variable>,
+    /// The partial accumulators of a reduction with [`Plan::partials`] > 1: one vector of
+    /// [`LANES`] partials each in vector code, one partial each in scalar code.
+    acc_parts: Vec<Variable>,
+    /// Where the body copy being emitted accumulates: a partial accumulator, and a lane of
+    /// it for the scalar tail of vector code.
+    acc_target: (usize, Option<u8>),
     start: Value,
     end: Value,
     /// Float constants that are not NaN (allow the one-compare max/min).
@@ -157,14 +160,25 @@ pub(super) fn emit_kernel(
             .collect();
         pv.push(row);
     }
-    let (acc_scalar, acc_vector) = match &kernel.reduce {
+    let (acc_scalar, acc_vector, acc_parts) = match &kernel.reduce {
         Some(r) => {
             let d = plan.types[r.value as usize];
             let s = b.declare_var(scalar_ty(d));
-            let v = plan.vector.then(|| b.declare_var(vector_ty(d)));
-            (Some(s), v)
+            let v = (plan.vector && plan.partials == 1).then(|| b.declare_var(vector_ty(d)));
+            let parts = if plan.partials == 1 {
+                Vec::new()
+            } else if plan.vector {
+                let t = vector_ty(d);
+                (0..plan.partials / LANES)
+                    .map(|_| b.declare_var(t))
+                    .collect()
+            } else {
+                let t = scalar_ty(d);
+                (0..plan.partials).map(|_| b.declare_var(t)).collect()
+            };
+            (Some(s), v, parts)
         }
-        None => (None, None),
+        None => (None, None, Vec::new()),
     };
     let num_const = instrs
         .iter()
@@ -193,6 +207,8 @@ pub(super) fn emit_kernel(
         pv,
         acc_scalar,
         acc_vector,
+        acc_parts,
+        acc_target: (0, None),
         start,
         end,
         num_const,
@@ -218,6 +234,9 @@ impl Emitter<'_, '_> {
                     self.emit_loop(k, mode);
                 } else {
                     self.accumulate(mode);
+                }
+                if self.plan.partials > 1 {
+                    self.combine_partials(r.op, r.value as usize);
                 }
                 self.values(lvl, mode, true);
             }
@@ -267,7 +286,17 @@ impl Emitter<'_, '_> {
     }
 
     fn vector_axis(&self) -> usize {
-        self.plan.loops[self.plan.n_outer - 1].axis
+        self.plan.loops[self.plan.vloop].axis
+    }
+
+    /// The address of access `a` as a base and a 32-bit immediate offset (`extra` bytes
+    /// past the current copy's offset).
+    fn addr(&mut self, a: usize, extra: i64) -> (Value, i32) {
+        let off = self.ptr_off[a] + extra;
+        match i32::try_from(off) {
+            Ok(o) => (self.ptr[a], o),
+            Err(_) => (self.b.ins().iadd_imm_s(self.ptr[a], off), 0),
+        }
     }
 
     fn scalar_flags() -> MemFlagsData {
@@ -301,9 +330,11 @@ impl Emitter<'_, '_> {
             self.b.def_var(var, p0);
         }
         let saved = self.ptr.clone();
-        if self.plan.vector && j + 1 == self.plan.n_outer {
+        if self.plan.partials > 1 && j + 1 == self.plan.loops.len() {
+            self.partials_loop(j);
+        } else if self.plan.vector && j == self.plan.vloop {
             if self.plan.loops.len() == self.plan.n_outer && self.unroll_fits(spec.extent, first) {
-                self.single_loop_n(j, Mode::Vector, UNROLL);
+                self.single_loop_n(j, Mode::Vector, UNROLL as usize, LANES);
             }
             self.single_loop(j, Mode::Vector);
             self.single_loop(j, Mode::Scalar);
@@ -311,6 +342,50 @@ impl Emitter<'_, '_> {
             self.single_loop(j, mode);
         }
         self.ptr = saved;
+    }
+
+    /// The innermost reduced loop of a reduction with partial accumulators: `partials`
+    /// points per iteration (one body copy per accumulator, vector or scalar), then the
+    /// last `extent mod partials` points straight-line, each into its partial (whole
+    /// vectors, then single lanes).
+    fn partials_loop(&mut self, j: usize) {
+        let spec = self.plan.loops[j];
+        let parts = self.plan.partials;
+        let (mode, width) = if self.plan.vector {
+            (Mode::Vector, LANES)
+        } else {
+            (Mode::Scalar, 1)
+        };
+        if spec.extent >= parts {
+            self.single_loop_n(j, mode, parts / width, width);
+        }
+        let vars = self.pv[j].clone();
+        for (a, var) in vars.iter().enumerate() {
+            if let Some(var) = var {
+                self.ptr[a] = self.b.use_var(*var);
+            }
+        }
+        let rest = spec.extent % parts;
+        for i in 0..rest {
+            let whole = i / width < rest / width;
+            if whole && i % width != 0 {
+                continue;
+            }
+            for (a, var) in vars.iter().enumerate() {
+                if var.is_some() {
+                    self.ptr_off[a] = self.step(a, spec.axis, i as i64);
+                }
+            }
+            if whole {
+                self.acc_target = (i / width, None);
+                self.body(j + 1, mode);
+            } else {
+                self.acc_target = (i / width, Some((i % width) as u8));
+                self.body(j + 1, Mode::Scalar);
+            }
+        }
+        self.ptr_off.iter_mut().for_each(|o| *o = 0);
+        self.acc_target = (0, None);
     }
 
     /// Bytes access `a` moves per `lanes` steps along `axis`.
@@ -322,19 +397,26 @@ impl Emitter<'_, '_> {
 
     /// Whether the unrolled vector loop can ever run and its offsets fit the immediates.
     fn unroll_fits(&self, extent: usize, first: bool) -> bool {
-        let axis = self.plan.loops[self.plan.n_outer - 1].axis;
-        (first || extent >= (LANES * UNROLL) as usize)
+        let axis = self.vector_axis();
+        let n = (LANES as i64) * UNROLL;
+        (first || extent >= n as usize)
             && (0..self.plan.accesses.len())
-                .all(|a| self.step(a, axis, LANES * UNROLL).unsigned_abs() < (1 << 30))
+                .all(|a| self.step(a, axis, n).unsigned_abs() < (1 << 30))
     }
 
     fn single_loop(&mut self, j: usize, mode: Mode) {
-        self.single_loop_n(j, mode, 1);
+        let width = if mode == Mode::Vector && j == self.plan.vloop {
+            LANES
+        } else {
+            1
+        };
+        self.single_loop_n(j, mode, 1, width);
     }
 
-    /// One loop over axis `j`; in vector mode each iteration runs `unroll` vector steps
-    /// (copies of the body addressing through constant offsets).
-    fn single_loop_n(&mut self, j: usize, mode: Mode, unroll: i64) {
+    /// One loop over axis `j`, each iteration running `copies` copies of the body, each
+    /// `width` points wide (a vector step or a single point), addressing through constant
+    /// offsets; copy `u` accumulates into partial accumulator `u`.
+    fn single_loop_n(&mut self, j: usize, mode: Mode, copies: usize, width: usize) {
         let spec = self.plan.loops[j];
         let first = j == 0 && self.plan.n_outer > 0;
         let header = self.b.create_block();
@@ -348,11 +430,7 @@ impl Emitter<'_, '_> {
         } else {
             self.b.ins().iconst(self.ptr_ty, spec.extent as i64)
         };
-        let lanes = if mode == Mode::Vector && j + 1 == self.plan.n_outer {
-            LANES * unroll
-        } else {
-            1
-        };
+        let lanes = (copies * width) as i64;
         let cond = if lanes > 1 {
             let il = self.b.ins().iadd_imm_s(i, lanes);
             self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, il, lim)
@@ -369,15 +447,17 @@ impl Emitter<'_, '_> {
             }
         }
         let at_start = self.ptr.clone();
-        for u in 0..unroll {
+        for u in 0..copies {
             for (a, var) in vars.iter().enumerate() {
                 if var.is_some() {
-                    self.ptr_off[a] = self.step(a, spec.axis, LANES * u) as i32;
+                    self.ptr_off[a] = self.step(a, spec.axis, (u * width) as i64);
                 }
             }
+            self.acc_target = (u, None);
             self.body(j + 1, mode);
         }
         self.ptr_off.iter_mut().for_each(|o| *o = 0);
+        self.acc_target = (0, None);
         let inext = self.b.ins().iadd_imm_s(i, lanes);
         self.b.def_var(self.iv[j], inext);
         for (a, var) in vars.iter().enumerate() {
@@ -404,15 +484,39 @@ impl Emitter<'_, '_> {
 
     fn init_acc(&mut self, op: ReduceOp, value: usize, mode: Mode) {
         let d = self.plan.types[value];
-        let t = self.ty(d, mode);
-        let init = match (op, d) {
-            (ReduceOp::Max, DType::I32) => iconst32(&mut self.b, t, i32::MIN),
-            (ReduceOp::Max, _) => fconst(&mut self.b, t, f64::NEG_INFINITY),
-            (_, DType::I32) => iconst32(&mut self.b, t, 0),
-            _ => fconst(&mut self.b, t, 0.0),
+        let identity = |b: &mut FunctionBuilder<'_>, t: Type| match (op, d) {
+            (ReduceOp::Max, DType::I32) => iconst32(b, t, i32::MIN),
+            (ReduceOp::Max, _) => fconst(b, t, f64::NEG_INFINITY),
+            (_, DType::I32) => iconst32(b, t, 0),
+            _ => fconst(b, t, 0.0),
         };
+        if self.plan.partials > 1 {
+            let part_mode = if self.plan.vector {
+                Mode::Vector
+            } else {
+                Mode::Scalar
+            };
+            let t = self.ty(d, part_mode);
+            let init = identity(&mut self.b, t);
+            for var in self.acc_parts.clone() {
+                self.b.def_var(var, init);
+            }
+            return;
+        }
+        let t = self.ty(d, mode);
+        let init = identity(&mut self.b, t);
         let var = self.acc_var(mode);
         self.b.def_var(var, init);
+    }
+
+    /// `a ⊕ x` for the reduction's operation (the first operand wins max ties).
+    fn reduce_op(&mut self, op: ReduceOp, d: DType, a: Value, x: Value) -> Value {
+        match (op, d) {
+            (ReduceOp::Max, DType::I32) => self.b.ins().smax(a, x),
+            (ReduceOp::Max, _) => fmax_nan(&mut self.b, a, x, false, false),
+            (_, DType::I32) => self.b.ins().iadd(a, x),
+            _ => self.b.ins().fadd(a, x),
+        }
     }
 
     fn accumulate(&mut self, mode: Mode) {
@@ -423,22 +527,61 @@ impl Emitter<'_, '_> {
             .expect("accumulate in a reduction");
         let d = self.plan.types[r.value as usize];
         let x = self.get(r.value, mode);
-        let var = self.acc_var(mode);
+        let var = if self.plan.partials > 1 {
+            self.acc_parts[self.acc_target.0]
+        } else {
+            self.acc_var(mode)
+        };
         let a = self.b.use_var(var);
-        let y = match (r.op, d) {
-            (ReduceOp::Max, DType::I32) => self.b.ins().smax(a, x),
-            (ReduceOp::Max, _) => fmax_nan(&mut self.b, a, x, false, false),
-            (_, DType::I32) => self.b.ins().iadd(a, x),
-            _ => self.b.ins().fadd(a, x),
+        let y = match self.acc_target.1 {
+            Some(lane) if self.plan.partials > 1 => {
+                // One point of a vector kernel's tail, into its lane.
+                let al = self.b.ins().extractlane(a, lane);
+                let yl = self.reduce_op(r.op, d, al, x);
+                self.b.ins().insertlane(a, yl, lane)
+            }
+            _ => self.reduce_op(r.op, d, a, x),
         };
         self.b.def_var(var, y);
+    }
+
+    /// Combines the partial accumulators into the scalar accumulator by halving (the
+    /// vectors, then the lanes of the last one), as [`xenon_runtime::kernel::Reduction::combine`].
+    fn combine_partials(&mut self, op: ReduceOp, value: usize) {
+        let d = self.plan.types[value];
+        let mut parts: Vec<Value> = self
+            .acc_parts
+            .clone()
+            .into_iter()
+            .map(|v| self.b.use_var(v))
+            .collect();
+        let halve = |e: &mut Self, parts: &mut Vec<Value>| {
+            while parts.len() > 1 {
+                let h = parts.len() / 2;
+                for i in 0..h {
+                    parts[i] = e.reduce_op(op, d, parts[i], parts[i + h]);
+                }
+                parts.truncate(h);
+            }
+            parts[0]
+        };
+        let mut x = halve(self, &mut parts);
+        if self.plan.vector {
+            let mut lanes: Vec<Value> = (0..LANES as u8)
+                .map(|l| self.b.ins().extractlane(x, l))
+                .collect();
+            x = halve(self, &mut lanes);
+        }
+        let var = self
+            .acc_scalar
+            .expect("accumulator declared for reductions");
+        self.b.def_var(var, x);
     }
 
     fn stores(&mut self, mode: Mode) {
         let nloads = self.plan.accesses.len() - self.kernel.stores.len();
         for (s, st) in self.kernel.stores.iter().enumerate() {
-            let p = self.ptr[nloads + s];
-            let off = self.ptr_off[nloads + s];
+            let (p, off) = self.addr(nloads + s, 0);
             let x = self.get(st.value, mode);
             let flags = match mode {
                 Mode::Scalar => Self::scalar_flags(),
@@ -455,8 +598,7 @@ impl Emitter<'_, '_> {
         match *self.instrs[v] {
             Instr::Load(ref acc) => {
                 let a = self.plan.load_access[v].expect("live loads have an access");
-                let p = self.ptr[a];
-                let off = self.ptr_off[a];
+                let (p, off) = self.addr(a, 0);
                 let st = scalar_ty(d);
                 if mode == Mode::Vector {
                     match acc.strides[self.vector_axis()] {
@@ -467,15 +609,13 @@ impl Emitter<'_, '_> {
                         1 => self.b.ins().load(t, Self::vector_flags(), p, off),
                         _ => {
                             // A gather (reductions only): one scalar load per lane.
-                            let lane = self.step(a, self.vector_axis(), 1) as i32;
+                            let lane = self.step(a, self.vector_axis(), 1);
                             let s = self.b.ins().load(st, Self::scalar_flags(), p, off);
                             let mut x = self.b.ins().scalar_to_vector(t, s);
-                            for l in 1..LANES as i32 {
-                                let s =
-                                    self.b
-                                        .ins()
-                                        .load(st, Self::scalar_flags(), p, off + l * lane);
-                                x = self.b.ins().insertlane(x, s, l as u8);
+                            for l in 1..LANES as u8 {
+                                let (p, off) = self.addr(a, i64::from(l) * lane);
+                                let s = self.b.ins().load(st, Self::scalar_flags(), p, off);
+                                x = self.b.ins().insertlane(x, s, l);
                             }
                             x
                         }

@@ -5,6 +5,9 @@
 use xenon_runtime::DType;
 use xenon_runtime::kernel::{Access, Instr, LoopKernel};
 
+/// Lanes of a vector (`f32x4`, `i32x4`).
+pub(super) const LANES: usize = 4;
+
 /// One loop of the nest.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct LoopSpec {
@@ -39,8 +42,13 @@ pub(super) struct Plan {
     pub loops: Vec<LoopSpec>,
     /// Number of outer loops (`k`); the point level is `k`.
     pub n_outer: usize,
-    /// True when loop `n_outer - 1` runs 4 points at a time (then a scalar tail).
+    /// True when loop [`Plan::vloop`] runs 4 points at a time (then a scalar tail).
     pub vector: bool,
+    /// The loop that is vectorized when [`Plan::vector`] is set: the innermost outer loop,
+    /// or, for a reduction with partial accumulators, the innermost reduced loop.
+    pub vloop: usize,
+    /// The reduction's partial accumulators (1 when it has none, or is no reduction).
+    pub partials: usize,
     /// Every live access, loads (in value order) then stores.
     pub accesses: Vec<AccessRef>,
     /// The access data of each entry of `accesses`.
@@ -151,6 +159,15 @@ impl Plan {
             })
             .collect();
 
+        let partials = kernel
+            .reduce
+            .as_ref()
+            .map_or(1, |r| r.partials.max(1) as usize);
+        let vloop = if partials > 1 {
+            loops.len() - 1
+        } else {
+            k.saturating_sub(1)
+        };
         let mut plan = Plan {
             types,
             live,
@@ -160,28 +177,61 @@ impl Plan {
             loops,
             n_outer: k,
             vector: false,
+            vloop,
+            partials,
             accesses,
             access_data,
             load_access,
         };
-        plan.vector = vectorize && plan.can_vectorize(kernel, &instrs);
+        plan.vector = vectorize
+            && if partials > 1 {
+                partials >= LANES && plan.can_vectorize_partials(kernel, &instrs)
+            } else {
+                plan.can_vectorize(kernel, &instrs)
+            };
         if plan.vector {
-            let mut uses: Vec<usize> = kernel.stores.iter().map(|s| s.value as usize).collect();
+            // Values computed outside the vector loop that vector code uses.
+            let vlevel = plan.vloop + 1;
+            let mut uses: Vec<usize> = Vec::new();
+            if partials == 1 {
+                uses.extend(kernel.stores.iter().map(|s| s.value as usize));
+            }
             if let Some(r) = &kernel.reduce {
                 uses.push(r.value as usize);
             }
             for (v, ins) in instrs.iter().enumerate() {
-                if plan.live[v] && plan.level[v] >= k {
+                if plan.live[v] && plan.level[v] >= vlevel {
                     uses.extend(operands(ins));
                 }
             }
             for u in uses {
-                if plan.level[u] < k {
+                if plan.level[u] < vlevel {
                     plan.needs_splat[u] = true;
                 }
             }
         }
         plan
+    }
+
+    /// Whether a reduction with partial accumulators can run its innermost reduced loop
+    /// four points at a time, lane `l` of vector accumulator `b` being partial `4b + l`:
+    /// every live value is 32-bit and every live load is splatted, contiguous or gathered
+    /// (within a 32-bit byte offset for the four lanes) along that loop's axis.
+    fn can_vectorize_partials(&self, kernel: &LoopKernel, instrs: &[&Instr]) -> bool {
+        let vaxis = self.loops[self.vloop].axis;
+        let narrow = self
+            .live
+            .iter()
+            .zip(&self.types)
+            .all(|(l, t)| !*l || *t != DType::F64);
+        narrow
+            && instrs.iter().enumerate().all(|(v, ins)| match ins {
+                Instr::Load(a) if self.live[v] => {
+                    let elt = kernel.args[a.arg].dtype.size_bytes() as i64;
+                    (a.strides[vaxis] as i64 * elt * LANES as i64).unsigned_abs() < 1 << 30
+                }
+                _ => true,
+            })
     }
 
     /// Whether loop `n_outer - 1` can run four points at a time with results identical to
@@ -376,6 +426,7 @@ mod tests {
                 axes: vec![0],
                 value: 0,
                 post: vec![Instr::Accumulator],
+                partials: 1,
             }),
             stores: vec![Store {
                 access: acc(1, &[0, 1]),

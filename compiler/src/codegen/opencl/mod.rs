@@ -424,6 +424,14 @@ impl Gen<'_> {
                     (_, t) => zero_one(t).0,
                 };
                 self.line(1, &format!("{} acc = {ident};", ctype(t)));
+                if r.partials > 1 {
+                    let (ty, p) = (ctype(t), r.partials);
+                    self.line(1, &format!("{ty} accp[{p}];"));
+                    self.line(
+                        1,
+                        &format!("for (int i = 0; i < {p}; i++) accp[i] = {ident};"),
+                    );
+                }
                 for v in (0..nbody).filter(|&v| !varies[v]) {
                     self.value(1, v);
                 }
@@ -439,19 +447,39 @@ impl Gen<'_> {
                 for v in (0..nbody).filter(|&v| varies[v]) {
                     self.value(depth, v);
                 }
-                let x = format!("v{}", r.value);
-                let step = match (r.op, t) {
-                    (ReduceOp::Max, DType::I32) => format!("acc = max(acc, {x});"),
+                let step = |acc: &str, x: &str| match (r.op, t) {
+                    (ReduceOp::Max, DType::I32) => format!("{acc} = max({acc}, {x});"),
                     (ReduceOp::Max, _) => {
-                        format!("acc = {};", max_min_float("acc", &x, ">="))
+                        format!("{acc} = {};", max_min_float(acc, x, ">="))
                     }
-                    (_, DType::I32) => format!("acc = {};", wrap_int("acc", "+", &x)),
-                    _ => format!("acc = acc + {x};"),
+                    (_, DType::I32) => format!("{acc} = {};", wrap_int(acc, "+", x)),
+                    _ => format!("{acc} = {acc} + {x};"),
                 };
-                self.line(depth, &step);
+                let x = format!("v{}", r.value);
+                let parts = r.partials.max(1);
+                match r.axes.last() {
+                    // Partial accumulators (the kernel module's order): element j of the
+                    // innermost reduced axis into partial j mod p, then halving.
+                    Some(last) if parts > 1 => {
+                        let p = format!("accp[i{last} % {parts}L]");
+                        self.line(depth, &step(&p, &x));
+                    }
+                    _ => self.line(depth, &step("acc", &x)),
+                }
                 while depth > 1 {
                     depth -= 1;
                     self.line(depth, "}");
+                }
+                if parts > 1 {
+                    self.line(
+                        1,
+                        &format!("for (int h = {}; h >= 1; h /= 2) {{", parts / 2),
+                    );
+                    self.line(2, "for (int i = 0; i < h; i++) {");
+                    self.line(3, &step("accp[i]", "accp[i + h]"));
+                    self.line(2, "}");
+                    self.line(1, "}");
+                    self.line(1, "acc = accp[0];");
                 }
                 for v in nbody..nbody + r.post.len() {
                     self.value(1, v);
