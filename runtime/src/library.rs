@@ -143,7 +143,7 @@ pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T
                 continue;
             }
             if step == 1 {
-                row[r.lo..r.hi].copy_from_slice(&img[r.src..r.src + n]);
+                copy_run(&img[r.src..r.src + n], &mut row[r.lo..r.hi]);
             } else {
                 let src = &img[r.src..r.src + (n - 1) * step + 1];
                 for (o, &v) in row[r.lo..r.hi].iter_mut().zip(src.iter().step_by(step)) {
@@ -151,6 +151,39 @@ pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T
                 }
             }
         }
+    }
+}
+
+/// Elements per block of [`copy_run`] and [`add_run`]: runs are one output row of a
+/// window (8–64 elements), too short for a `memcpy` call or a counted vector loop to pay.
+const RUN_BLOCK: usize = 8;
+
+/// `dst = src` (equal lengths) in fixed blocks the compiler moves inline.
+#[inline(always)]
+fn copy_run<T: Element>(src: &[T], dst: &mut [T]) {
+    let mut d = dst.chunks_exact_mut(RUN_BLOCK);
+    let mut s = src.chunks_exact(RUN_BLOCK);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[T; RUN_BLOCK] = s.try_into().expect("exact chunk");
+        d.copy_from_slice(s);
+    }
+    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *o = v;
+    }
+}
+
+/// `dst[i] = dst[i] + src[i]` (equal lengths) in fixed blocks the compiler vectorizes.
+#[inline(always)]
+fn add_run<T: Element>(src: &[T], dst: &mut [T]) {
+    let mut d = dst.chunks_exact_mut(RUN_BLOCK);
+    let mut s = src.chunks_exact(RUN_BLOCK);
+    for (d, s) in (&mut d).zip(&mut s) {
+        for i in 0..RUN_BLOCK {
+            d[i] = d[i].plus(s[i]);
+        }
+    }
+    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *o = o.plus(v);
     }
 }
 
@@ -172,8 +205,12 @@ pub fn col2im<T: Element>(cols: &[T], image: &[usize], w: &WindowSpec, out: &mut
             }
             let vals = &src[r.dst + r.lo..r.dst + r.hi];
             let dst = &mut img[r.src..r.src + (n - 1) * step + 1];
-            for (o, &v) in dst.iter_mut().step_by(step).zip(vals) {
-                *o = o.plus(v);
+            if step == 1 {
+                add_run(vals, dst);
+            } else {
+                for (o, &v) in dst.iter_mut().step_by(step).zip(vals) {
+                    *o = o.plus(v);
+                }
             }
         }
     }
