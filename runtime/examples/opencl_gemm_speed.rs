@@ -80,6 +80,7 @@ fn main() {
             a: view(0, k),
             b: view(1, n),
             c: view(2, n),
+            sum_batch: false,
         })],
         outputs: if kernel_only {
             vec![]

@@ -58,7 +58,8 @@ pub struct MatView {
 }
 
 /// `C[b] = A[b]·B[b]` for `b` in `0..batch`, with `A` m×k, `B` k×n, `C` m×n (transposes are
-/// strides). C is overwritten.
+/// strides); or, with `sum_batch`, one `C = Σ_b A[b]·B[b]` (C's batch stride is 0). C is
+/// overwritten.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GemmStep {
     pub dtype: DType,
@@ -69,6 +70,10 @@ pub struct GemmStep {
     pub a: MatView,
     pub b: MatView,
     pub c: MatView,
+    /// Sum the batch's products into one C (a weight gradient over a minibatch). Default
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sum_batch: bool,
 }
 
 /// A routine of the runtime library, for the ops that are not affine loops. Each has the
@@ -223,10 +228,11 @@ impl Step {
                     _ => format!("{name}~"),
                 };
                 format!(
-                    "gemm {}×{}×{} (batch {}) {} {}·{}",
+                    "gemm {}×{}×{} ({} {}) {} {}·{}",
                     g.m,
                     g.n,
                     g.k,
+                    if g.sum_batch { "summed over" } else { "batch" },
                     g.batch,
                     g.dtype,
                     lay("A", &g.a),
@@ -510,6 +516,12 @@ impl StepCheck<'_> {
                     ),
                 });
             }
+        }
+        if g.sum_batch && g.c.batch_stride != 0 {
+            return Err(ProgramError::Step {
+                step: self.step,
+                reason: "a product summed over its batch has one output (batch stride 0)".into(),
+            });
         }
         for (v, rows, cols) in [(&g.a, g.m, g.k), (&g.b, g.k, g.n), (&g.c, g.m, g.n)] {
             let b = self.buf(v.buffer, g.dtype)?;

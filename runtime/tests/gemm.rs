@@ -259,6 +259,96 @@ fn threads_give_bit_identical_results() {
     }
 }
 
+/// `gemm_sum` (products summed over a batch, their depth packed across the products'
+/// boundaries) against the f64 sum of the products, on every path, for depths that fit one
+/// block several times over, split blocks, and cross [`gemm::KC`]; with 1 and 3 threads
+/// bit-identical.
+fn check_sum<T: TestElem>(isa: Isa, threads: usize) -> Vec<Vec<T>> {
+    let mut results = Vec::new();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let par = (threads > 1).then_some(Parallel {
+        pool: &pool,
+        threads,
+    });
+    let mut seed = 11;
+    for &(m, n, k, batch) in &[
+        (32, 400, 64, 9),
+        (16, 25, 576, 5),
+        (7, 70, 3, 40),
+        (13, 130, 700, 3),
+        (3, 5, 9, 4),
+        (40, 17, 1100, 2),
+        (8, 65, 1, 1),
+    ] {
+        for (a_cm, b_cm, accumulate) in [(false, true, false), (true, false, true)] {
+            seed += 3;
+            let (la, lb, lc) = (
+                Layout::new(m, k, a_cm, 1),
+                Layout::new(k, n, b_cm, 2),
+                Layout::new(m, n, false, 0),
+            );
+            let (sa, sb) = (la.len() + 5, lb.len() + 3);
+            let a = fill::<T>(sa * batch, seed);
+            let b = fill::<T>(sb * batch, seed + 1);
+            let c0 = fill::<T>(lc.len(), seed + 2);
+            let mut c = c0.clone();
+            // SAFETY: product i's views address inside the buffers.
+            unsafe {
+                gemm::gemm_sum(
+                    isa,
+                    m,
+                    n,
+                    k,
+                    batch,
+                    MatRef::new(a.as_ptr().add(la.off), la.rs, la.cs),
+                    sa as isize,
+                    MatRef::new(b.as_ptr().add(lb.off), lb.rs, lb.cs),
+                    sb as isize,
+                    MatMut::new(c.as_mut_ptr(), lc.rs, lc.cs),
+                    accumulate,
+                    par,
+                )
+            };
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut want, mut mag) = (0f64, 0f64);
+                    for q in 0..batch {
+                        for p in 0..k {
+                            let x =
+                                a[q * sa + la.at(i, p)].to_f64() * b[q * sb + lb.at(p, j)].to_f64();
+                            want += x;
+                            mag += x.abs();
+                        }
+                    }
+                    if accumulate {
+                        want += c0[lc.at(i, j)].to_f64();
+                        mag += c0[lc.at(i, j)].to_f64().abs();
+                    }
+                    let got = c[lc.at(i, j)].to_f64();
+                    assert!(
+                        (got - want).abs() <= T::TOL * (mag + 1.0),
+                        "{isa}, {m}x{n}x{k} batch {batch}: C[{i},{j}] = {got}, want {want}"
+                    );
+                }
+            }
+            results.push(c);
+        }
+    }
+    results
+}
+
+#[test]
+fn summed_products_match_the_reference_on_every_path() {
+    for isa in Isa::ALL {
+        let one = check_sum::<f32>(isa, 1);
+        assert_eq!(one, check_sum::<f32>(isa, 3), "{isa}: threads");
+        check_sum::<f64>(isa, 1);
+    }
+}
+
 #[test]
 fn paths_agree_to_1e5_relative() {
     let case = Case {

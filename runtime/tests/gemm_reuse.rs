@@ -46,6 +46,7 @@ fn dense(m: usize, n: usize, k: usize) -> Program {
             a: view(0, k as isize, 1),
             b: view(1, 1, k as isize),
             c: view(2, n as isize, 1),
+            sum_batch: false,
         })],
         outputs: vec![("y".into(), 2)],
         updates: vec![],

@@ -150,6 +150,8 @@ struct Case {
     dtype: DType,
     ta: bool,
     tb: bool,
+    /// Sum the batch's products into one matrix (`GemmStep::sum_batch`).
+    sum: bool,
 }
 
 /// A matrix view over a fresh buffer (`rows × cols`, batch): row-major or transposed.
@@ -193,6 +195,11 @@ fn gemm_matches_the_cpu() {
         dtype,
         ta,
         tb,
+        sum: false,
+    };
+    let summed = |m, n, k, batch, dtype, ta, tb| Case {
+        sum: true,
+        ..f(m, n, k, batch, dtype, ta, tb)
     };
     use DType::{F32, F64};
     let cases = [
@@ -210,6 +217,9 @@ fn gemm_matches_the_cpu() {
         f(67, 45, 33, 1, F64, false, false),
         f(130, 70, 90, 2, F64, true, true),
         f(5, 7, 3, 1, F64, false, false),
+        summed(16, 25, 144, 8, F32, false, true),
+        summed(33, 20, 7, 5, F32, true, false),
+        summed(9, 11, 13, 3, F64, false, false),
     ];
     let mut b = Builder::default();
     let mut steps = Vec::new();
@@ -225,7 +235,8 @@ fn gemm_matches_the_cpu() {
             c.tb,
             2 * i as u64 + 1,
         );
-        let out = b.temp(c.dtype, c.m * c.n * c.batch);
+        let planes = if c.sum { 1 } else { c.batch };
+        let out = b.temp(c.dtype, c.m * c.n * planes);
         steps.push(Step::Gemm(GemmStep {
             dtype: c.dtype,
             m: c.m,
@@ -239,8 +250,9 @@ fn gemm_matches_the_cpu() {
                 offset: 0,
                 row_stride: c.n as isize,
                 col_stride: 1,
-                batch_stride: (c.m * c.n) as isize,
+                batch_stride: if c.sum { 0 } else { (c.m * c.n) as isize },
             },
+            sum_batch: c.sum,
         }));
         outputs.push((format!("c{i}"), out));
     }
@@ -268,11 +280,12 @@ fn gemm_matches_the_cpu() {
         let tol = if c.dtype == F32 { 1e-5 } else { 1e-12 };
         assert!(
             err <= tol,
-            "case {i} {}×{}×{} batch {} {} ta {} tb {}: relative error {err}",
+            "case {i} {}×{}×{} batch {} (summed {}) {} ta {} tb {}: relative error {err}",
             c.m,
             c.n,
             c.k,
             c.batch,
+            c.sum,
             c.dtype,
             c.ta,
             c.tb
@@ -620,6 +633,7 @@ fn update_program() -> (Program, Vec<Option<String>>, HashMap<String, Tensor>) {
             col_stride: 1,
             batch_stride: 0,
         },
+        sum_batch: false,
     };
     let mut program = b.program(
         vec![Step::Loop(k1), Step::Loop(k2), Step::Gemm(gemm)],

@@ -38,6 +38,7 @@ fn product(offsets: [usize; 3]) -> Program {
             a: view(0),
             b: view(1),
             c: view(2),
+            sum_batch: false,
         })],
         outputs: vec![("c".into(), 2)],
         updates: vec![],

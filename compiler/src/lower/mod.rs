@@ -119,6 +119,9 @@ struct Lowerer<'g> {
     steps: Vec<Step>,
     groups: Vec<Vec<NodeId>>,
     outputs: Vec<(String, usize)>,
+    /// Sums over a batched product's batch axes, with that product (computed by one GEMM
+    /// summed over the batch).
+    summed_product: HashMap<NodeId, NodeId>,
 }
 
 /// One loop kernel under construction.
@@ -196,6 +199,7 @@ impl<'g> Lowerer<'g> {
             buffers: Vec::new(),
             steps: Vec::new(),
             groups: Vec::new(),
+            summed_product: HashMap::new(),
             outputs: Vec::new(),
         }
     }
@@ -265,6 +269,29 @@ impl<'g> Lowerer<'g> {
                 _ => false,
             };
             self.mat[id.index()] = m || (self.is_output(id) && !is_view(op));
+        }
+        // A batched product read only by a sum over its batch axes (a weight gradient over a
+        // minibatch) is computed by that sum's GEMM, its batch folded into the depth.
+        for id in self.g.ids() {
+            if let Op::Reduce {
+                func: ReduceOp::Sum,
+                axes,
+                ..
+            } = self.op(id)
+            {
+                let x = self.g.operands(id)[0];
+                let r = self.ty(x).rank();
+                let batch_axes = r >= 3 && *axes == (0..r - 2).collect::<Vec<_>>();
+                if batch_axes
+                    && matches!(self.op(x), Op::MatMul { .. })
+                    && self.ty(x).dtype.is_float()
+                    && self.users[x.index()] == [id]
+                    && !self.is_output(x)
+                {
+                    self.mat[x.index()] = false;
+                    self.summed_product.insert(id, x);
+                }
+            }
         }
         for id in self.g.ids() {
             self.host[id.index()] = self.host_of(id);
@@ -691,6 +718,9 @@ impl<'g> Lowerer<'g> {
         let t = self.ty(id).clone();
         let mut axes = axes.to_vec();
         axes.sort_unstable();
+        if let Some(&product) = self.summed_product.get(&id) {
+            return self.summed_matmul(id, product);
+        }
         if func == ReduceOp::Sum && self.column_sum(id, x, &axes)? {
             return Ok(());
         }
@@ -833,8 +863,40 @@ impl<'g> Lowerer<'g> {
             a: av,
             b: bv,
             c: cv,
+            sum_batch: false,
         }));
         self.groups.push(vec![id]);
+        Ok(())
+    }
+
+    /// `id = Σ_batch product`, the product's batch folded into the GEMM's depth
+    /// ([`GemmStep::sum_batch`]).
+    fn summed_matmul(&mut self, id: NodeId, product: NodeId) -> Result<()> {
+        let Op::MatMul { trans_a, trans_b } = *self.op(product) else {
+            return Err(self.unsupported(product, "not a matmul"));
+        };
+        let ops = self.g.operands(product);
+        let (m, k, ba, av) = self.mat_view(ops[0], trans_a)?;
+        let (_, n, bb, bv) = self.mat_view(ops[1], trans_b)?;
+        let c = self.temp_for(id);
+        self.steps.push(Step::Gemm(GemmStep {
+            dtype: self.ty(id).dtype,
+            m,
+            n,
+            k,
+            batch: ba.max(bb),
+            a: av,
+            b: bv,
+            c: MatView {
+                buffer: c,
+                offset: 0,
+                row_stride: n as isize,
+                col_stride: 1,
+                batch_stride: 0,
+            },
+            sum_batch: true,
+        }));
+        self.groups.push(vec![id, product]);
         Ok(())
     }
 
@@ -878,6 +940,7 @@ impl<'g> Lowerer<'g> {
             a: view(ones, 0, rows),
             b: view(l.buffer, l.offset as usize, cols),
             c: view(out, 0, cols),
+            sum_batch: false,
         }));
         self.groups.push(vec![id]);
         Ok(true)

@@ -615,6 +615,23 @@ impl CpuExecutor {
                     }
                     _ => None,
                 };
+                if g.sum_batch {
+                    let at = |v: &crate::program::MatView| -> *mut u8 {
+                        // SAFETY: validated view ranges.
+                        unsafe { ptrs[v.buffer].add(v.offset * g.dtype.size_bytes()) }
+                    };
+                    let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
+                    // SAFETY: the views of every product were validated against the
+                    // buffers' lengths, and the output does not overlap the operands.
+                    unsafe {
+                        match g.dtype {
+                            DType::F32 => gemm_sum_views::<f32>(self.isa, g, a, bm, c, par),
+                            DType::F64 => gemm_sum_views::<f64>(self.isa, g, a, bm, c, par),
+                            DType::I32 => {}
+                        }
+                    }
+                    return Ok(());
+                }
                 for b in 0..g.batch {
                     let at = |v: &crate::program::MatView| -> *mut u8 {
                         let elem = v.offset as isize + b as isize * v.batch_stride;
@@ -799,6 +816,37 @@ unsafe fn gemm_views<T: gemm::Element>(
             false,
             par,
             reuse,
+        )
+    }
+}
+
+/// [`gemm_views`] for a product summed over its batch ([`gemm::gemm_sum`]).
+///
+/// # Safety
+/// As [`gemm_views`], for every product of the batch.
+unsafe fn gemm_sum_views<T: gemm::Element>(
+    isa: gemm::Isa,
+    g: &crate::program::GemmStep,
+    a: *mut u8,
+    b: *mut u8,
+    c: *mut u8,
+    par: Option<gemm::Parallel<'_>>,
+) {
+    use gemm::{MatMut, MatRef};
+    unsafe {
+        gemm::gemm_sum::<T>(
+            isa,
+            g.m,
+            g.n,
+            g.k,
+            g.batch,
+            MatRef::new(a as *const T, g.a.row_stride, g.a.col_stride),
+            g.a.batch_stride,
+            MatRef::new(b as *const T, g.b.row_stride, g.b.col_stride),
+            g.b.batch_stride,
+            MatMut::new(c as *mut T, g.c.row_stride, g.c.col_stride),
+            false,
+            par,
         )
     }
 }

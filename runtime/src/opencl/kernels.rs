@@ -201,15 +201,18 @@ pub const GEMM_SIMPLE: &str = r#"
 __kernel void NAME(gemm_simple)(__global const T* A, ulong ao, long ars, long acs, long abs_,
                           __global const T* B, ulong bo, long brs, long bcs, long bbs,
                           __global T* C, ulong co, long crs, long ccs, long cbs,
-                          ulong M, ulong N, ulong K)
+                          ulong M, ulong N, ulong K, ulong SB)
 {
+    /* SB > 1: C = the sum of SB products (batch index 0 only); else one per batch index. */
     const long j = get_global_id(0), i = get_global_id(1), bat = get_global_id(2);
     if (i >= (long)M || j >= (long)N) return;
-    __global const T* a = A + ao + bat * abs_ + i * ars;
-    __global const T* b = B + bo + bat * bbs + j * bcs;
     T acc = (T)0;
-    for (long k = 0; k < (long)K; k++)
-        acc = fma(a[k * acs], b[k * brs], acc);
+    for (long s = 0; s < (long)SB; s++) {
+        __global const T* a = A + ao + (bat + s) * abs_ + i * ars;
+        __global const T* b = B + bo + (bat + s) * bbs + j * bcs;
+        for (long k = 0; k < (long)K; k++)
+            acc = fma(a[k * acs], b[k * brs], acc);
+    }
     C[co + bat * cbs + i * crs + j * ccs] = acc;
 }
 "#;

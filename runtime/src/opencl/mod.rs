@@ -1251,19 +1251,21 @@ fn runtime_needs(program: &Program, info: &DeviceInfo) -> Result<RuntimeNeeds, E
                 }
                 let usable = usable_configs(info, g.dtype.size_bytes());
                 // A tuned product may run any usable configuration or the simple kernel.
-                let options: Vec<Option<GemmConfig>> =
-                    if g.m * g.n * g.k * g.batch >= GEMM_TUNE_MIN_MACS && !usable.is_empty() {
-                        usable.iter().map(|c| Some(*c)).chain([None]).collect()
-                    } else {
-                        vec![kernels::choose_gemm(
-                            &usable,
-                            g.m,
-                            g.n,
-                            g.k,
-                            g.batch,
-                            info.compute_units as usize,
-                        )]
-                    };
+                // A product summed over its batch runs on the simple kernel.
+                let options: Vec<Option<GemmConfig>> = if g.sum_batch {
+                    vec![None]
+                } else if g.m * g.n * g.k * g.batch >= GEMM_TUNE_MIN_MACS && !usable.is_empty() {
+                    usable.iter().map(|c| Some(*c)).chain([None]).collect()
+                } else {
+                    vec![kernels::choose_gemm(
+                        &usable,
+                        g.m,
+                        g.n,
+                        g.k,
+                        g.batch,
+                        info.compute_units as usize,
+                    )]
+                };
                 for option in options {
                     match option {
                         Some(c) => {
@@ -1334,6 +1336,8 @@ fn gemm_launch(
     };
     let (a, b_, c) = (view(oa, &g.a), view(ob, &g.b), view(oc, &g.c));
     let (m, n, k) = (g.m as u64, g.n as u64, g.k as u64);
+    // Products the simple kernel sums per work-item (1: one product per batch index).
+    let summed = if g.sum_batch { g.batch as u64 } else { 1 };
     let args = [
         ArgVal::mem(ma),
         ArgVal::scalar(&a.0),
@@ -1375,6 +1379,8 @@ fn gemm_launch(
         }
         None => {
             let name = format!("gemm_simple_{}", kernels::suffix(g.dtype));
+            let mut args = args.to_vec();
+            args.push(ArgVal::scalar(&summed));
             let kernel = b.kernel(rt, &name, &args, &what)?;
             let side = if b.info.max_work_group_size >= 64 {
                 8
@@ -1387,7 +1393,7 @@ fn gemm_launch(
                 global: [
                     g.n.next_multiple_of(side),
                     g.m.next_multiple_of(side),
-                    g.batch,
+                    if g.sum_batch { 1 } else { g.batch },
                 ],
                 local: Some([side, side, 1]),
             }
@@ -1616,6 +1622,10 @@ fn choose_gemm_config(
     s: usize,
     g: &crate::program::GemmStep,
 ) -> Result<Option<GemmConfig>, ExecError> {
+    if g.sum_batch {
+        // The simple kernel sums the products in each work-item.
+        return Ok(None);
+    }
     let usable = usable_configs(b.info, g.dtype.size_bytes());
     let cu = b.info.compute_units as usize;
     if g.m * g.n * g.k * g.batch < GEMM_TUNE_MIN_MACS || usable.is_empty() {

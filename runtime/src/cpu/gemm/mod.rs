@@ -522,7 +522,146 @@ pub unsafe fn gemm_with<T: Element>(
             });
             return;
         }
-        blocked(kern, m, n, k, a, b, c, accumulate, par, reuse);
+        blocked(
+            kern,
+            m,
+            n,
+            Depth::single(k),
+            a,
+            b,
+            c,
+            accumulate,
+            par,
+            reuse,
+        );
+    }
+}
+
+/// `C = Σ_b A_b·B_b` (or `C += …` with `accumulate`) over `batch` products of an `m × k`
+/// A and a `k × n` B, `A_b` at `a.ptr + b·a_batch` and `B_b` at `b.ptr + b·b_batch` (in
+/// elements): one product of depth `batch·k` — a convolution's weight gradient summed
+/// over the images of a minibatch. The blocked product packs the depth across the
+/// matrices' boundaries, so each micro-kernel call runs up to [`KC`] steps whatever `k`
+/// is; products with fewer than `mr` rows (in the cheaper orientation) add the batch's
+/// products one after another.
+///
+/// ```
+/// use xenon_runtime::cpu::gemm::{gemm_sum, Isa, MatMut, MatRef};
+/// // Two 1×2 by 2×1 products, summed: [1 2]·[3 4]ᵀ + [5 6]·[7 8]ᵀ = 11 + 83.
+/// let a = [1.0f32, 2.0, 5.0, 6.0];
+/// let b = [3.0f32, 4.0, 7.0, 8.0];
+/// let mut c = [0.0f32];
+/// // SAFETY: the views address the matrices inside the arrays.
+/// unsafe {
+///     gemm_sum(Isa::detect(), 1, 1, 2, 2, MatRef::new(a.as_ptr(), 2, 1), 2,
+///              MatRef::new(b.as_ptr(), 1, 1), 2, MatMut::new(c.as_mut_ptr(), 1, 1), false, None);
+/// }
+/// assert_eq!(c, [94.0]);
+/// ```
+///
+/// # Safety
+/// As [`gemm`], for every product of the batch.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_sum<T: Element>(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    batch: usize,
+    a: MatRef<T>,
+    a_batch: isize,
+    b: MatRef<T>,
+    b_batch: isize,
+    c: MatMut<T>,
+    accumulate: bool,
+    par: Option<Parallel<'_>>,
+) {
+    unsafe {
+        let kern = T::kernels(isa);
+        let cost = |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool| {
+            Cost {
+                rows,
+                cols,
+                k: k * batch,
+                unit: kern.unit,
+                mr: kern.mr,
+                pack_a_cols: kern.pack_a_cols,
+                a: (a.rs, a.cs),
+                b: (b.rs, b.cs),
+                elem_bytes: size_of::<T>(),
+                transpose: kern.transpose.is_some(),
+                c_unit_stride: c_unit,
+            }
+            .estimate()
+        };
+        let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1);
+        let (m, n, a, a_batch, b, b_batch, c) = if swap {
+            (n, m, b.t(), b_batch, a.t(), a_batch, c.t())
+        } else {
+            (m, n, a, a_batch, b, b_batch, c)
+        };
+        if batch <= 1 || k == 0 || m < kern.mr {
+            for i in 0..batch.max(1) {
+                let ai = MatRef::new(a.ptr.offset(i as isize * a_batch), a.rs, a.cs);
+                let bi = MatRef::new(b.ptr.offset(i as isize * b_batch), b.rs, b.cs);
+                gemm_with(isa, m, n, k, ai, bi, c, accumulate || i > 0, par, None);
+            }
+            return;
+        }
+        let depth = Depth {
+            k,
+            batch,
+            a_batch,
+            b_batch,
+        };
+        blocked(kern, m, n, depth, a, b, c, accumulate, par, None);
+    }
+}
+
+/// The depth of a blocked product: `batch` products of depth `k` summed (depth index
+/// `i·k + p` is step `p` of product `i`, whose A and B start `a_batch` and `b_batch`
+/// elements after product 0's), or one product (`batch == 1`).
+#[derive(Clone, Copy, Debug)]
+struct Depth {
+    k: usize,
+    batch: usize,
+    a_batch: isize,
+    b_batch: isize,
+}
+
+impl Depth {
+    fn single(k: usize) -> Depth {
+        Depth {
+            k,
+            batch: 1,
+            a_batch: 0,
+            b_batch: 0,
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.k * self.batch
+    }
+
+    /// The pieces of depth range `start..start + len` inside single products: (product,
+    /// step in it, length, offset from `start`).
+    fn pieces(
+        &self,
+        start: usize,
+        len: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+        let k = self.k;
+        let mut at = start;
+        let end = start + len;
+        std::iter::from_fn(move || {
+            (at < end).then(|| {
+                let (i, p) = (at / k, at % k);
+                let l = (k - p).min(end - at);
+                let piece = (i, p, l, at - start);
+                at += l;
+                piece
+            })
+        })
     }
 }
 
@@ -562,13 +701,26 @@ fn packs_a(n: usize, pack_a_cols: Option<usize>, a_k_stride: isize, elem_bytes: 
     a_k_stride.unsigned_abs() * elem_bytes >= 4096 || pack_a_cols.is_some_and(|c| n >= c)
 }
 
+/// A read-only pointer shared by the work items of one block.
+#[derive(Clone, Copy)]
+struct SendConst<T>(*const T);
+// SAFETY: only read, while the block's items run.
+unsafe impl<T> Send for SendConst<T> {}
+unsafe impl<T> Sync for SendConst<T> {}
+
+impl<T> SendConst<T> {
+    fn get(&self) -> *const T {
+        self.0
+    }
+}
+
 /// Raw pointers shared by the work items of one block (they touch disjoint parts of C and
 /// of the pack buffer).
 #[derive(Clone, Copy)]
 struct Shared<T>(*const T, *mut T, *mut T, *const T);
 
 impl<T> Shared<T> {
-    /// The block of B to pack.
+    /// B at the block's first column (row 0 of product 0).
     fn b(&self) -> *const T {
         self.0
     }
@@ -640,7 +792,7 @@ unsafe fn blocked<T: Element>(
     kern: &Kernels<T>,
     m: usize,
     n: usize,
-    k: usize,
+    depth: Depth,
     a: MatRef<T>,
     b: MatRef<T>,
     c: MatMut<T>,
@@ -649,9 +801,18 @@ unsafe fn blocked<T: Element>(
     mut reuse: Option<Reuse<'_>>,
 ) {
     let (mr, nr) = (kern.mr, kern.nr);
+    let k = depth.total();
+    let summed = depth.batch > 1;
     let nc_max = NC.min(n.div_ceil(nr) * nr);
     // Equal k blocks of at most KC.
-    let kc_max = k.div_ceil(k.div_ceil(KC));
+    let kc_max = if summed && depth.k <= KC {
+        // Whole products per block (equal counts), so that a block reads one A in place
+        // when it holds one product.
+        let per = KC / depth.k;
+        depth.k * depth.batch.div_ceil(depth.batch.div_ceil(per))
+    } else {
+        k.div_ceil(k.div_ceil(KC))
+    };
     let mc_max = MC_TILES * mr;
     // B is packed block by block into the thread's buffer; or, when reused, all blocks
     // into the reuse buffer (in loop order), once per stamp; or read in place.
@@ -663,7 +824,7 @@ unsafe fn blocked<T: Element>(
         cs: b.cs,
         elem_bytes: size_of::<T>(),
     };
-    let in_place = reuse.is_none() && b_in_place(b.rs, b.cs, size_of::<T>());
+    let in_place = reuse.is_none() && !summed && b_in_place(b.rs, b.cs, size_of::<T>());
     // Whether B must be packed now (always, unless a kept packing is still valid).
     let fresh = reuse
         .as_ref()
@@ -683,14 +844,15 @@ unsafe fn blocked<T: Element>(
     };
     let base = buf.as_mut_ptr() as *mut T;
     let mut block_at = 0;
-    let pack_a = packs_a(n, kern.pack_a_cols, a.cs, size_of::<T>());
+    let pack_a_always = packs_a(n, kern.pack_a_cols, a.cs, size_of::<T>());
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
         let panels = nc.div_ceil(nr);
         for pc in (0..k).step_by(kc_max) {
             let kc = kc_max.min(k - pc);
-            // SAFETY (offsets below): inside the views, by the caller's contract.
-            let bp = unsafe { b.ptr.offset(pc as isize * b.rs + jc as isize * b.cs) };
+            // SAFETY (offsets below): inside the views, by the caller's contract. `bp` is
+            // column jc of B's first row (of product 0).
+            let bp = unsafe { b.ptr.offset(jc as isize * b.cs) };
             // SAFETY: the reuse buffer holds every block in turn.
             let packed = unsafe { base.add(block_at) };
             if reuse.is_some() {
@@ -699,23 +861,41 @@ unsafe fn blocked<T: Element>(
             let sh = Shared(bp, packed, c.ptr, a.ptr);
             let pack_now = !in_place && fresh;
             split(par, if pack_now { panels } else { 0 }, |range| {
-                // SAFETY: panels in `range` go to disjoint parts of the buffer, which
-                // holds `panels · kc · nr` elements.
-                unsafe {
-                    pack::pack_b(
-                        kc,
-                        nc,
-                        sh.b(),
-                        b.rs,
-                        b.cs,
-                        nr,
-                        sh.packed(),
-                        range,
-                        kern.transpose,
-                    )
+                for (i, p, len, at) in depth.pieces(pc, kc) {
+                    // SAFETY: panels in `range` go to disjoint parts of the buffer, which
+                    // holds `panels · kc · nr` elements; each piece fills rows `at..at +
+                    // len` of every panel from inside product `i`'s B.
+                    unsafe {
+                        let src = sh
+                            .b()
+                            .offset(i as isize * depth.b_batch + p as isize * b.rs);
+                        pack::pack_b_rows(
+                            len,
+                            nc,
+                            src,
+                            b.rs,
+                            b.cs,
+                            nr,
+                            sh.packed().add(at * nr),
+                            kc * nr,
+                            range.clone(),
+                            kern.transpose,
+                        )
+                    }
                 }
             });
             let acc = accumulate || pc > 0;
+            // A block of a summed depth that spans several products packs A piece by
+            // piece; one inside a single product reads that product's A.
+            let pieces = depth.pieces(pc, kc).count();
+            let pack_a = pack_a_always || pieces > 1;
+            let (first, p0, _, _) = depth.pieces(pc, kc).next().expect("a block is not empty");
+            // SAFETY: product `first`'s A, shifted to its step p0 minus the block start
+            // (`pc` is added back below).
+            let a_block = SendConst(unsafe {
+                a.ptr
+                    .offset(first as isize * depth.a_batch + (p0 as isize - pc as isize) * a.cs)
+            });
             // Rows `rows` × panels `panel_range`, in blocks of at most mc_max rows (A packed
             // per block when it is packed).
             let run = |rows: Range<usize>, panel_range: Range<usize>| {
@@ -728,18 +908,27 @@ unsafe fn blocked<T: Element>(
                 for i0 in rows.clone().step_by(mc_max) {
                     let i1 = rows.end.min(i0 + mc_max);
                     if pack_a {
-                        // SAFETY: the block lies inside A; the buffer holds mc_max·kc.
-                        unsafe {
-                            pack::pack_a(
-                                i1 - i0,
-                                kc,
-                                sh.a().offset(i0 as isize * a.rs + pc as isize * a.cs),
-                                a.rs,
-                                a.cs,
-                                mr,
-                                apacked,
-                            )
-                        };
+                        for (i, p, len, at) in depth.pieces(pc, kc) {
+                            // SAFETY: the piece lies inside product `i`'s A; the buffer
+                            // holds mc_max·kc, columns `at..at + len` of each micro-panel.
+                            unsafe {
+                                let src = sh.a().offset(
+                                    i as isize * depth.a_batch
+                                        + i0 as isize * a.rs
+                                        + p as isize * a.cs,
+                                );
+                                pack::pack_a_cols(
+                                    i1 - i0,
+                                    len,
+                                    src,
+                                    a.rs,
+                                    a.cs,
+                                    mr,
+                                    apacked.add(at * mr),
+                                    kc * mr,
+                                )
+                            };
+                        }
                     }
                     for q in panel_range.clone() {
                         let j0 = jc + q * nr;
@@ -754,7 +943,9 @@ unsafe fn blocked<T: Element>(
                                     (apacked.add((ir - i0) * kc) as *const T, 1, mr as isize)
                                 } else {
                                     (
-                                        sh.a().offset(ir as isize * a.rs + pc as isize * a.cs),
+                                        a_block
+                                            .get()
+                                            .offset(ir as isize * a.rs + pc as isize * a.cs),
                                         a.rs,
                                         a.cs,
                                     )
@@ -765,7 +956,7 @@ unsafe fn blocked<T: Element>(
                                     rs_a,
                                     cs_a,
                                     b: if in_place {
-                                        sh.b().add(q * nr)
+                                        sh.b().offset(pc as isize * b.rs).add(q * nr)
                                     } else {
                                         sh.packed().add(q * kc * nr)
                                     },

@@ -29,6 +29,29 @@ pub unsafe fn pack_b<T: Element>(
     panels: std::ops::Range<usize>,
     transpose: Option<TransposeBlock<T>>,
 ) {
+    // SAFETY: the caller's contract, with panels `kc · nr` apart.
+    unsafe { pack_b_rows(kc, nc, b, rs, cs, nr, out, kc * nr, panels, transpose) }
+}
+
+/// [`pack_b`] into panels `ld` elements apart (`ld ≥ kc·nr`): the `kc` rows land at the
+/// start of each panel, so that blocks of several matrices' rows (a product summed over a
+/// batch) fill one panel piece by piece.
+///
+/// # Safety
+/// As [`pack_b`], `out` holding `(panels.end − 1) · ld + kc · nr` elements.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn pack_b_rows<T: Element>(
+    kc: usize,
+    nc: usize,
+    b: *const T,
+    rs: isize,
+    cs: isize,
+    nr: usize,
+    out: *mut T,
+    ld: usize,
+    panels: std::ops::Range<usize>,
+    transpose: Option<TransposeBlock<T>>,
+) {
     unsafe {
         if cs == 1 {
             // Rows of B are contiguous: read each row once, left to right (a stream the
@@ -39,7 +62,7 @@ pub unsafe fn pack_b<T: Element>(
                 for q in panels.clone() {
                     let j0 = q * nr;
                     let w = nr.min(nc - j0);
-                    let d = out.add(q * kc * nr + p * nr);
+                    let d = out.add(q * ld + p * nr);
                     copy_row(row.add(j0), d, w);
                     for j in w..nr {
                         *d.add(j) = T::ZERO;
@@ -51,7 +74,7 @@ pub unsafe fn pack_b<T: Element>(
         for q in panels {
             let j0 = q * nr;
             let w = nr.min(nc - j0);
-            let dst = out.add(q * kc * nr);
+            let dst = out.add(q * ld);
             let src = b.offset(j0 as isize * cs);
             let mut p0 = 0;
             if let (Some(t), true) = (transpose, rs == 1 && cs > 0) {
@@ -117,12 +140,32 @@ pub unsafe fn pack_a<T: Element>(
     mr: usize,
     out: *mut T,
 ) {
+    // SAFETY: the caller's contract, with micro-panels `kc · mr` apart.
+    unsafe { pack_a_cols(mc, kc, a, rs, cs, mr, out, kc * mr) }
+}
+
+/// [`pack_a`] into micro-panels `ld` elements apart (`ld ≥ kc·mr`): the `kc` columns land
+/// at the start of each micro-panel (see [`pack_b_rows`]).
+///
+/// # Safety
+/// As [`pack_a`], `out` holding `(⌈mc / mr⌉ − 1) · ld + kc · mr` elements.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn pack_a_cols<T: Element>(
+    mc: usize,
+    kc: usize,
+    a: *const T,
+    rs: isize,
+    cs: isize,
+    mr: usize,
+    out: *mut T,
+    ld: usize,
+) {
     unsafe {
         if cs == 1 {
             let panels = mc.div_ceil(mr);
             // Rows contiguous: read each row once.
             for r in 0..panels {
-                let dst = out.add(r * kc * mr);
+                let dst = out.add(r * ld);
                 for i in 0..mr.min(mc - r * mr) {
                     let row = a.offset((r * mr + i) as isize * rs);
                     for p in 0..kc {
@@ -134,22 +177,23 @@ pub unsafe fn pack_a<T: Element>(
             // Columns contiguous (A stored transposed): each column of the block is `mc`
             // consecutive elements, split into whole micro-panel rows.
             match mr {
-                4 => pack_a_columns::<T, 4>(mc, kc, a, cs, out),
-                6 => pack_a_columns::<T, 6>(mc, kc, a, cs, out),
-                8 => pack_a_columns::<T, 8>(mc, kc, a, cs, out),
-                _ => pack_a_strided(mc, kc, a, rs, cs, mr, out),
+                4 => pack_a_columns::<T, 4>(mc, kc, a, cs, out, ld),
+                6 => pack_a_columns::<T, 6>(mc, kc, a, cs, out, ld),
+                8 => pack_a_columns::<T, 8>(mc, kc, a, cs, out, ld),
+                _ => pack_a_strided(mc, kc, a, rs, cs, mr, out, ld),
             }
         } else {
-            pack_a_strided(mc, kc, a, rs, cs, mr, out);
+            pack_a_strided(mc, kc, a, rs, cs, mr, out, ld);
         }
     }
 }
 
-/// [`pack_a`] for any strides: the columns of the block in turn, each read once across all
-/// panels, element by element.
+/// [`pack_a_cols`] for any strides: the columns of the block in turn, each read once
+/// across all panels, element by element.
 ///
 /// # Safety
-/// As [`pack_a`].
+/// As [`pack_a_cols`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn pack_a_strided<T: Element>(
     mc: usize,
     kc: usize,
@@ -158,13 +202,14 @@ unsafe fn pack_a_strided<T: Element>(
     cs: isize,
     mr: usize,
     out: *mut T,
+    ld: usize,
 ) {
     unsafe {
         let panels = mc.div_ceil(mr);
         for p in 0..kc {
             let col = a.offset(p as isize * cs);
             for r in 0..panels {
-                let dst = out.add(r * kc * mr + p * mr);
+                let dst = out.add(r * ld + p * mr);
                 for i in 0..mr.min(mc - r * mr) {
                     *dst.add(i) = *col.offset((r * mr + i) as isize * rs);
                 }
@@ -178,18 +223,19 @@ unsafe fn pack_a_strided<T: Element>(
 /// prefetcher does not see them coming.
 const PREFETCH_COLUMNS: usize = 8;
 
-/// [`pack_a`] when A's columns are contiguous (`rs == 1`), for micro-panels of `MR` rows:
-/// each full micro-panel row is one fixed-size copy (vector moves), the columns
+/// [`pack_a_cols`] when A's columns are contiguous (`rs == 1`), for micro-panels of `MR`
+/// rows: each full micro-panel row is one fixed-size copy (vector moves), the columns
 /// [`PREFETCH_COLUMNS`] ahead are prefetched.
 ///
 /// # Safety
-/// As [`pack_a`] with `rs == 1`.
+/// As [`pack_a_cols`] with `rs == 1`.
 unsafe fn pack_a_columns<T: Element, const MR: usize>(
     mc: usize,
     kc: usize,
     a: *const T,
     cs: isize,
     out: *mut T,
+    ld: usize,
 ) {
     let full = mc / MR;
     let rest = mc - full * MR;
@@ -205,11 +251,11 @@ unsafe fn pack_a_columns<T: Element, const MR: usize>(
             }
             for r in 0..full {
                 let src = col.add(r * MR) as *const [T; MR];
-                let dst = out.add(r * kc * MR + p * MR) as *mut [T; MR];
+                let dst = out.add(r * ld + p * MR) as *mut [T; MR];
                 dst.write_unaligned(src.read_unaligned());
             }
             if rest > 0 {
-                let dst = out.add(full * kc * MR + p * MR);
+                let dst = out.add(full * ld + p * MR);
                 for i in 0..rest {
                     *dst.add(i) = *col.add(full * MR + i);
                 }
