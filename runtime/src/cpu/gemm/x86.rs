@@ -118,31 +118,18 @@ pub unsafe fn ukr_avx512<const M: usize, const V: usize>(x: &UkrArgs<f32>) {
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn ukr_avx2<const M: usize, const V: usize>(x: &UkrArgs<f32>) {
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); V]; M];
-        let mut a = x.a;
-        let mut b = x.b;
         // B in place may end at column nr: the last vector then reads under a mask.
         let tail = x.nr.saturating_sub((V - 1) * 8).min(8);
-        let masked = !x.packed && tail < 8;
-        let last = lane_mask8(tail);
-        for _ in 0..x.kc {
-            let mut bv = [_mm256_setzero_ps(); V];
-            for (v, r) in bv.iter_mut().enumerate() {
-                *r = if masked && v + 1 == V {
-                    _mm256_maskload_ps(b.add(v * 8), last)
-                } else {
-                    _mm256_loadu_ps(b.add(v * 8))
-                };
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm256_broadcast_ss(&*a.offset(i as isize * x.rs_a));
-                for v in 0..V {
-                    row[v] = _mm256_fmadd_ps(ai, bv[v], row[v]);
-                }
-            }
-            a = a.offset(x.cs_a);
-            b = b.add(x.ldb);
-        }
+        // One loop per case, so that the hot loop holds neither a branch nor (unless
+        // masked) a mask register: 16 vector registers are 12 accumulators, 2 of B and a
+        // broadcast of A.
+        let acc = if !x.packed && tail < 8 {
+            avx2_loop::<M, V, true, false>(x, lane_mask8(tail))
+        } else if x.rs_a == 1 {
+            avx2_loop::<M, V, false, true>(x, _mm256_setzero_si256())
+        } else {
+            avx2_loop::<M, V, false, false>(x, _mm256_setzero_si256())
+        };
         if x.cs_c == 1 && x.nr == 8 * V {
             for (i, row) in acc.iter().enumerate() {
                 let c = x.c.offset(i as isize * x.rs_c);
@@ -165,6 +152,51 @@ pub unsafe fn ukr_avx2<const M: usize, const V: usize>(x: &UkrArgs<f32>) {
             }
             write_back(x, M, &t, 16);
         }
+    }
+}
+
+/// The multiply-add loop of [`ukr_avx2`]: `MASKED` reads B's last vector under `last`;
+/// `UNIT_ROWS` takes A's rows as adjacent (`rs_a == 1`, a packed micro-panel) so that
+/// their offsets are constants.
+///
+/// # Safety
+/// As [`ukr_avx2`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_loop<const M: usize, const V: usize, const MASKED: bool, const UNIT_ROWS: bool>(
+    x: &UkrArgs<f32>,
+    last: __m256i,
+) -> [[__m256; V]; M] {
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); V]; M];
+        let mut b = x.b;
+        let rs_a = if UNIT_ROWS { 1 } else { x.rs_a };
+        // Row i of A at rows[i] + off.
+        let rows: [*const f32; M] = std::array::from_fn(|i| x.a.offset(i as isize * rs_a));
+        let mut off = 0isize;
+        for _ in 0..x.kc {
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, r) in bv.iter_mut().enumerate() {
+                *r = if MASKED && v + 1 == V {
+                    _mm256_maskload_ps(b.add(v * 8), last)
+                } else {
+                    _mm256_loadu_ps(b.add(v * 8))
+                };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = if UNIT_ROWS {
+                    _mm256_broadcast_ss(&*x.a.offset(off + i as isize))
+                } else {
+                    _mm256_broadcast_ss(&*rows[i].offset(off))
+                };
+                for v in 0..V {
+                    row[v] = _mm256_fmadd_ps(ai, bv[v], row[v]);
+                }
+            }
+            off += x.cs_a;
+            b = b.add(x.ldb);
+        }
+        acc
     }
 }
 
