@@ -291,6 +291,15 @@ fn cases(dt: DType) -> Vec<Case> {
             Ok(vec![r, g.scatter_add(r, p[1], 5)?])
         },
     ));
+    v.push(case(
+        "gather and scatter_add of single elements",
+        vec![f("d", &[5]), ("i", DType::I32, vec![3, 4], false)],
+        0.0,
+        |g, p| {
+            let r = g.gather(p[0], p[1])?;
+            Ok(vec![r, g.scatter_add(r, p[1], 5)?])
+        },
+    ));
     v.push(case("random", vec![], 0.0, move |g, _| {
         let c = g.scalar(DType::I32, 3.0)?;
         Ok(vec![

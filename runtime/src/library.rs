@@ -237,6 +237,13 @@ pub fn gather<T: Element>(
     out: &mut [T],
 ) -> Result<(), IndexError> {
     let rows = data.len() / row_len.max(1);
+    if row_len == 1 {
+        // Single elements (a max-pool's picks): no slice copy per row.
+        for (position, (&i, dst)) in indices.iter().zip(out.iter_mut()).enumerate() {
+            *dst = data[row(position, i, rows)?];
+        }
+        return Ok(());
+    }
     for (position, (&i, dst)) in indices
         .iter()
         .zip(out.chunks_exact_mut(row_len))
@@ -258,6 +265,13 @@ pub fn scatter_add<T: Element>(
 ) -> Result<(), IndexError> {
     let rows = out.len() / row_len.max(1);
     out.fill(T::ZERO);
+    if row_len == 1 {
+        for (position, (&i, &u)) in indices.iter().zip(updates).enumerate() {
+            let o = &mut out[row(position, i, rows)?];
+            *o = o.plus(u);
+        }
+        return Ok(());
+    }
     for (position, (&i, upd)) in indices
         .iter()
         .zip(updates.chunks_exact(row_len))

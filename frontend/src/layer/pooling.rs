@@ -3,7 +3,7 @@
 use super::spatial::{PoolShape, SpatialArg, window};
 use super::{LayerCtx, LayerError, LayerKind};
 use serde::{Deserialize, Serialize};
-use xenon_compiler::ir::{CompareOp, DType, NodeId};
+use xenon_compiler::ir::{DType, NodeId};
 
 /// How a pooling window is reduced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +111,10 @@ impl LayerKind for Pooling {
         let pooled = match self.op {
             PoolOp::Max => {
                 // Pad with the lowest finite value (never the maximum), then windows
-                // without padding; select the first maximum of each window.
+                // without padding; the first maximum of each window (in scan order) is
+                // picked by its flat index in the padded maps: the output is a gather
+                // there, so the gradient is one scatter-add of the output's gradient
+                // (no column-sized mask or fold).
                 let mut unpadded = win.clone();
                 unpadded.pad_low = vec![0; r];
                 unpadded.pad_high = vec![0; r];
@@ -122,20 +125,40 @@ impl LayerKind for Pooling {
                 } else {
                     x
                 };
+                let padded: Vec<usize> = g.ty(xp).shape[2..].to_vec();
+                let plane: usize = padded.iter().product();
                 let mut padded_maps = vec![n * c, 1];
-                padded_maps.extend(g.ty(xp).shape[2..].iter().copied());
+                padded_maps.extend_from_slice(&padded);
                 let maps = g.reshape(xp, &padded_maps)?;
-                let cols = g.im2col(maps, &unpadded)?;
-                let first = g.argmax(cols, 1, true)?;
-                let tap = g.constant(
-                    DType::I32,
-                    &[1, taps, 1],
-                    (0..taps).map(|i| i as f64).collect(),
-                )?;
-                let hot = g.compare(CompareOp::Eq, first, tap)?;
-                let zero = g.scalar(dt, 0.0)?;
-                let picked = g.select(hot, cols, zero)?;
-                g.sum(picked, &[1], false)?
+                let cols = g.im2col(maps, &unpadded)?; // [n·c, taps, positions]
+                let first = g.argmax(cols, 1, false)?; // [n·c, positions]
+                let flat = |coords: &[usize]| {
+                    coords
+                        .iter()
+                        .zip(&padded)
+                        .fold(0, |at, (&x, &extent)| at * extent + x)
+                };
+                // Where tap t of a window lies from the window's first element, and where
+                // each window (and each map) starts, in the padded maps laid end to end.
+                let tap_offsets = (0..taps)
+                    .map(|t| flat(&unravel(t, &kernel)) as f64)
+                    .collect();
+                let window_starts = (0..positions)
+                    .map(|p| {
+                        let o = unravel(p, &out);
+                        let at: Vec<usize> = o.iter().zip(&stride).map(|(o, s)| o * s).collect();
+                        flat(&at) as f64
+                    })
+                    .collect();
+                let map_starts = (0..n * c).map(|m| (m * plane) as f64).collect();
+                let tap_offsets = g.constant(DType::I32, &[taps], tap_offsets)?;
+                let window_starts = g.constant(DType::I32, &[1, positions], window_starts)?;
+                let map_starts = g.constant(DType::I32, &[n * c, 1], map_starts)?;
+                let tap = g.gather(tap_offsets, first)?;
+                let at = g.add_(map_starts, window_starts)?;
+                let at = g.add_(at, tap)?;
+                let all = g.reshape(maps, &[n * c * plane])?;
+                g.gather(all, at)?
             }
             PoolOp::Avg => {
                 let maps = g.reshape(x, &maps_shape)?;
@@ -151,6 +174,16 @@ impl LayerKind for Pooling {
         yshape.extend_from_slice(&out);
         Ok(vec![ctx.g.reshape(pooled, &yshape)?])
     }
+}
+
+/// The row-major multi-index of flat index `i` in `extents`.
+fn unravel(mut i: usize, extents: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; extents.len()];
+    for d in (0..extents.len()).rev() {
+        idx[d] = i % extents[d];
+        i /= extents[d];
+    }
+    idx
 }
 
 /// For each output position of `win` over `spatial` (output extents `out`), how many of
