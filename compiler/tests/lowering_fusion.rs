@@ -77,3 +77,43 @@ fn leading_axis_sums_are_matrix_vector_products() {
     assert_eq!(gemms, vec![(1, 2048, 1024)]);
     assert_eq!(loops(&l.program.steps).len(), 1);
 }
+
+#[test]
+fn the_memory_plan_keeps_the_buffers_of_interleaved_pairs_apart() {
+    // relu(x) dies in the unfold, so without the pair rule its memory could hold the
+    // product's output, which the CPU executor writes image by image between unfolds.
+    use xenon_compiler::ir::Window;
+    use xenon_runtime::cpu::interleave::interleaving;
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[8, 16, 20, 20]).unwrap();
+    let w = g.input("w", DType::F32, &[8, 400]).unwrap();
+    let zero = g.scalar(DType::F32, 0.0).unwrap();
+    let r = g.max(x, zero).unwrap();
+    let cols = g.im2col(r, &Window::new([5, 5])).unwrap();
+    let y = g.matmul(w, cols, false, false).unwrap();
+    g.set_output("y", y).unwrap();
+    let p = lower(&g).unwrap().program;
+    let pairs: Vec<usize> = (0..p.steps.len())
+        .filter(|&s| interleaving(&p, s).is_some())
+        .collect();
+    assert_eq!(pairs.len(), 1, "{:?}", p.steps);
+    let s = pairs[0];
+    let mut touched: Vec<usize> = p.steps[s..s + 2]
+        .iter()
+        .flat_map(|st| {
+            let (r, w) = st.buffers();
+            r.into_iter().chain(w)
+        })
+        .filter(|&b| matches!(p.buffers[b].kind, xenon_runtime::program::BufferKind::Temp))
+        .collect();
+    touched.sort_unstable();
+    touched.dedup();
+    assert_eq!(touched.len(), 3, "relu(x), the columns and the product");
+    for &a in &touched {
+        for &b in &touched {
+            let (ra, rb) = (&p.buffers[a], &p.buffers[b]);
+            let apart = ra.offset + ra.bytes() <= rb.offset || rb.offset + rb.bytes() <= ra.offset;
+            assert!(a == b || apart, "buffers {a} and {b} share memory");
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! Memory planning: packs constants and temporaries into one arena by liveness.
 //!
 //! Each temporary lives from the step that first writes it to the last step that reads it
-//! (to the end for outputs). A loop kernel may write its result *in place* over an operand
+//! (to the end for outputs; through both steps of a pair the CPU executor interleaves,
+//! [`xenon_runtime::cpu::interleave`]). A loop kernel may write its result *in place* over an operand
 //! that dies in that step, when it reads that operand element for element where it writes
 //! (same offset and strides, same dtype and size, no reduction): the two then share memory.
 //! Buffers (or in-place groups) are placed largest first, each at the lowest 64-byte-aligned
 //! offset where it overlaps no placed buffer alive at the same time.
 
+use xenon_runtime::cpu::interleave::interleaving;
 use xenon_runtime::kernel::Instr;
 use xenon_runtime::program::{BufferKind, MemoryPlan, Program, Step};
 
@@ -65,6 +67,19 @@ pub fn plan(program: &mut Program) {
         for b in writes {
             def[b] = def[b].min(s);
             last[b] = last[b].max(s);
+        }
+    }
+    // Steps the CPU executor runs chunk by chunk, interleaved: every buffer either touches
+    // is alive through both (so none shares memory with another of the pair).
+    for s in 0..nsteps {
+        if interleaving(program, s).is_some() {
+            for step in &program.steps[s..s + 2] {
+                let (reads, writes) = step.buffers();
+                for b in reads.into_iter().chain(writes) {
+                    def[b] = def[b].min(s);
+                    last[b] = last[b].max(s + 1);
+                }
+            }
         }
     }
     for (_, b) in &program.outputs {

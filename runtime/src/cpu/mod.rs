@@ -14,6 +14,7 @@
 //! results are bit-identical for every thread count.
 
 pub mod gemm;
+pub mod interleave;
 
 use crate::exec::{ExecError, Slice, SliceMut, StepTimes};
 use crate::kernel::{self, Memory, Scalar};
@@ -22,6 +23,7 @@ use crate::program::{BufferKind, LibraryStep, Program, ProgramError, Step};
 use crate::{DType, Tensor, TensorData};
 use std::any::Any;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A compiled loop kernel: runs first-outer-axis indices `start..end`; `args[i]` points to
@@ -70,6 +72,8 @@ pub struct CpuExecutor {
     stamps: Vec<u64>,
     /// The buffer pointer table of [`CpuExecutor::run_slices`], kept between runs.
     ptrs: PtrTable,
+    /// Per step: whether it runs chunk by chunk with the next ([`interleave`]).
+    interleave: Vec<Option<interleave::Interleave>>,
 }
 
 /// A buffer pointer table kept between runs (its entries are only meaningful during one).
@@ -176,7 +180,7 @@ impl CpuExecutor {
             .map(|_| gemm::PackedB::default())
             .collect();
         let stamps = vec![0; inputs.len()];
-        Ok(CpuExecutor {
+        let mut executor = CpuExecutor {
             program,
             kernels,
             _code: code,
@@ -192,7 +196,31 @@ impl CpuExecutor {
             packs,
             stamps,
             ptrs: PtrTable::default(),
-        })
+            interleave: Vec::new(),
+        };
+        executor.set_interleaving(true);
+        Ok(executor)
+    }
+
+    /// Turns the chunked running of step pairs ([`interleave`]) on (the default) or off;
+    /// the results are the same either way, bit for bit.
+    pub fn set_interleaving(&mut self, on: bool) {
+        self.interleave = (0..self.program.steps.len())
+            .map(|s| interleave::interleaving(&self.program, s).filter(|_| on))
+            .collect();
+        for s in 1..self.interleave.len() {
+            if self.interleave[s - 1].is_some() {
+                self.interleave[s] = None;
+            }
+        }
+    }
+
+    /// The first steps of the pairs that run chunk by chunk (when their buffers are
+    /// disjoint in a run).
+    pub fn interleaved_steps(&self) -> Vec<usize> {
+        (0..self.interleave.len())
+            .filter(|&s| self.interleave[s].is_some())
+            .collect()
     }
 
     /// Turns per-step timing on (from zero) or off. Off by default: timing costs two clock
@@ -514,46 +542,74 @@ impl CpuExecutor {
         result
     }
 
-    /// Runs every step in turn (`packs`: the kept packings of reused GEMM operands).
+    /// Runs every step in turn (`packs`: the kept packings of reused GEMM operands); pairs
+    /// of steps marked in `interleave` run chunk by chunk when their buffers are disjoint.
     fn run_steps(
         &mut self,
         ptrs: &[*mut u8],
         packs: &mut [gemm::PackedB],
     ) -> Result<(), ExecError> {
-        for (s, pack) in packs.iter_mut().enumerate() {
+        let mut s = 0;
+        while s < packs.len() {
+            if let Some(il) = self.interleave[s]
+                && interleave::disjoint(&self.program, s, ptrs)
+            {
+                for images in il.chunks() {
+                    self.timed_step(s, ptrs, None, Some(images.clone()))?;
+                    self.timed_step(s + 1, ptrs, None, Some(images))?;
+                }
+                s += 2;
+                continue;
+            }
             let reuse = self.reuse_b[s].map(|i| gemm::Reuse {
                 stamp: self.stamps[i],
-                pack,
+                pack: &mut packs[s],
             });
-            if self.profile.is_some() {
-                let t = std::time::Instant::now();
-                self.run_step(s, ptrs, reuse)?;
-                let d = t.elapsed();
-                if let Some(p) = &mut self.profile {
-                    p.steps[s].1 += d;
-                    match &self.program.steps[s] {
-                        Step::Loop(_) => p.loops += d,
-                        Step::Gemm(g) => {
-                            p.gemm += d;
-                            p.gemm_flops += 2 * (g.m * g.n * g.k * g.batch) as u64;
-                        }
-                        Step::Library(_) => p.library += d,
-                    }
+            self.timed_step(s, ptrs, reuse, None)?;
+            s += 1;
+        }
+        Ok(())
+    }
+
+    /// [`CpuExecutor::run_step`], its time added to the profile when profiling.
+    fn timed_step(
+        &mut self,
+        s: usize,
+        ptrs: &[*mut u8],
+        reuse: Option<gemm::Reuse<'_>>,
+        images: Option<Range<usize>>,
+    ) -> Result<(), ExecError> {
+        if self.profile.is_none() {
+            return self.run_step(s, ptrs, reuse, images);
+        }
+        let count = images.as_ref().map(|r| r.len());
+        let t = std::time::Instant::now();
+        self.run_step(s, ptrs, reuse, images)?;
+        let d = t.elapsed();
+        if let Some(p) = &mut self.profile {
+            p.steps[s].1 += d;
+            match &self.program.steps[s] {
+                Step::Loop(_) => p.loops += d,
+                Step::Gemm(g) => {
+                    p.gemm += d;
+                    let products = count.unwrap_or(g.batch);
+                    p.gemm_flops += 2 * (g.m * g.n * g.k * products) as u64;
                 }
-            } else {
-                self.run_step(s, ptrs, reuse)?;
+                Step::Library(_) => p.library += d,
             }
         }
         Ok(())
     }
 
     /// Runs step `s`; `reuse` keeps the packing of its GEMM operand B
-    /// ([`CpuExecutor::reuse_b`]).
+    /// ([`CpuExecutor::reuse_b`]); `images` restricts a batched GEMM or a window step to
+    /// those images of its minibatch ([`interleave`]).
     fn run_step(
         &self,
         s: usize,
         ptrs: &[*mut u8],
         mut reuse: Option<gemm::Reuse<'_>>,
+        images: Option<Range<usize>>,
     ) -> Result<(), ExecError> {
         match &self.program.steps[s] {
             Step::Loop(k) => {
@@ -632,7 +688,7 @@ impl CpuExecutor {
                     }
                     return Ok(());
                 }
-                for b in 0..g.batch {
+                for b in images.unwrap_or(0..g.batch) {
                     let at = |v: &crate::program::MatView| -> *mut u8 {
                         let elem = v.offset as isize + b as isize * v.batch_stride;
                         // SAFETY: validated view ranges.
@@ -652,12 +708,18 @@ impl CpuExecutor {
                     }
                 }
             }
-            Step::Library(l) => self.run_library(l, ptrs)?,
+            Step::Library(l) => self.run_library(l, ptrs, images)?,
         }
         Ok(())
     }
 
-    fn run_library(&self, l: &LibraryStep, ptrs: &[*mut u8]) -> Result<(), ExecError> {
+    /// Runs library step `l`; `images` restricts a window step to those images.
+    fn run_library(
+        &self,
+        l: &LibraryStep,
+        ptrs: &[*mut u8],
+        images: Option<Range<usize>>,
+    ) -> Result<(), ExecError> {
         let bufs = &self.program.buffers;
         // SAFETY (for every slice below): validate() checked each buffer's dtype and that
         // it holds at least the elements used; distinct buffers do not overlap in memory
@@ -698,7 +760,9 @@ impl CpuExecutor {
                 image,
                 window,
             } => typed!(dtype, T => {
-                library::im2col::<T>(slice!(*x, T), image, window, slice_mut!(*out, T))
+                let (x, out) = (slice!(*x, T), slice_mut!(*out, T));
+                let (x, out) = images_of(x, out, image, window, images, false);
+                library::im2col::<T>(x, image, window, out)
             }),
             LibraryStep::Col2Im {
                 cols,
@@ -707,7 +771,9 @@ impl CpuExecutor {
                 image,
                 window,
             } => typed!(dtype, T => {
-                library::col2im::<T>(slice!(*cols, T), image, window, slice_mut!(*out, T))
+                let (cols, out) = (slice!(*cols, T), slice_mut!(*out, T));
+                let (cols, out) = images_of(cols, out, image, window, images, true);
+                library::col2im::<T>(cols, image, window, out)
             }),
             LibraryStep::Gather {
                 data,
@@ -788,6 +854,30 @@ impl CpuExecutor {
         }
         Ok(())
     }
+}
+
+/// The parts of a window step's operands that hold `images` (all when `None`): `src` and
+/// `dst` are the image and the columns for `im2col`, the columns and the image for
+/// `col2im` (`fold`). The routines walk whole images, so a part is a run of them.
+fn images_of<'a, T>(
+    src: &'a [T],
+    dst: &'a mut [T],
+    image: &[usize],
+    window: &crate::program::WindowSpec,
+    images: Option<Range<usize>>,
+    fold: bool,
+) -> (&'a [T], &'a mut [T]) {
+    let Some(r) = images else {
+        return (src, dst);
+    };
+    let pixels: usize = image[1..].iter().product();
+    let cols =
+        image[1] * window.kernel.iter().product::<usize>() * window.out.iter().product::<usize>();
+    let (src_per, dst_per) = if fold { (cols, pixels) } else { (pixels, cols) };
+    (
+        &src[r.start * src_per..r.end * src_per],
+        &mut dst[r.start * dst_per..r.end * dst_per],
+    )
 }
 
 /// Runs one matrix of a GEMM step on the executor's ISA path.
