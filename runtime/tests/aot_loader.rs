@@ -131,9 +131,15 @@ extern "C" fn host_triple_plus_one(x: i64) -> i64 {
     3 * x + 1
 }
 
+/// The host symbols' addresses. A function's address is taken once: in an optimized
+/// build each use of `f as usize` may name a different copy of `f`, so the tests compare
+/// against the very address the loader was given.
 fn host_resolver(name: &str) -> Option<usize> {
+    static HOST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     match name {
-        "host_triple_plus_one" => Some(host_triple_plus_one as extern "C" fn(i64) -> i64 as usize),
+        "host_triple_plus_one" => {
+            Some(*HOST.get_or_init(|| host_triple_plus_one as extern "C" fn(i64) -> i64 as usize))
+        }
         _ => None,
     }
 }
