@@ -7,7 +7,7 @@
 
 use super::InterpError;
 use super::element::{Element, tensor, values, with_float};
-use crate::ir::{TensorType, Window};
+use crate::ir::{TensorType, Window, unravel};
 use xenon_runtime::Tensor;
 
 type Result<T> = std::result::Result<T, InterpError>;
@@ -21,16 +21,6 @@ fn output_sizes(window: &Window, image: &[usize]) -> Result<Vec<usize>> {
             op: String::new(),
             reason: format!("window ({window}) does not fit image {image:?}"),
         })
-}
-
-/// The multi-index of row-major flat index `i` in `extents`.
-fn unravel(mut i: usize, extents: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; extents.len()];
-    for d in (0..extents.len()).rev() {
-        idx[d] = i % extents[d];
-        i /= extents[d];
-    }
-    idx
 }
 
 /// The flat offset in an image plane of `spatial` that kernel offset `k` reads at output

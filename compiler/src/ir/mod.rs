@@ -17,4 +17,4 @@ pub use error::{ErrorKind, GraphError};
 pub use graph::{Graph, Node, NodeId};
 pub use op::{BinaryOp, CompareOp, Literal, Op, OpGroup, ReduceOp, UnaryOp, Window};
 pub use serial::{GraphDef, NodeDef, OutputDef};
-pub use types::{DType, TensorType, strides};
+pub use types::{DType, TensorType, strides, unravel};

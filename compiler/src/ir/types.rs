@@ -58,6 +58,20 @@ impl fmt::Display for TensorType {
     }
 }
 
+/// The row-major multi-index of flat index `i` in `extents`.
+///
+/// ```
+/// assert_eq!(xenon_compiler::ir::unravel(7, &[2, 3, 2]), vec![1, 0, 1]);
+/// ```
+pub fn unravel(mut i: usize, extents: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; extents.len()];
+    for d in (0..extents.len()).rev() {
+        idx[d] = i % extents[d];
+        i /= extents[d];
+    }
+    idx
+}
+
 /// Row-major strides (in elements) of a shape.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];

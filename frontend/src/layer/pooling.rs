@@ -3,7 +3,7 @@
 use super::spatial::{PoolShape, SpatialArg, window};
 use super::{LayerCtx, LayerError, LayerKind};
 use serde::{Deserialize, Serialize};
-use xenon_compiler::ir::{DType, NodeId};
+use xenon_compiler::ir::{DType, NodeId, unravel};
 
 /// How a pooling window is reduced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,16 +174,6 @@ impl LayerKind for Pooling {
         yshape.extend_from_slice(&out);
         Ok(vec![ctx.g.reshape(pooled, &yshape)?])
     }
-}
-
-/// The row-major multi-index of flat index `i` in `extents`.
-fn unravel(mut i: usize, extents: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; extents.len()];
-    for d in (0..extents.len()).rev() {
-        idx[d] = i % extents[d];
-        i /= extents[d];
-    }
-    idx
 }
 
 /// For each output position of `win` over `spatial` (output extents `out`), how many of

@@ -893,21 +893,9 @@ unsafe fn gemm_views<T: gemm::Element>(
     par: Option<gemm::Parallel<'_>>,
     reuse: Option<gemm::Reuse<'_>>,
 ) {
-    use gemm::{MatMut, MatRef};
-    unsafe {
-        gemm::gemm_with::<T>(
-            isa,
-            g.m,
-            g.n,
-            g.k,
-            MatRef::new(a as *const T, g.a.row_stride, g.a.col_stride),
-            MatRef::new(b as *const T, g.b.row_stride, g.b.col_stride),
-            MatMut::new(c as *mut T, g.c.row_stride, g.c.col_stride),
-            false,
-            par,
-            reuse,
-        )
-    }
+    let (a, b, c) = mat_refs::<T>(g, a, b, c);
+    // SAFETY: the caller's contract.
+    unsafe { gemm::gemm_with::<T>(isa, g.m, g.n, g.k, a, b, c, false, par, reuse) }
 }
 
 /// [`gemm_views`] for a product summed over its batch ([`gemm::gemm_sum`]).
@@ -922,23 +910,24 @@ unsafe fn gemm_sum_views<T: gemm::Element>(
     c: *mut u8,
     par: Option<gemm::Parallel<'_>>,
 ) {
-    use gemm::{MatMut, MatRef};
-    unsafe {
-        gemm::gemm_sum::<T>(
-            isa,
-            g.m,
-            g.n,
-            g.k,
-            g.batch,
-            MatRef::new(a as *const T, g.a.row_stride, g.a.col_stride),
-            g.a.batch_stride,
-            MatRef::new(b as *const T, g.b.row_stride, g.b.col_stride),
-            g.b.batch_stride,
-            MatMut::new(c as *mut T, g.c.row_stride, g.c.col_stride),
-            false,
-            par,
-        )
-    }
+    let (a, b, c) = mat_refs::<T>(g, a, b, c);
+    let (ab, bb) = (g.a.batch_stride, g.b.batch_stride);
+    // SAFETY: the caller's contract.
+    unsafe { gemm::gemm_sum::<T>(isa, g.m, g.n, g.k, g.batch, a, ab, b, bb, c, false, par) }
+}
+
+/// The step's three views at the given addresses.
+fn mat_refs<T>(
+    g: &crate::program::GemmStep,
+    a: *mut u8,
+    b: *mut u8,
+    c: *mut u8,
+) -> (gemm::MatRef<T>, gemm::MatRef<T>, gemm::MatMut<T>) {
+    (
+        gemm::MatRef::new(a as *const T, g.a.row_stride, g.a.col_stride),
+        gemm::MatRef::new(b as *const T, g.b.row_stride, g.b.col_stride),
+        gemm::MatMut::new(c as *mut T, g.c.row_stride, g.c.col_stride),
+    )
 }
 
 fn data_ptr(d: &TensorData) -> *const u8 {

@@ -107,6 +107,33 @@ struct Cost {
 }
 
 impl Cost {
+    /// The cost of a `rows × cols` product of depth `k` on `kern`'s path, C's rows
+    /// unit-stride when `c_unit`.
+    fn of<T: Element>(
+        kern: &Kernels<T>,
+        rows: usize,
+        cols: usize,
+        k: usize,
+        a: MatRef<T>,
+        b: MatRef<T>,
+        c_unit: bool,
+    ) -> Cost {
+        Cost {
+            rows,
+            cols,
+            k,
+            unit: kern.unit,
+            mr: kern.mr,
+            pack_a_cols: kern.pack_a_cols,
+            a: (a.rs, a.cs),
+            b: (b.rs, b.cs),
+            elem_bytes: size_of::<T>(),
+            transpose: kern.transpose.is_some(),
+            in_place_b_bytes: kern.in_place_b_bytes,
+            c_unit_stride: c_unit,
+        }
+    }
+
     fn estimate(&self) -> f64 {
         let per = |copied: bool| {
             if copied {
@@ -463,21 +490,7 @@ pub unsafe fn gemm_with<T: Element>(
         // Vectors run along n: prefer the orientation with fewer padded lanes, then the
         // one where n is C's unit-stride dimension.
         let cost = |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool| {
-            Cost {
-                rows,
-                cols,
-                k,
-                unit: kern.unit,
-                mr: kern.mr,
-                pack_a_cols: kern.pack_a_cols,
-                a: (a.rs, a.cs),
-                b: (b.rs, b.cs),
-                elem_bytes: size_of::<T>(),
-                transpose: kern.transpose.is_some(),
-                in_place_b_bytes: kern.in_place_b_bytes,
-                c_unit_stride: c_unit,
-            }
-            .estimate()
+            Cost::of(kern, rows, cols, k, a, b, c_unit).estimate()
         };
         let best = |m: usize, n: usize, a: MatRef<T>, b: MatRef<T>, c: MatMut<T>| {
             cost(m, n, a, b, c.cs == 1).min(cost(n, m, b.t(), a.t(), c.rs == 1))
@@ -592,21 +605,7 @@ pub unsafe fn gemm_sum<T: Element>(
     unsafe {
         let kern = T::kernels(isa);
         let cost = |rows: usize, cols: usize, a: MatRef<T>, b: MatRef<T>, c_unit: bool| {
-            Cost {
-                rows,
-                cols,
-                k: k * batch,
-                unit: kern.unit,
-                mr: kern.mr,
-                pack_a_cols: kern.pack_a_cols,
-                a: (a.rs, a.cs),
-                b: (b.rs, b.cs),
-                elem_bytes: size_of::<T>(),
-                transpose: kern.transpose.is_some(),
-                in_place_b_bytes: kern.in_place_b_bytes,
-                c_unit_stride: c_unit,
-            }
-            .estimate()
+            Cost::of(kern, rows, cols, k * batch, a, b, c_unit).estimate()
         };
         let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1);
         let (m, n, a, a_batch, b, b_batch, c) = if swap {
