@@ -95,14 +95,8 @@ fn run<T: TestElem>(
     let b = fill::<T>(case.b.len(), seed + 1);
     let c0 = fill::<T>(case.c.len(), seed + 2);
     let mut c = c0.clone();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    let par = (threads > 1).then_some(Parallel {
-        pool: &pool,
-        threads,
-    });
+    let pool = pool(threads);
+    let par = parallel(&pool, threads);
     // SAFETY: the layouts address the buffers, and C's elements are distinct.
     unsafe {
         gemm::gemm(
@@ -259,20 +253,27 @@ fn threads_give_bit_identical_results() {
     }
 }
 
+/// A pool of `threads` threads.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// The GEMM's split over `pool` (none for one thread).
+fn parallel(pool: &rayon::ThreadPool, threads: usize) -> Option<Parallel<'_>> {
+    (threads > 1).then_some(Parallel { pool, threads })
+}
+
 /// `gemm_sum` (products summed over a batch, their depth packed across the products'
 /// boundaries) against the f64 sum of the products, on every path, for depths that fit one
 /// block several times over, split blocks, and cross [`gemm::KC`]; with 1 and 3 threads
 /// bit-identical.
 fn check_sum<T: TestElem>(isa: Isa, threads: usize) -> Vec<Vec<T>> {
     let mut results = Vec::new();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    let par = (threads > 1).then_some(Parallel {
-        pool: &pool,
-        threads,
-    });
+    let pool = pool(threads);
+    let par = parallel(&pool, threads);
     let mut seed = 11;
     for &(m, n, k, batch) in &[
         (32, 400, 64, 9),

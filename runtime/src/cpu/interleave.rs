@@ -34,7 +34,7 @@ impl Interleave {
 }
 
 /// Column elements per image of a window step over `image` (`N × C × spatial…`).
-fn columns_per_image(image: &[usize], w: &WindowSpec) -> usize {
+pub(crate) fn columns_per_image(image: &[usize], w: &WindowSpec) -> usize {
     image.get(1).copied().unwrap_or(0)
         * w.kernel.iter().product::<usize>()
         * w.out.iter().product::<usize>()
@@ -52,8 +52,7 @@ fn inside_one_image(v: &MatView, rows: usize, cols: usize, per: usize) -> bool {
         && (rows - 1) * (v.row_stride as usize) + (cols - 1) * (v.col_stride as usize) < per
 }
 
-/// Whether `g` is a plain batched product over `images` whose operands other than the
-/// columns `cols` do not read them.
+/// Whether `g` is a plain (not summed) batched product over `images`.
 fn batched(g: &GemmStep, images: usize) -> bool {
     g.batch == images && images > 1 && !g.sum_batch
 }

@@ -671,12 +671,14 @@ impl CpuExecutor {
                     }
                     _ => None,
                 };
+                // Product `b`'s matrix of view `v`.
+                let at = |v: &crate::program::MatView, b: usize| -> *mut u8 {
+                    let elem = v.offset as isize + b as isize * v.batch_stride;
+                    // SAFETY: validated view ranges.
+                    unsafe { ptrs[v.buffer].offset(elem * g.dtype.size_bytes() as isize) }
+                };
                 if g.sum_batch {
-                    let at = |v: &crate::program::MatView| -> *mut u8 {
-                        // SAFETY: validated view ranges.
-                        unsafe { ptrs[v.buffer].add(v.offset * g.dtype.size_bytes()) }
-                    };
-                    let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
+                    let (a, bm, c) = (at(&g.a, 0), at(&g.b, 0), at(&g.c, 0));
                     // SAFETY: the views of every product were validated against the
                     // buffers' lengths, and the output does not overlap the operands.
                     unsafe {
@@ -689,12 +691,7 @@ impl CpuExecutor {
                     return Ok(());
                 }
                 for b in images.unwrap_or(0..g.batch) {
-                    let at = |v: &crate::program::MatView| -> *mut u8 {
-                        let elem = v.offset as isize + b as isize * v.batch_stride;
-                        // SAFETY: validated view ranges.
-                        unsafe { ptrs[v.buffer].offset(elem * g.dtype.size_bytes() as isize) }
-                    };
-                    let (a, bm, c) = (at(&g.a), at(&g.b), at(&g.c));
+                    let (a, bm, c) = (at(&g.a, b), at(&g.b, b), at(&g.c, b));
                     // The operand is kept only for a single product (batch 1).
                     let reuse = reuse.take().filter(|_| g.batch == 1);
                     // SAFETY: the views were validated against the buffers' lengths, and
@@ -871,8 +868,7 @@ fn images_of<'a, T>(
         return (src, dst);
     };
     let pixels: usize = image[1..].iter().product();
-    let cols =
-        image[1] * window.kernel.iter().product::<usize>() * window.out.iter().product::<usize>();
+    let cols = interleave::columns_per_image(image, window);
     let (src_per, dst_per) = if fold { (cols, pixels) } else { (pixels, cols) };
     (
         &src[r.start * src_per..r.end * src_per],
