@@ -116,6 +116,43 @@ fn an_npz_given_with_data_trains_a_classifier_with_inferred_classes() {
     assert_eq!(done["test_misclass"].as_f64(), Some(0.0), "{done}");
 }
 
+/// `shuffle: true` in the data set entry and `--shuffle` batch the same new order every
+/// epoch; without either the order is neon's fixed one, and the first epoch's cost differs.
+#[test]
+fn shuffling_from_the_model_file_or_the_command_line_is_the_same() {
+    let dir = scratch("shuffle");
+    blobs_npz(&dir);
+    let train = |model: &str, extra: &[&str]| {
+        let model = write(&dir, model, model_text(model).as_bytes());
+        let mut args = vec!["train", model.to_str().unwrap(), "-e", "2", "--json"];
+        args.extend_from_slice(extra);
+        let o = xenon(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        json_lines(&o)
+            .iter()
+            .filter(|l| l["event"] == "epoch")
+            .map(|l| l["train_cost"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    fn model_text(name: &str) -> String {
+        let shuffle = if name == "shuffled.yaml" {
+            "  shuffle: true\n"
+        } else {
+            ""
+        };
+        format!("{CLASSIFIER}dataset:\n  name: arrays\n  file: blobs.npz\n{shuffle}")
+    }
+    let fixed = train("fixed.yaml", &[]);
+    let from_file = train("shuffled.yaml", &[]);
+    let from_flag = train("fixed.yaml", &["--shuffle"]);
+    assert_eq!(from_file, from_flag);
+    assert_ne!(fixed[0], from_file[0], "{fixed:?} {from_file:?}");
+    // Another seed, another order.
+    let other_seed = train("fixed.yaml", &["--shuffle", "--seed", "1"]);
+    let fixed_other_seed = train("fixed.yaml", &["--seed", "1"]);
+    assert_ne!(other_seed[0], fixed_other_seed[0]);
+}
+
 #[test]
 fn a_dataset_entry_names_npy_files_relative_to_the_model_file() {
     let dir = scratch("npy-entry");
@@ -213,8 +250,11 @@ fn bad_arrays_are_clear_errors() {
     let o = run("  name: arrays\n  file: blobs.npz\n  lshape: [2, 2]\n");
     assert_clear_error(&o, &["blobs.npz", "x_train", "lshape [2, 2]"]);
     // Unknown keys list the accepted ones.
-    let o = run("  name: arrays\n  file: blobs.npz\n  shuffle: true\n");
-    assert_clear_error(&o, &["shuffle", "accepted", "file", "train", "lshape"]);
+    let o = run("  name: arrays\n  file: blobs.npz\n  shufle: true\n");
+    assert_clear_error(
+        &o,
+        &["shufle", "accepted", "file", "train", "lshape", "shuffle"],
+    );
     // Neither a file nor a training split.
     let o = run("  name: arrays\n  targets: real\n");
     assert_clear_error(&o, &["dataset (arrays)", "train"]);

@@ -85,4 +85,10 @@ fn resume_is_exact(name: &str, file: &ModelFile, train: Dataset) {
         e.contains("batches of 100") && e.contains("batches of 128"),
         "{e}"
     );
+    // Nor can the fixed order or another shuffle seed.
+    for other_order in [BatchOptions::new(100), BatchOptions::new(100).shuffle(6)] {
+        let mut other = BatchIterator::new(&train, other_order).unwrap();
+        let e = ck.resume_batches(&mut other).unwrap_err().to_string();
+        assert!(e.contains("reshuffled every epoch from seed 5"), "{e}");
+    }
 }

@@ -14,7 +14,11 @@ fn the_mnist_convnet_trains_below_two_percent() {
     let mnist = Mnist::bundled().unwrap();
     let mut model = Model::new(file.layers.clone(), &[1, 28, 28], 0).unwrap();
     assert_eq!(model.num_params(), 275_296);
-    let mut it = BatchIterator::new(&mnist.train, BatchOptions::new(128)).unwrap();
+    // The model file reshuffles the examples every epoch, from the model's seed (as
+    // `xenon train` does).
+    assert!(file.dataset.as_ref().unwrap().shuffle);
+    let batching = BatchOptions::new(128).shuffle(model.seed());
+    let mut it = BatchIterator::new(&mnist.train, batching).unwrap();
     let optimizer = file.optimizer.clone().unwrap();
     model
         .fit(&mut it, &file.cost, &optimizer, 10, &mut [])

@@ -104,6 +104,11 @@ pub struct TrainArgs {
     /// One JSON object per line: one per epoch, then `{"event":"done", ...}`.
     #[arg(long)]
     pub json: bool,
+    /// Visit the training examples in a new order every epoch, drawn from the model's seed
+    /// (as `dataset: {shuffle: true}` in the model file does); without either, neon's
+    /// fixed order.
+    #[arg(long)]
+    pub shuffle: bool,
     /// Check the first run of every compiled program (the training step, evaluation)
     /// against the reference interpreter and print the largest relative error per output;
     /// fails above 1e-5.
@@ -194,6 +199,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         );
     }
     let mut batching = BatchOptions::new(batch);
+    if a.shuffle || file.dataset.as_ref().is_some_and(|d| d.shuffle) {
+        batching = batching.shuffle(model.seed());
+    }
     if let Some(a) = source.augment() {
         batching = batching.augment(a);
     }

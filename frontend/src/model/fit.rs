@@ -229,6 +229,17 @@ impl Model {
                 train.batch_size()
             )));
         }
+        if r.shuffle != train.options().shuffle {
+            let order = |s: Option<u64>| match s {
+                Some(seed) => format!("reshuffled every epoch from seed {seed}"),
+                None => "in their fixed order".to_string(),
+            };
+            return Err(ModelError::Resume(format!(
+                "the checkpoint was trained on examples {}, this run batches them {}",
+                order(r.shuffle),
+                order(train.options().shuffle)
+            )));
+        }
         train.seek(r.data_epoch, r.data_start)?;
         self.skip_batches = r.batches_done;
         Ok(())
@@ -398,6 +409,7 @@ impl Model {
                         ndata: data.len(),
                         batch_size: b,
                         batches_done: k,
+                        shuffle: train.options().shuffle,
                         optimizer: optimizer.clone(),
                     });
                     return Err(ModelError::Interrupted { epoch, batch: k });
@@ -411,6 +423,7 @@ impl Model {
                 ndata: data.len(),
                 batch_size: b,
                 batches_done: 0,
+                shuffle: train.options().shuffle,
                 optimizer: optimizer.clone(),
             });
             let stats = EpochStats {

@@ -716,6 +716,11 @@ pub struct ResumeState {
     /// an epoch boundary).
     #[serde(default)]
     pub batches_done: usize,
+    /// The seed the training examples were reshuffled from every epoch
+    /// ([`BatchOptions::shuffle`](crate::data::BatchOptions::shuffle)); `None`: the fixed
+    /// order. A resumed run must batch the same way.
+    #[serde(default)]
+    pub shuffle: Option<u64>,
     /// The optimizer the states belong to.
     pub optimizer: crate::optimizer::Optimizer,
 }

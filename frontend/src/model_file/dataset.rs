@@ -129,6 +129,7 @@ impl fmt::Display for DatasetName {
 /// ```yaml
 /// dataset: {name: mnist}                    # class labels (the default)
 /// dataset: {name: mnist, targets: inputs}   # an autoencoder
+/// dataset: {name: mnist, shuffle: true}     # a new order of the examples every epoch
 /// dataset:
 ///   name: arrays
 ///   train: {x: train_x.npy, y: train_y.npy}
@@ -148,8 +149,13 @@ pub struct DatasetSpec {
     /// Random crops and flips of the training images (`augment: {pad: 4, flip: true,
     /// seed: 0}`; `cifar10` only); default none.
     pub augment: Option<Augment>,
+    /// `shuffle: true` visits the training examples in a new order every epoch, drawn from
+    /// the model's seed (what aeon's `shuffle_enable` does for neon's image loaders, and
+    /// what `cifar10_conv` trains with); default `false`, the fixed order of neon's
+    /// `ArrayIterator`. The test split is never shuffled.
+    pub shuffle: bool,
     /// Every other key of a named data set (neon's `train_config`, `test_config`, ...),
-    /// uninterpreted, as JSON values. Never contains `name` or `targets`; empty for
+    /// uninterpreted, as JSON values. Never contains `name`, `targets` or `shuffle`; empty for
     /// `arrays`, whose keys are all checked.
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -163,6 +169,7 @@ impl DatasetSpec {
             arrays: ArraysSpec::default(),
             cifar: CifarOptions::default(),
             augment: None,
+            shuffle: false,
             extra: BTreeMap::new(),
         }
     }
@@ -186,6 +193,8 @@ struct CifarEntry {
     pad_classes: bool,
     #[serde(default)]
     augment: Option<Augment>,
+    #[serde(default)]
+    shuffle: bool,
 }
 
 fn yes() -> bool {
@@ -210,6 +219,8 @@ struct ArraysEntry {
     nclass: Option<usize>,
     #[serde(default)]
     lshape: Option<Vec<usize>>,
+    #[serde(default)]
+    shuffle: bool,
 }
 
 /// Reads the `dataset:` mapping: `name` (required), `targets`, and for `arrays` its keys;
@@ -239,6 +250,7 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
             pad_classes: e.pad_classes,
         };
         spec.augment = e.augment;
+        spec.shuffle = e.shuffle;
         return Ok(spec);
     }
     if name == DatasetName::Arrays {
@@ -251,6 +263,7 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
             nclass: e.nclass,
             lshape: e.lshape,
         };
+        spec.shuffle = e.shuffle;
         if spec.arrays.file.is_none() && spec.arrays.train.is_none() {
             return Err(ModelFileError::MissingKey {
                 at: "dataset (arrays)".into(),
@@ -264,6 +277,7 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
         match e.key.as_str() {
             "name" => {}
             "targets" => spec.targets = typed(&e.value, "dataset.targets")?,
+            "shuffle" => spec.shuffle = typed(&e.value, "dataset.shuffle")?,
             _ => {
                 spec.extra.insert(e.key.clone(), e.value.to_json());
             }
@@ -277,7 +291,7 @@ impl Serialize for DatasetSpec {
         let extra: Vec<_> = self
             .extra
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "name" | "targets"))
+            .filter(|(k, _)| !matches!(k.as_str(), "name" | "targets" | "shuffle"))
             .collect();
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", self.name.as_str())?;
@@ -317,6 +331,9 @@ impl Serialize for DatasetSpec {
         }
         if let Some(a) = &self.augment {
             map.serialize_entry("augment", a)?;
+        }
+        if self.shuffle {
+            map.serialize_entry("shuffle", &true)?;
         }
         for (k, v) in extra {
             map.serialize_entry(k, v)?;

@@ -34,6 +34,38 @@ dataset: {name: mnist, train_config: {shuffle: true, scale: [0.875, 1]}}
 }
 
 #[test]
+fn the_shuffle_key_is_read_for_every_data_set_and_round_trips() {
+    for entry in [
+        "{name: mnist, shuffle: true}",
+        "{name: cifar10, shuffle: true, whiten: true}",
+        "{name: arrays, file: d.npz, shuffle: true}",
+    ] {
+        let m = ModelFile::from_yaml_str(&format!(
+            "layers: [{{type: Activation, config: {{transform: Tanh}}}}]\ncost: MeanSquared\ndataset: {entry}\n"
+        ))
+        .unwrap();
+        let d = m.dataset.as_ref().unwrap();
+        assert!(d.shuffle && !d.extra.contains_key("shuffle"), "{entry}");
+        let back = ModelFile::from_json_str(&m.to_json()).unwrap();
+        assert_eq!(back, m, "{entry}");
+    }
+    let m = ModelFile::from_yaml_str(
+        "layers: [{type: Activation, config: {transform: Tanh}}]\ncost: MeanSquared\ndataset: {name: mnist}\n",
+    )
+    .unwrap();
+    assert!(
+        !m.dataset.unwrap().shuffle,
+        "neon's ArrayIterator order by default"
+    );
+    let e = ModelFile::from_yaml_str(
+        "layers: [{type: Activation, config: {transform: Tanh}}]\ncost: MeanSquared\ndataset: {name: mnist, shuffle: often}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("shuffle"), "{e}");
+}
+
+#[test]
 fn dataset_entries_with_arrays_and_targets_round_trip() {
     let m = ModelFile::from_yaml_str(
         "layers: [{type: Activation, config: {transform: Tanh}}]
