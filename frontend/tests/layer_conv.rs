@@ -80,7 +80,15 @@ fn forward(
 /// Gradients of `Σ y ⊙ R` with respect to `x` and every trainable parameter, symbolic
 /// against central differences.
 fn check_gradients(name: &str, layer: &Layer, shape: &[usize], training: bool) {
-    let (mut g, y, params) = lowered(layer, shape, training);
+    check_graph_gradients(name, lowered(layer, shape, training), shape);
+}
+
+/// [`check_gradients`] of a lowered graph: the graph, its output and its parameters.
+fn check_graph_gradients(
+    name: &str,
+    (mut g, y, params): (Graph, NodeId, Vec<ParamSpec>),
+    shape: &[usize],
+) {
     let yt = g.ty(y).clone();
     let r = g
         .constant(F, &yt.shape, values(777, yt.numel(), -1.0, 1.0))
@@ -803,5 +811,106 @@ cost: SumSquared
     assert!(
         e.contains("layer 'MergeBroadcast_0'") && e.contains("[2, 4, 4]"),
         "{e}"
+    );
+}
+
+/// `layers` applied in turn to the parameter `x` of `shape` (a training graph).
+fn lowered_stack(layers: &[Layer], shape: &[usize]) -> (Graph, NodeId, Vec<ParamSpec>) {
+    let mut g = Graph::new();
+    let x = g.parameter("x", F, shape).unwrap();
+    let mut params = Vec::new();
+    let mut y = x;
+    for (i, layer) in layers.iter().enumerate() {
+        let scope = format!("L{i}");
+        let mut ctx =
+            LayerCtx::new(&mut g, &scope, F, &mut params).with_mode(Mode::Training { seed: 1 });
+        y = layer.lower(&mut ctx, &[y]).unwrap()[0];
+    }
+    (g, y, params)
+}
+
+/// A convolution with a bias and a ReLU, then max pooling: the pooling takes the maximum
+/// before the bias and the ReLU (which then run on the pooled maps) and gives the values
+/// and gradients of pooling after them. The reference is the same net with a leaky ReLU
+/// of slope 1e-300, which pools last (its negative part is not a per-element maximum).
+#[test]
+fn max_pooling_pools_before_a_bias_and_a_relu() {
+    let conv_relu = |slope: f64| -> Layer {
+        Conv {
+            fshape: vec![3, 3, 4],
+            init: uniform(),
+            strides: SpatialArg::Int(1),
+            padding: SpatialArg::Int(1),
+            dilation: SpatialArg::Default,
+            bias: Some(Initializer::Constant { val: 0.0 }),
+            batch_norm: false,
+            activation: Some(xenon_frontend::activation::Activation::Rectlin { slope }),
+            name: None,
+        }
+        .into()
+    };
+    let shape = [2, 3, 6, 6];
+    let (mut fast, fy, params) =
+        lowered_stack(&[conv_relu(0.0), pool(PoolOp::Max, 2, 2, 0)], &shape);
+    let (mut slow, sy, _) = lowered_stack(&[conv_relu(1e-300), pool(PoolOp::Max, 2, 2, 0)], &shape);
+    // Only the pooled maps [2, 4, 3, 3] go through the ReLU's maximum (the one the
+    // convolution layer built on [2, 4, 6, 6] is left unused).
+    let maxima: Vec<Vec<usize>> = fast
+        .ids()
+        .filter(|&id| {
+            matches!(
+                fast.node(id).op,
+                xenon_compiler::ir::Op::Binary {
+                    func: xenon_compiler::ir::BinaryOp::Max
+                }
+            ) && (id == fy || !fast.users(id).is_empty())
+        })
+        .map(|id| fast.ty(id).shape.clone())
+        .collect();
+    assert_eq!(maxima, [vec![2, 4, 3, 3]]);
+    let mut grads = Vec::new();
+    for (g, y) in [(&mut fast, fy), (&mut slow, sy)] {
+        let yt = g.ty(y).clone();
+        let r = g
+            .constant(F, &yt.shape, values(777, yt.numel(), -1.0, 1.0))
+            .unwrap();
+        let w = g.mul(y, r).unwrap();
+        let loss = g.sum(w, &[0, 1, 2, 3], false).unwrap();
+        g.set_output("loss", loss).unwrap();
+        g.set_output("y", y).unwrap();
+        let wrt: Vec<&str> = std::iter::once("x")
+            .chain(params.iter().map(|p| p.name.as_str()))
+            .collect();
+        let dg = autodiff::with_gradients(g, "loss", &wrt).unwrap();
+        // Inputs around zero, so that many windows are all negative.
+        let f = feeds(
+            &params,
+            &shape,
+            &values(9, shape.iter().product(), -1.0, 1.0),
+        );
+        grads.push(interp::run(&dg, &f).unwrap());
+    }
+    let (a, b) = (&grads[0], &grads[1]);
+    let mut compared = 0;
+    for (name, t) in a.iter() {
+        let (u, v) = (t.to_f64_vec(), b[name].to_f64_vec());
+        assert_eq!(u.len(), v.len(), "{name}");
+        for (p, q) in u.iter().zip(&v) {
+            assert!(
+                (p - q).abs() <= 1e-12 * (1.0 + q.abs()),
+                "{name}: {p} vs {q}"
+            );
+        }
+        compared += 1;
+    }
+    assert!(compared >= 4, "y, loss and the gradients: {compared}");
+    assert!(a["y"].to_f64_vec().contains(&0.0));
+    assert!(a["y"].to_f64_vec().iter().any(|&v| v > 0.0));
+    // And the gradients of the reordered net against finite differences.
+    let small = [1, 2, 4, 4];
+    check_graph_gradients(
+        "conv, bias, relu, max pool",
+        lowered_stack(&[conv_relu(0.0), pool(PoolOp::Max, 2, 2, 0)], &small),
+        &small,
     );
 }

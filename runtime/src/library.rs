@@ -133,21 +133,33 @@ pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T
     let plane: usize = image[2..].iter().product();
     let (runs, len, step) = window_runs(w, &image[2..]);
     let block = runs.len() * len;
+    // Every run lies inside its row of the block and reads inside the plane: checked once
+    // here, so that the copies below need no bounds checks.
+    let inside = |r: &Run| {
+        r.dst + len <= block
+            && r.lo <= r.hi
+            && r.hi <= len
+            && (r.lo == r.hi || r.src + (r.hi - r.lo - 1) * step < plane)
+    };
+    assert!(runs.iter().all(inside), "window runs outside the plane");
     for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(block)) {
+        let (src, dst) = (img.as_ptr(), dst.as_mut_ptr());
         for r in &runs {
-            let row = &mut dst[r.dst..r.dst + len];
-            row[..r.lo].fill(T::ZERO);
-            row[r.hi..].fill(T::ZERO);
-            let n = r.hi - r.lo;
-            if n == 0 {
-                continue;
-            }
-            if step == 1 {
-                copy_run(&img[r.src..r.src + n], &mut row[r.lo..r.hi]);
-            } else {
-                let src = &img[r.src..r.src + (n - 1) * step + 1];
-                for (o, &v) in row[r.lo..r.hi].iter_mut().zip(src.iter().step_by(step)) {
-                    *o = v;
+            // SAFETY: `inside(r)`, and `img` holds `plane`, `dst` `block` elements.
+            unsafe {
+                let row = dst.add(r.dst);
+                // The padding at either end is a few elements at most, or the whole row.
+                for i in (0..r.lo).chain(r.hi..len) {
+                    row.add(i).write(T::ZERO);
+                }
+                let (from, to, n) = (src.add(r.src), row.add(r.lo), r.hi - r.lo);
+                match step {
+                    1 => copy_run(from, to, n),
+                    _ => {
+                        for i in 0..n {
+                            to.add(i).write(from.add(i * step).read());
+                        }
+                    }
                 }
             }
         }
@@ -158,17 +170,22 @@ pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T
 /// window (8–64 elements), too short for a `memcpy` call or a counted vector loop to pay.
 const RUN_BLOCK: usize = 8;
 
-/// `dst = src` (equal lengths) in fixed blocks the compiler moves inline.
+/// Copies `n` elements from `src` to `dst` in fixed blocks the compiler moves inline.
+///
+/// # Safety
+/// Both ranges must be valid for `n` elements and not overlap.
 #[inline(always)]
-fn copy_run<T: Element>(src: &[T], dst: &mut [T]) {
-    let mut d = dst.chunks_exact_mut(RUN_BLOCK);
-    let mut s = src.chunks_exact(RUN_BLOCK);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let s: &[T; RUN_BLOCK] = s.try_into().expect("exact chunk");
-        d.copy_from_slice(s);
-    }
-    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *o = v;
+unsafe fn copy_run<T: Element>(src: *const T, dst: *mut T, n: usize) {
+    let blocks = n / RUN_BLOCK;
+    // SAFETY: every block and the tail lie inside the `n` elements.
+    unsafe {
+        for b in 0..blocks {
+            let v = (src.add(b * RUN_BLOCK) as *const [T; RUN_BLOCK]).read_unaligned();
+            (dst.add(b * RUN_BLOCK) as *mut [T; RUN_BLOCK]).write_unaligned(v);
+        }
+        for i in blocks * RUN_BLOCK..n {
+            dst.add(i).write(src.add(i).read());
+        }
     }
 }
 

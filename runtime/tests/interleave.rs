@@ -1,4 +1,4 @@
-//! The CPU executor runs an unfold and the GEMM reading its columns (and a GEMM and the
+//! The CPU executor runs an unfold and the GEMM (or the arg-max) reading its columns (and a GEMM and the
 //! fold of its output) chunk by chunk: the results are those of running them one after
 //! the other, bit for bit, and the memory planner keeps the pair's buffers apart.
 
@@ -226,4 +226,94 @@ fn pairs_whose_buffers_share_memory_run_one_after_the_other() {
     let apart = run(layout(N * image_bytes + N * CK * P * 4));
     let over = run(layout(image_bytes));
     assert_eq!(over["y"].to_f64_vec(), apart["y"].to_f64_vec());
+}
+
+/// Max pooling's unfold and the arg-max over each window's taps, chunk by chunk: the
+/// same indices as one step after the other, ties (the first maximum) included.
+#[test]
+fn an_unfold_and_the_arg_max_over_its_windows_run_chunked() {
+    const MAPS: usize = 400;
+    const S: usize = 20;
+    let out = S / 2;
+    let window = WindowSpec {
+        kernel: vec![2, 2],
+        stride: vec![2, 2],
+        pad_low: vec![0, 0],
+        pad_high: vec![0, 0],
+        dilation: vec![1, 1],
+        out: vec![out, out],
+    };
+    let (pixels, cols) = (MAPS * S * S, MAPS * 4 * out * out);
+    let program = Program {
+        buffers: vec![
+            input(pixels, "x"),
+            buffer(cols, BufferKind::Temp, 0),
+            BufferDecl {
+                dtype: DType::I32,
+                len: MAPS * out * out,
+                kind: BufferKind::Temp,
+                offset: cols * 4,
+                node: None,
+            },
+        ],
+        steps: vec![
+            Step::Library(LibraryStep::Im2Col {
+                x: 0,
+                out: 1,
+                dtype: DType::F32,
+                image: vec![MAPS, 1, S, S],
+                window,
+            }),
+            Step::Library(LibraryStep::ArgMax {
+                x: 1,
+                out: 2,
+                dtype: DType::F32,
+                outer: MAPS,
+                axis: 4,
+                inner: out * out,
+            }),
+        ],
+        outputs: vec![("at".into(), 2)],
+        updates: vec![],
+        plan: MemoryPlan {
+            arena_bytes: cols * 4 + MAPS * out * out * 4,
+            naive_bytes: cols * 4 + MAPS * out * out * 4,
+            in_place: 0,
+        },
+    };
+    // Three levels only, so that many windows hold a tie.
+    let levels = (0..pixels as u64)
+        .map(|i| (rng::uniform_f64(4, 1, i) * 3.0).floor())
+        .collect::<Vec<_>>();
+    let feeds: HashMap<String, Tensor> = [(
+        "x".to_string(),
+        Tensor::from_f64_as(DType::F32, vec![pixels], &levels).unwrap(),
+    )]
+    .into_iter()
+    .collect();
+    let shapes: HashMap<String, Vec<usize>> = [("at".to_string(), vec![MAPS * out * out])]
+        .into_iter()
+        .collect();
+    let run = |on: bool| {
+        let mut e = CpuExecutor::new(program.clone(), vec![None; 2], Arc::new(()), 1).unwrap();
+        e.set_interleaving(on);
+        (e.interleaved_steps(), e.run(&feeds, &shapes).unwrap())
+    };
+    let (chunked, got) = run(true);
+    let (_, want) = run(false);
+    assert_eq!(chunked, vec![0]);
+    let at = want["at"].to_f64_vec();
+    assert_eq!(got["at"].to_f64_vec(), at);
+    // Every tap index occurs, and ties go to the first maximum.
+    for t in 0..4 {
+        assert!(at.contains(&(t as f64)), "tap {t}");
+    }
+    let first = (0..MAPS * out * out).all(|w| {
+        let (m, p) = (w / (out * out), w % (out * out));
+        let (oy, ox) = (p / out, p % out);
+        let v = |t: usize| levels[m * S * S + (2 * oy + t / 2) * S + 2 * ox + t % 2];
+        let best = (0..4).map(v).fold(f64::MIN, f64::max);
+        at[w] as usize == (0..4).position(|t| v(t) == best).unwrap()
+    });
+    assert!(first);
 }

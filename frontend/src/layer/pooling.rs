@@ -3,7 +3,7 @@
 use super::spatial::{PoolShape, SpatialArg, window};
 use super::{LayerCtx, LayerError, LayerKind};
 use serde::{Deserialize, Serialize};
-use xenon_compiler::ir::{DType, NodeId, unravel};
+use xenon_compiler::ir::{BinaryOp, DType, Graph, NodeId, Op, unravel};
 
 /// How a pooling window is reduced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +108,19 @@ impl LayerKind for Pooling {
         // Each feature map as its own one-channel image.
         let mut maps_shape = vec![n * c, 1];
         maps_shape.extend_from_slice(&spatial);
+        // Max pooling commutes with what follows the value: pool before it, on 1/taps of
+        // the elements (forward and backward), when every window holds an input element.
+        let (x, after) = match self.op {
+            PoolOp::Max
+                if valid_per_axis(&win, &spatial, &out)
+                    .iter()
+                    .flatten()
+                    .all(|&k| k > 0) =>
+            {
+                peel_monotone(g, x)
+            }
+            _ => (x, Vec::new()),
+        };
         let pooled = match self.op {
             PoolOp::Max => {
                 // Pad with the lowest finite value (never the maximum), then windows
@@ -172,15 +185,127 @@ impl LayerKind for Pooling {
         };
         let mut yshape = vec![n, c];
         yshape.extend_from_slice(&out);
-        Ok(vec![ctx.g.reshape(pooled, &yshape)?])
+        let mut y = ctx.g.reshape(pooled, &yshape)?;
+        for a in after.iter().rev() {
+            y = match *a {
+                After::Max {
+                    bound,
+                    bound_first: true,
+                } => ctx.g.max(bound, y)?,
+                After::Max { bound, .. } => ctx.g.max(y, bound)?,
+                After::Add { shift } => ctx.g.add_(y, shift)?,
+            };
+        }
+        Ok(vec![y])
     }
+}
+
+/// An elementwise step after a value that commutes with max pooling: it never decreases
+/// with the value and is the same function at every position of a feature map, so the
+/// largest input of a window gives the largest output, at the same (first) position.
+#[derive(Clone, Copy, Debug)]
+enum After {
+    /// `max(bound, x)` (`bound_first`) or `max(x, bound)` with a one-element constant:
+    /// ReLU's form. (The operand order decides where a tie's gradient goes; it is kept.)
+    Max { bound: NodeId, bound_first: bool },
+    /// `x + shift` with `shift` constant over the batch and the spatial axes (a bias,
+    /// batch norm's shift).
+    Add { shift: NodeId },
+}
+
+/// Walks back from `x` through the [`After`] steps it is made of: the value they apply to
+/// and the steps, outermost first. Pooling that value and applying the steps to the
+/// result gives the same values, and the gradients reach the same positions, as pooling
+/// `x` (`max_w f(v) = f(max_w v)` for `f` non-decreasing, with the first maximum of `v`
+/// where `f` keeps it; where `f` flattens a window's top values the gradient through `f`
+/// is zero at either position). The work before pooling shrinks to the pooled size: a
+/// convolution's bias and ReLU, and their gradients, run on a quarter of the elements
+/// under 2×2 pooling.
+fn peel_monotone(g: &Graph, mut x: NodeId) -> (NodeId, Vec<After>) {
+    let rank = g.ty(x).rank();
+    // The operand under a broadcast, when it has one element (`one`) or varies only along
+    // the channel axis (axis 1 of `[batch, C, spatial…]`).
+    let under = |b: NodeId, one: bool| -> Option<NodeId> {
+        let Op::Broadcast { .. } = g.node(b).op else {
+            return None;
+        };
+        let v = g.operands(b)[0];
+        let shape = &g.ty(v).shape;
+        let lead = rank.checked_sub(shape.len())?;
+        let fits = shape
+            .iter()
+            .enumerate()
+            .all(|(i, &e)| e == 1 || (!one && lead + i == 1));
+        fits.then_some(v)
+    };
+    let constant = |v: NodeId| matches!(g.node(v).op, Op::Constant { .. });
+    // The value under `y` and the step that makes `y` of it, if `y` is such a step.
+    let peel = |y: NodeId| -> Option<(NodeId, After)> {
+        let Op::Binary { func } = g.node(y).op else {
+            return None;
+        };
+        let [a, b] = g.operands(y)[..] else {
+            return None;
+        };
+        match func {
+            BinaryOp::Max => match (under(a, true), under(b, true)) {
+                (Some(bound), _) if constant(bound) => Some((
+                    b,
+                    After::Max {
+                        bound,
+                        bound_first: true,
+                    },
+                )),
+                (_, Some(bound)) if constant(bound) => Some((
+                    a,
+                    After::Max {
+                        bound,
+                        bound_first: false,
+                    },
+                )),
+                _ => None,
+            },
+            BinaryOp::Add => match (under(a, false), under(b, false)) {
+                (_, Some(shift)) => Some((a, After::Add { shift })),
+                (Some(shift), _) => Some((b, After::Add { shift })),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let mut after = Vec::new();
+    while let Some((inner, step)) = peel(x) {
+        after.push(step);
+        x = inner;
+    }
+    (x, after)
 }
 
 /// For each output position of `win` over `spatial` (output extents `out`), how many of
 /// its taps fall inside the input (not in the padding).
 fn valid_counts(win: &xenon_compiler::ir::Window, spatial: &[usize], out: &[usize]) -> Vec<usize> {
-    // Per axis: the number of valid taps at each output index; the count is their product.
-    let per_axis: Vec<Vec<usize>> = (0..spatial.len())
+    // The count is the product of the axes' counts.
+    let per_axis = valid_per_axis(win, spatial, out);
+    let total: usize = out.iter().product();
+    (0..total)
+        .map(|mut p| {
+            let mut count = 1;
+            for a in (0..spatial.len()).rev() {
+                count *= per_axis[a][p % out[a]];
+                p /= out[a];
+            }
+            count.max(1)
+        })
+        .collect()
+}
+
+/// Per spatial axis, the number of a window's taps inside the input at each output index.
+fn valid_per_axis(
+    win: &xenon_compiler::ir::Window,
+    spatial: &[usize],
+    out: &[usize],
+) -> Vec<Vec<usize>> {
+    (0..spatial.len())
         .map(|a| {
             (0..out[a])
                 .map(|o| {
@@ -193,17 +318,6 @@ fn valid_counts(win: &xenon_compiler::ir::Window, spatial: &[usize], out: &[usiz
                         .count()
                 })
                 .collect()
-        })
-        .collect();
-    let total: usize = out.iter().product();
-    (0..total)
-        .map(|mut p| {
-            let mut count = 1;
-            for a in (0..spatial.len()).rev() {
-                count *= per_axis[a][p % out[a]];
-                p /= out[a];
-            }
-            count.max(1)
         })
         .collect()
 }

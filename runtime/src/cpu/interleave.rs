@@ -1,5 +1,6 @@
 //! Two adjacent steps run image by image: a window unfold (`im2col`) and the batched GEMM
-//! that reads its columns, or a batched GEMM and the fold (`col2im`) of what it writes.
+//! (or the arg-max over each window, max pooling's) that reads its columns, or a batched
+//! GEMM and the fold (`col2im`) of what it writes.
 //!
 //! Run one after the other, the first step writes a column buffer of every image of the
 //! minibatch (13 MB for the MNIST convnet's second convolution at batch 128) and the second
@@ -76,6 +77,27 @@ pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
                 _ => false,
             };
             if !fits || g.c.buffer == *out || !batched(g, images) {
+                return None;
+            }
+            (images, per, *out)
+        }
+        (
+            Step::Library(LibraryStep::Im2Col {
+                out, image, window, ..
+            }),
+            Step::Library(LibraryStep::ArgMax {
+                x,
+                out: found,
+                outer,
+                axis,
+                inner,
+                ..
+            }),
+        ) => {
+            // The arg-max over each column's taps: one image's columns per outer index.
+            let per = columns_per_image(image, window);
+            let images = image[0];
+            if x != out || found == out || *outer != images || axis * inner != per {
                 return None;
             }
             (images, per, *out)

@@ -602,7 +602,7 @@ impl CpuExecutor {
     }
 
     /// Runs step `s`; `reuse` keeps the packing of its GEMM operand B
-    /// ([`CpuExecutor::reuse_b`]); `images` restricts a batched GEMM or a window step to
+    /// ([`CpuExecutor::reuse_b`]); `images` restricts a batched GEMM, a window step or an arg-max to
     /// those images of its minibatch ([`interleave`]).
     fn run_step(
         &self,
@@ -710,7 +710,7 @@ impl CpuExecutor {
         Ok(())
     }
 
-    /// Runs library step `l`; `images` restricts a window step to those images.
+    /// Runs library step `l`; `images` restricts a window step (or the arg-max over its columns) to those images.
     fn run_library(
         &self,
         l: &LibraryStep,
@@ -828,7 +828,17 @@ impl CpuExecutor {
                 axis,
                 inner,
             } => typed!(dtype, T => {
-                library::argmax::<T>(slice!(*x, T), *outer, *axis, *inner, slice_mut!(*out, i32))
+                let (x, out) = (slice!(*x, T), slice_mut!(*out, i32));
+                // The outer indices `images` only (their columns follow an unfold's).
+                let r = images.unwrap_or(0..*outer);
+                let per = axis * inner;
+                library::argmax::<T>(
+                    &x[r.start * per..r.end * per],
+                    r.len(),
+                    *axis,
+                    *inner,
+                    &mut out[r.start * inner..r.end * inner],
+                )
             }),
             LibraryStep::Copy {
                 src,
