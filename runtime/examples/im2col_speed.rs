@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release -p xenon-runtime --example im2col_speed`
 use std::time::Instant;
-use xenon_runtime::library::im2col;
+use xenon_runtime::library::{argmax, im2col, window_argmax};
 use xenon_runtime::program::WindowSpec;
 
 fn main() {
@@ -36,4 +36,41 @@ fn main() {
             best * 1e6
         );
     }
+    // Max pooling's window arg-max, 2×2 stride 2 over 64·32 maps of 32×32: unfold then
+    // arg-max (per image, as chunked), against the one pass over the maps.
+    let (maps, h, o) = (64 * 32, 32, 16);
+    let w = WindowSpec {
+        kernel: vec![2, 2],
+        stride: vec![2, 2],
+        pad_low: vec![0, 0],
+        pad_high: vec![0, 0],
+        dilation: vec![1, 1],
+        out: vec![o, o],
+    };
+    let x: Vec<f32> = (0..maps * h * h)
+        .map(|i| ((i * 7919) % 1000) as f32)
+        .collect();
+    let mut cols = vec![0f32; 4 * o * o];
+    let mut at = vec![0i32; maps * o * o];
+    let time = |f: &mut dyn FnMut()| {
+        (0..150)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let unfold = time(&mut || {
+        for (m, a) in x.chunks_exact(h * h).zip(at.chunks_exact_mut(o * o)) {
+            im2col(m, &[1, 1, h, h], &w, &mut cols);
+            argmax(&cols, 1, 4, o * o, a);
+        }
+    });
+    let direct = time(&mut || window_argmax(&x, &[maps, 1, h, h], &w, &mut at));
+    println!(
+        "2×2 max-pool arg-max over {maps} maps of {h}×{h}: unfold + arg-max {:.0} µs, window_argmax {:.0} µs",
+        unfold * 1e6,
+        direct * 1e6
+    );
 }

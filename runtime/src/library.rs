@@ -126,6 +126,15 @@ fn window_runs(w: &WindowSpec, spatial: &[usize]) -> (Vec<Run>, usize, usize) {
     (runs, len, step)
 }
 
+/// Whether run `r` lies inside its row of a `block`-element column block (rows of `len`)
+/// and reads (or adds into) a `plane`-element plane only.
+fn run_inside(r: &Run, len: usize, step: usize, block: usize, plane: usize) -> bool {
+    r.dst + len <= block
+        && r.lo <= r.hi
+        && r.hi <= len
+        && (r.lo == r.hi || r.src + (r.hi - r.lo - 1) * step < plane)
+}
+
 /// Unfolds `x` (`image` = `N × C × spatial…`) into `out` (`N × (C·K) × P`): element
 /// `[n, c·K + kf, pf]` is what kernel offset `kf` reads at output position `pf`, or zero in
 /// the padding.
@@ -133,33 +142,96 @@ pub fn im2col<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [T
     let plane: usize = image[2..].iter().product();
     let (runs, len, step) = window_runs(w, &image[2..]);
     let block = runs.len() * len;
-    // Every run lies inside its row of the block and reads inside the plane: checked once
-    // here, so that the copies below need no bounds checks.
-    let inside = |r: &Run| {
-        r.dst + len <= block
-            && r.lo <= r.hi
-            && r.hi <= len
-            && (r.lo == r.hi || r.src + (r.hi - r.lo - 1) * step < plane)
-    };
-    assert!(runs.iter().all(inside), "window runs outside the plane");
+    // Checked once here, so that the copies below need no bounds checks.
+    assert!(
+        runs.iter().all(|r| run_inside(r, len, step, block, plane)),
+        "window runs outside the plane"
+    );
     for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(block)) {
         let (src, dst) = (img.as_ptr(), dst.as_mut_ptr());
         for r in &runs {
-            // SAFETY: `inside(r)`, and `img` holds `plane`, `dst` `block` elements.
+            // SAFETY: `run_inside`, and `img` holds `plane`, `dst` `block` elements.
             unsafe {
                 let row = dst.add(r.dst);
                 // The padding at either end is a few elements at most, or the whole row.
                 for i in (0..r.lo).chain(r.hi..len) {
                     row.add(i).write(T::ZERO);
                 }
-                let (from, to, n) = (src.add(r.src), row.add(r.lo), r.hi - r.lo);
-                match step {
-                    1 => copy_run(from, to, n),
-                    _ => {
-                        for i in 0..n {
-                            to.add(i).write(from.add(i * step).read());
-                        }
-                    }
+                let n = r.hi - r.lo;
+                gather_run(
+                    src.add(r.src),
+                    step,
+                    std::slice::from_raw_parts_mut(row.add(r.lo), n),
+                );
+            }
+        }
+    }
+}
+
+/// The arg-max over the taps of each window of `x` (`image` = `N × 1 × spatial…`, one
+/// map per image), read straight from the maps: `out[n, p]` is the first tap `t` (in
+/// kernel row-major order) whose element is the largest of window `p`, NaN counting as the
+/// largest — what [`argmax`] over the middle axis of [`im2col`]'s columns gives, without
+/// writing the columns.
+///
+/// # Panics
+/// If a window reaches outside the maps (padding) or `image[1]` is not 1.
+pub fn window_argmax<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: &mut [i32]) {
+    let plane: usize = image[2..].iter().product();
+    let (runs, len, step) = window_runs(w, &image[2..]);
+    let taps: usize = w.kernel.iter().product();
+    let positions = runs.len() / taps.max(1) * len;
+    // Every window lies inside the map: checked once, so that the loads need no checks.
+    let inside = |r: &Run| r.lo == 0 && r.hi == len && r.src + (len - 1) * step < plane;
+    assert!(
+        image[1] == 1 && len > 0 && runs.iter().all(inside),
+        "window_argmax needs one map per image and windows inside it"
+    );
+    let mut best = vec![T::ZERO; positions];
+    let mut tap = vec![T::ZERO; positions];
+    for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(positions)) {
+        let src = img.as_ptr();
+        // Tap by tap, all positions per tap: the scan order of `argmax` over the columns.
+        // A tap's elements are copied together first, so that the comparisons run over
+        // contiguous rows (vector compare-and-select, no data-dependent branches).
+        for (t, tap_runs) in runs.chunks_exact(positions / len).enumerate() {
+            let vals = if t == 0 { &mut best } else { &mut tap };
+            for (r, row) in tap_runs.iter().zip(vals.chunks_exact_mut(len)) {
+                // SAFETY: `inside(r)`: the run reads `len` elements of the plane.
+                unsafe { gather_run(src.add(r.src), step, row) };
+            }
+            if t == 0 {
+                dst.fill(0);
+                continue;
+            }
+            for ((b, d), &v) in best.iter_mut().zip(dst.iter_mut()).zip(&tap) {
+                let take = !b.is_nan() & (v.is_nan() | (v > *b));
+                *b = std::hint::select_unpredictable(take, v, *b);
+                *d = std::hint::select_unpredictable(take, t as i32, *d);
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[i·step]`, with the common strides spelled out as constants (contiguous
+/// and every second element: loads the compiler vectorizes).
+///
+/// # Safety
+/// `src` must be valid for `(dst.len() − 1)·step + 1` elements.
+#[inline(always)]
+unsafe fn gather_run<T: Element>(src: *const T, step: usize, dst: &mut [T]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match step {
+            1 => copy_run(src, dst.as_mut_ptr(), dst.len()),
+            2 => {
+                for (i, v) in dst.iter_mut().enumerate() {
+                    *v = src.add(2 * i).read();
+                }
+            }
+            _ => {
+                for (i, v) in dst.iter_mut().enumerate() {
+                    *v = src.add(i * step).read();
                 }
             }
         }
@@ -189,18 +261,28 @@ unsafe fn copy_run<T: Element>(src: *const T, dst: *mut T, n: usize) {
     }
 }
 
-/// `dst[i] = dst[i] + src[i]` (equal lengths) in fixed blocks the compiler vectorizes.
+/// `dst[i] = dst[i] + src[i]` for `i < n`, in fixed blocks the compiler vectorizes.
+///
+/// # Safety
+/// Both ranges must be valid for `n` elements and not overlap.
 #[inline(always)]
-fn add_run<T: Element>(src: &[T], dst: &mut [T]) {
-    let mut d = dst.chunks_exact_mut(RUN_BLOCK);
-    let mut s = src.chunks_exact(RUN_BLOCK);
-    for (d, s) in (&mut d).zip(&mut s) {
-        for i in 0..RUN_BLOCK {
-            d[i] = d[i].plus(s[i]);
+unsafe fn add_run<T: Element>(src: *const T, dst: *mut T, n: usize) {
+    let blocks = n / RUN_BLOCK;
+    // SAFETY: every block and the tail lie inside the `n` elements.
+    unsafe {
+        for b in 0..blocks {
+            let s = (src.add(b * RUN_BLOCK) as *const [T; RUN_BLOCK]).read_unaligned();
+            let d = dst.add(b * RUN_BLOCK) as *mut [T; RUN_BLOCK];
+            let mut v = d.read_unaligned();
+            for i in 0..RUN_BLOCK {
+                v[i] = v[i].plus(s[i]);
+            }
+            d.write_unaligned(v);
         }
-    }
-    for (o, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *o = o.plus(v);
+        for i in blocks * RUN_BLOCK..n {
+            let o = dst.add(i);
+            o.write(o.read().plus(src.add(i).read()));
+        }
     }
 }
 
@@ -211,22 +293,29 @@ pub fn col2im<T: Element>(cols: &[T], image: &[usize], w: &WindowSpec, out: &mut
     let plane: usize = image[2..].iter().product();
     let (runs, len, step) = window_runs(w, &image[2..]);
     let block = runs.len() * len;
+    assert!(
+        runs.iter().all(|r| run_inside(r, len, step, block, plane)),
+        "window runs outside the plane"
+    );
     out.fill(T::ZERO);
     for (img, src) in out.chunks_exact_mut(plane).zip(cols.chunks_exact(block)) {
+        let (img, src) = (img.as_mut_ptr(), src.as_ptr());
         // Runs in increasing column order, positions in increasing order within a run:
         // every image element receives its column entries in increasing column order.
         for r in &runs {
             let n = r.hi - r.lo;
-            if n == 0 {
-                continue;
-            }
-            let vals = &src[r.dst + r.lo..r.dst + r.hi];
-            let dst = &mut img[r.src..r.src + (n - 1) * step + 1];
-            if step == 1 {
-                add_run(vals, dst);
-            } else {
-                for (o, &v) in dst.iter_mut().step_by(step).zip(vals) {
-                    *o = o.plus(v);
+            // SAFETY: `run_inside`, and the plane and the block hold `plane` and `block`
+            // elements; they are different slices.
+            unsafe {
+                let (vals, dst) = (src.add(r.dst + r.lo), img.add(r.src));
+                match step {
+                    1 => add_run(vals, dst, n),
+                    _ => {
+                        for i in 0..n {
+                            let o = dst.add(i * step);
+                            o.write(o.read().plus(vals.add(i).read()));
+                        }
+                    }
                 }
             }
         }
@@ -444,6 +533,32 @@ mod tests {
             col2im(&g, &image, &w, &mut back);
             let want = col2im_by_taps(&g, &image, &w);
             prop_assert!(back.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+
+        #[test]
+        fn window_argmax_is_the_argmax_over_the_columns(
+            spatial in prop::collection::vec(1usize..9, 1..4),
+            axes in prop::collection::vec((1usize..4, 1usize..4, 1usize..3), 3),
+            maps in 1usize..4,
+            seed in 0u64..1000,
+        ) {
+            // Unpadded windows; few distinct values (ties), NaNs and infinities.
+            let axes: Vec<_> = axes.iter().map(|&(k, st, d)| (k, st, 0, d)).collect();
+            let Some(w) = spec(&spatial, &axes) else { return Ok(()) };
+            let mut image = vec![maps, 1];
+            image.extend_from_slice(&spatial);
+            let pool = [0.0f32, 1.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0];
+            let x: Vec<f32> = (0..image.iter().product::<usize>() as u64)
+                .map(|i| pool[((i * 2654435761 + seed * 97) % 7) as usize])
+                .collect();
+            let (taps, positions) = (w.kernel.iter().product::<usize>(), w.out.iter().product::<usize>());
+            let mut cols = vec![0.0; maps * taps * positions];
+            im2col(&x, &image, &w, &mut cols);
+            let mut want = vec![-1; maps * positions];
+            argmax(&cols, maps, taps, positions, &mut want);
+            let mut got = vec![-2; maps * positions];
+            window_argmax(&x, &image, &w, &mut got);
+            prop_assert_eq!(got, want);
         }
 
         #[test]

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use xenon_runtime::cpu::CpuExecutor;
+use xenon_runtime::cpu::interleave::interleaving;
 use xenon_runtime::program::{
     BufferDecl, BufferKind, GemmStep, LibraryStep, MatView, MemoryPlan, Program, Step, WindowSpec,
 };
@@ -294,15 +295,24 @@ fn an_unfold_and_the_arg_max_over_its_windows_run_chunked() {
     let shapes: HashMap<String, Vec<usize>> = [("at".to_string(), vec![MAPS * out * out])]
         .into_iter()
         .collect();
-    let run = |on: bool| {
+    let run = |program: &Program, on: bool| {
         let mut e = CpuExecutor::new(program.clone(), vec![None; 2], Arc::new(()), 1).unwrap();
         e.set_interleaving(on);
         (e.interleaved_steps(), e.run(&feeds, &shapes).unwrap())
     };
-    let (chunked, got) = run(true);
-    let (_, want) = run(false);
-    assert_eq!(chunked, vec![0]);
+    // Read by nothing else, the columns are skipped: one pass over the maps.
+    assert!(interleaving(&program, 0).unwrap().direct);
+    let (direct, got) = run(&program, true);
+    let (_, want) = run(&program, false);
+    assert_eq!(direct, vec![0]);
     let at = want["at"].to_f64_vec();
+    assert_eq!(got["at"].to_f64_vec(), at);
+    // An output, they are written chunk by chunk.
+    let mut kept = program.clone();
+    kept.outputs.push(("cols".into(), 1));
+    assert!(!interleaving(&kept, 0).unwrap().direct);
+    let (chunked, got) = run(&kept, true);
+    assert_eq!(chunked, vec![0]);
     assert_eq!(got["at"].to_f64_vec(), at);
     // Every tap index occurs, and ties go to the first maximum.
     for t in 0..4 {

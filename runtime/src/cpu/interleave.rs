@@ -1,6 +1,8 @@
 //! Two adjacent steps run image by image: a window unfold (`im2col`) and the batched GEMM
 //! (or the arg-max over each window, max pooling's) that reads its columns, or a batched
-//! GEMM and the fold (`col2im`) of what it writes.
+//! GEMM and the fold (`col2im`) of what it writes. An unfold whose columns only the
+//! arg-max reads runs with it as one pass over the maps instead
+//! ([`crate::library::window_argmax`]): the columns are never written.
 //!
 //! Run one after the other, the first step writes a column buffer of every image of the
 //! minibatch (13 MB for the MNIST convnet's second convolution at batch 128) and the second
@@ -23,6 +25,10 @@ pub struct Interleave {
     pub images: usize,
     /// Images per chunk.
     pub chunk: usize,
+    /// An unfold and the arg-max over its windows that can run as one pass over the
+    /// image ([`crate::library::window_argmax`]): no other step reads the columns, one
+    /// map per image, windows inside the maps. The columns are then never written.
+    pub direct: bool,
 }
 
 impl Interleave {
@@ -61,6 +67,7 @@ fn batched(g: &GemmStep, images: usize) -> bool {
 /// Whether steps `s` and `s + 1` of `program` can run chunk by chunk, and how.
 pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
     let (first, second) = (program.steps.get(s)?, program.steps.get(s + 1)?);
+    let mut direct = false;
     let (images, per, cols) = match (first, second) {
         (
             Step::Library(LibraryStep::Im2Col {
@@ -100,6 +107,17 @@ pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
             if x != out || found == out || *outer != images || axis * inner != per {
                 return None;
             }
+            let taps: usize = window.kernel.iter().product();
+            direct = image[1] == 1
+                && *axis == taps
+                && inside(window, &image[2..])
+                && !program.outputs.iter().any(|(_, b)| b == out)
+                && program.steps.iter().enumerate().all(|(t, step)| {
+                    t == s + 1 || t == s || {
+                        let (reads, writes) = step.buffers();
+                        !reads.contains(out) && !writes.contains(out)
+                    }
+                });
             (images, per, *out)
         }
         (
@@ -127,7 +145,21 @@ pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
     };
     let bytes = per * program.buffers[cols].dtype.size_bytes();
     let chunk = (CHUNK_BYTES / bytes.max(1)).clamp(1, images);
-    (chunk < images).then_some(Interleave { images, chunk })
+    (chunk < images).then_some(Interleave {
+        images,
+        chunk,
+        direct,
+    })
+}
+
+/// Whether every window of `w` lies inside `spatial` (no padding, none past the end).
+fn inside(w: &WindowSpec, spatial: &[usize]) -> bool {
+    (0..spatial.len()).all(|a| {
+        w.pad_low[a] == 0
+            && w.pad_high[a] == 0
+            && w.out[a] > 0
+            && (w.out[a] - 1) * w.stride[a] + (w.kernel[a] - 1) * w.dilation[a] < spatial[a]
+    })
 }
 
 /// Whether the buffers steps `s` and `s + 1` write overlap none of the buffers the two

@@ -554,6 +554,11 @@ impl CpuExecutor {
             if let Some(il) = self.interleave[s]
                 && interleave::disjoint(&self.program, s, ptrs)
             {
+                if il.direct {
+                    self.timed_window_argmax(s, ptrs);
+                    s += 2;
+                    continue;
+                }
                 for images in il.chunks() {
                     self.timed_step(s, ptrs, None, Some(images.clone()))?;
                     self.timed_step(s + 1, ptrs, None, Some(images))?;
@@ -569,6 +574,49 @@ impl CpuExecutor {
             s += 1;
         }
         Ok(())
+    }
+
+    /// Steps `s` (an unfold) and `s + 1` (the arg-max over its windows) as one
+    /// [`library::window_argmax`] pass ([`interleave::Interleave::direct`]); the time goes
+    /// to step `s + 1` in the profile.
+    fn timed_window_argmax(&mut self, s: usize, ptrs: &[*mut u8]) {
+        let t = std::time::Instant::now();
+        let (
+            Step::Library(LibraryStep::Im2Col {
+                x,
+                dtype,
+                image,
+                window,
+                ..
+            }),
+            Step::Library(LibraryStep::ArgMax { out, .. }),
+        ) = (&self.program.steps[s], &self.program.steps[s + 1])
+        else {
+            unreachable!("interleaving() marks an unfold and an arg-max direct")
+        };
+        let pixels: usize = image.iter().product();
+        let found = self.program.buffers[*out].len;
+        // SAFETY: validated buffers of these lengths, disjoint (checked by the caller).
+        let out = unsafe { std::slice::from_raw_parts_mut(ptrs[*out] as *mut i32, found) };
+        match dtype {
+            DType::F32 => {
+                let x = unsafe { std::slice::from_raw_parts(ptrs[*x] as *const f32, pixels) };
+                library::window_argmax(x, image, window, out)
+            }
+            DType::F64 => {
+                let x = unsafe { std::slice::from_raw_parts(ptrs[*x] as *const f64, pixels) };
+                library::window_argmax(x, image, window, out)
+            }
+            DType::I32 => {
+                let x = unsafe { std::slice::from_raw_parts(ptrs[*x] as *const i32, pixels) };
+                library::window_argmax(x, image, window, out)
+            }
+        }
+        if let Some(p) = &mut self.profile {
+            let d = t.elapsed();
+            p.steps[s + 1].1 += d;
+            p.library += d;
+        }
     }
 
     /// [`CpuExecutor::run_step`], its time added to the profile when profiling.
