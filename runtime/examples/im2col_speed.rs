@@ -1,10 +1,12 @@
-//! Speed of the window unfold (`im2col`) on the small CNN's shapes: its two convolutions
-//! (3×3, padding 1) and its 2×2 max pooling, 64 images, one image per call as the
-//! executor's chunked pairs run it. Prints the best of 150 runs (the machine is noisy).
+//! Speed of the window routines on the small CNN's shapes: the unfold (`im2col`) of its two
+//! convolutions (3×3, padding 1) and of its 2×2 max pooling, 64 images, one image per call
+//! as the executor's chunked pairs run it; max pooling's window arg-max (unfold + arg-max
+//! against `window_argmax`); and the gather and scatter-add of the pooled elements. Prints
+//! the best of 150 runs (the machine is noisy).
 //!
 //! `cargo run --release -p xenon-runtime --example im2col_speed`
 use std::time::Instant;
-use xenon_runtime::library::{argmax, im2col, window_argmax};
+use xenon_runtime::library::{argmax, gather, im2col, scatter_add, window_argmax};
 use xenon_runtime::program::WindowSpec;
 
 fn main() {
@@ -72,5 +74,25 @@ fn main() {
         "2×2 max-pool arg-max over {maps} maps of {h}×{h}: unfold + arg-max {:.0} µs, window_argmax {:.0} µs",
         unfold * 1e6,
         direct * 1e6
+    );
+    // Max pooling's picks: 2×2 windows over 2048 maps of 32×32, the gather of the maxima and
+    // the scatter-add of their gradient.
+    let (planes, side) = (2048usize, 32usize);
+    let picks: Vec<i32> = (0..planes * 256)
+        .map(|j| {
+            let (m, p) = (j / 256, j % 256);
+            let (oy, ox) = (p / 16, p % 16);
+            (m * side * side + (2 * oy + j % 2) * side + 2 * ox + (j / 7) % 2) as i32
+        })
+        .collect();
+    let maps = vec![1f32; planes * side * side];
+    let mut picked = vec![0f32; picks.len()];
+    let gathered = time(&mut || gather(&maps, 1, &picks, &mut picked).unwrap());
+    let mut grad = vec![0f32; maps.len()];
+    let scattered = time(&mut || scatter_add(&picked, 1, &picks, &mut grad).unwrap());
+    println!(
+        "max-pool picks of {planes} maps of {side}×{side}: gather {:.0} µs, scatter_add {:.0} µs",
+        gathered * 1e6,
+        scattered * 1e6
     );
 }

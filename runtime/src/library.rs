@@ -335,6 +335,16 @@ fn row(position: usize, index: i32, rows: usize) -> Result<usize, IndexError> {
         })
 }
 
+/// Whether every index is in `0..rows`, in one branch-free pass the compiler vectorizes
+/// (a negative index is a large unsigned one).
+fn all_below(indices: &[i32], rows: usize) -> bool {
+    // At most 2^31, so that a negative index (2^31 or more as unsigned) never passes.
+    let rows = rows.min(1 << 31) as u32;
+    !indices
+        .iter()
+        .fold(false, |bad, &i| bad | (i as u32 >= rows))
+}
+
 /// `out[j] = data[indices[j]]` for rows of `row_len` elements.
 pub fn gather<T: Element>(
     data: &[T],
@@ -343,8 +353,16 @@ pub fn gather<T: Element>(
     out: &mut [T],
 ) -> Result<(), IndexError> {
     let rows = data.len() / row_len.max(1);
+    if row_len == 1 && all_below(indices, rows) {
+        // Single elements (a max-pool's picks), every index checked in one pass first.
+        for (&i, dst) in indices.iter().zip(out.iter_mut()) {
+            // SAFETY: `all_below`: 0 ≤ i < rows = data.len().
+            *dst = unsafe { *data.get_unchecked(i as usize) };
+        }
+        return Ok(());
+    }
     if row_len == 1 {
-        // Single elements (a max-pool's picks): no slice copy per row.
+        // An index out of range: the element-by-element path names the first one.
         for (position, (&i, dst)) in indices.iter().zip(out.iter_mut()).enumerate() {
             *dst = data[row(position, i, rows)?];
         }
@@ -371,6 +389,15 @@ pub fn scatter_add<T: Element>(
 ) -> Result<(), IndexError> {
     let rows = out.len() / row_len.max(1);
     out.fill(T::ZERO);
+    if row_len == 1 && all_below(indices, rows) {
+        // Every index checked in one pass first.
+        for (&i, &u) in indices.iter().zip(updates) {
+            // SAFETY: `all_below`: 0 ≤ i < rows = out.len().
+            let o = unsafe { out.get_unchecked_mut(i as usize) };
+            *o = o.plus(u);
+        }
+        return Ok(());
+    }
     if row_len == 1 {
         for (position, (&i, &u)) in indices.iter().zip(updates).enumerate() {
             let o = &mut out[row(position, i, rows)?];
@@ -508,6 +535,25 @@ mod tests {
             dilation: axes.iter().map(|a| a.3).collect(),
             out,
         })
+    }
+
+    /// Single-element gathers and scatter-adds check every index before the unchecked
+    /// loop; a bad one (negative, or past the end) is the error of its first position.
+    #[test]
+    fn single_element_indices_are_checked() {
+        let data = [10.0f32, 11.0, 12.0, 13.0];
+        let mut out = [0.0f32; 4];
+        gather(&data, 1, &[3, 0, 3, 1], &mut out).unwrap();
+        assert_eq!(out, [13.0, 10.0, 13.0, 11.0]);
+        let mut sum = [f32::NAN; 4];
+        scatter_add(&[1.0f32, 2.0, 4.0, 8.0], 1, &[3, 0, 3, 1], &mut sum).unwrap();
+        assert_eq!(sum, [2.0, 8.0, 0.0, 5.0]);
+        for bad in [-1, 4, i32::MIN, i32::MAX] {
+            let e = gather(&data, 1, &[0, 2, bad, bad], &mut out).unwrap_err();
+            assert_eq!((e.position, e.index, e.rows), (2, bad, 4));
+            let e = scatter_add(&[1.0f32; 4], 1, &[1, bad, 0, 0], &mut sum).unwrap_err();
+            assert_eq!((e.position, e.index, e.rows), (1, bad, 4));
+        }
     }
 
     proptest! {
