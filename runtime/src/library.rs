@@ -204,11 +204,7 @@ pub fn window_argmax<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: 
                 dst.fill(0);
                 continue;
             }
-            for ((b, d), &v) in best.iter_mut().zip(dst.iter_mut()).zip(&tap) {
-                let take = !b.is_nan() & (v.is_nan() | (v > *b));
-                *b = std::hint::select_unpredictable(take, v, *b);
-                *d = std::hint::select_unpredictable(take, t as i32, *d);
-            }
+            keep_max(&mut best, dst, &tap, t as i32);
         }
     }
 }
@@ -437,14 +433,21 @@ pub fn argmax<T: Element>(x: &[T], outer: usize, axis: usize, inner: usize, out:
         best.copy_from_slice(&block[..inner]);
         dst.fill(0);
         for (k, row) in block.chunks_exact(inner).enumerate().skip(1) {
-            for ((b, d), &v) in best.iter_mut().zip(dst.iter_mut()).zip(row) {
-                // A NaN best stays; otherwise a NaN or a strictly larger value replaces it.
-                // Non-short-circuit `&`/`|` and selects: no data-dependent branches.
-                let take = !b.is_nan() & (v.is_nan() | (v > *b));
-                *b = std::hint::select_unpredictable(take, v, *b);
-                *d = std::hint::select_unpredictable(take, k as i32, *d);
-            }
+            keep_max(&mut best, dst, row, k as i32);
         }
+    }
+}
+
+/// Position by position, `row` (candidate `k`) replaces `best` and its index in `found`
+/// where it wins: a NaN best stays; otherwise a NaN or a strictly larger value replaces it,
+/// so the first maximum (or the first NaN) is kept over candidates given in order.
+/// Non-short-circuit `&`/`|` and selects: no data-dependent branches, vectorized.
+#[inline(always)]
+fn keep_max<T: Element>(best: &mut [T], found: &mut [i32], row: &[T], k: i32) {
+    for ((b, d), &v) in best.iter_mut().zip(found.iter_mut()).zip(row) {
+        let take = !b.is_nan() & (v.is_nan() | (v > *b));
+        *b = std::hint::select_unpredictable(take, v, *b);
+        *d = std::hint::select_unpredictable(take, k, *d);
     }
 }
 

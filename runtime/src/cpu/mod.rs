@@ -598,19 +598,21 @@ impl CpuExecutor {
         let found = self.program.buffers[*out].len;
         // SAFETY: validated buffers of these lengths, disjoint (checked by the caller).
         let out = unsafe { std::slice::from_raw_parts_mut(ptrs[*out] as *mut i32, found) };
+        fn run<T: crate::element::Element>(
+            x: *mut u8,
+            pixels: usize,
+            image: &[usize],
+            window: &crate::program::WindowSpec,
+            out: &mut [i32],
+        ) {
+            // SAFETY: as above; the image buffer holds `pixels` elements of `T`.
+            let x = unsafe { std::slice::from_raw_parts(x as *const T, pixels) };
+            library::window_argmax(x, image, window, out)
+        }
         match dtype {
-            DType::F32 => {
-                let x = unsafe { std::slice::from_raw_parts(ptrs[*x] as *const f32, pixels) };
-                library::window_argmax(x, image, window, out)
-            }
-            DType::F64 => {
-                let x = unsafe { std::slice::from_raw_parts(ptrs[*x] as *const f64, pixels) };
-                library::window_argmax(x, image, window, out)
-            }
-            DType::I32 => {
-                let x = unsafe { std::slice::from_raw_parts(ptrs[*x] as *const i32, pixels) };
-                library::window_argmax(x, image, window, out)
-            }
+            DType::F32 => run::<f32>(ptrs[*x], pixels, image, window, out),
+            DType::F64 => run::<f64>(ptrs[*x], pixels, image, window, out),
+            DType::I32 => run::<i32>(ptrs[*x], pixels, image, window, out),
         }
         if let Some(p) = &mut self.profile {
             let d = t.elapsed();
