@@ -1,7 +1,7 @@
 //! Memory planning: packs constants and temporaries into one arena by liveness.
 //!
 //! Each temporary lives from the step that first writes it to the last step that reads it
-//! (to the end for outputs; through both steps of a pair the CPU executor interleaves,
+//! (to the end for outputs; through every step of a group the CPU executor interleaves,
 //! [`xenon_runtime::cpu::interleave`]). A loop kernel may write its result *in place* over an operand
 //! that dies in that step, when it reads that operand element for element where it writes
 //! (same offset and strides, same dtype and size, no reduction): the two then share memory.
@@ -69,15 +69,15 @@ pub fn plan(program: &mut Program) {
             last[b] = last[b].max(s);
         }
     }
-    // Steps the CPU executor runs chunk by chunk, interleaved: every buffer either touches
-    // is alive through both (so none shares memory with another of the pair).
+    // Steps the CPU executor runs chunk by chunk, interleaved: every buffer a group touches
+    // is alive through all of it (so none shares memory with another of the group).
     for s in 0..nsteps {
-        if interleaving(program, s).is_some() {
-            for step in &program.steps[s..s + 2] {
+        if let Some(il) = interleaving(program, s) {
+            for step in &program.steps[s..s + il.steps] {
                 let (reads, writes) = step.buffers();
                 for b in reads.into_iter().chain(writes) {
                     def[b] = def[b].min(s);
-                    last[b] = last[b].max(s + 1);
+                    last[b] = last[b].max(s + il.steps - 1);
                 }
             }
         }

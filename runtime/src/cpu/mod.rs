@@ -208,14 +208,22 @@ impl CpuExecutor {
         self.interleave = (0..self.program.steps.len())
             .map(|s| interleave::interleaving(&self.program, s).filter(|_| on))
             .collect();
-        for s in 1..self.interleave.len() {
-            if self.interleave[s - 1].is_some() {
-                self.interleave[s] = None;
+        // Groups do not overlap: a step inside one starts none.
+        let mut s = 0;
+        while s < self.interleave.len() {
+            match self.interleave[s] {
+                Some(il) => {
+                    for t in s + 1..(s + il.steps).min(self.interleave.len()) {
+                        self.interleave[t] = None;
+                    }
+                    s += il.steps;
+                }
+                None => s += 1,
             }
         }
     }
 
-    /// The first steps of the pairs that run chunk by chunk (when their buffers are
+    /// The first steps of the groups that run chunk by chunk (when their buffers are
     /// disjoint in a run).
     pub fn interleaved_steps(&self) -> Vec<usize> {
         (0..self.interleave.len())
@@ -552,7 +560,7 @@ impl CpuExecutor {
         let mut s = 0;
         while s < packs.len() {
             if let Some(il) = self.interleave[s]
-                && interleave::disjoint(&self.program, s, ptrs)
+                && interleave::disjoint(&self.program, s, il.steps, ptrs)
             {
                 if il.direct {
                     self.timed_window_argmax(s, ptrs);
@@ -560,10 +568,15 @@ impl CpuExecutor {
                     continue;
                 }
                 for images in il.chunks() {
-                    self.timed_step(s, ptrs, None, Some(images.clone()))?;
-                    self.timed_step(s + 1, ptrs, None, Some(images))?;
+                    for t in s..s + il.steps {
+                        let part = Part {
+                            images: images.clone(),
+                            of: il.images,
+                        };
+                        self.timed_step(t, ptrs, None, Some(part))?;
+                    }
                 }
-                s += 2;
+                s += il.steps;
                 continue;
             }
             let reuse = self.reuse_b[s].map(|i| gemm::Reuse {
@@ -627,14 +640,14 @@ impl CpuExecutor {
         s: usize,
         ptrs: &[*mut u8],
         reuse: Option<gemm::Reuse<'_>>,
-        images: Option<Range<usize>>,
+        part: Option<Part>,
     ) -> Result<(), ExecError> {
         if self.profile.is_none() {
-            return self.run_step(s, ptrs, reuse, images);
+            return self.run_step(s, ptrs, reuse, part);
         }
-        let count = images.as_ref().map(|r| r.len());
+        let count = part.as_ref().map(|p| p.images.len());
         let t = std::time::Instant::now();
-        self.run_step(s, ptrs, reuse, images)?;
+        self.run_step(s, ptrs, reuse, part)?;
         let d = t.elapsed();
         if let Some(p) = &mut self.profile {
             p.steps[s].1 += d;
@@ -652,15 +665,16 @@ impl CpuExecutor {
     }
 
     /// Runs step `s`; `reuse` keeps the packing of its GEMM operand B
-    /// ([`CpuExecutor::reuse_b`]); `images` restricts a batched GEMM, a window step or an arg-max to
-    /// those images of its minibatch ([`interleave`]).
+    /// ([`CpuExecutor::reuse_b`]); `part` restricts a batched GEMM, a window step, an
+    /// arg-max or an epilogue loop to some images of its minibatch ([`interleave`]).
     fn run_step(
         &self,
         s: usize,
         ptrs: &[*mut u8],
         mut reuse: Option<gemm::Reuse<'_>>,
-        images: Option<Range<usize>>,
+        part: Option<Part>,
     ) -> Result<(), ExecError> {
+        let images = part.as_ref().map(|p| p.images.clone());
         match &self.program.steps[s] {
             Step::Loop(k) => {
                 // The argument table, on the stack for the usual few arguments.
@@ -676,18 +690,30 @@ impl CpuExecutor {
                     heap = bufs.iter().map(|&b| ptrs[b]).collect();
                     &heap
                 };
+                // The outer indices to run: all, or those of some images (an epilogue's
+                // first axis walks the images, `extent / of` indices each).
                 let extent = k.outer_extent();
+                let (start, end) = match &part {
+                    Some(p) => {
+                        let per = extent / p.of;
+                        (p.images.start * per, p.images.end * per)
+                    }
+                    None => (0, extent),
+                };
+                let span = end - start;
                 match self.kernels[s] {
                     Some(f) => {
-                        let work: usize = k.shape.iter().product();
+                        let work = k.shape.iter().product::<usize>() / extent.max(1) * span;
                         let table = SendPtr(args.as_ptr());
                         match &self.pool {
-                            Some(pool) if work >= PARALLEL_MIN_ELEMENTS && extent > 1 => {
-                                let chunks = self.threads.min(extent);
+                            Some(pool) if work >= PARALLEL_MIN_ELEMENTS && span > 1 => {
+                                let chunks = self.threads.min(span);
                                 pool.scope(|scope| {
                                     for c in 0..chunks {
-                                        let (lo, hi) =
-                                            (extent * c / chunks, extent * (c + 1) / chunks);
+                                        let (lo, hi) = (
+                                            start + span * c / chunks,
+                                            start + span * (c + 1) / chunks,
+                                        );
                                         scope.spawn(move |_| {
                                             let t = table;
                                             // SAFETY: the program was validated, so every access of
@@ -699,7 +725,7 @@ impl CpuExecutor {
                                 });
                             }
                             // SAFETY: as above.
-                            _ => unsafe { f(table.0, 0, extent) },
+                            _ => unsafe { f(table.0, start, end) },
                         }
                     }
                     None => {
@@ -707,7 +733,7 @@ impl CpuExecutor {
                             ptrs: args,
                             dtypes: k.args.iter().map(|a| a.dtype).collect(),
                         };
-                        kernel::eval(k, &mut mem, 0..extent);
+                        kernel::eval(k, &mut mem, start..end);
                     }
                 }
             }
@@ -916,6 +942,14 @@ impl CpuExecutor {
 /// The parts of a window step's operands that hold `images` (all when `None`): `src` and
 /// `dst` are the image and the columns for `im2col`, the columns and the image for
 /// `col2im` (`fold`). The routines walk whole images, so a part is a run of them.
+/// Some images of a minibatch of `of`: the part of a step an interleaved group runs at a
+/// time ([`interleave`]).
+#[derive(Clone, Debug)]
+struct Part {
+    images: Range<usize>,
+    of: usize,
+}
+
 fn images_of<'a, T>(
     src: &'a [T],
     dst: &'a mut [T],
