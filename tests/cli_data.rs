@@ -182,6 +182,78 @@ fn a_dataset_entry_names_npy_files_relative_to_the_model_file() {
     assert_eq!(v["total_params"].as_u64(), Some(3 * 4 + 4));
 }
 
+/// A list of `x` arrays gives one input stream each: a first MergeMultistream runs a
+/// branch on each (the parameter count shows each branch's input width), and training
+/// learns from the stream that holds the classes.
+#[test]
+fn a_list_of_x_arrays_feeds_the_branches_of_a_multistream() {
+    let dir = scratch("multistream");
+    let (xt, yt) = blobs(256, 1);
+    let (xv, yv) = blobs(64, 2);
+    let noise = |n: usize, seed: u64| -> Vec<f32> {
+        (0..n as u64)
+            .map(|i| xenon::runtime::rng::uniform_f32(seed, 0, i))
+            .collect()
+    };
+    write_npz(
+        dir.join("two.npz"),
+        &[
+            ("x_train", &[256, 3], &xt),
+            ("n_train", &[256, 2, 2], &noise(1024, 3)),
+            ("y_train", &[256], &yt),
+            ("x_test", &[64, 3], &xv),
+            ("n_test", &[64, 2, 2], &noise(256, 4)),
+            ("y_test", &[64], &yv),
+        ],
+    )
+    .unwrap();
+    let model = |streams: &str, extra: &str| {
+        format!(
+            "layers:\n  - type: MergeMultistream\n    config:\n      merge: stack\n      layers:\n      - [{{type: Affine, config: {{nout: 8, init: {{type: Gaussian, config: {{scale: 0.3}}}}, activation: {{type: Rectlin}}}}}}]\n      - [{{type: Affine, config: {{nout: 2, init: {{type: Gaussian, config: {{scale: 0.3}}}}}}}}]\n  - type: Affine\n    config: {{nout: 4, init: {{type: Gaussian, config: {{scale: 0.3}}}}, activation: {{type: Softmax}}}}\ncost: CrossEntropyMulti\noptimizer: {{type: GradientDescentMomentum, config: {{learning_rate: 0.2, momentum_coef: 0.9}}}}\nbatchsize: 32\ndataset:\n  name: arrays\n  train: {{x: [{streams}], y: two.npz:y_train}}\n  test: {{x: [two.npz:x_test, two.npz:n_test], y: two.npz:y_test}}\n{extra}"
+        )
+    };
+    let good = write(
+        &dir,
+        "ms.yaml",
+        model("two.npz:x_train, two.npz:n_train", "").as_bytes(),
+    );
+    let o = xenon(&["summary", good.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_lines(&o).pop().unwrap();
+    // 3·8 + 4·2 for the branches, 10·4 after them.
+    assert_eq!(v["total_params"].as_u64(), Some(24 + 8 + 40), "{v}");
+    let o = xenon(&["train", good.to_str().unwrap(), "-e", "8", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done = json_lines(&o).pop().unwrap();
+    assert!(done["test_misclass"].as_f64().unwrap() <= 0.05, "{done}");
+    let fails = |name: &str, text: String, needles: &[&str]| {
+        let m = write(&dir, name, text.as_bytes());
+        assert_clear_error(&xenon(&["train", m.to_str().unwrap(), "-e", "1"]), needles);
+    };
+    // More streams than branches (two arrays, each given twice); arrays of different
+    // lengths; unequal stream counts.
+    fails(
+        "four.yaml",
+        model("two.npz:x_train, two.npz:n_train", "  streams: 2\n"),
+        &["MergeMultistream_0", "2 branches but 4 streams"],
+    );
+    fails(
+        "short.yaml",
+        model("two.npz:x_train, two.npz:n_test", ""),
+        &["n_test", "[64, 2, 2]", "has 64 examples", "256"],
+    );
+    fails(
+        "one.yaml",
+        model("two.npz:x_train", ""),
+        &["training split has 1 input streams", "test split 2"],
+    );
+    fails(
+        "zero.yaml",
+        model("two.npz:x_train, two.npz:n_train", "  streams: 0\n"),
+        &["dataset.streams", "0 streams"],
+    );
+}
+
 #[test]
 fn bad_arrays_are_clear_errors() {
     let dir = scratch("bad-arrays");

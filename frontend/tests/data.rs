@@ -567,6 +567,7 @@ fn datasets_built_in_memory_are_validated() {
         nclass: 3,
         feature_shape: vec![2],
         targets: None,
+        streams: Vec::new(),
     };
     let e = BatchIterator::new(&d, BatchOptions::new(1)).unwrap_err();
     assert_eq!(

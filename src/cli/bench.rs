@@ -94,14 +94,14 @@ fn random(shape: Vec<usize>, seed: u64) -> Tensor {
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (input_shape, nclass) = data_shapes(&file, &a.model, None)?;
+    let (input_shape, nclass, layers) = data_shapes(&file, &a.model, None)?;
     let optimizer = file
         .optimizer
         .clone()
         .context("the model file has no optimizer")?;
     let (pipeline, verifier) = pipeline(backend(&a.backend, a.threads, a.isa, a.device)?, a.verify);
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
-    let model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
+    let model = Model::new(layers, &input_shape, 0)?.with_pipeline(pipeline);
     let backend_name = model.backend_name();
     let b = a.batch.max(1);
 

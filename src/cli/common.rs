@@ -9,6 +9,7 @@ use xenon_compiler::pipeline::{Pipeline, Stage};
 use xenon_compiler::verify::Verify;
 use xenon_frontend::cost::Cost;
 use xenon_frontend::data::DataSource;
+use xenon_frontend::layer::Sequential;
 use xenon_frontend::metric::Metric;
 use xenon_frontend::model_file::{ModelFile, TargetKind};
 
@@ -34,13 +35,22 @@ pub fn data_source(
 }
 
 /// The shape of one example and the width of the targets (the model's output width) of
-/// the data a model file names.
+/// the data a model file names, and the model file's layers fed by that data
+/// ([`model_layers`]).
 pub fn data_shapes(
     file: &ModelFile,
     model_path: &Path,
     data: Option<&PathBuf>,
-) -> anyhow::Result<(Vec<usize>, usize)> {
-    Ok(data_source(file, model_path, data)?.shapes()?)
+) -> anyhow::Result<(Vec<usize>, usize, Sequential)> {
+    let source = data_source(file, model_path, data)?;
+    let (shape, width) = source.shapes()?;
+    Ok((shape, width, model_layers(file, &source)?))
+}
+
+/// The model file's layers as its data feeds them: a first `MergeMultistream` takes the
+/// data set's input streams ([`Sequential::fed_streams`]).
+pub fn model_layers(file: &ModelFile, source: &DataSource) -> anyhow::Result<Sequential> {
+    Ok(file.layers.fed_streams(&source.streams()?))
 }
 
 /// The metric training reports and `--early-stop`/`--save-best` judge: misclassification

@@ -60,8 +60,8 @@ pub fn run(a: CompileArgs) -> anyhow::Result<()> {
         anyhow::bail!("--batch must be at least 1");
     }
     let file = load_model_file(&a.model)?;
-    let (input_shape, nclass) = data_shapes(&file, &a.model, None)?;
-    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?;
+    let (input_shape, nclass, layers) = data_shapes(&file, &a.model, None)?;
+    let mut model = Model::new(layers, &input_shape, 0)?;
     model
         .load_weights(&a.weights)
         .with_context(|| format!("loading {}", a.weights.display()))?;

@@ -88,7 +88,7 @@ fn opt_config(a: &DumpArgs) -> OptConfig {
 
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (input_shape, nclass) = data_shapes(&file, &a.model, None)?;
+    let (input_shape, nclass, layers) = data_shapes(&file, &a.model, None)?;
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     if batch == 0 {
         bail!("--batch must be at least 1");
@@ -110,7 +110,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(1)))
         .with_optimize(Some(opt_config(&a)))
         .with_hook(dump.clone());
-    let model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
+    let model = Model::new(layers, &input_shape, 0)?.with_pipeline(pipeline);
     let pipeline = model.pipeline();
     if stage == PipelineStage::Graph {
         pipeline.graph(Request::new(model.inference_graph(batch)?), stage)?;

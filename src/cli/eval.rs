@@ -1,6 +1,6 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
-use super::common::{backend, data_source, load_model_file, pipeline, report_verify};
+use super::common::{backend, data_source, load_model_file, model_layers, pipeline, report_verify};
 use clap::Args;
 use std::path::PathBuf;
 use xenon_frontend::model_file::TargetKind;
@@ -41,7 +41,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let (input_shape, _) = source.shapes()?;
     let (_, test) = source.load()?;
     let (pipeline, verifier) = pipeline(backend(&a.backend, None, None, a.device)?, a.verify);
-    let mut model = Model::new(file.layers.clone(), &input_shape, 0)?.with_pipeline(pipeline);
+    let mut model =
+        Model::new(model_layers(&file, &source)?, &input_shape, 0)?.with_pipeline(pipeline);
     model.load_weights(&a.weights)?;
     let cost = model.eval_cost(&test, a.batch, &file.cost)?;
     if source.targets() != TargetKind::Classes {

@@ -6,8 +6,8 @@ use xenon_frontend::model::Model;
 
 pub fn run(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = load_model_file(path)?;
-    let (input_shape, _) = data_shapes(&file, path, None)?;
-    let model = Model::new(file.layers.clone(), &input_shape, 0)?;
+    let (input_shape, _, layers) = data_shapes(&file, path, None)?;
+    let model = Model::new(layers, &input_shape, 0)?;
     let total = model.num_params();
     if json {
         let layers: Vec<serde_json::Value> = model

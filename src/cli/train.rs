@@ -1,7 +1,9 @@
 //! `xenon train MODEL [--data DIR|FILE.npz] [--epochs N] [--batch N] [--seed S] [--backend B]
 //! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
 
-use super::common::{backend, data_source, eval_metric, load_model_file, pipeline, report_verify};
+use super::common::{
+    backend, data_source, eval_metric, load_model_file, model_layers, pipeline, report_verify,
+};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -120,6 +122,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
     let source = data_source(&file, &a.model, a.data.as_ref())?;
     let (input_shape, width) = source.shapes()?;
+    let layers = model_layers(&file, &source)?;
     let (train_set, test_set) = source.load()?;
     let metric = eval_metric(&source, &file.cost);
     let classes = matches!(metric, Metric::Misclassification { .. });
@@ -143,7 +146,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let model = match &a.resume {
         Some(ckpt) => {
             let m = Model::load(ckpt)?;
-            if m.layers() != &file.layers {
+            if m.layers() != &layers {
                 anyhow::bail!(
                     "{}: the checkpoint is of another model (its layers differ from those of {})",
                     ckpt.display(),
@@ -163,7 +166,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             }
             m
         }
-        None => Model::new(file.layers.clone(), &input_shape, a.seed)?,
+        None => Model::new(layers, &input_shape, a.seed)?,
     };
     let model = match a.dtype {
         Some(d) if a.resume.is_some() && d != model.dtype() => {

@@ -25,6 +25,12 @@ pub struct Dataset {
     /// for an autoencoder), which the batches carry instead of one-hot labels; `None` for
     /// classification. With targets, `nclass` is the target width and the labels are 0.
     pub targets: Option<Vec<f32>>,
+    /// The example shape of each input stream when every example holds several side by
+    /// side (neon's multistream `ArrayIterator`, `X` a list of arrays): stream `i`'s
+    /// features follow stream `i − 1`'s, and `feature_shape` is their total, flat. Empty
+    /// (the default) for one stream. A model starting with a
+    /// [`MergeMultistream`](crate::layer::MergeMultistream) takes one stream per branch.
+    pub streams: Vec<Vec<usize>>,
 }
 
 impl Dataset {
@@ -49,6 +55,7 @@ impl Dataset {
             nclass,
             feature_shape,
             targets: None,
+            streams: Vec::new(),
         };
         d.validate()?;
         Ok(d)
@@ -77,6 +84,7 @@ impl Dataset {
             nclass: width,
             feature_shape,
             targets: Some(targets),
+            streams: Vec::new(),
         };
         d.validate()?;
         Ok(d)
@@ -91,6 +99,7 @@ impl Dataset {
             nclass: n_features,
             feature_shape: self.feature_shape.clone(),
             targets: Some(self.x.clone()),
+            streams: self.streams.clone(),
         }
     }
 
@@ -110,7 +119,52 @@ impl Dataset {
             nclass: self.nclass,
             feature_shape: self.feature_shape.clone(),
             targets: self.targets.as_ref().map(|t| t[..n * self.nclass].to_vec()),
+            streams: self.streams.clone(),
         }
+    }
+
+    /// The same examples as `streams` input streams side by side (see
+    /// [`Dataset::streams`]): stream `i` has example shape `streams[i]`, and the shapes
+    /// must hold the example's features exactly.
+    ///
+    /// ```
+    /// use xenon_frontend::data::Dataset;
+    /// let d = Dataset::new(vec![0.0; 6], vec![0, 1], 2, vec![3]).unwrap();
+    /// let two = d.with_streams(vec![vec![1], vec![2]]).unwrap();
+    /// assert_eq!((two.feature_shape.as_slice(), two.streams.len()), (&[3][..], 2));
+    /// assert!(d.with_streams(vec![vec![2], vec![2]]).is_err()); // 4 features, not 3
+    /// ```
+    pub fn with_streams(mut self, streams: Vec<Vec<usize>>) -> Result<Dataset, DataError> {
+        self.feature_shape = vec![self.n_features()];
+        self.streams = streams;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The same examples given `k` times, once to each of `k` input streams (neon's
+    /// `mnist_merge` example feeds `[X, X]`); `k ≤ 1` leaves the data set as it is.
+    pub fn copied_to_streams(&self, k: usize) -> Result<Dataset, DataError> {
+        if k <= 1 {
+            return Ok(self.clone());
+        }
+        let f = self.n_features();
+        let x = self
+            .x
+            .chunks_exact(f)
+            .flat_map(|row| std::iter::repeat_n(row, k).flatten().copied())
+            .collect();
+        let one = match self.streams.is_empty() {
+            true => vec![self.feature_shape.clone()],
+            false => self.streams.clone(),
+        };
+        let d = Dataset {
+            x,
+            feature_shape: vec![f * k],
+            streams: one.iter().cycle().take(one.len() * k).cloned().collect(),
+            ..self.clone()
+        };
+        d.validate()?;
+        Ok(d)
     }
 
     /// Checks the invariants listed on [`Dataset`].
@@ -134,6 +188,16 @@ impl Dataset {
         }
         if self.nclass == 0 {
             return invalid("nclass is 0".to_string());
+        }
+        let stream_features = self.streams.iter().try_fold(0usize, |acc, s| {
+            let size = s.iter().try_fold(1usize, |p, &d| p.checked_mul(d))?;
+            (size > 0).then(|| acc.checked_add(size)).flatten()
+        });
+        if !self.streams.is_empty() && stream_features != Some(f) {
+            return invalid(format!(
+                "the streams {:?} do not hold an example's {f} features side by side",
+                self.streams
+            ));
         }
         if let Some(t) = &self.targets
             && n.checked_mul(self.nclass) != Some(t.len())

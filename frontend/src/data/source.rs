@@ -56,8 +56,8 @@ impl ArrayRef {
 /// The features and (unless the targets are the inputs) the targets of one split.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArraySplit {
-    /// The features, `[N, feature…]`.
-    pub x: ArrayRef,
+    /// The features, `[N, feature…]`: one array, or one per input stream (at least one).
+    pub x: Vec<ArrayRef>,
     /// The targets; `None` for [`TargetKind::Inputs`].
     pub y: Option<ArrayRef>,
 }
@@ -71,6 +71,8 @@ pub enum DataSource {
     Mnist {
         dir: Option<PathBuf>,
         targets: TargetKind,
+        /// Input streams, each a copy of the example (`streams:`; 1 by default).
+        copies: usize,
     },
     /// CIFAR-10 from a local copy of the binary or the Python release (`None`: not given,
     /// an error when loading; CIFAR-10 is not bundled).
@@ -80,6 +82,8 @@ pub enum DataSource {
         targets: TargetKind,
         /// Random crops and flips of the training images.
         augment: Option<Augment>,
+        /// Input streams, each a copy of the example (`streams:`; 1 by default).
+        copies: usize,
     },
     /// ImageNet's input shape (3×224×224, 1,000 classes) without a reader: loading is an
     /// error.
@@ -91,8 +95,11 @@ pub enum DataSource {
         targets: TargetKind,
         /// Classes for [`TargetKind::Classes`] (`None`: the largest id plus one).
         nclass: Option<usize>,
-        /// The shape of one example (`None`: `x`'s shape without its first axis).
+        /// The shape of one example (`None`: `x`'s shape without its first axis); with
+        /// several `x` arrays, of each stream's example.
         lshape: Option<Vec<usize>>,
+        /// Copies of the example's streams (`streams:`; 1 by default).
+        copies: usize,
     },
 }
 
@@ -119,14 +126,17 @@ impl DataSource {
                 return Ok(DataSource::Mnist {
                     dir: data.map(Path::to_path_buf),
                     targets: TargetKind::Classes,
+                    copies: 1,
                 });
             }
         };
+        let copies = spec.streams.max(1);
         match spec.name {
             DatasetName::Mnist => {
                 return Ok(DataSource::Mnist {
                     dir: data.map(Path::to_path_buf),
                     targets: spec.targets,
+                    copies,
                 });
             }
             DatasetName::Cifar10 => {
@@ -135,7 +145,13 @@ impl DataSource {
                     opts: spec.cifar,
                     targets: spec.targets,
                     augment: spec.augment,
+                    copies,
                 });
+            }
+            DatasetName::Imagenet if copies > 1 => {
+                return Err(DataError::InvalidDataset(format!(
+                    "dataset imagenet: streams: {copies} needs examples to copy, and Xenon has no ImageNet reader"
+                )));
             }
             DatasetName::Imagenet => return Ok(DataSource::Imagenet),
             DatasetName::Arrays => {}
@@ -153,8 +169,8 @@ impl DataSource {
         let split = |s: Option<&SplitSpec>, which: &str| -> Result<ArraySplit, DataError> {
             let (x_def, y_def) = (format!("x_{which}"), format!("y_{which}"));
             let (x, y) = match (s, &file) {
-                (Some(s), _) => (s.x.clone(), s.y.clone()),
-                (None, Some(f)) => (f.clone(), Some(f.clone())),
+                (Some(s), _) => (s.x.names().to_vec(), s.y.clone()),
+                (None, Some(f)) => (vec![f.clone()], Some(f.clone())),
                 (None, None) => {
                     return Err(invalid(format!(
                         "dataset (arrays): no {which} split (give `{which}: {{x: ..., y: ...}}` or a `file` holding {x_def} and {y_def})"
@@ -171,17 +187,36 @@ impl DataSource {
                     )));
                 }
             };
+            if x.is_empty() {
+                return Err(invalid(format!(
+                    "dataset (arrays): the {which} split's `x` is an empty list; give one array, or one per input stream"
+                )));
+            }
             Ok(ArraySplit {
-                x: ArrayRef::parse(&x, &base, &x_def),
+                x: x.iter()
+                    .map(|x| ArrayRef::parse(x, &base, &x_def))
+                    .collect(),
                 y,
             })
         };
+        let (train, test) = (
+            split(a.train.as_ref(), "train")?,
+            split(a.test.as_ref(), "test")?,
+        );
+        if train.x.len() != test.x.len() {
+            return Err(invalid(format!(
+                "dataset (arrays): the training split has {} input streams (`x` arrays), the test split {}",
+                train.x.len(),
+                test.x.len()
+            )));
+        }
         Ok(DataSource::Arrays {
-            train: split(a.train.as_ref(), "train")?,
-            test: split(a.test.as_ref(), "test")?,
+            train,
+            test,
             targets: spec.targets,
             nclass: a.nclass,
             lshape: a.lshape.clone(),
+            copies,
         })
     }
 
@@ -204,7 +239,56 @@ impl DataSource {
     }
 
     /// The shape of one example and the width of the targets (the model's output width).
+    /// With several input streams ([`DataSource::streams`]) the example is their features
+    /// side by side, `[Σ features]`.
     pub fn shapes(&self) -> Result<(Vec<usize>, usize), DataError> {
+        let streams = self.streams()?;
+        let (one, width) = self.stream_shapes()?;
+        if streams.is_empty() {
+            return Ok((one, width));
+        }
+        let total: usize = streams.iter().map(|s| s.iter().product::<usize>()).sum();
+        // An autoencoder's targets are every stream's inputs.
+        let width = match self.targets() {
+            TargetKind::Inputs => total,
+            _ => width,
+        };
+        Ok((vec![total], width))
+    }
+
+    /// The example shape of each input stream when there are several (empty for one): a
+    /// list of `x` arrays, or `streams: K` copies.
+    pub fn streams(&self) -> Result<Vec<Vec<usize>>, DataError> {
+        let (one, _) = self.stream_shapes()?;
+        let (copies, mut each) = match self {
+            DataSource::Mnist { copies, .. } | DataSource::Cifar10 { copies, .. } => {
+                (*copies, vec![one])
+            }
+            DataSource::Imagenet => (1, vec![one]),
+            DataSource::Arrays {
+                train,
+                lshape,
+                copies,
+                ..
+            } => {
+                let mut each = Vec::with_capacity(train.x.len());
+                for x in &train.x {
+                    each.push(example_shape(x, &x.shape()?, lshape.as_deref())?);
+                }
+                (*copies, each)
+            }
+        };
+        each = each
+            .iter()
+            .cycle()
+            .take(each.len() * copies)
+            .cloned()
+            .collect();
+        Ok(if each.len() > 1 { each } else { Vec::new() })
+    }
+
+    /// The shape of one stream's example (the first `x` array's), and the targets' width.
+    fn stream_shapes(&self) -> Result<(Vec<usize>, usize), DataError> {
         match self {
             DataSource::Mnist { targets, .. } => {
                 let width = match targets {
@@ -227,18 +311,38 @@ impl DataSource {
                 lshape,
                 ..
             } => {
-                let xs = train.x.shape()?;
-                let shape = example_shape(&train.x, &xs, lshape.as_deref())?;
+                let x = &train.x[0];
+                let shape = example_shape(x, &x.shape()?, lshape.as_deref())?;
                 let width = match (targets, &train.y) {
                     (TargetKind::Classes, _) => self.nclass()?,
                     (TargetKind::Real, Some(y)) => {
                         y.shape()?.iter().skip(1).product::<usize>().max(1)
                     }
-                    _ => shape.iter().product(),
+                    _ => self.streams_features()?,
                 };
                 Ok((shape, width))
             }
         }
+    }
+
+    /// The features of one example of an `arrays` source, every stream and copy.
+    fn streams_features(&self) -> Result<usize, DataError> {
+        let DataSource::Arrays {
+            train,
+            lshape,
+            copies,
+            ..
+        } = self
+        else {
+            return Ok(0);
+        };
+        let mut f = 0;
+        for x in &train.x {
+            f += example_shape(x, &x.shape()?, lshape.as_deref())?
+                .iter()
+                .product::<usize>();
+        }
+        Ok(f * copies)
     }
 
     /// The class count of an `arrays` source with class targets: given, or inferred.
@@ -276,47 +380,66 @@ impl DataSource {
 
     /// Reads the training and test sets.
     pub fn load(&self) -> Result<(Dataset, Dataset), DataError> {
+        // Copies of each example for `streams: K`, then (an autoencoder) the inputs as
+        // targets.
+        let finish = |(tr, te): (Dataset, Dataset), copies: usize, targets: TargetKind| {
+            let (tr, te) = (tr.copied_to_streams(copies)?, te.copied_to_streams(copies)?);
+            Ok(match targets {
+                TargetKind::Inputs => (tr.autoencoder(), te.autoencoder()),
+                _ => (tr, te),
+            })
+        };
         match self {
             DataSource::Imagenet => Err(DataError::InvalidDataset(
                 "dataset imagenet: Xenon has no ImageNet reader; the name only gives the input shape (3×224×224, 1000 classes) to summary, compile and bench".into(),
             )),
             DataSource::Cifar10 {
-                dir, opts, targets, ..
+                dir,
+                opts,
+                targets,
+                augment,
+                copies,
             } => {
                 let Some(dir) = dir else {
                     return Err(DataError::InvalidDataset(
                         "dataset cifar10: CIFAR-10 is not bundled with Xenon; give --data DIR, a local copy of the binary release (cifar-10-batches-bin) or the Python release (cifar-10-batches-py)".into(),
                     ));
                 };
-                let c = Cifar10::load(dir, opts)?;
-                match targets {
-                    TargetKind::Classes => Ok((c.train, c.test)),
-                    TargetKind::Inputs => Ok((c.train.autoencoder(), c.test.autoencoder())),
-                    TargetKind::Real => Err(DataError::InvalidDataset(
+                if *targets == TargetKind::Real {
+                    return Err(DataError::InvalidDataset(
                         "dataset cifar10: `targets: real` needs real-valued targets; CIFAR-10 has classes or the images themselves (targets: inputs)".into(),
-                    )),
+                    ));
                 }
+                if augment.is_some() && *copies > 1 {
+                    return Err(DataError::InvalidDataset(format!(
+                        "dataset cifar10: augment crops and flips single images; it cannot be combined with streams: {copies}"
+                    )));
+                }
+                let c = Cifar10::load(dir, opts)?;
+                finish((c.train, c.test), *copies, *targets)
             }
-            DataSource::Mnist { dir, targets } => {
+            DataSource::Mnist {
+                dir,
+                targets,
+                copies,
+            } => {
+                if *targets == TargetKind::Real {
+                    return Err(DataError::InvalidDataset(
+                        "dataset mnist: `targets: real` needs real-valued targets; MNIST has classes (targets: classes) or the images themselves (targets: inputs)".into(),
+                    ));
+                }
                 let m = match dir {
                     Some(d) => Mnist::load(d)?,
                     None => Mnist::bundled()?,
                 };
-                Ok(match targets {
-                    TargetKind::Inputs => (m.train.autoencoder(), m.test.autoencoder()),
-                    TargetKind::Real => {
-                        return Err(DataError::InvalidDataset(
-                            "dataset mnist: `targets: real` needs real-valued targets; MNIST has classes (targets: classes) or the images themselves (targets: inputs)".into(),
-                        ));
-                    }
-                    TargetKind::Classes => (m.train, m.test),
-                })
+                finish((m.train, m.test), *copies, *targets)
             }
             DataSource::Arrays {
                 train,
                 test,
                 targets,
                 lshape,
+                copies,
                 ..
             } => {
                 let kind = match targets {
@@ -326,39 +449,98 @@ impl DataSource {
                     _ => Targets::Real,
                 };
                 let read = |s: &ArraySplit| -> Result<Dataset, DataError> {
-                    let (xs, xd) = s.x.read()?;
-                    let shape = example_shape(&s.x, &xs, lshape.as_deref())?;
-                    match &s.y {
+                    let (xs, xd, streams) = read_streams(&s.x, lshape.as_deref())?;
+                    let shape = match &streams[..] {
+                        [one] => one.clone(),
+                        _ => vec![xs[1..].iter().product()],
+                    };
+                    let d = match &s.y {
                         Some(y) => named_dataset(
                             (xs, xd),
                             y.read()?,
-                            [s.x.name(), y.name()],
+                            [s.x[0].name(), y.name()],
                             kind,
                             Some(shape),
                             &y.path,
-                        ),
-                        None => {
-                            let width = shape.iter().product();
-                            Dataset::with_targets(xd.clone(), xd, width, shape)
-                        }
+                        )?,
+                        None => Dataset::new(xd, vec![0; xs[0]], 1, shape)?,
+                    };
+                    match streams.len() {
+                        1 => Ok(d),
+                        _ => d.with_streams(streams),
                     }
                 };
                 let (tr, te) = (read(train)?, read(test)?);
-                if tr.feature_shape != te.feature_shape || tr.nclass != te.nclass {
+                if tr.feature_shape != te.feature_shape
+                    || tr.nclass != te.nclass
+                    || tr.streams != te.streams
+                {
                     return Err(DataError::Array {
-                        path: test.x.path.clone(),
-                        array: test.x.name().to_string(),
+                        path: test.x[0].path.clone(),
+                        array: test.x[0].name().to_string(),
                         reason: format!(
-                            "the test examples (shape {:?}, targets {} wide) do not match the training examples (shape {:?}, targets {} wide)",
-                            te.feature_shape, te.nclass, tr.feature_shape, tr.nclass
+                            "the test examples (shape {:?}, streams {:?}, targets {} wide) do not match the training examples (shape {:?}, streams {:?}, targets {} wide)",
+                            te.feature_shape,
+                            te.streams,
+                            te.nclass,
+                            tr.feature_shape,
+                            tr.streams,
+                            tr.nclass
                         ),
                     });
                 }
-                Ok((tr, te))
+                finish((tr, te), *copies, *targets)
             }
         }
     }
 }
+
+/// Reads the `x` arrays of a split, one per stream, as one array of their examples side by
+/// side (`[N, Σ features]`, or the one array as it is), with each stream's example shape.
+fn read_streams(
+    xs: &[ArrayRef],
+    lshape: Option<&[usize]>,
+) -> Result<(Vec<usize>, Vec<f32>, StreamShapes), DataError> {
+    let mut arrays = Vec::with_capacity(xs.len());
+    let mut streams = Vec::with_capacity(xs.len());
+    for x in xs {
+        let (shape, data) = x.read()?;
+        streams.push(example_shape(x, &shape, lshape)?);
+        if let Some((first, first_shape)) = arrays.first().map(|(s, _): &(Vec<usize>, _)| (s[0], s))
+            && shape[0] != first
+        {
+            return Err(DataError::Array {
+                path: x.path.clone(),
+                array: x.name().to_string(),
+                reason: format!(
+                    "shape {shape:?} has {} examples, the first stream's array (shape {first_shape:?}) {first}",
+                    shape[0]
+                ),
+            });
+        }
+        arrays.push((shape, data));
+    }
+    if arrays.len() == 1 {
+        let (shape, data) = arrays.pop().expect("one array");
+        return Ok((shape, data, streams));
+    }
+    let n = arrays[0].0[0];
+    let widths: Vec<usize> = arrays
+        .iter()
+        .map(|(s, _)| s[1..].iter().product())
+        .collect();
+    let total: usize = widths.iter().sum();
+    let mut data = Vec::with_capacity(n * total);
+    for i in 0..n {
+        for ((_, d), &w) in arrays.iter().zip(&widths) {
+            data.extend_from_slice(&d[i * w..(i + 1) * w]);
+        }
+    }
+    Ok((vec![n, total], data, streams))
+}
+
+/// The example shape of each input stream.
+type StreamShapes = Vec<Vec<usize>>;
 
 /// The shape of one example of `x` (shape `xs`): `lshape`, when its element count fits,
 /// else `xs` without its first axis.
@@ -420,7 +602,8 @@ mod tests {
             DataSource::new(None, None, base).unwrap(),
             DataSource::Mnist {
                 dir: None,
-                targets: TargetKind::Classes
+                targets: TargetKind::Classes,
+                copies: 1,
             }
         );
         // `file` gives all four arrays; `train` overrides its split.
@@ -438,8 +621,8 @@ mod tests {
         else {
             panic!("arrays expected")
         };
-        assert_eq!(train.x.path, PathBuf::from("/models/xt.npy"));
-        assert_eq!(test.x.array.as_deref(), Some("x_test"));
+        assert_eq!(train.x[0].path, PathBuf::from("/models/xt.npy"));
+        assert_eq!(test.x[0].array.as_deref(), Some("x_test"));
         assert_eq!(test.y.unwrap().array.as_deref(), Some("y_test"));
         // An autoencoder needs no targets.
         spec.targets = TargetKind::Inputs;

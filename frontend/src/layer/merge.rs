@@ -124,10 +124,12 @@ fn merge_outputs(
 }
 
 /// Each branch on its own input, outputs joined as in [`MergeBroadcast`] (neon's
-/// `MergeMultistream`, whose data set gives one stream per branch). The layer takes as many
-/// inputs as it has branches: in a [`LayerGraph`](super::LayerGraph) it is fed by several
-/// graph inputs or layers. A `Model` feeds one input stream, so a model file cannot start
-/// with a multistream of two or more branches yet (the data sets here give one stream).
+/// `MergeMultistream`, whose data set gives one stream per branch). In a
+/// [`LayerGraph`](super::LayerGraph) the layer takes as many inputs as it has branches, fed
+/// by several graph inputs or layers. A model (one input) feeds it one input holding the
+/// streams side by side, `[batch, Σ features]`, and [`MergeMultistream::streams`] gives
+/// each stream's example shape: model files set it from a multistream data set (an `arrays`
+/// set with a list of `x` arrays, or `streams: K` copies of a named set's examples).
 /// Branch layers are named `<this layer>/b<i>/<name>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,11 +142,69 @@ pub struct MergeMultistream {
     /// Default none: the layer is named `MergeMultistream_<k>`.
     #[serde(default)]
     pub name: Option<String>,
+    /// The example shape of each stream when the layer takes one input holding them side
+    /// by side (`[batch, Σ features]`, stream `i`'s features after stream `i − 1`'s);
+    /// one per branch. Default none: one input per branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<Vec<Vec<usize>>>,
+}
+
+impl MergeMultistream {
+    /// A multistream of `layers` (branch `i` on stream `i`), joined by `merge`.
+    pub fn new(layers: Vec<Vec<Layer>>, merge: Merge) -> MergeMultistream {
+        MergeMultistream {
+            layers,
+            merge,
+            name: None,
+            streams: None,
+        }
+    }
+
+    /// Splits one input `[batch, Σ features]` into the streams, each `[batch, shape…]`.
+    fn split(
+        &self,
+        ctx: &mut LayerCtx<'_>,
+        x: NodeId,
+        streams: &[Vec<usize>],
+    ) -> Result<Vec<NodeId>, LayerError> {
+        if streams.len() != self.layers.len() {
+            return Err(ctx.invalid(format!(
+                "has {} branches but {} streams ({streams:?}); each branch takes one stream",
+                self.layers.len(),
+                streams.len()
+            )));
+        }
+        let shape = ctx.g.ty(x).shape.clone();
+        let sizes: Vec<usize> = streams.iter().map(|s| s.iter().product()).collect();
+        let total: usize = sizes.iter().sum();
+        let features: usize = shape.iter().skip(1).product();
+        if shape.is_empty() || features != total || sizes.contains(&0) {
+            return Err(ctx.invalid(format!(
+                "input of shape {:?} does not hold the streams {streams:?} side by side ({total} features an example)",
+                shape.get(1..).unwrap_or(&[])
+            )));
+        }
+        let batch = shape[0];
+        let flat = ctx.g.reshape(x, &[batch, total])?;
+        let mut at = 0;
+        let mut out = Vec::with_capacity(streams.len());
+        for (stream, size) in streams.iter().zip(sizes) {
+            let part = ctx.g.slice(flat, &[0, at], &[batch, at + size], &[1, 1])?;
+            let mut to = vec![batch];
+            to.extend_from_slice(stream);
+            out.push(ctx.g.reshape(part, &to)?);
+            at += size;
+        }
+        Ok(out)
+    }
 }
 
 impl LayerKind for MergeMultistream {
     fn arity(&self) -> Arity {
-        Arity::Exactly(self.layers.len().max(1))
+        match self.streams {
+            Some(_) => Arity::Exactly(1),
+            None => Arity::Exactly(self.layers.len().max(1)),
+        }
     }
 
     fn detail(&self) -> Option<String> {
@@ -155,6 +215,14 @@ impl LayerKind for MergeMultistream {
         if self.layers.is_empty() {
             return Err(ctx.invalid("has no branches (layers is empty)"));
         }
+        let split;
+        let inputs = match &self.streams {
+            Some(streams) => {
+                split = self.split(ctx, ctx.single("MergeMultistream", inputs)?, streams)?;
+                &split[..]
+            }
+            None => inputs,
+        };
         let mut outs = Vec::with_capacity(inputs.len());
         for (i, (branch, &x)) in self.layers.iter().zip(inputs).enumerate() {
             outs.push(ctx.lower_branch(&format!("b{i}"), branch, &[x])?[0]);

@@ -30,6 +30,22 @@ impl Sequential {
         Sequential { layers }
     }
 
+    /// The chain fed by examples holding several input streams side by side (a data set's
+    /// [`Dataset::streams`](crate::data::Dataset::streams)): a first
+    /// [`MergeMultistream`](super::MergeMultistream) splits them, one per branch. With fewer
+    /// than two streams, or another first layer (which then sees the streams' features
+    /// side by side, flat), the chain is unchanged.
+    pub fn fed_streams(&self, streams: &[Vec<usize>]) -> Sequential {
+        let mut out = self.clone();
+        if streams.len() > 1
+            && let Some(Layer::MergeMultistream(m)) = out.layers.first_mut()
+            && m.streams.is_none()
+        {
+            m.streams = Some(streams.to_vec());
+        }
+        out
+    }
+
     /// The layers with compound layers expanded.
     pub fn expanded(&self) -> Result<Vec<Layer>, LayerError> {
         let mut out = Vec::new();
@@ -52,7 +68,11 @@ impl Sequential {
                 } => LayerError::Argument {
                     layer,
                     reason: format!(
-                        "a {kind} takes {arity}, but in a chain of layers (a model file's layers) each layer gets one: the previous layer's output, or the model's one input stream"
+                        "a {kind} takes {arity}, but in a chain of layers (a model file's layers) each layer gets one: the previous layer's output, or the model's one input stream{}",
+                        match (i, kind) {
+                            (0, "MergeMultistream") => "; a first MergeMultistream splits a data set of one stream per branch (a list of `x` arrays in an arrays data set, or `streams: K` copies of each example)",
+                            _ => "",
+                        }
                     ),
                 },
                 e => e,

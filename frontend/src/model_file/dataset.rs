@@ -82,15 +82,41 @@ impl TargetKind {
 /// One split (training or test) of an `arrays` data set: the features `x` and the targets
 /// `y` (absent for `targets: inputs`). Each names a `.npy` file, or an array of a `.npz`
 /// archive as `archive.npz:array` (`archive.npz` alone takes the split's default array,
-/// `x_train`, `y_train`, `x_test` or `y_test`).
+/// `x_train`, `y_train`, `x_test` or `y_test`). A list of `x` arrays gives one input stream
+/// each (neon's multistream `ArrayIterator`, for a model starting with a
+/// `MergeMultistream`): `x: [a.npz:image, a.npz:text]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSpec {
-    /// The features, `[N, feature…]`.
-    pub x: String,
+    /// The features, `[N, feature…]`: one array, or one per input stream.
+    pub x: Streams,
     /// The targets: class ids `[N]` or `[N, 1]`, or real values `[N, width…]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+}
+
+/// One array name, or a list of them (one per input stream).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Streams {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Streams {
+    /// The names, in stream order.
+    pub fn names(&self) -> &[String] {
+        match self {
+            Streams::One(s) => std::slice::from_ref(s),
+            Streams::Many(v) => v,
+        }
+    }
+}
+
+impl From<&str> for Streams {
+    fn from(s: &str) -> Streams {
+        Streams::One(s.to_string())
+    }
 }
 
 /// Where the arrays of `name: arrays` are. Relative paths are taken from the `--data`
@@ -154,8 +180,14 @@ pub struct DatasetSpec {
     /// what `cifar10_conv` trains with); default `false`, the fixed order of neon's
     /// `ArrayIterator`. The test split is never shuffled.
     pub shuffle: bool,
+    /// `streams: K` gives every example to `K` input streams, one copy each, for a model
+    /// starting with a `MergeMultistream` of `K` branches (neon's `mnist_merge` example
+    /// feeds `[X, X]`); default 1. An `arrays` set gets streams of its own from a list of
+    /// `x` arrays.
+    pub streams: usize,
     /// Every other key of a named data set (neon's `train_config`, `test_config`, ...),
-    /// uninterpreted, as JSON values. Never contains `name`, `targets` or `shuffle`; empty for
+    /// uninterpreted, as JSON values. Never contains `name`, `targets`, `shuffle` or
+    /// `streams`; empty for
     /// `arrays`, whose keys are all checked.
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -170,6 +202,7 @@ impl DatasetSpec {
             cifar: CifarOptions::default(),
             augment: None,
             shuffle: false,
+            streams: 1,
             extra: BTreeMap::new(),
         }
     }
@@ -195,10 +228,16 @@ struct CifarEntry {
     augment: Option<Augment>,
     #[serde(default)]
     shuffle: bool,
+    #[serde(default = "one")]
+    streams: usize,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Every key of `dataset: {name: arrays, ...}`, checked as a whole.
@@ -221,6 +260,8 @@ struct ArraysEntry {
     lshape: Option<Vec<usize>>,
     #[serde(default)]
     shuffle: bool,
+    #[serde(default = "one")]
+    streams: usize,
 }
 
 /// Reads the `dataset:` mapping: `name` (required), `targets`, and for `arrays` its keys;
@@ -251,6 +292,8 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
         };
         spec.augment = e.augment;
         spec.shuffle = e.shuffle;
+        spec.streams = e.streams;
+        check_streams(&spec, node)?;
         return Ok(spec);
     }
     if name == DatasetName::Arrays {
@@ -264,6 +307,8 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
             lshape: e.lshape,
         };
         spec.shuffle = e.shuffle;
+        spec.streams = e.streams;
+        check_streams(&spec, node)?;
         if spec.arrays.file.is_none() && spec.arrays.train.is_none() {
             return Err(ModelFileError::MissingKey {
                 at: "dataset (arrays)".into(),
@@ -278,12 +323,26 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
             "name" => {}
             "targets" => spec.targets = typed(&e.value, "dataset.targets")?,
             "shuffle" => spec.shuffle = typed(&e.value, "dataset.shuffle")?,
+            "streams" => spec.streams = typed(&e.value, "dataset.streams")?,
             _ => {
                 spec.extra.insert(e.key.clone(), e.value.to_json());
             }
         }
     }
+    check_streams(&spec, node)?;
     Ok(spec)
+}
+
+/// `streams: 0` is an error.
+fn check_streams(spec: &DatasetSpec, node: &Node) -> Result<(), ModelFileError> {
+    if spec.streams == 0 {
+        return Err(ModelFileError::Invalid {
+            at: "dataset.streams".into(),
+            message: "0 streams: give 1 (the default) or more".into(),
+            pos: node.pos,
+        });
+    }
+    Ok(())
 }
 
 impl Serialize for DatasetSpec {
@@ -291,7 +350,7 @@ impl Serialize for DatasetSpec {
         let extra: Vec<_> = self
             .extra
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "name" | "targets" | "shuffle"))
+            .filter(|(k, _)| !matches!(k.as_str(), "name" | "targets" | "shuffle" | "streams"))
             .collect();
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("name", self.name.as_str())?;
@@ -334,6 +393,9 @@ impl Serialize for DatasetSpec {
         }
         if self.shuffle {
             map.serialize_entry("shuffle", &true)?;
+        }
+        if self.streams != 1 {
+            map.serialize_entry("streams", &self.streams)?;
         }
         for (k, v) in extra {
             map.serialize_entry(k, v)?;

@@ -106,7 +106,7 @@ mod tree;
 mod write;
 
 pub use backend::BackendName;
-pub use dataset::{ArraysSpec, DatasetName, DatasetSpec, SplitSpec, TargetKind};
+pub use dataset::{ArraysSpec, DatasetName, DatasetSpec, SplitSpec, Streams, TargetKind};
 pub use error::{ModelFileError, Position};
 pub(crate) use no_arguments::no_arguments;
 

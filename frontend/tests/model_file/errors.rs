@@ -279,7 +279,7 @@ fn arrays_entries_are_checked_with_positions() {
             "{}dataset: {{name: arrays, file: d.npz, shufle: true}}\n",
             one_layer(ACT)
         ),
-        "dataset: unknown key \"shufle\" (line 4, column 38); accepted: name, targets, file, train, test, nclass, lshape, shuffle",
+        "dataset: unknown key \"shufle\" (line 4, column 38); accepted: name, targets, file, train, test, nclass, lshape, shuffle, streams",
     );
     assert_error_starts(
         &format!(

@@ -66,6 +66,45 @@ fn the_shuffle_key_is_read_for_every_data_set_and_round_trips() {
 }
 
 #[test]
+fn the_streams_key_and_lists_of_x_arrays_round_trip() {
+    for (entry, streams) in [
+        ("{name: mnist, streams: 2}", 2),
+        ("{name: cifar10, streams: 3, whiten: true}", 3),
+        (
+            "{name: arrays, train: {x: [a.npy, b.npy], y: y.npy}, test: {x: [c.npy, d.npy], y: e.npy}}",
+            1,
+        ),
+        ("{name: arrays, file: d.npz, streams: 2}", 2),
+    ] {
+        let m = ModelFile::from_yaml_str(&format!(
+            "layers: [{{type: Activation, config: {{transform: Tanh}}}}]\ncost: MeanSquared\ndataset: {entry}\n"
+        ))
+        .unwrap();
+        let d = m.dataset.as_ref().unwrap();
+        assert!(
+            d.streams == streams && !d.extra.contains_key("streams"),
+            "{entry}"
+        );
+        let back = ModelFile::from_json_str(&m.to_json()).unwrap();
+        assert_eq!(back, m, "{entry}");
+    }
+    let m = ModelFile::from_yaml_str(
+        "layers: [{type: Activation, config: {transform: Tanh}}]\ncost: MeanSquared\ndataset: {name: arrays, train: {x: [a.npy, b.npy], y: y.npy}, file: d.npz}\n",
+    )
+    .unwrap();
+    let train = m.dataset.unwrap().arrays.train.unwrap();
+    assert_eq!(train.x.names(), ["a.npy", "b.npy"]);
+    for bad in ["streams: 0", "streams: -1", "streams: two"] {
+        let e = ModelFile::from_yaml_str(&format!(
+            "layers: [{{type: Activation, config: {{transform: Tanh}}}}]\ncost: MeanSquared\ndataset: {{name: mnist, {bad}}}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("streams"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn dataset_entries_with_arrays_and_targets_round_trip() {
     let m = ModelFile::from_yaml_str(
         "layers: [{type: Activation, config: {transform: Tanh}}]
