@@ -237,8 +237,8 @@ fn mnist_merge_trains_on_two_streams_of_the_bundled_digits() {
     );
     // Each example holds its digit twice.
     assert_eq!(train.sample(3)[..784], train.sample(3)[784..]);
-    let layers = file.layers.fed_streams(&streams);
-    let mut model = Model::new(layers, &train.feature_shape, 0).unwrap();
+    let mut model =
+        Model::new(source.feed(&file.layers).unwrap(), &train.feature_shape, 0).unwrap();
     assert_eq!(model.num_params(), 178_800);
     let mut it = BatchIterator::new(&train, BatchOptions::new(128)).unwrap();
     let optimizer = file.optimizer.clone().unwrap();

@@ -105,7 +105,7 @@ fn train_graph(path: &std::path::Path, batch: usize) -> Graph {
     let file = ModelFile::load(path).unwrap();
     let source = DataSource::new(file.dataset.as_ref(), None, path.parent().unwrap()).unwrap();
     let (shape, width) = source.shapes().unwrap();
-    let model = Model::new(file.layers.clone(), &shape, 0).unwrap();
+    let model = Model::new(source.feed(&file.layers).unwrap(), &shape, 0).unwrap();
     model
         .train_graph(batch, width, &file.cost, file.optimizer.as_ref().unwrap())
         .unwrap()

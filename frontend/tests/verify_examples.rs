@@ -46,7 +46,7 @@ fn every_example_model_matches_the_interpreter() {
             xenon_runtime::DType::F32
         };
         let (pipeline, verifier) = verified_cpu(2);
-        let mut model = Model::new(file.layers.clone(), &small.feature_shape, 0)
+        let mut model = Model::new(source.feed(&file.layers).unwrap(), &small.feature_shape, 0)
             .unwrap()
             .with_dtype(dtype)
             .unwrap()

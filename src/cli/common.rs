@@ -48,9 +48,9 @@ pub fn data_shapes(
 }
 
 /// The model file's layers as its data feeds them: a first `MergeMultistream` takes the
-/// data set's input streams ([`Sequential::fed_streams`]).
+/// data set's input streams ([`DataSource::feed`]).
 pub fn model_layers(file: &ModelFile, source: &DataSource) -> anyhow::Result<Sequential> {
-    Ok(file.layers.fed_streams(&source.streams()?))
+    Ok(source.feed(&file.layers)?)
 }
 
 /// The metric training reports and `--early-stop`/`--save-best` judge: misclassification

@@ -8,6 +8,7 @@ use super::npy::{Array, Targets, array_shape, named_dataset, read_npy, read_npz}
 use super::{
     Augment, CIFAR10_PIXELS, Cifar10, CifarOptions, DataError, Dataset, MNIST_CLASSES, Mnist,
 };
+use crate::layer::Sequential;
 use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind};
 use std::path::{Path, PathBuf};
 
@@ -285,6 +286,13 @@ impl DataSource {
             .cloned()
             .collect();
         Ok(if each.len() > 1 { each } else { Vec::new() })
+    }
+
+    /// `layers` as this data feeds them: a first `MergeMultistream` takes the input
+    /// streams ([`Sequential::fed_streams`] with [`DataSource::streams`]). Build models of
+    /// a model file's layers through this, so that multistream data sets work.
+    pub fn feed(&self, layers: &Sequential) -> Result<Sequential, DataError> {
+        Ok(layers.fed_streams(&self.streams()?))
     }
 
     /// The shape of one stream's example (the first `x` array's), and the targets' width.
