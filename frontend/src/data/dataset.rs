@@ -130,7 +130,7 @@ impl Dataset {
     /// ```
     /// use xenon_frontend::data::Dataset;
     /// let d = Dataset::new(vec![0.0; 6], vec![0, 1], 2, vec![3]).unwrap();
-    /// let two = d.with_streams(vec![vec![1], vec![2]]).unwrap();
+    /// let two = d.clone().with_streams(vec![vec![1], vec![2]]).unwrap();
     /// assert_eq!((two.feature_shape.as_slice(), two.streams.len()), (&[3][..], 2));
     /// assert!(d.with_streams(vec![vec![2], vec![2]]).is_err()); // 4 features, not 3
     /// ```
