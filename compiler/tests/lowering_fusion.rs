@@ -2,7 +2,7 @@
 //! with several consumers into its first consumer's kernel, and leading-axis sums as GEMMs.
 //! (Their results are checked against the interpreter in `backend_parity.rs`.)
 
-use xenon_compiler::ir::{DType, Graph};
+use xenon_compiler::ir::{DType, Graph, NodeId};
 use xenon_compiler::lower::lower;
 use xenon_runtime::program::Step;
 
@@ -34,15 +34,13 @@ fn a_momentum_update_is_one_kernel_with_two_outputs() {
     assert_eq!(loops(&l.program.steps), vec![2], "{:?}", l.program.steps);
 }
 
-#[test]
-fn bias_and_activation_are_one_pass_when_the_sum_is_kept() {
-    // z = x + b is needed again later (as for a ReLU's gradient): it is stored by the
-    // ReLU's kernel instead of a pass of its own.
+/// `h = relu(f(x)); dz = select(f(x) > 0, dy, 0)`: the kernels a value with two readers
+/// (as a ReLU's input is needed again for its gradient) lowers to.
+fn relu_and_its_mask(f: impl Fn(&mut Graph, NodeId) -> NodeId) -> Vec<usize> {
     let mut g = Graph::new();
     let x = g.input("x", DType::F32, &[128, 100]).unwrap();
-    let b = g.input("b", DType::F32, &[100]).unwrap();
     let dy = g.input("dy", DType::F32, &[128, 100]).unwrap();
-    let z = g.add_(x, b).unwrap();
+    let z = f(&mut g, x);
     let zero = g.scalar(DType::F32, 0.0).unwrap();
     let h = g.max(z, zero).unwrap();
     let c = g
@@ -52,7 +50,22 @@ fn bias_and_activation_are_one_pass_when_the_sum_is_kept() {
     g.set_output("h", h).unwrap();
     g.set_output("dz", dz).unwrap();
     let l = lower(&g).unwrap();
-    assert_eq!(loops(&l.program.steps), vec![2, 1], "{:?}", l.program.steps);
+    loops(&l.program.steps)
+}
+
+#[test]
+fn a_value_with_two_readers_is_stored_by_the_first_or_computed_again_when_cheap() {
+    // z = tanh(x) is needed again later: the ReLU's kernel stores it as a second output
+    // instead of a pass of its own.
+    let kept = relu_and_its_mask(|g, x| g.tanh(x).unwrap());
+    assert_eq!(kept, vec![2, 1]);
+    // z = x + b is one addition: both kernels compute it from x and b, and it is never
+    // written.
+    let again = relu_and_its_mask(|g, x| {
+        let b = g.input("b", DType::F32, &[100]).unwrap();
+        g.add_(x, b).unwrap()
+    });
+    assert_eq!(again, vec![1, 1]);
 }
 
 #[test]

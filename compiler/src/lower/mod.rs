@@ -6,11 +6,15 @@
 //! *materialized* — when it is a graph input, parameter, non-splat constant or output;
 //! when it is an anchor (matmul, reduction, arg-max, window, gather/scatter, random,
 //! concat, pad); or when it is elementwise and used by more than one consumer (counting
-//! through movement ops), used through a broadcast that repeats it, or used by an op that
-//! needs it in memory (matmul, window and indexing ops). Everything else is *inlined*:
-//! elementwise ops fuse into the kernel of the node that consumes them, and movement ops
-//! (reshape, permute, broadcast, slice) become strides of loads. So a group never drops or
-//! recomputes a value that is used outside it.
+//! through movement ops) unless it is cheap (at most two additions, subtractions,
+//! multiplications, maxima, minima, negations or absolute values from stored values: each
+//! consumer then computes it again, as `x − mean` in a batch norm), used through a
+//! broadcast that repeats it, or used by an op that needs it in memory (matmul, window and
+//! indexing ops). Everything else is *inlined*: elementwise ops fuse into the kernel of
+//! the node that consumes them, and movement ops (reshape, permute, broadcast, slice)
+//! become strides of loads. So a group never drops a value that is used outside it, and
+//! recomputes only those cheap ones (the same operations on the same values: the same
+//! bits).
 //!
 //! Each materialized node becomes one step:
 //! - elementwise: a loop kernel over its shape whose body inlines its producers
@@ -166,6 +170,13 @@ impl KernelBuilder {
     }
 }
 
+/// The most arithmetic operations an elementwise value with several consumers may take to
+/// be computed again in each of them instead of stored ([`Lowerer::cheap`]).
+const RECOMPUTE_OPS: usize = 2;
+/// The most nodes (movement ops included) between such a value and the stored values it
+/// is computed from.
+const RECOMPUTE_DEPTH: usize = 8;
+
 fn is_elementwise(op: &Op) -> bool {
     matches!(
         op,
@@ -252,7 +263,9 @@ impl<'g> Lowerer<'g> {
                     // A consumer reading the node twice (`x + x`) computes it once.
                     cons.sort_unstable();
                     cons.dedup();
-                    cons.len() > 1
+                    // Several consumers share a stored copy, unless the node is cheaper
+                    // to compute again in each than to write and read back.
+                    (cons.len() > 1 && !self.cheap(id))
                         || cons.iter().any(|&(c, stretched)| {
                             stretched
                                 || matches!(
@@ -296,6 +309,46 @@ impl<'g> Lowerer<'g> {
         for id in self.g.ids() {
             self.host[id.index()] = self.host_of(id);
         }
+    }
+
+    /// Whether elementwise node `id` is cheap enough for every consumer to compute it
+    /// inline instead of reading a stored copy: at most [`RECOMPUTE_OPS`] arithmetic
+    /// operations from materialized values (counting its inlined producers), each an
+    /// addition, subtraction, multiplication, maximum, minimum, negation or absolute
+    /// value. `x − mean` in a batch norm is: its variance and its normalization then
+    /// both read `x` instead of a centred copy of it. Decided in id order, so the
+    /// producers' decisions are known. Results are the same bits either way.
+    fn cheap(&self, id: NodeId) -> bool {
+        self.inline_ops(id, 0).is_some_and(|n| n <= RECOMPUTE_OPS)
+    }
+
+    /// The arithmetic operations computing `id` inline from materialized values (through
+    /// movement ops), or `None` when one is not cheap ([`Lowerer::cheap`]) or the values
+    /// lie more than [`RECOMPUTE_DEPTH`] nodes up.
+    fn inline_ops(&self, id: NodeId, depth: usize) -> Option<usize> {
+        let op = self.op(id);
+        if self.mat[id.index()] || splat(op).is_some() {
+            return Some(0);
+        }
+        if depth > RECOMPUTE_DEPTH {
+            return None;
+        }
+        let own = match op {
+            _ if is_view(op) => 0,
+            Op::Binary { func } => {
+                use crate::ir::BinaryOp as B;
+                matches!(func, B::Add | B::Sub | B::Mul | B::Max | B::Min).then_some(1)?
+            }
+            Op::Unary { func } => {
+                use crate::ir::UnaryOp as U;
+                matches!(func, U::Neg | U::Abs).then_some(1)?
+            }
+            _ => return None,
+        };
+        self.g.operands(id).iter().try_fold(own, |n, &x| {
+            let more = self.inline_ops(x, depth + 1)?;
+            (n + more <= RECOMPUTE_OPS).then_some(n + more)
+        })
     }
 
     /// The kernel root that computes `id` when hosts are chained (a host may itself be
