@@ -187,6 +187,18 @@ pub fn window_argmax<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: 
         image[1] == 1 && len > 0 && runs.iter().all(inside),
         "window_argmax needs one map per image and windows inside it"
     );
+    if w.kernel == [2, 2] && w.stride == [2, 2] && w.dilation == [1, 1] {
+        let (width, out_w) = (image[3], w.out[1]);
+        for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(positions)) {
+            for (oy, found) in dst.chunks_exact_mut(out_w).enumerate() {
+                // Inside the map (checked above): rows 2·oy and 2·oy + 1, 2·out_w columns.
+                let top = &img[2 * oy * width..][..2 * out_w];
+                let bottom = &img[(2 * oy + 1) * width..][..2 * out_w];
+                pool_rows_2x2(top, bottom, found);
+            }
+        }
+        return;
+    }
     let mut best = vec![T::ZERO; positions];
     let mut tap = vec![T::ZERO; positions];
     for (img, dst) in x.chunks_exact(plane).zip(out.chunks_exact_mut(positions)) {
@@ -206,6 +218,46 @@ pub fn window_argmax<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: 
             }
             keep_max(&mut best, dst, &tap, t as i32);
         }
+    }
+}
+
+/// The arg-max of each 2×2 window of two map rows (`top`, `bottom`: `2·found.len()`
+/// elements each) at stride 2, in tap order top-left, top-right, bottom-left,
+/// bottom-right, with [`keep_max`]'s rule (the first maximum, or the first NaN): max
+/// pooling's most common window in one pass over the rows, eight windows at a time.
+#[inline(always)]
+fn pool_rows_2x2<T: Element>(top: &[T], bottom: &[T], found: &mut [i32]) {
+    const W: usize = 8;
+    let take = |b: T, v: T| !b.is_nan() & (v.is_nan() | (v > b));
+    let window = |a: &[T], b: &[T], d: &mut i32, j: usize| {
+        let (mut best, mut k) = (a[2 * j], 0);
+        for (t, v) in [(1, a[2 * j + 1]), (2, b[2 * j]), (3, b[2 * j + 1])] {
+            let win = take(best, v);
+            best = std::hint::select_unpredictable(win, v, best);
+            k = std::hint::select_unpredictable(win, t, k);
+        }
+        *d = k;
+    };
+    let (top_blocks, bottom_blocks) = (top.chunks_exact(2 * W), bottom.chunks_exact(2 * W));
+    let mut found_blocks = found.chunks_exact_mut(W);
+    for ((a, b), d) in top_blocks.zip(bottom_blocks).zip(&mut found_blocks) {
+        // The four taps of eight windows, deinterleaved into lanes, then kept lane by lane.
+        let (mut best, mut tap) = ([T::ZERO; W], [[T::ZERO; W]; 3]);
+        for j in 0..W {
+            best[j] = a[2 * j];
+            tap[0][j] = a[2 * j + 1];
+            tap[1][j] = b[2 * j];
+            tap[2][j] = b[2 * j + 1];
+        }
+        let mut k = [0i32; W];
+        for (t, row) in tap.iter().enumerate() {
+            keep_max(&mut best, &mut k, row, t as i32 + 1);
+        }
+        d.copy_from_slice(&k);
+    }
+    let done = found.len() / W * W;
+    for (j, d) in found[done..].iter_mut().enumerate() {
+        window(&top[2 * done..], &bottom[2 * done..], d, j);
     }
 }
 
@@ -605,6 +657,32 @@ mod tests {
             im2col(&x, &image, &w, &mut cols);
             let mut want = vec![-1; maps * positions];
             argmax(&cols, maps, taps, positions, &mut want);
+            let mut got = vec![-2; maps * positions];
+            window_argmax(&x, &image, &w, &mut got);
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn two_by_two_pooling_windows_take_the_general_paths_arg_max(
+            (h, wd) in (1usize..6, 1usize..21),
+            (extra_h, extra_w) in (0usize..2, 0usize..2),
+            maps in 1usize..4,
+            seed in 0u64..1000,
+        ) {
+            // 2×2 windows at stride 2 (the fast path), maps with an odd row or column
+            // left over, against the unfold and the arg-max over its columns.
+            let spatial = [2 * h + extra_h, 2 * wd + extra_w];
+            let Some(w) = spec(&spatial, &[(2, 2, 0, 1), (2, 2, 0, 1)]) else { return Ok(()) };
+            let image = vec![maps, 1, spatial[0], spatial[1]];
+            let pool = [0.0f32, 1.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0];
+            let x: Vec<f32> = (0..image.iter().product::<usize>() as u64)
+                .map(|i| pool[((i * 2654435761 + seed * 97) % 7) as usize])
+                .collect();
+            let positions = h * wd;
+            let mut cols = vec![0.0; maps * 4 * positions];
+            im2col(&x, &image, &w, &mut cols);
+            let mut want = vec![-1; maps * positions];
+            argmax(&cols, maps, 4, positions, &mut want);
             let mut got = vec![-2; maps * positions];
             window_argmax(&x, &image, &w, &mut got);
             prop_assert_eq!(got, want);
