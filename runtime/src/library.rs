@@ -224,24 +224,14 @@ pub fn window_argmax<T: Element>(x: &[T], image: &[usize], w: &WindowSpec, out: 
 /// The arg-max of each 2×2 window of two map rows (`top`, `bottom`: `2·found.len()`
 /// elements each) at stride 2, in tap order top-left, top-right, bottom-left,
 /// bottom-right, with [`keep_max`]'s rule (the first maximum, or the first NaN): max
-/// pooling's most common window in one pass over the rows, eight windows at a time.
+/// pooling's most common window in one pass over the rows, eight windows at a time (the
+/// compares run on vectors).
 #[inline(always)]
 fn pool_rows_2x2<T: Element>(top: &[T], bottom: &[T], found: &mut [i32]) {
     const W: usize = 8;
-    let take = |b: T, v: T| !b.is_nan() & (v.is_nan() | (v > b));
-    let window = |a: &[T], b: &[T], d: &mut i32, j: usize| {
-        let (mut best, mut k) = (a[2 * j], 0);
-        for (t, v) in [(1, a[2 * j + 1]), (2, b[2 * j]), (3, b[2 * j + 1])] {
-            let win = take(best, v);
-            best = std::hint::select_unpredictable(win, v, best);
-            k = std::hint::select_unpredictable(win, t, k);
-        }
-        *d = k;
-    };
-    let (top_blocks, bottom_blocks) = (top.chunks_exact(2 * W), bottom.chunks_exact(2 * W));
-    let mut found_blocks = found.chunks_exact_mut(W);
-    for ((a, b), d) in top_blocks.zip(bottom_blocks).zip(&mut found_blocks) {
-        // The four taps of eight windows, deinterleaved into lanes, then kept lane by lane.
+    // Eight windows: the four taps deinterleaved into lanes, then kept lane by lane.
+    #[inline(always)]
+    fn block<T: Element>(a: &[T; 2 * W], b: &[T; 2 * W]) -> [i32; W] {
         let (mut best, mut tap) = ([T::ZERO; W], [[T::ZERO; W]; 3]);
         for j in 0..W {
             best[j] = a[2 * j];
@@ -253,11 +243,23 @@ fn pool_rows_2x2<T: Element>(top: &[T], bottom: &[T], found: &mut [i32]) {
         for (t, row) in tap.iter().enumerate() {
             keep_max(&mut best, &mut k, row, t as i32 + 1);
         }
-        d.copy_from_slice(&k);
+        k
     }
-    let done = found.len() / W * W;
-    for (j, d) in found[done..].iter_mut().enumerate() {
-        window(&top[2 * done..], &bottom[2 * done..], d, j);
+    let full = found.len() / W;
+    for (i, d) in found[..full * W].chunks_exact_mut(W).enumerate() {
+        let a = top[2 * W * i..][..2 * W].try_into().expect("2W elements");
+        let b = bottom[2 * W * i..][..2 * W]
+            .try_into()
+            .expect("2W elements");
+        d.copy_from_slice(&block(a, b));
+    }
+    // The last few windows, from copies padded with zeros (lanes never stored).
+    let rest = found.len() - full * W;
+    if rest > 0 {
+        let (mut a, mut b) = ([T::ZERO; 2 * W], [T::ZERO; 2 * W]);
+        a[..2 * rest].copy_from_slice(&top[2 * W * full..][..2 * rest]);
+        b[..2 * rest].copy_from_slice(&bottom[2 * W * full..][..2 * rest]);
+        found[full * W..].copy_from_slice(&block(&a, &b)[..rest]);
     }
 }
 
