@@ -14,7 +14,7 @@
 //! the node that consumes them, and movement ops (reshape, permute, broadcast, slice)
 //! become strides of loads. So a group never drops a value that is used outside it, and
 //! recomputes only those cheap ones (the same operations on the same values: the same
-//! bits).
+//! bits, though a sum over one may then run as a loop instead of a GEMM).
 //!
 //! Each materialized node becomes one step:
 //! - elementwise: a loop kernel over its shape whose body inlines its producers
@@ -317,7 +317,9 @@ impl<'g> Lowerer<'g> {
     /// addition, subtraction, multiplication, maximum, minimum, negation or absolute
     /// value. `x − mean` in a batch norm is: its variance and its normalization then
     /// both read `x` instead of a centred copy of it. Decided in id order, so the
-    /// producers' decisions are known. Results are the same bits either way.
+    /// producers' decisions are known. The value is the same bits either way; a sum over
+    /// it may run in another order (a leading-axis sum is a GEMM only over an operand in
+    /// memory, [`Lowerer::column_sum`]).
     fn cheap(&self, id: NodeId) -> bool {
         self.inline_ops(id, 0).is_some_and(|n| n <= RECOMPUTE_OPS)
     }
