@@ -357,6 +357,21 @@ fn a_model_file_with_a_tree_and_a_multicost_parses() {
     assert!(err.to_string().contains("alpha"), "{err}");
 }
 
+/// That `y` (3 rows of 7) is `[va·w0ᵀ, vb·w1ᵀ]`: rows of 4 and 6 inputs through a 5-wide
+/// and a 2-wide linear layer, outputs stacked.
+fn assert_branches_apart(y: &[f64], va: &[f64], vb: &[f64], w0: &[f64], w1: &[f64]) {
+    for r in 0..3 {
+        for o in 0..5 {
+            let want: f64 = (0..4).map(|i| va[r * 4 + i] * w0[o * 4 + i]).sum();
+            assert!((y[r * 7 + o] - want).abs() < 1e-12);
+        }
+        for o in 0..2 {
+            let want: f64 = (0..6).map(|i| vb[r * 6 + i] * w1[o * 6 + i]).sum();
+            assert!((y[r * 7 + 5 + o] - want).abs() < 1e-12);
+        }
+    }
+}
+
 /// MergeMultistream in a LayerGraph fed by two graph inputs: each branch sees its own
 /// input; `stack` concatenates the flattened outputs; gradients reach both branches.
 #[test]
@@ -397,16 +412,7 @@ fn merge_multistream_runs_each_branch_on_its_own_input() {
     .map(|(n, s, v)| (n.to_string(), Tensor::from_f64(s, v.clone()).unwrap()))
     .collect();
     let y = interp::run(&g, &feeds).unwrap()["y"].to_f64_vec();
-    for r in 0..3 {
-        for o in 0..5 {
-            let want: f64 = (0..4).map(|i| va[r * 4 + i] * w0[o * 4 + i]).sum();
-            assert!((y[r * 7 + o] - want).abs() < 1e-12);
-        }
-        for o in 0..2 {
-            let want: f64 = (0..6).map(|i| vb[r * 6 + i] * w1[o * 6 + i]).sum();
-            assert!((y[r * 7 + 5 + o] - want).abs() < 1e-12);
-        }
-    }
+    assert_branches_apart(&y, &va, &vb, &w0, &w1);
     // One input is an arity error naming the layer; depth merging of unequal maps too.
     let mut one = LayerGraph::new();
     let x = one.input("x").unwrap();
@@ -474,16 +480,7 @@ fn a_model_splits_its_input_into_the_streams_of_a_first_multistream() {
     let w0 = feeds["MergeMultistream_0/b0/Linear_0/W"].to_f64_vec();
     let w1 = feeds["MergeMultistream_0/b1/Linear_0/W"].to_f64_vec();
     let y = interp::run(&g, &feeds).unwrap()["y"].to_f64_vec();
-    for r in 0..3 {
-        for o in 0..5 {
-            let want: f64 = (0..4).map(|i| va[r * 4 + i] * w0[o * 4 + i]).sum();
-            assert!((y[r * 7 + o] - want).abs() < 1e-12);
-        }
-        for o in 0..2 {
-            let want: f64 = (0..6).map(|i| vb[r * 6 + i] * w1[o * 6 + i]).sum();
-            assert!((y[r * 7 + 5 + o] - want).abs() < 1e-12);
-        }
-    }
+    assert_branches_apart(&y, &va, &vb, &w0, &w1);
     // Both branches' weights get the gradients of the summed output: Σ over the batch of
     // their stream's inputs.
     let y = g.output("y").unwrap();

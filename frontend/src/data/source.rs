@@ -260,12 +260,13 @@ impl DataSource {
     /// The example shape of each input stream when there are several (empty for one): a
     /// list of `x` arrays, or `streams: K` copies.
     pub fn streams(&self) -> Result<Vec<Vec<usize>>, DataError> {
-        let (one, _) = self.stream_shapes()?;
-        let (copies, mut each) = match self {
-            DataSource::Mnist { copies, .. } | DataSource::Cifar10 { copies, .. } => {
-                (*copies, vec![one])
-            }
-            DataSource::Imagenet => (1, vec![one]),
+        let all = self.all_streams()?;
+        Ok(if all.len() > 1 { all } else { Vec::new() })
+    }
+
+    /// The example shape of every input stream, one or more, copies included.
+    fn all_streams(&self) -> Result<Vec<Vec<usize>>, DataError> {
+        let (copies, each) = match self {
             DataSource::Arrays {
                 train,
                 lshape,
@@ -278,14 +279,17 @@ impl DataSource {
                 }
                 (*copies, each)
             }
+            DataSource::Mnist { copies, .. } | DataSource::Cifar10 { copies, .. } => {
+                (*copies, vec![self.stream_shapes()?.0])
+            }
+            DataSource::Imagenet => (1, vec![self.stream_shapes()?.0]),
         };
-        each = each
+        Ok(each
             .iter()
             .cycle()
             .take(each.len() * copies)
             .cloned()
-            .collect();
-        Ok(if each.len() > 1 { each } else { Vec::new() })
+            .collect())
     }
 
     /// `layers` as this data feeds them: a first `MergeMultistream` takes the input
@@ -326,31 +330,16 @@ impl DataSource {
                     (TargetKind::Real, Some(y)) => {
                         y.shape()?.iter().skip(1).product::<usize>().max(1)
                     }
-                    _ => self.streams_features()?,
+                    // An autoencoder's targets: every stream's features.
+                    _ => self
+                        .all_streams()?
+                        .iter()
+                        .map(|s| s.iter().product::<usize>())
+                        .sum(),
                 };
                 Ok((shape, width))
             }
         }
-    }
-
-    /// The features of one example of an `arrays` source, every stream and copy.
-    fn streams_features(&self) -> Result<usize, DataError> {
-        let DataSource::Arrays {
-            train,
-            lshape,
-            copies,
-            ..
-        } = self
-        else {
-            return Ok(0);
-        };
-        let mut f = 0;
-        for x in &train.x {
-            f += example_shape(x, &x.shape()?, lshape.as_deref())?
-                .iter()
-                .product::<usize>();
-        }
-        Ok(f * copies)
     }
 
     /// The class count of an `arrays` source with class targets: given, or inferred.
