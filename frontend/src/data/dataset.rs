@@ -143,9 +143,9 @@ impl Dataset {
 
     /// The same examples given `k` times, once to each of `k` input streams (neon's
     /// `mnist_merge` example feeds `[X, X]`); `k ≤ 1` leaves the data set as it is.
-    pub fn copied_to_streams(&self, k: usize) -> Result<Dataset, DataError> {
+    pub fn copied_to_streams(self, k: usize) -> Result<Dataset, DataError> {
         if k <= 1 {
-            return Ok(self.clone());
+            return Ok(self);
         }
         let f = self.n_features();
         let x = self
@@ -161,7 +161,7 @@ impl Dataset {
             x,
             feature_shape: vec![f * k],
             streams: one.iter().cycle().take(one.len() * k).cloned().collect(),
-            ..self.clone()
+            ..self
         };
         d.validate()?;
         Ok(d)

@@ -243,9 +243,9 @@ impl DataSource {
     /// With several input streams ([`DataSource::streams`]) the example is their features
     /// side by side, `[Σ features]`.
     pub fn shapes(&self) -> Result<(Vec<usize>, usize), DataError> {
-        let streams = self.streams()?;
+        let streams = self.all_streams()?;
         let (one, width) = self.stream_shapes()?;
-        if streams.is_empty() {
+        if streams.len() == 1 {
             return Ok((one, width));
         }
         let total: usize = streams.iter().map(|s| s.iter().product::<usize>()).sum();
@@ -299,7 +299,8 @@ impl DataSource {
         Ok(layers.fed_streams(&self.streams()?))
     }
 
-    /// The shape of one stream's example (the first `x` array's), and the targets' width.
+    /// The shape of one stream's example (the first `x` array's), and the targets' width
+    /// for that one stream ([`DataSource::shapes`] widens an autoencoder's to all).
     fn stream_shapes(&self) -> Result<(Vec<usize>, usize), DataError> {
         match self {
             DataSource::Mnist { targets, .. } => {
@@ -330,12 +331,7 @@ impl DataSource {
                     (TargetKind::Real, Some(y)) => {
                         y.shape()?.iter().skip(1).product::<usize>().max(1)
                     }
-                    // An autoencoder's targets: every stream's features.
-                    _ => self
-                        .all_streams()?
-                        .iter()
-                        .map(|s| s.iter().product::<usize>())
-                        .sum(),
+                    _ => shape.iter().product(),
                 };
                 Ok((shape, width))
             }

@@ -90,7 +90,6 @@ pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
     {
         // The new step may touch no buffer the group's earlier steps touch but the one
         // handed to it, which the pair's test checked.
-        let handed = handed_buffer(program, s + steps - 1);
         let (r, w) = program.steps[s + steps].buffers();
         let earlier: Vec<usize> = (s..s + steps - 1)
             .flat_map(|t| {
@@ -100,7 +99,7 @@ pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
             .collect();
         if r.iter()
             .chain(&w)
-            .any(|b| Some(*b) != handed && earlier.contains(b))
+            .any(|b| *b != next.handed && earlier.contains(b))
         {
             break;
         }
@@ -117,19 +116,11 @@ pub fn interleaving(program: &Program, s: usize) -> Option<Interleave> {
     })
 }
 
-/// The buffer step `s` hands to step `s + 1` in a pair: the columns or the product.
-fn handed_buffer(program: &Program, s: usize) -> Option<usize> {
-    match program.steps.get(s)? {
-        Step::Library(LibraryStep::Im2Col { out, .. }) => Some(*out),
-        Step::Gemm(g) => Some(g.c.buffer),
-        _ => None,
-    }
-}
-
-/// Steps `s` and `s + 1` as a pair: the images, the bytes per image of the buffer the
-/// first hands to the second, and whether they run as one pass.
+/// Steps `s` and `s + 1` as a pair: the images, the buffer the first hands to the second
+/// (the columns or the product) and its bytes per image, and whether they run as one pass.
 struct Pair {
     images: usize,
+    handed: usize,
     bytes: usize,
     direct: bool,
 }
@@ -231,6 +222,7 @@ fn pair(program: &Program, s: usize) -> Option<Pair> {
     };
     Some(Pair {
         images,
+        handed: cols,
         bytes: per * program.buffers[cols].dtype.size_bytes(),
         direct,
     })
