@@ -132,8 +132,12 @@ impl Activation {
                 g.recip(d)
             }
             Activation::Softmax { .. } => {
+                // Per sample, or per time step of a sequence.
                 let rank = g.ty(x).rank();
-                let axes: Vec<usize> = (1..rank).collect();
+                let axes: Vec<usize> = match crate::layer::sequence(&g.ty(x).shape) {
+                    Some(_) => vec![2],
+                    None => (1..rank).collect(),
+                };
                 let m = g.reduce_max(x, &axes, true)?;
                 let z = g.sub(x, m)?;
                 let e = g.exp(z)?;

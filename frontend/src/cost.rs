@@ -1,7 +1,9 @@
 //! Costs (neon's `neon/transforms/cost.py`), lowered to IR primitives.
 //!
 //! Each cost is computed per sample (summed over the features) and the reported cost is the
-//! mean over the batch, as neon's `GeneralizedCost` reports it. Training differentiates
+//! mean over the batch, as neon's `GeneralizedCost` reports it. On sequences
+//! (`[batch, T, features]`, see [`crate::layer::sequence`]) the cost is per time step and
+//! averaged over the steps: the mean over neon's `batch·T` columns. Training differentiates
 //! `scale ·` that mean: the same update neon makes, where the cost's derivative is summed
 //! over the batch and the optimizer divides by the batch size.
 
@@ -135,7 +137,9 @@ impl Cost {
         g.in_scope("cost", |g| {
             let dt = g.ty(y).dtype;
             let rank = g.ty(y).rank();
-            let features: Vec<usize> = (1..rank).collect();
+            // A sequence's cost is per time step (neon's columns), averaged over the steps.
+            let steps = crate::layer::sequence(&g.ty(y).shape).is_some();
+            let features: Vec<usize> = if steps { vec![2] } else { (1..rank).collect() };
             let safelog = |g: &mut Graph, x: NodeId| -> Result<NodeId, GraphError> {
                 let floor = g.scalar(dt, SAFELOG_FLOOR)?;
                 let c = g.max(x, floor)?;
@@ -201,11 +205,14 @@ impl Cost {
                 Cost::Multicost { .. } => unreachable!("handled above"),
             };
             let batch_mean = |g: &mut Graph, e: NodeId| -> Result<(NodeId, NodeId), GraphError> {
-                let per_sample = if *self == Cost::MeanSquared {
+                let mut per_sample = if *self == Cost::MeanSquared {
                     g.mean(e, &features, false)?
                 } else {
                     g.sum(e, &features, false)?
                 };
+                if steps {
+                    per_sample = g.mean(per_sample, &[1], false)?;
+                }
                 Ok((per_sample, g.mean(per_sample, &[0], false)?))
             };
             let (per_sample, mean) = batch_mean(g, elementwise)?;

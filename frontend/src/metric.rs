@@ -81,7 +81,30 @@ impl Metric {
 
     /// Adds the per-sample statistics of outputs `y` against one-hot targets `t` (both
     /// `[batch, classes]`), as one `[batch, width]` node.
+    ///
+    /// On sequences (`[batch, T, classes]`, see [`crate::layer::sequence`]) each time step
+    /// is one prediction, as in neon, where a minibatch's columns are its `batch·T` steps:
+    /// the statistics are averaged over the steps of each sample.
     pub fn lower(&self, g: &mut Graph, y: NodeId, t: NodeId) -> Result<NodeId, GraphError> {
+        let shape = g.ty(y).shape.clone();
+        if let (Some((steps, c)), false) = (
+            crate::layer::sequence(&shape),
+            matches!(self, Metric::Cost(_)),
+        ) {
+            let b = shape[0];
+            let (ys, ts) = g.in_scope("metric", |g| {
+                Ok::<_, GraphError>((
+                    g.reshape(y, &[b * steps, c])?,
+                    g.reshape(t, &[b * steps, c])?,
+                ))
+            })?;
+            let per_step = self.lower(g, ys, ts)?;
+            return g.in_scope("metric", |g| {
+                let w = g.ty(per_step).shape[1];
+                let s = g.reshape(per_step, &[b, steps, w])?;
+                g.mean(s, &[1], false)
+            });
+        }
         g.in_scope("metric", |g| {
             let dt = g.ty(y).dtype;
             let b = g.ty(y).shape[0];

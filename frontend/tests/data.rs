@@ -568,10 +568,12 @@ fn datasets_built_in_memory_are_validated() {
         feature_shape: vec![2],
         targets: None,
         streams: Vec::new(),
+        label_steps: 1,
+        onehot_input: None,
     };
     let e = BatchIterator::new(&d, BatchOptions::new(1)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "invalid dataset: 3 labels and feature shape [2] need 6 inputs, got 4"
+        "invalid dataset: 3 examples and feature shape [2] need 6 inputs, got 4"
     );
 }

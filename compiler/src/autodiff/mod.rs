@@ -28,6 +28,7 @@
 //! assert_eq!(out["grad/x"].to_f64_vec(), vec![6.0, -2.0]); // d/dx Σx² = 2x
 //! ```
 
+mod accumulate;
 pub mod rules;
 
 use crate::ir::{ErrorKind, Graph, GraphError, NodeId};
@@ -109,13 +110,7 @@ pub fn grad(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>> 
             format!("{}/grad", node.scope)
         };
         let contributions = std::mem::take(&mut parts[id.index()]);
-        let out_grad = g.in_scope(&scope, |g| -> Result<NodeId> {
-            let mut acc = contributions[0];
-            for &c in &contributions[1..] {
-                acc = g.add_(acc, c)?;
-            }
-            Ok(acc)
-        })?;
+        let out_grad = g.in_scope(&scope, |g| accumulate::sum(g, &contributions))?;
         adjoint[id.index()] = Some(out_grad);
         if !node.ty.dtype.is_float() {
             continue;

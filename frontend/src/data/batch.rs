@@ -148,12 +148,14 @@ impl BatchOptions {
 /// One minibatch, batch-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// The inputs, f32 of shape `[batch_size, F]`: row `j` is example `indices[j]`.
+    /// The inputs, f32 of shape `[batch_size, F]`: row `j` is example `indices[j]`
+    /// (`F·V` one-hot values for a data set of token ids, see [`Dataset::onehot_input`]).
     pub x: Tensor,
     /// The targets, f32 of shape `[batch_size, nclass]`: one-hot labels, or the rows of the
-    /// dataset's real-valued targets.
+    /// dataset's real-valued targets; `[batch_size, T, nclass]` for labels per time step
+    /// ([`Dataset::label_steps`]).
     pub t: Tensor,
-    /// The class ids, i32 of shape `[batch_size]`.
+    /// The class ids, i32 of shape `[batch_size]` (`[batch_size, T]` per time step).
     pub labels: Tensor,
     /// The dataset row of each batch row.
     pub indices: Vec<usize>,
@@ -427,7 +429,19 @@ impl Epoch<'_> {
                 None => x.extend_from_slice(self.data.sample(i)),
             }
         }
-        let labels: Vec<i32> = indices.iter().map(|&i| self.data.labels[i]).collect();
+        // Token ids (validated whole numbers in 0..v) as one-hot rows.
+        let (x, f) = match self.data.onehot_input {
+            Some(v) => {
+                let ids: Vec<i32> = x.iter().map(|&id| id as i32).collect();
+                (dataset::onehot(&ids, v), f * v)
+            }
+            None => (x, f),
+        };
+        let steps = self.data.label_steps;
+        let labels: Vec<i32> = indices
+            .iter()
+            .flat_map(|&i| self.data.labels_of(i).iter().copied())
+            .collect();
         let w = self.data.nclass;
         let t = match &self.data.targets {
             Some(targets) => indices
@@ -436,10 +450,14 @@ impl Epoch<'_> {
                 .collect(),
             None => dataset::onehot(&labels, w),
         };
+        let (t_shape, label_shape) = match steps {
+            1 => (vec![b, w], vec![b]),
+            s => (vec![b, s, w], vec![b, s]),
+        };
         Batch {
             x: Tensor::from_f32(vec![b, f], x).expect("b rows of f features"),
-            t: Tensor::from_f32(vec![b, w], t).expect("b target rows"),
-            labels: Tensor::from_i32(vec![b], labels).expect("b labels"),
+            t: Tensor::from_f32(t_shape, t).expect("b target rows"),
+            labels: Tensor::from_i32(label_shape, labels).expect("b labels"),
             indices,
             n_valid: b.min(n - first),
         }

@@ -9,7 +9,8 @@ use super::DataError;
 /// before it relies on them:
 ///
 /// * `x.len() == N · F`, where `F` is the product of `feature_shape`;
-/// * `labels.len() == N`, every label in `0..nclass`.
+/// * `labels.len() == N · label_steps`, every label in `0..nclass`;
+/// * with `onehot_input = Some(V)`, every input is a whole number in `0..V`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// The inputs, `N × F` row-major (one row per example; images are flattened CHW).
@@ -31,6 +32,15 @@ pub struct Dataset {
     /// (the default) for one stream. A model starting with a
     /// [`MergeMultistream`](crate::layer::MergeMultistream) takes one stream per branch.
     pub streams: Vec<Vec<usize>>,
+    /// Labels per example: 1 (the default) for one class per example; `T` for a sequence
+    /// with a label at each of its `T` time steps (neon's `Text`: the next token), whose
+    /// batches carry one-hot targets `[batch, T, nclass]`.
+    pub label_steps: usize,
+    /// `Some(V)`: the inputs are token ids in `0..V`, one per element of `feature_shape`,
+    /// and batches feed each as a one-hot row of `V` values, so a model's input is
+    /// `[feature_shape…, V]` (neon's `Text` with `onehot_input=True`). `None` (the
+    /// default): the inputs are fed as they are.
+    pub onehot_input: Option<usize>,
 }
 
 impl Dataset {
@@ -56,6 +66,8 @@ impl Dataset {
             feature_shape,
             targets: None,
             streams: Vec::new(),
+            label_steps: 1,
+            onehot_input: None,
         };
         d.validate()?;
         Ok(d)
@@ -85,6 +97,8 @@ impl Dataset {
             feature_shape,
             targets: Some(targets),
             streams: Vec::new(),
+            label_steps: 1,
+            onehot_input: None,
         };
         d.validate()?;
         Ok(d)
@@ -100,6 +114,8 @@ impl Dataset {
             feature_shape: self.feature_shape.clone(),
             targets: Some(self.x.clone()),
             streams: self.streams.clone(),
+            label_steps: 1,
+            onehot_input: None,
         }
     }
 
@@ -115,11 +131,13 @@ impl Dataset {
         let n = n.min(self.len());
         Dataset {
             x: self.x[..n * self.n_features()].to_vec(),
-            labels: self.labels[..n].to_vec(),
+            labels: self.labels[..n * self.label_steps].to_vec(),
             nclass: self.nclass,
             feature_shape: self.feature_shape.clone(),
             targets: self.targets.as_ref().map(|t| t[..n * self.nclass].to_vec()),
             streams: self.streams.clone(),
+            label_steps: self.label_steps,
+            onehot_input: self.onehot_input,
         }
     }
 
@@ -177,10 +195,20 @@ impl Dataset {
                 self.feature_shape
             ));
         }
-        let n = self.labels.len();
+        if self.label_steps == 0 {
+            return invalid("label_steps is 0".to_string());
+        }
+        if self.labels.len() % self.label_steps != 0 {
+            return invalid(format!(
+                "{} labels are not a whole number of {}-step sequences",
+                self.labels.len(),
+                self.label_steps
+            ));
+        }
+        let n = self.labels.len() / self.label_steps;
         if n.checked_mul(f) != Some(self.x.len()) {
             return invalid(format!(
-                "{n} labels and feature shape {:?} need {} inputs, got {}",
+                "{n} examples and feature shape {:?} need {} inputs, got {}",
                 self.feature_shape,
                 n as u128 * f as u128,
                 self.x.len()
@@ -216,21 +244,62 @@ impl Dataset {
             .find(|&(_, &l)| l < 0 || l as usize >= self.nclass)
         {
             return invalid(format!(
-                "label {l} of example {i} is outside 0..={}",
+                "label {l} of example {} is outside 0..={}",
+                i / self.label_steps,
                 self.nclass - 1
             ));
+        }
+        if let Some(v) = self.onehot_input {
+            if v == 0 {
+                return invalid("the one-hot input width is 0".to_string());
+            }
+            if let Some((i, &id)) = self
+                .x
+                .iter()
+                .enumerate()
+                .find(|&(_, &id)| !(id >= 0.0 && id < v as f32 && id.fract() == 0.0))
+            {
+                return invalid(format!(
+                    "input {id} of example {} is no token id in 0..={}",
+                    i / f,
+                    v - 1
+                ));
+            }
         }
         Ok(())
     }
 
     /// The number of examples `N`.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.labels.len() / self.label_steps.max(1)
+    }
+
+    /// The shape of one example as a model takes it: `feature_shape`, with the one-hot
+    /// width appended for token ids ([`Dataset::onehot_input`]).
+    pub fn input_shape(&self) -> Vec<usize> {
+        let mut s = self.feature_shape.clone();
+        s.extend(self.onehot_input);
+        s
+    }
+
+    /// The shape of one example's targets: `[nclass]`, or `[label_steps, nclass]` for
+    /// labels per time step.
+    pub fn target_shape(&self) -> Vec<usize> {
+        match self.label_steps {
+            1 => vec![self.nclass],
+            t => vec![t, self.nclass],
+        }
+    }
+
+    /// The labels of example `i` (`label_steps` of them). Panics if `i >= N`.
+    pub fn labels_of(&self, i: usize) -> &[i32] {
+        let s = self.label_steps;
+        &self.labels[i * s..(i + 1) * s]
     }
 
     /// True when there are no examples.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
     /// The number of features `F` per example (the product of `feature_shape`).
@@ -274,7 +343,7 @@ mod tests {
         let e = Dataset::new(vec![0.0; 5], vec![0, 2], 3, vec![3]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid dataset: 2 labels and feature shape [3] need 6 inputs, got 5"
+            "invalid dataset: 2 examples and feature shape [3] need 6 inputs, got 5"
         );
         let e = Dataset::new(vec![0.0; 6], vec![0, -1], 3, vec![3]).unwrap_err();
         assert_eq!(

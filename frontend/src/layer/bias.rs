@@ -5,8 +5,8 @@ use crate::init::{Fans, Initializer};
 use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::NodeId;
 
-/// Adds a learned bias per feature (per channel for images: axis 1 of `[batch, C, …]`);
-/// parameter `b` of shape `(C,)`.
+/// Adds a learned bias per feature (per channel for images: axis 1 of `[batch, C, …]`;
+/// the last axis of a sequence `[batch, T, C]`); parameter `b` of shape `(C,)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bias {
@@ -28,7 +28,9 @@ impl LayerKind for Bias {
     fn lower(&self, ctx: &mut LayerCtx<'_>, inputs: &[NodeId]) -> Result<Vec<NodeId>, LayerError> {
         let x = ctx.single("Bias", inputs)?;
         let xs = ctx.shape(x)?;
-        let Some(&c) = xs.get(1) else {
+        // The features are a sequence's last axis, any other input's first.
+        let axis = if super::sequence(&xs).is_some() { 2 } else { 1 };
+        let Some(&c) = xs.get(axis) else {
             return Err(ctx.invalid("expects a [batch, features…] input, got one axis"));
         };
         let fans = Fans {
@@ -38,7 +40,7 @@ impl LayerKind for Bias {
         };
         let b = ctx.param("b", &[c], &self.init, fans)?;
         let mut bshape = vec![1; xs.len() - 1];
-        bshape[0] = c;
+        bshape[axis - 1] = c;
         let b = ctx.g.reshape(b, &bshape)?;
         Ok(vec![ctx.g.add_(x, b)?])
     }

@@ -180,6 +180,22 @@ impl<'a> LayerCtx<'a> {
         self.declare(suffix, shape, init, fans, true)
     }
 
+    /// Declares the trainable parameter `<layer>/<suffix>` as `blocks` blocks of `fans`'
+    /// `(rows, cols)` stacked along the first axis (shape `[blocks·rows, cols]`), each
+    /// initialized on its own, as neon initializes a recurrent layer's gate blocks.
+    pub fn param_blocks(
+        &mut self,
+        suffix: &str,
+        blocks: usize,
+        init: &Initializer,
+        fans: Fans,
+    ) -> Result<NodeId, LayerError> {
+        let shape = [blocks * fans.rows, fans.cols];
+        let id = self.declare(suffix, &shape, init, fans, true)?;
+        self.params.last_mut().expect("declared above").blocks = blocks;
+        Ok(id)
+    }
+
     fn declare(
         &mut self,
         suffix: &str,
@@ -198,8 +214,38 @@ impl<'a> LayerCtx<'a> {
             init: init.clone(),
             fans,
             trainable,
+            blocks: 1,
+            carried: false,
         });
         Ok(id)
+    }
+
+    /// Declares the recurrent state `<layer>/<suffix>` of shape `[batch, features…]`
+    /// (`shape`): a value the model feeds like a parameter, zeros at the start of each
+    /// epoch and evaluation, and then the value the previous minibatch left (see
+    /// [`LayerCtx::carry`]); neon's recurrent layers carry their last hidden state so
+    /// unless `reset_cells`. Returns its node.
+    pub fn state(&mut self, suffix: &str, shape: &[usize]) -> Result<NodeId, LayerError> {
+        let rows = shape.first().copied().unwrap_or(1);
+        let fans = Fans {
+            rows,
+            cols: shape.iter().skip(1).product(),
+            fan_in: 1,
+        };
+        let zero = Initializer::Constant { val: 0.0 };
+        let id = self.declare(suffix, shape, &zero, fans, false)?;
+        self.params.last_mut().expect("declared above").carried = true;
+        Ok(id)
+    }
+
+    /// Makes `value` the state `<layer>/<suffix>` ([`LayerCtx::state`]) for the next
+    /// minibatch: the output `new/<layer>/<suffix>`, declared its update, in every mode.
+    pub fn carry(&mut self, suffix: &str, value: NodeId) -> Result<(), LayerError> {
+        let name = format!("{}/{suffix}", self.name);
+        let out = format!("new/{name}");
+        self.g.set_output(&out, value)?;
+        self.g.set_update(&out, &name)?;
+        Ok(())
     }
 
     /// Declares the non-trainable value `<layer>/<suffix>` of `shape`, filled by `init`

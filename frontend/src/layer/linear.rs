@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use xenon_compiler::ir::NodeId;
 
 /// Fully connected, no bias: `y = x·Wᵀ` with `W` of shape `(nout, nin)`; the input's
-/// non-batch axes are flattened (`nin` is their product).
+/// non-batch axes are flattened (`nin` is their product), except a sequence's
+/// (`[batch, T, nin]`, see [`sequence`](super::sequence)), which is transformed at each
+/// time step into `[batch, T, nout]`.
 ///
 /// ```
 /// use xenon_frontend::init::Initializer;
@@ -49,14 +51,22 @@ impl LayerKind for Linear {
             return Err(ctx.invalid("nout must be at least 1"));
         }
         let xs = ctx.shape(x)?;
-        let nin: usize = xs[1..].iter().product();
-        let flat = ctx.g.reshape(x, &[xs[0], nin])?;
+        // A sequence is transformed step by step; any other input is flattened.
+        let (rows, nin, out_shape) = match super::sequence(&xs) {
+            Some((steps, f)) => (xs[0] * steps, f, vec![xs[0], steps, self.nout]),
+            None => {
+                let nin: usize = xs[1..].iter().product();
+                (xs[0], nin, vec![xs[0], self.nout])
+            }
+        };
+        let flat = ctx.g.reshape(x, &[rows, nin])?;
         let fans = Fans {
             rows: self.nout,
             cols: nin,
             fan_in: nin,
         };
         let w = ctx.param("W", &[self.nout, nin], &self.init, fans)?;
-        Ok(vec![ctx.g.matmul(flat, w, false, true)?])
+        let y = ctx.g.matmul(flat, w, false, true)?;
+        Ok(vec![ctx.g.reshape(y, &out_shape)?])
     }
 }

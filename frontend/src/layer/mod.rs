@@ -46,6 +46,7 @@ mod lrn;
 mod merge;
 mod merge_sum;
 mod pooling;
+mod recurrent;
 mod reshape;
 mod tree;
 
@@ -59,6 +60,7 @@ pub use graph::{GraphForward, LayerGraph, Port};
 pub use kind::{Arity, LayerCtx, LayerKind, Mode, STEP};
 pub use merge::Merge;
 pub use pooling::PoolOp;
+pub use recurrent::{Cell, CellKind};
 pub use sequential::{Forward, Sequential};
 pub use spatial::{PoolShape, SpatialArg};
 
@@ -222,6 +224,32 @@ layers! {
     Tree(tree::Tree),
     /// A `Tree` whose inference gives the trunk's output alone; see [`SingleOutputTree`].
     SingleOutputTree(tree::SingleOutputTree),
+    /// A simple recurrent layer over a sequence; see [`Recurrent`].
+    Recurrent(recurrent::Recurrent),
+    /// A long short-term memory layer; see [`Lstm`].
+    LSTM(recurrent::Lstm),
+    /// A gated recurrent unit layer; see [`Gru`].
+    GRU(recurrent::Gru),
+}
+
+/// The steps and features `(T, F)` of a sequence, a value of shape `[batch, T, F]`
+/// (what recurrent layers take and give); `None` for any other rank.
+///
+/// This is neon's `interpret_in_shape`: a two-axis sample shape is read as features ×
+/// time steps (Xenon keeps the features last, contiguous). `Linear`, `Bias`, `Softmax`,
+/// the costs and the metrics work per time step on sequences.
+///
+/// ```
+/// use xenon_frontend::layer::sequence;
+/// assert_eq!(sequence(&[64, 50, 128]), Some((50, 128)));
+/// assert_eq!(sequence(&[64, 784]), None);
+/// assert_eq!(sequence(&[64, 3, 32, 32]), None);
+/// ```
+pub fn sequence(shape: &[usize]) -> Option<(usize, usize)> {
+    match *shape {
+        [_, t, f] => Some((t, f)),
+        _ => None,
+    }
 }
 
 /// A trainable parameter a layer declared.
@@ -243,6 +271,14 @@ pub struct ParamSpec {
     /// itself in training steps (batch norm's running statistics), which are saved and
     /// fed like parameters but neither differentiated nor counted as parameters.
     pub trainable: bool,
+    /// How many blocks of `fans`' 2-D shape the parameter stacks along its first axis,
+    /// each initialized on its own (neon initializes each gate block of a recurrent
+    /// layer separately); 1 for most parameters.
+    pub blocks: usize,
+    /// Whether this is a recurrent state carried from one minibatch to the next
+    /// (`[batch, features…]`, zeros at first; see [`LayerCtx::state`]) rather than a
+    /// parameter: neither trained nor saved, and sized to the batch.
+    pub carried: bool,
 }
 
 /// What a layer did, for summaries.

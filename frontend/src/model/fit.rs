@@ -291,6 +291,7 @@ impl Model {
         for _ in 0..epochs {
             let epoch = self.epoch_index;
             let start = Instant::now();
+            self.reset_states(b);
             let position = (train.epoch(), train.start_offset());
             let batches = train.next_epoch();
             let nbatches = batches.nbatches();

@@ -151,6 +151,10 @@ pub struct Model {
     dtype: DType,
     seed: u64,
     params: Vec<ParamSpec>,
+    /// The recurrent states (name, shape per batch row; see
+    /// [`LayerCtx::state`](crate::layer::LayerCtx::state)), whose values are sized to the
+    /// batch of the program that runs.
+    states: Vec<(String, Vec<usize>)>,
     info: Vec<LayerInfo>,
     output_shape: Vec<usize>,
     /// Parameter and optimizer-state values by name.
@@ -197,11 +201,20 @@ impl Model {
         let x = g.input(X, DType::F32, &shape)?;
         let fwd = layers.forward(&mut g, x)?;
         let output_shape = g.ty(fwd.output).shape[1..].to_vec();
+        let (carried, params): (Vec<ParamSpec>, Vec<ParamSpec>) =
+            fwd.params.into_iter().partition(|p| p.carried);
+        let states = carried
+            .into_iter()
+            .map(|p| (p.name, p.shape[1..].to_vec()))
+            .collect();
         let mut values = HashMap::new();
-        for (i, p) in fwd.params.iter().enumerate() {
-            let v = p.init.fill(p.fans, seed, i as u64);
+        for (i, p) in params.iter().enumerate() {
+            // Each block from a stream of its own (block 0 from the parameter's stream).
+            let v: Vec<f64> = (0..p.blocks.max(1) as u64)
+                .flat_map(|b| p.init.fill(p.fans, seed, i as u64 + (b << 32)))
+                .collect();
             let t = Tensor::from_f64_as(DType::F32, p.shape.clone(), &v)
-                .expect("initializers fill rows·cols values");
+                .expect("initializers fill blocks·rows·cols values");
             values.insert(p.name.clone(), t);
         }
         Ok(Model {
@@ -209,7 +222,8 @@ impl Model {
             input_shape: input_shape.to_vec(),
             dtype: DType::F32,
             seed,
-            params: fwd.params,
+            params,
+            states,
             info: fwd.layers,
             output_shape,
             values,
@@ -295,6 +309,36 @@ impl Model {
         self.info.iter().map(|l| l.params).sum()
     }
 
+    /// The recurrent states the layers carry from one minibatch to the next: name and
+    /// shape per batch row (see [`LayerCtx::state`](crate::layer::LayerCtx::state)).
+    pub fn states(&self) -> &[(String, Vec<usize>)] {
+        &self.states
+    }
+
+    /// Sets every recurrent state to zeros for batches of `batch` rows: what training does
+    /// at the start of each epoch and evaluation at its start, and what a caller does
+    /// before [`Model::predict`] starts a new sequence.
+    pub fn reset_states(&mut self, batch: usize) {
+        for (name, shape) in &self.states {
+            let shape = [&[batch][..], shape].concat();
+            self.values
+                .insert(name.clone(), Tensor::zeros(self.dtype, shape));
+        }
+    }
+
+    /// Keeps the recurrent states where they fit batches of `batch` rows and zeroes the
+    /// others.
+    fn size_states(&mut self, batch: usize) {
+        let stale = self.states.iter().any(|(name, _)| {
+            self.values
+                .get(name)
+                .is_none_or(|v| v.shape().first() != Some(&batch) || v.dtype() != self.dtype)
+        });
+        if stale {
+            self.reset_states(batch);
+        }
+    }
+
     /// The value of a parameter or optimizer state.
     pub fn value(&self, name: &str) -> Option<&Tensor> {
         self.values.get(name)
@@ -359,15 +403,32 @@ impl Model {
         self.pipeline.backend.name()
     }
 
-    /// Checks that a data set's samples have the model's input size.
+    /// Checks that a data set's samples have the model's input size, and that its targets
+    /// are per time step exactly when the model's output is a sequence of steps as wide as
+    /// the targets.
     fn check_input(&self, data: &Dataset) -> Result<(), ModelError> {
+        let per_step = crate::layer::sequence(&[&[1][..], &self.output_shape].concat())
+            .filter(|&(steps, f)| steps > 1 && f == data.nclass);
+        let fits = match per_step {
+            Some((steps, _)) => data.label_steps == steps,
+            None => data.label_steps == 1,
+        };
+        if !fits {
+            return Err(ModelError::TargetMismatch {
+                layer: self.info.last().map(|l| l.name.clone()).unwrap_or_default(),
+                output: self.output_shape.clone(),
+                targets: data.target_shape(),
+            });
+        }
         let expected_n: usize = self.input_shape.iter().product();
-        if data.n_features() != expected_n {
+        let got = data.input_shape();
+        let got_n: usize = got.iter().product();
+        if got_n != expected_n {
             return Err(ModelError::InputMismatch {
                 expected: self.input_shape.clone(),
                 expected_n,
-                got: data.feature_shape.clone(),
-                got_n: data.n_features(),
+                got,
+                got_n,
             });
         }
         Ok(())
@@ -448,13 +509,14 @@ impl Model {
         for (k, &y) in outputs.iter().enumerate() {
             flat.push(self.flat_output(g, y, k, nclass)?);
         }
-        let batch = g.ty(flat[0]).shape[0];
-        let t = g.input(T, self.dtype, &[batch, nclass])?;
+        let shape = g.ty(flat[0]).shape.clone();
+        let t = g.input(T, self.dtype, &shape)?;
         Ok((flat, t))
     }
 
-    /// Output `k` as `[batch, nclass]`, or the error naming the layer that gave it its
-    /// shape.
+    /// Output `k` as `[batch, nclass]` — or as it is for a sequence of `nclass`-wide steps
+    /// (`[batch, T, nclass]`, `T > 1`, with targets per step) — or the error naming the layer that
+    /// gave it its shape.
     fn flat_output(
         &self,
         g: &mut Graph,
@@ -463,6 +525,9 @@ impl Model {
         nclass: usize,
     ) -> Result<NodeId, ModelError> {
         let ys = g.ty(y).shape.clone();
+        if crate::layer::sequence(&ys).is_some_and(|(steps, f)| steps > 1 && f == nclass) {
+            return Ok(y);
+        }
         if ys[1..].iter().product::<usize>() != nclass {
             // Name the layer that gave the output its shape (activations keep shapes).
             let last = self.info.last().map(|l| l.out_shape.clone());
@@ -499,14 +564,15 @@ impl Model {
 
     /// Runs the cached program `key`, building and compiling it with `build` on first use
     /// (an inference or evaluation graph: compiled as built, without the optimizer).
+    /// The recurrent states' new values (the graph's updates) are written into `feeds`.
     fn run_program(
         &mut self,
         key: String,
         build: impl FnOnce(&Model) -> Result<Graph, ModelError>,
-        feeds: &Feeds,
+        feeds: &mut Feeds,
     ) -> Result<HashMap<String, Tensor>, ModelError> {
         let exe = self.program(key, |m| m.compile_as_built(build(m)?))?;
-        Ok(exe.run(feeds)?)
+        Ok(exe.run_update(feeds, false)?)
     }
 
     /// The cached program `key`, compiled with `compile` on first use.
@@ -525,14 +591,6 @@ impl Model {
     /// A `[batch, features]` batch reshaped to the model's `[batch, input_shape…]`.
     fn shape_batch(&self, x: Tensor) -> Tensor {
         shape_batch(&self.input_shape, x, self.dtype)
-    }
-
-    /// Feeds holding every parameter and optimizer state.
-    fn value_feeds(&self) -> Feeds {
-        self.values
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
     }
 
     /// The outputs for inputs `x` (`[n, input_shape…]` or `[n, features]`, f32): shape
@@ -559,12 +617,16 @@ impl Model {
         }
         let mut shape = vec![n];
         shape.extend_from_slice(&self.input_shape);
-        let mut feeds = self.value_feeds();
+        self.size_states(n);
+        let mut feeds = std::mem::take(&mut self.values);
         let x = in_dtype(x.clone(), self.dtype)
             .reshaped(shape)
             .expect("element count checked");
         feeds.insert(X.into(), x);
-        let mut out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &feeds)?;
+        let out = self.run_program(format!("predict/{n}"), |m| m.inference_graph(n), &mut feeds);
+        feeds.remove(X);
+        self.values = feeds;
+        let mut out = out?;
         let mut all = vec![out.remove("y").expect("the inference graph outputs y")];
         for k in 1.. {
             match out.remove(&format!("y{k}")) {
@@ -592,6 +654,7 @@ impl Model {
         let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;
         let b = it.batch_size();
         let key = format!("{what}/{b}/{nclass}");
+        self.reset_states(b);
         let mut feeds = std::mem::take(&mut self.values);
         let mut result = Ok(());
         for batch in it.next_epoch() {
@@ -605,7 +668,7 @@ impl Model {
                     add_outputs(&mut g, y, t)?;
                     Ok(g)
                 },
-                &feeds,
+                &mut feeds,
             );
             match out {
                 Ok(out) => visit(&out, batch.n_valid),

@@ -72,10 +72,16 @@ impl Model {
         meta
     }
 
-    /// Saves every parameter and optimizer state with the model description.
+    /// Saves every parameter and optimizer state with the model description (not the
+    /// recurrent states).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
         let path = path.as_ref();
-        let mut names: Vec<&String> = self.values.keys().collect();
+        // Recurrent states are not saved: they belong to the sequence being read.
+        let mut names: Vec<&String> = self
+            .values
+            .keys()
+            .filter(|n| !self.states.iter().any(|(s, _)| s == *n))
+            .collect();
         names.sort();
         let named: Vec<(&str, &Tensor)> = names
             .iter()

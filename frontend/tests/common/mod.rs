@@ -2,6 +2,8 @@
 // Each test file uses some of them.
 #![allow(dead_code)]
 
+pub mod gradcheck;
+
 use std::sync::Arc;
 use xenon_compiler::backend::Cpu;
 use xenon_compiler::pipeline::Pipeline;

@@ -1,0 +1,137 @@
+//! Summing a node's adjoint contributions.
+//!
+//! The adjoint of a slice is the slice's gradient padded with zeros to the sliced value's
+//! shape. A value read through many slices that tile it — an unrolled recurrent layer's
+//! input projection read one time step at a time, the gate blocks of its cell — would get
+//! its adjoint as a sum of that many padded copies: `T` steps cost `T` times the value.
+//! [`sum`] instead joins the contributions that are zero paddings of disjoint blocks along
+//! one axis with a single `concat` (zeros filling the gaps), which costs one copy of the
+//! value, and adds the rest as usual.
+
+use super::Result;
+use crate::ir::{Graph, NodeId, Op};
+
+/// A contribution that is `operand` padded with zeros along `axis` alone, covering
+/// `start..end` of the padded value.
+struct Block {
+    node: NodeId,
+    operand: NodeId,
+    axis: usize,
+    start: usize,
+    end: usize,
+}
+
+/// The block a contribution pads, if it is a zero padding along exactly one axis.
+fn block(g: &Graph, node: NodeId) -> Option<Block> {
+    let Op::Pad {
+        low,
+        high,
+        interior,
+        value,
+    } = &g.node(node).op
+    else {
+        return None;
+    };
+    if *value != 0.0 || interior.iter().any(|&i| i != 0) {
+        return None;
+    }
+    let mut padded = (0..low.len()).filter(|&a| low[a] != 0 || high[a] != 0);
+    let axis = padded.next()?;
+    if padded.next().is_some() {
+        return None;
+    }
+    let operand = g.operands(node)[0];
+    let start = low[axis];
+    Some(Block {
+        node,
+        operand,
+        axis,
+        start,
+        end: start + g.ty(operand).shape[axis],
+    })
+}
+
+/// The sum of `contributions` (at least one), with zero paddings of disjoint blocks along
+/// one axis joined by a `concat` rather than added (see the module documentation).
+pub(super) fn sum(g: &mut Graph, contributions: &[NodeId]) -> Result<NodeId> {
+    let mut rest: Vec<NodeId> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
+    for &c in contributions {
+        match block(g, c) {
+            Some(b) if contributions.len() > 1 => blocks.push(b),
+            _ => rest.push(c),
+        }
+    }
+    // Per axis, the blocks in order of their start; those overlapping an earlier one are
+    // added as they are.
+    blocks.sort_by_key(|b| (b.axis, b.start));
+    let mut joined: Vec<NodeId> = Vec::new();
+    let mut i = 0;
+    while i < blocks.len() {
+        let axis = blocks[i].axis;
+        let mut chain: Vec<&Block> = Vec::new();
+        while i < blocks.len() && blocks[i].axis == axis {
+            match chain.last() {
+                Some(last) if blocks[i].start < last.end => rest.push(blocks[i].node),
+                _ => chain.push(&blocks[i]),
+            }
+            i += 1;
+        }
+        if chain.len() < 2 {
+            rest.extend(chain.iter().map(|b| b.node));
+            continue;
+        }
+        let shape = g.ty(chain[0].node).shape.clone();
+        let dtype = g.ty(chain[0].node).dtype;
+        let mut pieces = Vec::with_capacity(2 * chain.len() + 1);
+        let mut at = 0;
+        let zeros = |g: &mut Graph, from: usize, to: usize| -> Result<NodeId> {
+            let mut s = shape.clone();
+            s[axis] = to - from;
+            g.full(dtype, &s, 0.0)
+        };
+        for b in &chain {
+            if b.start > at {
+                pieces.push(zeros(g, at, b.start)?);
+            }
+            pieces.push(b.operand);
+            at = b.end;
+        }
+        if at < shape[axis] {
+            pieces.push(zeros(g, at, shape[axis])?);
+        }
+        joined.push(g.concat(&pieces, axis)?);
+    }
+    let mut all = joined.into_iter().chain(rest);
+    let mut acc = all.next().expect("at least one contribution");
+    for c in all {
+        acc = g.add_(acc, c)?;
+    }
+    Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::DType;
+
+    #[test]
+    fn disjoint_blocks_are_joined_and_overlaps_added() {
+        let mut g = Graph::new();
+        let a = g.parameter("a", DType::F64, &[2, 1]).unwrap();
+        let b = g.parameter("b", DType::F64, &[2, 2]).unwrap();
+        let pa = g.pad(a, &[0, 0], &[0, 4], &[0, 0], 0.0).unwrap(); // columns 0..1
+        let pb = g.pad(b, &[0, 3], &[0, 0], &[0, 0], 0.0).unwrap(); // columns 3..5
+        let pc = g.pad(b, &[0, 2], &[0, 1], &[0, 0], 0.0).unwrap(); // columns 2..4
+        let s = sum(&mut g, &[pa, pb, pc]).unwrap();
+        // In order of their starts, 3..5 overlaps 2..4: concat(a, zeros, b, zeros) + pb.
+        let Op::Binary { .. } = g.node(s).op else {
+            panic!("the overlapping block is added: {:?}", g.node(s).op)
+        };
+        let concat = g.operands(s)[0];
+        assert!(matches!(g.node(concat).op, Op::Concat { axis: 1 }));
+        assert_eq!(g.operands(concat).len(), 4);
+        assert_eq!(g.operands(s)[1], pb);
+        assert_eq!(g.ty(s).shape, [2, 5]);
+    }
+}
