@@ -570,6 +570,7 @@ fn datasets_built_in_memory_are_validated() {
         streams: Vec::new(),
         label_steps: 1,
         onehot_input: None,
+        contiguous: false,
     };
     let e = BatchIterator::new(&d, BatchOptions::new(1)).unwrap_err();
     assert_eq!(

@@ -1,5 +1,7 @@
 //! Minibatches over a [`Dataset`]: neon's `ArrayIterator`, batch-major and optionally
-//! shuffled. The rules for the last partial batch are on [`LastBatch`].
+//! shuffled. The rules for the last partial batch are on [`LastBatch`]. A
+//! [`Dataset::contiguous`] data set (text) is read as neon's `Text` reads it instead: in
+//! [`contiguous_order`], never shuffled, its `N mod batch_size` last examples left out.
 
 use super::{DataError, Dataset, dataset};
 use xenon_runtime::{Tensor, rng};
@@ -143,6 +145,21 @@ impl BatchOptions {
         self.last_batch = policy;
         self
     }
+}
+
+/// The order of a [`Dataset::contiguous`] data set's examples for `nbatches` batches of
+/// `batch_size`: batch `i`, row `j` is example `j·nbatches + i` (neon's `Text`: the stream
+/// cut into `batch_size` contiguous stretches, read side by side). The last
+/// `N mod batch_size` examples are not read.
+///
+/// ```
+/// use xenon_frontend::data::contiguous_order;
+/// assert_eq!(contiguous_order(3, 2), [0, 3, 1, 4, 2, 5]);
+/// ```
+pub fn contiguous_order(nbatches: usize, batch_size: usize) -> Vec<usize> {
+    (0..nbatches)
+        .flat_map(|i| (0..batch_size).map(move |j| j * nbatches + i))
+        .collect()
 }
 
 /// One minibatch, batch-major.
@@ -312,6 +329,9 @@ impl<'a> BatchIterator<'a> {
 
     /// The number of batches of the next epoch (neon's `nbatches`).
     pub fn batches_per_epoch(&self) -> usize {
+        if self.data.contiguous {
+            return self.data.len() / self.opts.batch_size;
+        }
         batches_per_epoch(
             self.data.len(),
             self.opts.batch_size,
@@ -347,11 +367,12 @@ impl<'a> BatchIterator<'a> {
     pub fn next_epoch(&mut self) -> Epoch<'a> {
         let n = self.data.len();
         let b = self.opts.batch_size;
+        let nbatches = self.batches_per_epoch();
         let order = match self.opts.shuffle {
+            _ if self.data.contiguous => contiguous_order(nbatches, b),
             Some(seed) => shuffled_order(n, seed, self.epoch),
             None => (0..n).collect(),
         };
-        let nbatches = self.batches_per_epoch();
         let epoch = Epoch {
             data: self.data,
             order,
@@ -362,7 +383,7 @@ impl<'a> BatchIterator<'a> {
             next: 0,
             augment: self.opts.augment,
         };
-        if self.opts.last_batch == LastBatch::WrapAround {
+        if self.opts.last_batch == LastBatch::WrapAround && !self.data.contiguous {
             let rem = (n - self.start) % b;
             if rem != 0 {
                 self.start = b - rem;

@@ -41,6 +41,11 @@ pub struct Dataset {
     /// `[feature_shape…, V]` (neon's `Text` with `onehot_input=True`). `None` (the
     /// default): the inputs are fed as they are.
     pub onehot_input: Option<usize>,
+    /// Whether the examples are consecutive pieces of one stream (neon's `Text`: `T`
+    /// tokens each). Batches then read it as `batch_size` contiguous stretches, one per
+    /// batch row, each continued by the next batch, so that a recurrent layer's carried
+    /// state follows the text; see [`BatchIterator`](super::BatchIterator). Default false.
+    pub contiguous: bool,
 }
 
 impl Dataset {
@@ -68,6 +73,7 @@ impl Dataset {
             streams: Vec::new(),
             label_steps: 1,
             onehot_input: None,
+            contiguous: false,
         };
         d.validate()?;
         Ok(d)
@@ -99,6 +105,7 @@ impl Dataset {
             streams: Vec::new(),
             label_steps: 1,
             onehot_input: None,
+            contiguous: false,
         };
         d.validate()?;
         Ok(d)
@@ -116,6 +123,7 @@ impl Dataset {
             streams: self.streams.clone(),
             label_steps: 1,
             onehot_input: None,
+            contiguous: self.contiguous,
         }
     }
 
@@ -138,6 +146,7 @@ impl Dataset {
             streams: self.streams.clone(),
             label_steps: self.label_steps,
             onehot_input: self.onehot_input,
+            contiguous: self.contiguous,
         }
     }
 

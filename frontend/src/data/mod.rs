@@ -10,6 +10,9 @@
 //! * [`npy`]: NumPy `.npy` files and `.npz` archives as data sets (neon's `ArrayIterator`).
 //! * [`DataSource`]: what a model file's `dataset:` entry and `--data` name, resolved to
 //!   files and loaded.
+//! * [`text`], [`ptb`], [`enwik8`], [`imdb`], [`babi`]: text as token ids (characters,
+//!   words or bytes over a sorted vocabulary), neon's `Text` data sets
+//!   ([`text::text_dataset`]), and readers of local copies of PTB, enwik8, IMDB and bAbI.
 //! * [`BatchIterator`]: full batch-major minibatches (`x: [batch, F]`, one-hot
 //!   `t: [batch, nclass]`), optionally reshuffled per epoch from a seed, with neon's
 //!   wrap-around of the last partial batch by default.
@@ -35,9 +38,15 @@ pub mod npy;
 mod source;
 mod zca;
 
+pub mod babi;
+pub mod enwik8;
+pub mod imdb;
+pub mod ptb;
+pub mod text;
+
 pub use batch::{
     Augment, Batch, BatchIterator, BatchOptions, Epoch, LastBatch, batches_per_epoch,
-    shuffled_order,
+    contiguous_order, shuffled_order,
 };
 pub use cifar::{
     CIFAR10_CLASSES, CIFAR10_PIXELS, CIFAR10_PY_TEST_FILE, CIFAR10_PY_TRAIN_FILES,
@@ -52,3 +61,9 @@ pub use mnist::{
 };
 pub use source::{ArrayRef, ArraySplit, DataSource};
 pub use zca::{ZCA_BLOCK, ZCA_FILTER_BIAS, Zca};
+
+pub use babi::{Babi, BabiExample, BabiSplit};
+pub use enwik8::{ByteVocabulary, Enwik8, Enwik8Vocab};
+pub use imdb::{Imdb, ImdbOptions};
+pub use ptb::{Ptb, PtbLevel};
+pub use text::{Tokenizer, Vocabulary, text_dataset};
