@@ -387,13 +387,29 @@ fn an_explosive_rule_set_stops_at_its_node_limit() {
         rules: rules::explosive(),
         limits,
     }];
-    let (o, report) = opt::optimize_with(&g, &OptConfig::default(), &phases).unwrap();
+    // Without the growth bound, the phase's node limit stops it.
+    let unbounded = OptConfig {
+        growth_floor: usize::MAX,
+        ..OptConfig::default()
+    };
+    let (o, report) = opt::optimize_with(&g, &unbounded, &phases).unwrap();
     let p = &report.phases[0];
     assert!(p.stop_reason.starts_with("node limit"), "{report}");
     assert!(p.egraph_nodes > 5_000, "{report}");
+    let unbounded_iterations = p.iterations.len();
     let mut rng = Rng(3);
     let f = feeds(&g, &mut rng, -1.0, 1.0);
     compare(&g, &o, &f, 1e-9, "explosive");
+    // By default a phase stops once it has added 2,000 e-nodes to a small e-graph: before
+    // the last iteration the e-graph was under that bound, and the run is shorter.
+    let (o, report) = opt::optimize_with(&g, &OptConfig::default(), &phases).unwrap();
+    let p = &report.phases[0];
+    assert!(p.stop_reason.starts_with("node limit"), "{report}");
+    let sizes: Vec<usize> = p.iterations.iter().map(|i| i.egraph_nodes).collect();
+    assert!(sizes[0] < 100 && sizes[sizes.len() - 1] < 2_100, "{report}");
+    assert!(p.egraph_nodes > 2_000, "{report}");
+    assert!(p.iterations.len() < unbounded_iterations, "{report}");
+    compare(&g, &o, &f, 1e-9, "explosive, bounded growth");
 }
 
 #[test]

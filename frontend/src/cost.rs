@@ -69,7 +69,10 @@ pub struct CostNodes {
     /// Batch mean, shape `[]`: the reported cost.
     pub mean: NodeId,
     /// `scale ·` the batch mean of the cost without `safelog`'s floor: the value whose
-    /// gradient training follows.
+    /// gradient training follows. On a sequence of `T` steps, `T ·` that: neon divides the
+    /// gradient summed over a minibatch's `batch·T` columns by the batch size alone, so
+    /// its update follows the cost summed over the steps (which matters to optimizers
+    /// that are not scale-invariant, and to RMSProp's `ε` inside the square root).
     ///
     /// The floor guards the *reported* value against `log 0`; neon's gradients for the
     /// cross-entropies (`y − t`, its "shortcut") ignore it, and so do Xenon's: training
@@ -219,6 +222,12 @@ impl Cost {
             let differentiated = match raw {
                 Some(r) => batch_mean(g, r)?.1,
                 None => mean,
+            };
+            // neon's optimizers divide the summed gradient by the batch size alone: on a
+            // sequence the update follows the cost summed over the time steps.
+            let scale = match crate::layer::sequence(&g.ty(y).shape) {
+                Some((t, _)) => scale * t as f64,
+                None => scale,
             };
             let objective = if scale == 1.0 {
                 differentiated

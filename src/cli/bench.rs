@@ -23,9 +23,10 @@ use xenon_runtime::{DType, Tensor, rng};
 pub struct BenchArgs {
     /// The model file.
     pub model: PathBuf,
-    /// Batch size of the training step and of inference.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
+    /// Batch size of the training step and of inference (default: the file's `batchsize`,
+    /// else 128).
+    #[arg(long)]
+    pub batch: Option<usize>,
     /// Worker threads of the cpu backend (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -103,16 +104,20 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
     let model = Model::new(layers, &input_shape, 0)?.with_pipeline(pipeline);
     let backend_name = model.backend_name();
-    let b = a.batch.max(1);
+    let b = a.batch.or(file.batchsize).unwrap_or(128).max(1);
 
     let mut x_shape = vec![b];
     x_shape.extend_from_slice(&input_shape);
+    // One-hot targets: one per example, or one per time step of a sequence output.
+    let mut t_shape = vec![b];
+    t_shape.extend(model.target_shape(nclass));
     let targets = |seed: u64| {
-        let mut t = vec![0f32; b * nclass];
-        for i in 0..b {
+        let rows: usize = t_shape[..t_shape.len() - 1].iter().product();
+        let mut t = vec![0f32; rows * nclass];
+        for i in 0..rows {
             t[i * nclass + (rng::bits(seed, 0, i as u64) % nclass as u64) as usize] = 1.0;
         }
-        Tensor::from_f32(vec![b, nclass], t)
+        Tensor::from_f32(t_shape.clone(), t)
     };
     let mut feeds: Feeds = Feeds::new();
     feeds.insert("x".into(), random(x_shape.clone(), 1));
@@ -133,6 +138,13 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     }
     for (name, p) in model.state_names(&optimizer) {
         feeds.insert(name, Tensor::zeros(DType::F32, p));
+    }
+    // Recurrent layers' states, zeros at the start of a sequence.
+    for (name, per_row) in model.states() {
+        feeds.insert(
+            name.clone(),
+            Tensor::zeros(DType::F32, [&[b][..], per_row].concat()),
+        );
     }
 
     let compile_start = Instant::now();

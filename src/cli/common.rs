@@ -54,8 +54,13 @@ pub fn model_layers(file: &ModelFile, source: &DataSource) -> anyhow::Result<Seq
 }
 
 /// The metric training reports and `--early-stop`/`--save-best` judge: misclassification
-/// for class targets, the model's cost for real-valued targets and autoencoders.
+/// for class targets, the model's cost for real-valued targets and autoencoders, the
+/// cross-entropy per token in nats (`LogLoss`) for text.
 pub fn eval_metric(source: &DataSource, cost: &Cost) -> Metric {
+    if let DataSource::Text { .. } = source {
+        // The cross-entropy per token in nats, whatever units the cost reports in.
+        return Metric::LogLoss;
+    }
     match source.targets() {
         TargetKind::Classes => Metric::Misclassification { steps: 1 },
         TargetKind::Real | TargetKind::Inputs => Metric::Cost(cost.clone()),

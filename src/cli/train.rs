@@ -126,6 +126,8 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let (train_set, test_set) = source.load()?;
     let metric = eval_metric(&source, &file.cost);
     let classes = matches!(metric, Metric::Misclassification { .. });
+    // Text: the validation cross-entropy per token, in nats (and bits).
+    let per_token = matches!(metric, Metric::LogLoss);
     let backend_name = a
         .backend
         .clone()
@@ -226,10 +228,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let mut progress = ProgressBarCallback::new(!json_out);
     let mut last = (f64::NAN, f64::NAN);
     // The test figure: misclassification in percent, or the cost.
-    let test_name = if classes {
-        "test_misclass"
-    } else {
-        "test_cost"
+    let test_name = match (classes, per_token) {
+        (true, _) => "test_misclass",
+        (_, true) => "valid_nats",
+        _ => "test_cost",
     };
     let mut eval = EvalCallback::new(&test_set, batch, vec![metric.clone()]).with_report(|s, m| {
         let figure = if classes { 100.0 * m[0].1 } else { m[0].1 };
@@ -254,7 +256,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         } else {
             println!(
                 "Epoch {:<3} train cost {:.4}, {} ({} batches, {:.2}s)",
-                s.epoch, s.train_cost, describe(&m[0].0, figure, classes), s.batches, s.seconds
+                s.epoch,
+                s.train_cost,
+                describe(&m[0].0, figure, classes, per_token),
+                s.batches,
+                s.seconds
             );
         }
     })
@@ -317,10 +323,13 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                    "backend": model.backend_name(), "params": model.num_params()})
         );
     } else {
-        let result = if classes {
-            format!("Misclassification error = {figure:.2}%")
-        } else {
-            format!("Test cost ({}) = {figure:.6}", file.cost.name())
+        let result = match (classes, per_token) {
+            (true, _) => format!("Misclassification error = {figure:.2}%"),
+            (_, true) => format!(
+                "Validation cross-entropy = {figure:.4} nats/token ({:.4} bits/token)",
+                figure / std::f64::consts::LN_2
+            ),
+            _ => format!("Test cost ({}) = {figure:.6}", file.cost.name()),
         };
         if samples == 0 {
             // `-e 0`, or a resumed run that had already reached its epochs.
@@ -353,13 +362,16 @@ impl Callback for BatchCostCallback<'_> {
     }
 }
 
-/// An evaluation for the epoch line: "test misclassification 4.60%" or "test cost
-/// (MeanSquared) 0.0012".
-fn describe(name: &str, figure: f64, classes: bool) -> String {
-    if classes {
-        format!("test misclassification {figure:.2}%")
-    } else {
-        format!("test cost ({name}) {figure:.6}")
+/// An evaluation for the epoch line: "test misclassification 4.60%", "valid 1.9812
+/// nats/token (2.8583 bits)" or "test cost (MeanSquared) 0.0012".
+fn describe(name: &str, figure: f64, classes: bool, per_token: bool) -> String {
+    match (classes, per_token) {
+        (true, _) => format!("test misclassification {figure:.2}%"),
+        (_, true) => format!(
+            "valid {figure:.4} nats/token ({:.4} bits)",
+            figure / std::f64::consts::LN_2
+        ),
+        _ => format!("test cost ({name}) {figure:.6}"),
     }
 }
 

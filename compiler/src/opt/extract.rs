@@ -184,30 +184,79 @@ pub fn extract(eg: &XGraph, roots: &[Id], passes: usize) -> (HashMap<Id, XLang>,
     let mut choice: Vec<Option<usize>> = best.iter().map(|b| b.map(|(_, k)| k)).collect();
     let root_ix: Vec<usize> = roots.iter().map(|r| index[&eg.find(*r)]).collect();
 
-    // 2. DAG improvement.
-    let mut stamp = vec![0u32; nc];
-    let mut generation = 0u32;
-    let mut stack = Vec::new();
-    let mut dag_cost =
-        |choice: &[Option<usize>], stamp: &mut Vec<u32>, generation: &mut u32| -> f64 {
-            *generation += 1;
-            let g = *generation;
-            let mut total = 0.0;
-            stack.clear();
-            stack.extend(root_ix.iter().copied());
+    // 2. DAG improvement. `refs[c]` counts the edges into `c` from the e-classes the
+    // current choice reaches (plus one per root): switching one e-class's e-node changes
+    // the DAG cost by what becomes reachable minus what stops being reachable, found by
+    // walking only the changed part. `order` is a topological numbering of the chosen
+    // e-nodes (children first): a switch whose new children all come before the e-class
+    // cannot close a cycle and keeps the numbering valid; any other switch is checked by
+    // a search and renumbers when taken.
+    let kids_of = |choice: &[Option<usize>], c: usize| -> &[usize] {
+        choice[c].map_or(&[][..], |k| &cands[c][k].kids[..])
+    };
+    let mut refs = vec![0u32; nc];
+    let mut stack: Vec<usize> = Vec::new();
+    // Adds one edge into `c`, walking into what becomes reachable; returns the cost added.
+    let add_ref = |refs: &mut [u32], choice: &[Option<usize>], c: usize, stack: &mut Vec<usize>| {
+        let mut added = 0.0;
+        stack.push(c);
+        while let Some(c) = stack.pop() {
+            refs[c] += 1;
+            if refs[c] == 1 {
+                added += choice[c].map_or(f64::INFINITY, |k| cands[c][k].cost);
+                stack.extend_from_slice(kids_of(choice, c));
+            }
+        }
+        added
+    };
+    // Removes one edge into `c`, walking into what stops being reachable; returns the cost
+    // removed.
+    let remove_ref =
+        |refs: &mut [u32], choice: &[Option<usize>], c: usize, stack: &mut Vec<usize>| {
+            let mut removed = 0.0;
+            stack.push(c);
             while let Some(c) = stack.pop() {
-                if stamp[c] == g {
+                refs[c] -= 1;
+                if refs[c] == 0 {
+                    removed += choice[c].map_or(f64::INFINITY, |k| cands[c][k].cost);
+                    stack.extend_from_slice(kids_of(choice, c));
+                }
+            }
+            removed
+        };
+    for &r in &root_ix {
+        add_ref(&mut refs, &choice, r, &mut stack);
+    }
+    let topological = |choice: &[Option<usize>]| -> Vec<usize> {
+        let mut order = vec![usize::MAX; nc];
+        let mut next = 0;
+        let mut walk: Vec<(usize, bool)> = Vec::new();
+        for start in 0..nc {
+            if order[start] != usize::MAX {
+                continue;
+            }
+            walk.push((start, false));
+            while let Some((c, done)) = walk.pop() {
+                if done {
+                    if order[c] == usize::MAX {
+                        order[c] = next;
+                        next += 1;
+                    }
                     continue;
                 }
-                stamp[c] = g;
-                let Some(k) = choice[c] else {
-                    return f64::INFINITY;
-                };
-                total += cands[c][k].cost;
-                stack.extend(cands[c][k].kids.iter().copied());
+                if order[c] != usize::MAX {
+                    continue;
+                }
+                walk.push((c, true));
+                for &k in kids_of(choice, c) {
+                    if order[k] == usize::MAX {
+                        walk.push((k, false));
+                    }
+                }
             }
-            total
-        };
+        }
+        order
+    };
     let reaches = |choice: &[Option<usize>], from: &[usize], target: usize| -> bool {
         let mut seen = vec![false; nc];
         let mut st: Vec<usize> = from.to_vec();
@@ -218,40 +267,52 @@ pub fn extract(eg: &XGraph, roots: &[Id], passes: usize) -> (HashMap<Id, XLang>,
             if std::mem::replace(&mut seen[c], true) {
                 continue;
             }
-            if let Some(k) = choice[c] {
-                st.extend(cands[c][k].kids.iter().copied());
-            }
+            st.extend_from_slice(kids_of(choice, c));
         }
         false
     };
-    let mut current = dag_cost(&choice, &mut stamp, &mut generation);
+    let mut order = topological(&choice);
     for _ in 0..passes {
         let mut improved = false;
-        let g = {
-            dag_cost(&choice, &mut stamp, &mut generation);
-            generation
-        };
-        let reachable: Vec<usize> = (0..nc).filter(|&c| stamp[c] == g).collect();
-        for c in reachable {
-            if cands[c].len() < 2 {
+        for c in 0..nc {
+            if refs[c] == 0 || cands[c].len() < 2 {
                 continue;
             }
             #[allow(clippy::needless_range_loop)] // `choice` is mutated inside
             for k in 0..cands[c].len() {
-                if Some(k) == choice[c] || cands[c][k].kids.iter().any(|&kid| choice[kid].is_none())
-                {
+                let kids = &cands[c][k].kids;
+                if Some(k) == choice[c] || kids.iter().any(|&kid| choice[kid].is_none()) {
                     continue;
                 }
-                if reaches(&choice, &cands[c][k].kids, c) {
+                let ordered = kids.iter().all(|&kid| order[kid] < order[c]);
+                if !ordered && reaches(&choice, kids, c) {
                     continue;
                 }
-                let old = choice[c].replace(k);
-                let cost = dag_cost(&choice, &mut stamp, &mut generation);
-                if cost < current - 1e-9 {
-                    current = cost;
+                let old = choice[c];
+                let old_kids: Vec<usize> = kids_of(&choice, c).to_vec();
+                // Switch: the new e-node's cost and children in, the old ones out.
+                let mut delta = cands[c][k].cost - old.map_or(0.0, |o| cands[c][o].cost);
+                choice[c] = Some(k);
+                for &kid in kids {
+                    delta += add_ref(&mut refs, &choice, kid, &mut stack);
+                }
+                for &kid in &old_kids {
+                    delta -= remove_ref(&mut refs, &choice, kid, &mut stack);
+                }
+                if delta < -1e-9 {
                     improved = true;
+                    if !ordered {
+                        order = topological(&choice);
+                    }
                 } else {
+                    // Back: the old children in, the new ones out.
                     choice[c] = old;
+                    for &kid in &old_kids {
+                        add_ref(&mut refs, &choice, kid, &mut stack);
+                    }
+                    for &kid in kids {
+                        remove_ref(&mut refs, &choice, kid, &mut stack);
+                    }
                 }
             }
         }
@@ -259,7 +320,11 @@ pub fn extract(eg: &XGraph, roots: &[Id], passes: usize) -> (HashMap<Id, XLang>,
             break;
         }
     }
-    let final_cost = dag_cost(&choice, &mut stamp, &mut generation);
+    // The exact DAG cost of the final choice, summed afresh.
+    let final_cost: f64 = (0..nc)
+        .filter(|&c| refs[c] > 0)
+        .map(|c| choice[c].map_or(f64::INFINITY, |k| cands[c][k].cost))
+        .sum();
     let out = ids
         .iter()
         .enumerate()

@@ -10,8 +10,9 @@
 //! reason and time per phase, ops / flops / bytes before and after, and the fusion groups.
 //!
 //! Every phase runs under node, iteration and time limits ([`PhaseLimits`]; defaults in
-//! [`OptConfig::default`]) with egg's [`BackoffScheduler`], which bans rules that match too
-//! often. A stopped e-graph is still extracted, so hitting a limit only means less
+//! [`OptConfig::default`]), may grow the e-graph by only so much relative to its size
+//! ([`OptConfig::growth`]), and uses egg's [`BackoffScheduler`], which bans rules that
+//! match too often. A stopped e-graph is still extracted, so hitting a limit only means less
 //! optimization; the report says which limit stopped each phase. Results are deterministic
 //! unless a *time* limit stops a phase.
 //!
@@ -85,6 +86,16 @@ pub struct OptConfig {
     /// The backoff scheduler's initial ban length, in iterations. Default: 5 (egg's
     /// default).
     pub ban_length: usize,
+    /// How many e-nodes each phase may add, as a fraction of the e-graph's size when the
+    /// phase starts; default 0.5 (see [`OptConfig::growth_floor`]). This bounds
+    /// saturation on large graphs — an unrolled recurrent network repeats the same cell
+    /// `T` times, and distribution through its backward recurrence grows the e-graph
+    /// without end — while small graphs saturate: most of what the rules find there, they
+    /// find in the first iterations.
+    pub growth: f64,
+    /// The least number of e-nodes a phase may add, whatever the graph's size; default
+    /// 2,000 (every example model but the recurrent ones saturates within it).
+    pub growth_floor: usize,
 }
 
 impl Default for OptConfig {
@@ -104,6 +115,8 @@ impl Default for OptConfig {
             extract_passes: extract::DEFAULT_PASSES,
             match_limit: 1_000,
             ban_length: 5,
+            growth: 0.5,
+            growth_floor: 2_000,
         }
     }
 }
@@ -236,10 +249,16 @@ pub fn optimize_with(
         let scheduler = BackoffScheduler::default()
             .with_initial_match_limit(cfg.match_limit)
             .with_ban_length(cfg.ban_length);
+        let start_nodes = eg.total_size();
+        let growth = ((start_nodes as f64 * cfg.growth) as usize).max(cfg.growth_floor);
+        let node_limit = phase
+            .limits
+            .node_limit
+            .min(start_nodes.saturating_add(growth));
         let runner: Runner<XLang, TypeAnalysis> = Runner::new(TypeAnalysis::default())
             .with_egraph(eg)
             .with_iter_limit(phase.limits.iter_limit)
-            .with_node_limit(phase.limits.node_limit)
+            .with_node_limit(node_limit)
             .with_time_limit(phase.limits.time_limit)
             .with_scheduler(scheduler)
             .run(&phase.rules);

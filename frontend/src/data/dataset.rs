@@ -207,7 +207,7 @@ impl Dataset {
         if self.label_steps == 0 {
             return invalid("label_steps is 0".to_string());
         }
-        if self.labels.len() % self.label_steps != 0 {
+        if !self.labels.len().is_multiple_of(self.label_steps) {
             return invalid(format!(
                 "{} labels are not a whole number of {}-step sequences",
                 self.labels.len(),

@@ -9,7 +9,7 @@ use super::{
     Augment, CIFAR10_PIXELS, Cifar10, CifarOptions, DataError, Dataset, MNIST_CLASSES, Mnist,
 };
 use crate::layer::Sequential;
-use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind};
+use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind, TextSpec, TokenKind};
 use std::path::{Path, PathBuf};
 
 /// One array: a `.npy` file, or an array of a `.npz` archive.
@@ -66,7 +66,7 @@ pub struct ArraySplit {
 /// Where the training and test sets come from.
 // One value per run: the size difference of the variants does not matter.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum DataSource {
     /// MNIST from an IDX directory, or the bundled subset when `dir` is `None`.
     Mnist {
@@ -89,6 +89,13 @@ pub enum DataSource {
     /// ImageNet's input shape (3×224×224, 1,000 classes) without a reader: loading is an
     /// error.
     Imagenet,
+    /// A text file read as neon's `Text` reads it.
+    Text {
+        /// The file (raw or gzipped).
+        path: PathBuf,
+        /// Sequence length, validation split, tokens, one-hot inputs.
+        spec: TextSpec,
+    },
     /// NumPy arrays.
     Arrays {
         train: ArraySplit,
@@ -155,6 +162,18 @@ impl DataSource {
                 )));
             }
             DatasetName::Imagenet => return Ok(DataSource::Imagenet),
+            DatasetName::Text => {
+                let spec = spec.text.clone().ok_or_else(|| {
+                    DataError::InvalidDataset("dataset text: no time_steps given".into())
+                })?;
+                let path = match (data_file, &spec.path, data) {
+                    (Some(f), _, _) => f.to_path_buf(),
+                    (None, Some(p), Some(d)) => d.join(p),
+                    (None, Some(p), None) => base.join(p),
+                    (None, None, _) => PathBuf::from(super::text::BUNDLED_TEXT),
+                };
+                return Ok(DataSource::Text { path, spec });
+            }
             DatasetName::Arrays => {}
         }
         let a = &spec.arrays;
@@ -235,7 +254,7 @@ impl DataSource {
             DataSource::Mnist { targets, .. }
             | DataSource::Cifar10 { targets, .. }
             | DataSource::Arrays { targets, .. } => *targets,
-            DataSource::Imagenet => TargetKind::Classes,
+            DataSource::Imagenet | DataSource::Text { .. } => TargetKind::Classes,
         }
     }
 
@@ -282,7 +301,7 @@ impl DataSource {
             DataSource::Mnist { copies, .. } | DataSource::Cifar10 { copies, .. } => {
                 (*copies, vec![self.stream_shapes()?.0])
             }
-            DataSource::Imagenet => (1, vec![self.stream_shapes()?.0]),
+            DataSource::Imagenet | DataSource::Text { .. } => (1, vec![self.stream_shapes()?.0]),
         };
         Ok(each
             .iter()
@@ -318,6 +337,14 @@ impl DataSource {
                 Ok((vec![3, 32, 32], width))
             }
             DataSource::Imagenet => Ok((vec![3, 224, 224], 1000)),
+            DataSource::Text { spec, .. } => {
+                let v = self.text_split()?.vocab.len();
+                let shape = match spec.onehot {
+                    true => vec![spec.time_steps, v],
+                    false => vec![spec.time_steps],
+                };
+                Ok((shape, v))
+            }
             DataSource::Arrays {
                 train,
                 targets,
@@ -336,6 +363,18 @@ impl DataSource {
                 Ok((shape, width))
             }
         }
+    }
+
+    /// A `text` source's file, split and encoded (for any other source, an error).
+    pub fn text_split(&self) -> Result<super::text::TextSplit, DataError> {
+        let DataSource::Text { path, spec } = self else {
+            return Err(DataError::InvalidDataset("the data set is no text".into()));
+        };
+        let tokenizer = match spec.tokens {
+            TokenKind::Chars => super::text::Tokenizer::Chars,
+            TokenKind::Words => super::text::Tokenizer::Words { eos: false },
+        };
+        super::text::load_split(path, tokenizer, spec.valid_split)
     }
 
     /// The class count of an `arrays` source with class targets: given, or inferred.
@@ -383,6 +422,16 @@ impl DataSource {
             })
         };
         match self {
+            DataSource::Text { spec, .. } => {
+                let split = self.text_split()?;
+                let v = split.vocab.len();
+                let part = |ids: &[u32], which: &str| {
+                    super::text::text_dataset(ids, v, spec.time_steps, spec.onehot).map_err(|e| {
+                        DataError::InvalidDataset(format!("dataset text, {which} part: {e}"))
+                    })
+                };
+                Ok((part(&split.train, "training")?, part(&split.valid, "validation")?))
+            }
             DataSource::Imagenet => Err(DataError::InvalidDataset(
                 "dataset imagenet: Xenon has no ImageNet reader; the name only gives the input shape (3×224×224, 1000 classes) to summary, compile and bench".into(),
             )),

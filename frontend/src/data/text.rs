@@ -17,7 +17,7 @@
 
 use super::{DataError, Dataset};
 use flate2::bufread::MultiGzDecoder;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, Read};
 use std::path::Path;
 
@@ -104,7 +104,12 @@ impl Vocabulary {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let set: BTreeSet<String> = tokens.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let mut set: BTreeSet<String> = BTreeSet::new();
+        for t in tokens {
+            if !set.contains(t.as_ref()) {
+                set.insert(t.as_ref().to_owned());
+            }
+        }
         Vocabulary {
             tokens: set.into_iter().collect(),
         }
@@ -349,11 +354,37 @@ pub fn encode_text(
     if tokens.is_empty() {
         return Err(invalid(source, "no tokens (the text is empty)"));
     }
+    // Each distinct token is looked up once: ids in order of first appearance, then
+    // mapped to the vocabulary's.
+    let mut distinct: HashMap<&str, u32> = HashMap::new();
+    let mut firsts: Vec<(&str, usize)> = Vec::new();
+    let local: Vec<u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(pos, &t)| {
+            *distinct.entry(t).or_insert_with(|| {
+                firsts.push((t, pos));
+                firsts.len() as u32 - 1
+            })
+        })
+        .collect();
     let vocab = match vocab {
         Some(v) => v.clone(),
-        None => Vocabulary::from_tokens(&tokens),
+        None => Vocabulary::from_tokens(firsts.iter().map(|&(t, _)| t)),
     };
-    let ids = vocab.encode(&tokens, source)?;
+    let mut to_vocab = Vec::with_capacity(firsts.len());
+    for &(t, pos) in &firsts {
+        to_vocab.push(vocab.encode([t], source).map_err(|_| {
+            invalid(
+                source,
+                format!(
+                    "token {t:?} (token {pos} of the stream) is not in the vocabulary of {} tokens",
+                    vocab.len()
+                ),
+            )
+        })?[0]);
+    }
+    let ids = local.iter().map(|&i| to_vocab[i as usize]).collect();
     Ok(TextStream { vocab, ids })
 }
 
@@ -379,6 +410,59 @@ pub fn load_text(
     let path = path.as_ref();
     let text = read_text(path)?;
     encode_text(&text, tokenizer, vocab, &path.display().to_string())
+}
+
+/// The text bundled with Xenon, the offline default of the `text` data set:
+/// tinyshakespeare (1,115,394 characters, 65 distinct), gzipped.
+pub const BUNDLED_TEXT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../data/tinyshakespeare/input.txt.gz"
+);
+
+/// A text split as neon's `Text.create_valid_file` splits it ([`split_valid`]), both parts
+/// encoded over the training part's vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextSplit {
+    /// The training part's sorted vocabulary.
+    pub vocab: Vocabulary,
+    /// The training tokens, as ids.
+    pub train: Vec<u32>,
+    /// The validation tokens, as ids (empty with `valid_split` 0).
+    pub valid: Vec<u32>,
+}
+
+/// Reads the text file at `path` (raw or gzipped) and splits it: the last `valid_split` of
+/// its characters validate. A validation token the training part lacks is an error naming
+/// it.
+///
+/// ```
+/// use xenon_frontend::data::text::{BUNDLED_TEXT, Tokenizer, load_split};
+/// let s = load_split(BUNDLED_TEXT, Tokenizer::Chars, 0.1).unwrap();
+/// assert_eq!(s.vocab.len(), 65);
+/// assert_eq!(s.train.len() + s.valid.len(), 1_115_394);
+/// ```
+pub fn load_split(
+    path: impl AsRef<Path>,
+    tokenizer: Tokenizer,
+    valid_split: f64,
+) -> Result<TextSplit, DataError> {
+    let path = path.as_ref();
+    let text = read_text(path)?;
+    let (train, valid) = split_valid(&text, valid_split)?;
+    let name = path.display().to_string();
+    let train = encode_text(train, tokenizer, None, &name)?;
+    let valid = match tokenizer.tokenize(valid).is_empty() {
+        true => Vec::new(),
+        false => {
+            let source = format!("{name} (validation part)");
+            encode_text(valid, tokenizer, Some(&train.vocab), &source)?.ids
+        }
+    };
+    Ok(TextSplit {
+        vocab: train.vocab,
+        train: train.ids,
+        valid,
+    })
 }
 
 /// neon's `pad_sentences` with `pad_val = 0`: each sequence's last `max_len` ids,

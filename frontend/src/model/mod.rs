@@ -354,6 +354,16 @@ impl Model {
         &self.output_shape
     }
 
+    /// The per-sample shape of the targets the training and evaluation graphs take for
+    /// targets `nclass` wide: `[T, nclass]` — a target per time step — when the output is
+    /// a sequence of `T > 1` steps of `nclass` values, else `[nclass]`.
+    pub fn target_shape(&self, nclass: usize) -> Vec<usize> {
+        match *self.output_shape {
+            [steps, f] if steps > 1 && f == nclass => vec![steps, nclass],
+            _ => vec![nclass],
+        }
+    }
+
     /// The number of epochs trained so far (the next epoch's index).
     pub fn epoch_index(&self) -> usize {
         self.epoch_index
@@ -407,13 +417,7 @@ impl Model {
     /// are per time step exactly when the model's output is a sequence of steps as wide as
     /// the targets.
     fn check_input(&self, data: &Dataset) -> Result<(), ModelError> {
-        let per_step = crate::layer::sequence(&[&[1][..], &self.output_shape].concat())
-            .filter(|&(steps, f)| steps > 1 && f == data.nclass);
-        let fits = match per_step {
-            Some((steps, _)) => data.label_steps == steps,
-            None => data.label_steps == 1,
-        };
-        if !fits {
+        if self.target_shape(data.nclass).len() != data.target_shape().len() {
             return Err(ModelError::TargetMismatch {
                 layer: self.info.last().map(|l| l.name.clone()).unwrap_or_default(),
                 output: self.output_shape.clone(),

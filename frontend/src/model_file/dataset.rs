@@ -25,11 +25,14 @@ pub enum DatasetName {
     /// name gives model files their input shape (`summary`, `compile`, `bench`), and
     /// training on it is an error.
     Imagenet,
+    /// `text`: a text file read as neon's `Text` reads it (the bundled tinyshakespeare
+    /// unless `path` is given); see [`TextSpec`].
+    Text,
 }
 
 impl DatasetName {
     /// Every accepted name.
-    pub const NAMES: [&'static str; 4] = ["mnist", "arrays", "cifar10", "imagenet"];
+    pub const NAMES: [&'static str; 5] = ["mnist", "arrays", "cifar10", "imagenet", "text"];
 
     /// The name as written in model files.
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl DatasetName {
             DatasetName::Arrays => "arrays",
             DatasetName::Cifar10 => "cifar10",
             DatasetName::Imagenet => "imagenet",
+            DatasetName::Text => "text",
         }
     }
 
@@ -48,6 +52,7 @@ impl DatasetName {
             "arrays" => Some(DatasetName::Arrays),
             "cifar10" => Some(DatasetName::Cifar10),
             "imagenet" => Some(DatasetName::Imagenet),
+            "text" => Some(DatasetName::Text),
             _ => None,
         }
     }
@@ -144,6 +149,80 @@ pub struct ArraysSpec {
     pub lshape: Option<Vec<usize>>,
 }
 
+/// The keys of `dataset: {name: text, ...}`: a text file as neon's `Text` data set
+/// ([`text_dataset`](crate::data::text::text_dataset)): examples of `time_steps` tokens with
+/// next-token targets, batched in contiguous columns for stateful recurrent layers.
+///
+/// ```yaml
+/// dataset: {name: text, time_steps: 50}                # the bundled tinyshakespeare
+/// dataset: {name: text, path: ptb.train.txt, time_steps: 20, tokens: words, onehot: false}
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    /// The text file, raw or gzipped, relative to the `--data` directory or the model
+    /// file's; `--data FILE` replaces it. Default: the bundled tinyshakespeare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Tokens per example: the length the recurrent layers are unrolled to (required).
+    pub time_steps: usize,
+    /// The fraction of the text, at its end, held out for validation (neon's
+    /// `Text.create_valid_file`); default 0.1. The vocabulary is the training part's.
+    #[serde(default = "tenth", skip_serializing_if = "is_tenth")]
+    pub valid_split: f64,
+    /// `chars` (default: every character is a token) or `words` (split on whitespace).
+    #[serde(default, skip_serializing_if = "is_chars")]
+    pub tokens: TokenKind,
+    /// Inputs one-hot (default true, neon's `onehot_input`), or token ids for a model
+    /// starting with a `LookupTable`.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub onehot: bool,
+}
+
+/// What a text's tokens are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Every character (neon's default).
+    #[default]
+    Chars,
+    /// Whitespace-separated words.
+    Words,
+}
+
+fn tenth() -> f64 {
+    0.1
+}
+
+fn is_tenth(v: &f64) -> bool {
+    *v == 0.1
+}
+
+fn is_chars(t: &TokenKind) -> bool {
+    *t == TokenKind::Chars
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+/// Every key of `dataset: {name: text, ...}`, checked as a whole.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextEntry {
+    #[allow(dead_code)]
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    time_steps: usize,
+    #[serde(default = "tenth")]
+    valid_split: f64,
+    #[serde(default)]
+    tokens: TokenKind,
+    #[serde(default = "yes")]
+    onehot: bool,
+}
+
 impl fmt::Display for DatasetName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -172,6 +251,8 @@ pub struct DatasetSpec {
     pub arrays: ArraysSpec,
     /// The preprocessing of `name: cifar10` (neon's defaults for other data sets).
     pub cifar: CifarOptions,
+    /// The text of `name: text` (`None` for other data sets).
+    pub text: Option<TextSpec>,
     /// Random crops and flips of the training images (`augment: {pad: 4, flip: true,
     /// seed: 0}`; `cifar10` only); default none.
     pub augment: Option<Augment>,
@@ -200,6 +281,7 @@ impl DatasetSpec {
             targets: TargetKind::Classes,
             arrays: ArraysSpec::default(),
             cifar: CifarOptions::default(),
+            text: None,
             augment: None,
             shuffle: false,
             streams: 1,
@@ -296,6 +378,24 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
         check_streams(&spec, node)?;
         return Ok(spec);
     }
+    if name == DatasetName::Text {
+        let e: TextEntry = typed(node, "dataset")?;
+        if e.time_steps == 0 || !(0.0..1.0).contains(&e.valid_split) {
+            return Err(ModelFileError::Invalid {
+                at: "dataset".into(),
+                message: "time_steps must be at least 1 and valid_split in [0, 1)".into(),
+                pos: node.pos,
+            });
+        }
+        spec.text = Some(TextSpec {
+            path: e.path,
+            time_steps: e.time_steps,
+            valid_split: e.valid_split,
+            tokens: e.tokens,
+            onehot: e.onehot,
+        });
+        return Ok(spec);
+    }
     if name == DatasetName::Arrays {
         let e: ArraysEntry = typed(node, "dataset")?;
         spec.targets = e.targets;
@@ -386,6 +486,21 @@ impl Serialize for DatasetSpec {
                 if v {
                     map.serialize_entry(key, &v)?;
                 }
+            }
+        }
+        if let Some(t) = &self.text {
+            map.serialize_entry("time_steps", &t.time_steps)?;
+            if let Some(p) = &t.path {
+                map.serialize_entry("path", p)?;
+            }
+            if !is_tenth(&t.valid_split) {
+                map.serialize_entry("valid_split", &t.valid_split)?;
+            }
+            if !is_chars(&t.tokens) {
+                map.serialize_entry("tokens", &t.tokens)?;
+            }
+            if !t.onehot {
+                map.serialize_entry("onehot", &false)?;
             }
         }
         if let Some(a) = &self.augment {
