@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Xenon and PyTorch side by side on this machine: MLP and convnet training steps, inference.
+"""Xenon and PyTorch side by side on this machine: MLP, convnet and LSTM training steps,
+inference.
 
 Each round runs every workload once on Xenon (`xenon bench --json` / `xenon train --json`,
 one process per workload) and then on PyTorch (in this process), so both see the same
@@ -10,6 +11,7 @@ and the ratio PyTorch time / Xenon time (> 1: Xenon is faster).
     .venv-bench/bin/python bench/vs_pytorch.py                 # 1 thread, 3 rounds
     .venv-bench/bin/python bench/vs_pytorch.py --threads 1,2 --isa avx2
     .venv-bench/bin/python bench/vs_pytorch.py --only cnn_b64_train --convnet   # convnets only
+    .venv-bench/bin/python bench/vs_pytorch.py --only char_lstm_b64_train,lstm_b32_train
 
 Without PyTorch it prints Xenon's figures and how to install PyTorch. Timings are not
 assertions: this is a report for people, to be rerun on the machine at hand.
@@ -39,10 +41,16 @@ STEP_WORKLOADS = [
     ("mlp100_b1_infer", "784-100-10 b1 inference", "mlp_784_100_10.yaml", 1, "infer"),
     ("mlp2048_b1024_train", "784-2048-2048-10 b1024 training step", "mlp_784_2048_2048_10.yaml", 1024, "train"),
     ("cnn_b64_train", "small CIFAR-sized CNN b64 training step", "small_cnn.yaml", 64, "train"),
+    ("char_lstm_b64_train", "char_lstm (2×LSTM 128, T=50) b64 training step", "char_lstm.yaml", 64,
+     "train"),
+    ("lstm_b32_train", "LSTM 128 with embedding, T=50, b32 training step", "lstm_step.yaml", 32,
+     "train"),
 ]
 SIZES = {"mlp_784_100_10.yaml": [784, 100, 10], "mlp_784_2048_2048_10.yaml": [784, 2048, 2048, 10]}
 # Models built by `Torch.net` other than MLPs: name -> (input shape, classes).
 CONVNETS = {"small_cnn.yaml": ((3, 32, 32), 10)}
+# Recurrent models: name -> what `Torch.recurrent` builds.
+RECURRENT = {"char_lstm.yaml": "char_lstm", "lstm_step.yaml": "lstm_step"}
 
 
 def cpu_name():
@@ -132,9 +140,45 @@ class Torch:
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(64 * 8 * 8, 128), nn.ReLU(), nn.Linear(128, 10))
 
+    def recurrent(self, kind, batch, reps):
+        """One training step of a recurrent net on a fixed random batch of character ids,
+        T = 50, vocabulary 65:
+        char_lstm: ../shared/baselines/torch_char_lstm.py's model (one-hot input, 2 x
+        LSTM(128), Linear(65), cross-entropy, RMSprop 2e-3/0.95/1e-6, gradients clipped to
+        +-5); lstm_step: ../shared/baselines/torch_cnn_step.py --model lstm (Embedding(65,
+        128), LSTM(128), Linear(65), cross-entropy, SGD 0.01 momentum 0.9)."""
+        torch, nn = self.torch, self.nn
+        V, T = 65, 50
+        ids = torch.randint(0, V, (batch, T))
+        tgt = torch.randint(0, V, (batch, T))
+        if kind == "char_lstm":
+            lstm, embed = nn.LSTM(V, 128, num_layers=2, batch_first=True), None
+        else:
+            lstm, embed = nn.LSTM(128, 128, batch_first=True), nn.Embedding(V, 128)
+        out = nn.Linear(128, V)
+        params = list(lstm.parameters()) + list(out.parameters())
+        params += list(embed.parameters()) if embed else []
+        if kind == "char_lstm":
+            opt = torch.optim.RMSprop(params, lr=2e-3, alpha=0.95, eps=1e-6)
+        else:
+            opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+
+        def step():
+            x = embed(ids) if embed else nn.functional.one_hot(ids, V).float()
+            h, _ = lstm(x)
+            loss = nn.functional.cross_entropy(out(h).reshape(-1, V), tgt.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if kind == "char_lstm":
+                nn.utils.clip_grad_value_(params, 5)
+            opt.step()
+        return self.median_us(step, lo=reps or 5, hi=reps or 1000)
+
     def step(self, model, batch, what, reps):
         torch, nn = self.torch, self.nn
         torch.manual_seed(0)
+        if model in RECURRENT:
+            return self.recurrent(RECURRENT[model], batch, reps)
         if model in CONVNETS:
             shape, classes = CONVNETS[model]
             net = self.small_cnn()

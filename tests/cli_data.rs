@@ -199,10 +199,10 @@ fn a_list_of_x_arrays_feeds_the_branches_of_a_multistream() {
         dir.join("two.npz"),
         &[
             ("x_train", &[256, 3], &xt),
-            ("n_train", &[256, 2, 2], &noise(1024, 3)),
+            ("n_train", &[256, 1, 2, 2], &noise(1024, 3)),
             ("y_train", &[256], &yt),
             ("x_test", &[64, 3], &xv),
-            ("n_test", &[64, 2, 2], &noise(256, 4)),
+            ("n_test", &[64, 1, 2, 2], &noise(256, 4)),
             ("y_test", &[64], &yv),
         ],
     )
@@ -240,7 +240,7 @@ fn a_list_of_x_arrays_feeds_the_branches_of_a_multistream() {
     fails(
         "short.yaml",
         model("two.npz:x_train, two.npz:n_test", ""),
-        &["n_test", "[64, 2, 2]", "has 64 examples", "256"],
+        &["n_test", "[64, 1, 2, 2]", "has 64 examples", "256"],
     );
     fails(
         "one.yaml",

@@ -8,6 +8,7 @@ mod devices;
 mod dump;
 mod eval;
 mod plot;
+mod sample;
 mod summary;
 mod train;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Compile a model ahead of time into a bundle: object file, C header, weights,
     /// manifest and a self-contained artifact.
     Compile(compile::CompileArgs),
+    /// Generate text with a trained text model: read a prompt, then draw one token at a
+    /// time from the model's output.
+    Sample(sample::SampleArgs),
     /// Draw training histories (`xenon train --history`) as an SVG: train cost and each
     /// validation metric per epoch, one line per file.
     Plot(plot::PlotArgs),
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dump(a) => dump::run(a),
         Command::Compile(a) => compile::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Sample(a) => sample::run(a),
         Command::Devices { json } => devices::run(json),
     }
 }

@@ -4,6 +4,7 @@
 //! `.npy` headers, and class ids when `nclass` must be inferred); [`DataSource::load`]
 //! reads the training and test sets.
 
+use super::imdb::ImdbOptions;
 use super::npy::{Array, Targets, array_shape, named_dataset, read_npy, read_npz};
 use super::{
     Augment, CIFAR10_PIXELS, Cifar10, CifarOptions, DataError, Dataset, MNIST_CLASSES, Mnist,
@@ -96,6 +97,13 @@ pub enum DataSource {
         /// Sequence length, validation split, tokens, one-hot inputs.
         spec: TextSpec,
     },
+    /// neon's IMDB reviews (`None`: no file given, an error when loading).
+    Imdb {
+        /// The pickle, `.npz` or directory.
+        path: Option<PathBuf>,
+        /// Vocabulary size and review length.
+        opts: ImdbOptions,
+    },
     /// NumPy arrays.
     Arrays {
         train: ArraySplit,
@@ -162,6 +170,25 @@ impl DataSource {
                 )));
             }
             DatasetName::Imagenet => return Ok(DataSource::Imagenet),
+            DatasetName::Imdb => {
+                let i = spec.imdb.clone().unwrap_or(crate::model_file::ImdbSpec {
+                    path: None,
+                    vocab_size: 20_000,
+                    max_len: 128,
+                });
+                let path = match (data_file, &i.path, data) {
+                    (Some(f), _, _) => Some(f.to_path_buf()),
+                    (None, Some(p), Some(d)) => Some(d.join(p)),
+                    (None, Some(p), None) => Some(base.join(p)),
+                    (None, None, d) => d.map(Path::to_path_buf),
+                };
+                let opts = ImdbOptions {
+                    vocab_size: i.vocab_size,
+                    max_len: i.max_len,
+                    ..ImdbOptions::default()
+                };
+                return Ok(DataSource::Imdb { path, opts });
+            }
             DatasetName::Text => {
                 let spec = spec.text.clone().ok_or_else(|| {
                     DataError::InvalidDataset("dataset text: no time_steps given".into())
@@ -254,7 +281,9 @@ impl DataSource {
             DataSource::Mnist { targets, .. }
             | DataSource::Cifar10 { targets, .. }
             | DataSource::Arrays { targets, .. } => *targets,
-            DataSource::Imagenet | DataSource::Text { .. } => TargetKind::Classes,
+            DataSource::Imagenet | DataSource::Text { .. } | DataSource::Imdb { .. } => {
+                TargetKind::Classes
+            }
         }
     }
 
@@ -301,7 +330,9 @@ impl DataSource {
             DataSource::Mnist { copies, .. } | DataSource::Cifar10 { copies, .. } => {
                 (*copies, vec![self.stream_shapes()?.0])
             }
-            DataSource::Imagenet | DataSource::Text { .. } => (1, vec![self.stream_shapes()?.0]),
+            DataSource::Imagenet | DataSource::Text { .. } | DataSource::Imdb { .. } => {
+                (1, vec![self.stream_shapes()?.0])
+            }
         };
         Ok(each
             .iter()
@@ -337,6 +368,8 @@ impl DataSource {
                 Ok((vec![3, 32, 32], width))
             }
             DataSource::Imagenet => Ok((vec![3, 224, 224], 1000)),
+            // Positive or negative.
+            DataSource::Imdb { opts, .. } => Ok((vec![opts.max_len], 2)),
             DataSource::Text { spec, .. } => {
                 let v = self.text_split()?.vocab.len();
                 let shape = match spec.onehot {
@@ -422,6 +455,13 @@ impl DataSource {
             })
         };
         match self {
+            DataSource::Imdb { path: None, .. } => Err(DataError::InvalidDataset(
+                "dataset imdb: IMDB is not bundled with Xenon; give `path:` in the model file or --data PATH (neon's imdb.pkl, or an .npz of x_train, y_train, x_test, y_test)".into(),
+            )),
+            DataSource::Imdb {
+                path: Some(path),
+                opts,
+            } => super::imdb::Imdb::load(path, opts)?.datasets(),
             DataSource::Text { spec, .. } => {
                 let split = self.text_split()?;
                 let v = split.vocab.len();

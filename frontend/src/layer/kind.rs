@@ -196,6 +196,20 @@ impl<'a> LayerCtx<'a> {
         Ok(id)
     }
 
+    /// Declares the frozen parameter `<layer>/<suffix>` of `shape`: initialized by `init`
+    /// with `fans` and saved like a trainable parameter, but neither differentiated nor
+    /// updated nor counted as a parameter (`LookupTable` with `update: false`). Returns its
+    /// node.
+    pub fn frozen(
+        &mut self,
+        suffix: &str,
+        shape: &[usize],
+        init: &Initializer,
+        fans: Fans,
+    ) -> Result<NodeId, LayerError> {
+        self.declare(suffix, shape, init, fans, false)
+    }
+
     fn declare(
         &mut self,
         suffix: &str,

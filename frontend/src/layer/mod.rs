@@ -39,9 +39,12 @@ mod activation;
 mod affine;
 mod batch_norm;
 mod bias;
+mod bidirectional;
+mod collapse;
 mod conv;
 mod dropout;
 mod linear;
+mod lookup;
 mod lrn;
 mod merge;
 mod merge_sum;
@@ -230,6 +233,24 @@ layers! {
     LSTM(recurrent::Lstm),
     /// A gated recurrent unit layer; see [`Gru`].
     GRU(recurrent::Gru),
+    /// Token ids to their rows of a learned table; see [`LookupTable`].
+    LookupTable(lookup::LookupTable),
+    /// A sequence summed over its time steps; see [`RecurrentSum`].
+    RecurrentSum(collapse::RecurrentSum),
+    /// A sequence averaged over its time steps; see [`RecurrentMean`].
+    RecurrentMean(collapse::RecurrentMean),
+    /// A sequence's last time step; see [`RecurrentLast`].
+    RecurrentLast(collapse::RecurrentLast),
+    /// Forward and backward recurrent layers, outputs concatenated; see [`BiRnn`].
+    BiRNN(bidirectional::BiRnn),
+    /// Forward and backward LSTM layers, outputs concatenated; see [`BiLstm`].
+    BiLSTM(bidirectional::BiLstm),
+    /// The sum of a bidirectional output's forward and backward halves; see [`BiSum`].
+    BiSum(bidirectional::BiSum),
+    /// Stacked `BiRNN` layers; see [`DeepBiRnn`].
+    DeepBiRNN(bidirectional::DeepBiRnn),
+    /// Stacked `BiLSTM` layers; see [`DeepBiLstm`].
+    DeepBiLSTM(bidirectional::DeepBiLstm),
 }
 
 /// The steps and features `(T, F)` of a sequence, a value of shape `[batch, T, F]`

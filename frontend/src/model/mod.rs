@@ -27,11 +27,13 @@
 mod bundle;
 mod fit;
 mod persist;
+mod sample;
 
 pub use bundle::BundleKind;
 
 pub use fit::{EpochStats, state_name, step_counter};
 pub use persist::{WEIGHTS_FORMAT, write_atomic};
+pub use sample::SampleOptions;
 
 use crate::cost::Cost;
 use crate::data::{BatchIterator, BatchOptions, DataError, Dataset};
@@ -71,6 +73,9 @@ pub enum ModelError {
         output: Vec<usize>,
         targets: Vec<usize>,
     },
+    /// Sampling text could not start (see [`Model::sample`]).
+    #[error("sampling: {0}")]
+    Sample(String),
     /// The data's samples do not have the model's input shape.
     #[error(
         "the model takes inputs of shape {expected:?} per sample ({expected_n} values) but the data has {got:?} ({got_n} values)"
@@ -307,6 +312,36 @@ impl Model {
 
     pub fn num_params(&self) -> usize {
         self.info.iter().map(|l| l.params).sum()
+    }
+
+    /// The same layers and parameter values for samples of another shape: a recurrent
+    /// model trained on sequences of `T` steps, for one step at a time (what
+    /// [`Model::sample`] takes), or for longer sequences. Optimizer state and training
+    /// progress are not carried over. A parameter whose shape depends on the input shape
+    /// (a `Linear` after a flattened image) is an error naming it.
+    pub fn for_input(&self, input_shape: &[usize]) -> Result<Model, ModelError> {
+        let mut m = Model::new(self.layers.clone(), input_shape, self.seed)?
+            .with_pipeline(self.pipeline.clone())
+            .with_dtype(self.dtype)?;
+        for p in &m.params {
+            let v = self
+                .values
+                .get(&p.name)
+                .filter(|v| v.shape() == p.shape.as_slice());
+            let Some(v) = v else {
+                return Err(ModelError::Sample(format!(
+                    "parameter '{}' has shape {:?} for inputs of shape {input_shape:?}, not {:?}",
+                    p.name,
+                    p.shape,
+                    self.values
+                        .get(&p.name)
+                        .map(|v| v.shape().to_vec())
+                        .unwrap_or_default()
+                )));
+            };
+            m.values.insert(p.name.clone(), v.clone());
+        }
+        Ok(m)
     }
 
     /// The recurrent states the layers carry from one minibatch to the next: name and

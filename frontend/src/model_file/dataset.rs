@@ -28,11 +28,14 @@ pub enum DatasetName {
     /// `text`: a text file read as neon's `Text` reads it (the bundled tinyshakespeare
     /// unless `path` is given); see [`TextSpec`].
     Text,
+    /// `imdb`: movie reviews as word ids, positive or negative, from a local copy of neon's
+    /// `imdb.pkl` or an `.npz` (`path:` or `--data`); see [`ImdbSpec`].
+    Imdb,
 }
 
 impl DatasetName {
     /// Every accepted name.
-    pub const NAMES: [&'static str; 5] = ["mnist", "arrays", "cifar10", "imagenet", "text"];
+    pub const NAMES: [&'static str; 6] = ["mnist", "arrays", "cifar10", "imagenet", "text", "imdb"];
 
     /// The name as written in model files.
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl DatasetName {
             DatasetName::Cifar10 => "cifar10",
             DatasetName::Imagenet => "imagenet",
             DatasetName::Text => "text",
+            DatasetName::Imdb => "imdb",
         }
     }
 
@@ -53,6 +57,7 @@ impl DatasetName {
             "cifar10" => Some(DatasetName::Cifar10),
             "imagenet" => Some(DatasetName::Imagenet),
             "text" => Some(DatasetName::Text),
+            "imdb" => Some(DatasetName::Imdb),
             _ => None,
         }
     }
@@ -206,6 +211,51 @@ fn is_yes(b: &bool) -> bool {
     *b
 }
 
+/// The keys of `dataset: {name: imdb, ...}`: neon's IMDB reviews
+/// ([`Imdb`](crate::data::imdb::Imdb)), each the word ids of its last `max_len` words
+/// (zeros first when shorter), labelled 0 (negative) or 1 (positive).
+///
+/// ```yaml
+/// dataset: {name: imdb, path: imdb.pkl}            # vocab_size 20000, max_len 128
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImdbSpec {
+    /// neon's `imdb.pkl`, an `.npz` of `x_train`, `y_train`, `x_test`, `y_test`, or a
+    /// directory holding either, relative to the `--data` directory or the model file's;
+    /// `--data FILE` replaces it. IMDB is not bundled: one of the two is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Word ids from this one on are out of the vocabulary (default 20,000, neon's).
+    #[serde(default = "twenty_thousand")]
+    pub vocab_size: usize,
+    /// Words per review (default 128, neon's `imdb_lstm`).
+    #[serde(default = "one_twenty_eight")]
+    pub max_len: usize,
+}
+
+fn twenty_thousand() -> usize {
+    20_000
+}
+
+fn one_twenty_eight() -> usize {
+    128
+}
+
+/// Every key of `dataset: {name: imdb, ...}`, checked as a whole.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImdbEntry {
+    #[allow(dead_code)]
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default = "twenty_thousand")]
+    vocab_size: usize,
+    #[serde(default = "one_twenty_eight")]
+    max_len: usize,
+}
+
 /// Every key of `dataset: {name: text, ...}`, checked as a whole.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +303,8 @@ pub struct DatasetSpec {
     pub cifar: CifarOptions,
     /// The text of `name: text` (`None` for other data sets).
     pub text: Option<TextSpec>,
+    /// The reviews of `name: imdb` (`None` for other data sets).
+    pub imdb: Option<ImdbSpec>,
     /// Random crops and flips of the training images (`augment: {pad: 4, flip: true,
     /// seed: 0}`; `cifar10` only); default none.
     pub augment: Option<Augment>,
@@ -282,6 +334,7 @@ impl DatasetSpec {
             arrays: ArraysSpec::default(),
             cifar: CifarOptions::default(),
             text: None,
+            imdb: None,
             augment: None,
             shuffle: false,
             streams: 1,
@@ -376,6 +429,24 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
         spec.shuffle = e.shuffle;
         spec.streams = e.streams;
         check_streams(&spec, node)?;
+        return Ok(spec);
+    }
+    if name == DatasetName::Imdb {
+        let e: ImdbEntry = typed(node, "dataset")?;
+        if e.vocab_size < 4 || e.max_len == 0 {
+            return Err(ModelFileError::Invalid {
+                at: "dataset".into(),
+                message:
+                    "vocab_size must be at least 4 (ids 0-2 are reserved) and max_len at least 1"
+                        .into(),
+                pos: node.pos,
+            });
+        }
+        spec.imdb = Some(ImdbSpec {
+            path: e.path,
+            vocab_size: e.vocab_size,
+            max_len: e.max_len,
+        });
         return Ok(spec);
     }
     if name == DatasetName::Text {
@@ -501,6 +572,17 @@ impl Serialize for DatasetSpec {
             }
             if !t.onehot {
                 map.serialize_entry("onehot", &false)?;
+            }
+        }
+        if let Some(i) = &self.imdb {
+            if let Some(p) = &i.path {
+                map.serialize_entry("path", p)?;
+            }
+            if i.vocab_size != twenty_thousand() {
+                map.serialize_entry("vocab_size", &i.vocab_size)?;
+            }
+            if i.max_len != one_twenty_eight() {
+                map.serialize_entry("max_len", &i.max_len)?;
             }
         }
         if let Some(a) = &self.augment {

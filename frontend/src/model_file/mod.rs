@@ -37,7 +37,7 @@
 //! | `epochs` | no | Number of epochs, a non-negative integer; `None` when absent. In neon the command line's `-e` wins over it, and `bin/neon` trains 1 epoch when neither is given. |
 //! | `batchsize` | no | Minibatch size, a non-negative integer; `None` when absent. In neon it **overrides** the command line's `-z`. |
 //! | `backend` | no | `cpu`, `mkl` or `gpu` (see [`BackendName`]); `None` when absent. neon uses it only when `-b` is not given. |
-//! | `dataset` | no | `{name: mnist, ...}` or `{name: arrays, ...}`: `name` is required and must be one of [`DatasetName::NAMES`]; `targets` is `classes` (default), `real` or `inputs` ([`TargetKind`]); `arrays` takes `file`, `train`, `test`, `nclass`, `lshape` ([`ArraysSpec`]) and no other key; `text` takes `time_steps`, `path`, `valid_split`, `tokens`, `onehot` ([`TextSpec`]) and no other key; for `mnist` every other key (neon's `train_config`, `test_config`, ...) is kept, uninterpreted, in [`DatasetSpec::extra`]. |
+//! | `dataset` | no | `{name: mnist, ...}` or `{name: arrays, ...}`: `name` is required and must be one of [`DatasetName::NAMES`]; `targets` is `classes` (default), `real` or `inputs` ([`TargetKind`]); `arrays` takes `file`, `train`, `test`, `nclass`, `lshape` ([`ArraysSpec`]) and no other key; `text` takes `time_steps`, `path`, `valid_split`, `tokens`, `onehot` ([`TextSpec`]) and `imdb` takes `path`, `vocab_size`, `max_len` ([`ImdbSpec`]), and no other key; for `mnist` every other key (neon's `train_config`, `test_config`, ...) is kept, uninterpreted, in [`DatasetSpec::extra`]. |
 //!
 //! Any other top-level key is ignored: neon's files use dummy keys such as `wt_init:` to
 //! hold YAML anchors (`&wt_init`) that the layers then reference with aliases
@@ -107,7 +107,8 @@ mod write;
 
 pub use backend::BackendName;
 pub use dataset::{
-    ArraysSpec, DatasetName, DatasetSpec, SplitSpec, Streams, TargetKind, TextSpec, TokenKind,
+    ArraysSpec, DatasetName, DatasetSpec, ImdbSpec, SplitSpec, Streams, TargetKind, TextSpec,
+    TokenKind,
 };
 pub use error::{ModelFileError, Position};
 pub(crate) use no_arguments::no_arguments;

@@ -132,3 +132,59 @@ pub fn check_graph_gradients(
         }
     }
 }
+
+/// Gradients of `Σ y ⊙ R` with respect to every trainable parameter of `layer` (not its
+/// input `x`, which need not be differentiable: token ids), with `x` of `shape` fixed at
+/// `xv`, symbolic against central differences.
+pub fn check_param_gradients(
+    name: &str,
+    layer: &Layer,
+    shape: &[usize],
+    xv: &[f64],
+    training: bool,
+) {
+    let (mut g, y, params) = lowered(layer, shape, training);
+    let yt = g.ty(y).clone();
+    let r = g
+        .constant(F, &yt.shape, values(777, yt.numel(), -1.0, 1.0))
+        .unwrap();
+    let w = g.mul(y, r).unwrap();
+    let axes: Vec<usize> = (0..yt.rank()).collect();
+    let loss = g.sum(w, &axes, false).unwrap();
+    g.set_output("loss", loss).unwrap();
+    let wrt: Vec<String> = params
+        .iter()
+        .filter(|p| p.trainable)
+        .map(|p| p.name.clone())
+        .collect();
+    assert!(!wrt.is_empty(), "{name}: no trainable parameter to check");
+    let refs: Vec<&str> = wrt.iter().map(String::as_str).collect();
+    let dg = autodiff::with_gradients(&g, "loss", &refs).unwrap();
+    let base = feeds(&params, shape, xv);
+    let out = interp::run(&dg, &base).unwrap();
+    let loss_at = |f: &Feeds| interp::run(&g, f).unwrap()["loss"].to_f64_vec()[0];
+    let eps = 1e-6;
+    for v in &wrt {
+        let analytic = out[&format!("grad/{v}")].to_f64_vec();
+        let t = &base[v];
+        for k in 0..analytic.len() {
+            let at = |d: f64| {
+                let mut f = base.clone();
+                let mut vals = t.to_f64_vec();
+                vals[k] += d;
+                f.insert(
+                    v.clone(),
+                    Tensor::from_f64(t.shape().to_vec(), vals).unwrap(),
+                );
+                loss_at(&f)
+            };
+            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+            let tol = 1e-6 * (1.0 + fd.abs().max(analytic[k].abs()));
+            assert!(
+                (fd - analytic[k]).abs() <= tol,
+                "{name}: d loss / d {v}[{k}]: symbolic {} vs finite differences {fd}",
+                analytic[k]
+            );
+        }
+    }
+}

@@ -264,7 +264,7 @@ fn unknown_backend_lists_cpu_mkl_gpu() {
 fn unknown_dataset_lists_the_known_ones() {
     assert_error(
         &format!("{}dataset: {{name: cifar100}}\n", one_layer(ACT)),
-        "unknown dataset \"cifar100\" (line 4, column 17); known datasets: mnist, arrays, cifar10, imagenet",
+        "unknown dataset \"cifar100\" (line 4, column 17); known datasets: mnist, arrays, cifar10, imagenet, text, imdb",
     );
     assert_error_starts(
         &format!("{}dataset: mnist\n", one_layer(ACT)),
