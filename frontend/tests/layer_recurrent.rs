@@ -6,44 +6,22 @@
 
 mod common;
 
-use common::gradcheck::{F, check_gradients, values};
+use common::gradcheck::{F, LOGISTIC, check_gradients, gru, lstm, rnn, uniform, values};
 use std::collections::HashMap;
 use xenon_compiler::autodiff;
 use xenon_compiler::backend::{Backend, Cpu};
 use xenon_compiler::interp::{self, Feeds};
 use xenon_compiler::ir::{DType, Graph};
 use xenon_frontend::activation::Activation;
+use xenon_frontend::cost::Cost;
+use xenon_frontend::data::text::text_dataset;
+use xenon_frontend::data::{BatchIterator, BatchOptions, Dataset};
 use xenon_frontend::init::Initializer;
 use xenon_frontend::layer::*;
 use xenon_frontend::model::Model;
+use xenon_frontend::model_file::ModelFile;
+use xenon_frontend::optimizer::Optimizer;
 use xenon_runtime::Tensor;
-
-const LOGISTIC: Activation = Activation::Logistic { shortcut: false };
-
-fn uniform() -> Initializer {
-    Initializer::Uniform {
-        low: -0.5,
-        high: 0.5,
-    }
-}
-
-fn rnn(n: usize, reset: bool) -> Layer {
-    let mut l = Recurrent::new(n, uniform(), Activation::Tanh);
-    l.reset_cells = reset;
-    l.into()
-}
-
-fn lstm(n: usize, reset: bool) -> Layer {
-    let mut l = Lstm::new(n, uniform(), Activation::Tanh, LOGISTIC);
-    l.reset_cells = reset;
-    l.into()
-}
-
-fn gru(n: usize, reset: bool) -> Layer {
-    let mut l = Gru::new(n, uniform(), Activation::Tanh, LOGISTIC);
-    l.reset_cells = reset;
-    l.into()
-}
 
 #[test]
 fn gradients_through_the_time_steps_match_finite_differences() {
@@ -498,5 +476,70 @@ fn bad_arguments_and_inputs_are_clear_errors() {
     assert_eq!(
         error(r.into(), &[5, 3]),
         "layer 'r': output_size must be at least 1"
+    );
+}
+
+/// A tiny text: ids 0..v cycling, as neon's `Text` data set.
+fn cycling_text(n: usize, v: u32, steps: usize, onehot: bool) -> Dataset {
+    let ids: Vec<u32> = (0..n as u32).map(|i| (i * 7 + i / 5) % v).collect();
+    text_dataset(&ids, v as usize, steps, onehot).unwrap()
+}
+
+#[test]
+fn text_that_does_not_fit_the_model_is_a_clear_error() {
+    let rms = Optimizer::RmsProp(Default::default());
+    let cost = Cost::CrossEntropyMulti {
+        scale: 1.0,
+        usebits: false,
+    };
+    let out = |v: usize| -> Layer {
+        Affine::new(v, uniform())
+            .with_activation(Activation::Softmax {
+                axis: 0,
+                epsilon: 1e-7,
+            })
+            .with_name("out")
+            .into()
+    };
+    // A sequence length longer than the text.
+    let ids: Vec<u32> = (0..40).map(|i| i % 6).collect();
+    let e = text_dataset(&ids, 6, 50, true).unwrap_err().to_string();
+    assert!(
+        e.contains("sequence length 50") && e.contains("40 tokens"),
+        "{e}"
+    );
+    // An output layer sized for another vocabulary: the targets have 6 classes.
+    let data = cycling_text(400, 6, 5, true);
+    let mut m = Model::new(Sequential::new(vec![lstm(4, false), out(7)]), &[5, 6], 0).unwrap();
+    let mut it = BatchIterator::new(&data, BatchOptions::new(8)).unwrap();
+    let e = m
+        .fit(&mut it, &cost, &rms, 1, &mut [])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "layer 'out' outputs shape [5, 7] per sample but the targets have shape [5, 6]"
+    );
+    // Token ids beyond a LookupTable's rows.
+    let ids = cycling_text(400, 6, 5, false);
+    let table = LookupTable::new(4, 3, uniform()).with_name("embed");
+    let layers = Sequential::new(vec![table.into(), lstm(4, false), out(6)]);
+    let mut m = Model::new(layers, &[5], 0).unwrap();
+    let mut it = BatchIterator::new(&ids, BatchOptions::new(8)).unwrap();
+    let e = m
+        .fit(&mut it, &cost, &rms, 1, &mut [])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "layer 'embed' is a lookup table of 4 rows (vocab_size), but example 0 of the data holds the token id 4"
+    );
+    // Recurrent layers whose shapes do not chain: an LSTM after the time axis is gone.
+    let yaml = "layers:\n  - {type: LSTM, config: {output_size: 4, init: {type: GlorotUniform}, activation: {type: Tanh}, gate_activation: {type: Logistic}}}\n  - {type: RecurrentLast, config: {name: last}}\n  - {type: GRU, config: {output_size: 4, init: {type: GlorotUniform}, activation: {type: Tanh}, gate_activation: {type: Logistic}, name: gru}}\ncost: CrossEntropyMulti\n";
+    let file = ModelFile::from_yaml_str(yaml).unwrap();
+    let e = Model::new(file.layers, &[5, 6], 0).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "layer 'gru': GRU expects a sequence [batch, time steps, features], got shape [1, 4]"
     );
 }

@@ -8,7 +8,8 @@
 mod common;
 
 use common::gradcheck::{
-    F, check_gradients, check_param_gradients, feeds, forward, lowered, values,
+    F, LOGISTIC, check_gradients, check_param_gradients, feeds, forward, lowered, lstm, rnn,
+    uniform, values,
 };
 use std::collections::HashMap;
 use xenon_compiler::autodiff;
@@ -23,32 +24,11 @@ use xenon_frontend::model_file::ModelFile;
 use xenon_frontend::optimizer::Optimizer;
 use xenon_runtime::Tensor;
 
-const LOGISTIC: Activation = Activation::Logistic { shortcut: false };
-
 fn softmax() -> Activation {
     Activation::Softmax {
         axis: 0,
         epsilon: 2f64.powi(-23),
     }
-}
-
-fn uniform() -> Initializer {
-    Initializer::Uniform {
-        low: -0.5,
-        high: 0.5,
-    }
-}
-
-fn rnn(n: usize, reset: bool) -> Layer {
-    let mut l = Recurrent::new(n, uniform(), Activation::Tanh);
-    l.reset_cells = reset;
-    l.into()
-}
-
-fn lstm(n: usize, reset: bool) -> Layer {
-    let mut l = Lstm::new(n, uniform(), Activation::Tanh, LOGISTIC);
-    l.reset_cells = reset;
-    l.into()
 }
 
 fn birnn(n: usize, reset: bool, split: bool) -> Layer {
@@ -275,7 +255,6 @@ fn an_id_outside_the_table_is_an_error_when_the_model_runs() {
     for bad in [5.0, 7.0, -1.0] {
         let x = Tensor::from_f32(vec![1, 4], vec![0.0, 1.0, bad, 2.0]).unwrap();
         let e = model.predict(&x).unwrap_err().to_string();
-        eprintln!("id {bad}: {e}");
         let want = format!("index {} at position 2 is outside 0..5", bad as i32);
         assert!(e.contains(&want), "id {bad}: {e}");
     }

@@ -19,8 +19,8 @@ fn every_example_model_matches_the_interpreter() {
     for path in example_models() {
         let file = ModelFile::load(&path).unwrap();
         let source = DataSource::new(file.dataset.as_ref(), None, path.parent().unwrap()).unwrap();
-        // Data sets that are not bundled (CIFAR-10, ImageNet): two random examples of their
-        // shape.
+        // Data sets that are not bundled (CIFAR-10, ImageNet, IMDB): two random examples of
+        // their shape, whole numbers in 0..4 (pixel values, or word ids).
         let bundled = source.load();
         let synthetic = bundled.is_err();
         let small = match bundled {
@@ -29,7 +29,7 @@ fn every_example_model_matches_the_interpreter() {
                 let (shape, width) = source.shapes().unwrap();
                 let f: usize = shape.iter().product();
                 let x = (0..2 * f as u64)
-                    .map(|i| xenon_runtime::rng::uniform_f32(5, 0, i))
+                    .map(|i| (4.0 * xenon_runtime::rng::uniform_f32(5, 0, i)).floor())
                     .collect();
                 Dataset::new(x, vec![0, 1], width, shape).unwrap()
             }
@@ -46,7 +46,7 @@ fn every_example_model_matches_the_interpreter() {
             xenon_runtime::DType::F32
         };
         let (pipeline, verifier) = verified_cpu(2);
-        let mut model = Model::new(source.feed(&file.layers).unwrap(), &small.feature_shape, 0)
+        let mut model = Model::new(source.feed(&file.layers).unwrap(), &small.input_shape(), 0)
             .unwrap()
             .with_dtype(dtype)
             .unwrap()

@@ -73,6 +73,16 @@ pub enum ModelError {
         output: Vec<usize>,
         targets: Vec<usize>,
     },
+    /// The data hold a token id that is no row of the first layer's lookup table.
+    #[error(
+        "layer '{layer}' is a lookup table of {rows} rows (vocab_size), but example {example} of the data holds the token id {id}"
+    )]
+    TokenId {
+        layer: String,
+        rows: usize,
+        id: f64,
+        example: usize,
+    },
     /// Sampling text could not start (see [`Model::sample`]).
     #[error("sampling: {0}")]
     Sample(String),
@@ -448,13 +458,44 @@ impl Model {
         self.pipeline.backend.name()
     }
 
+    /// The layer that gave the output its shape: the first of the last layers that share
+    /// it (activations keep shapes), for errors about the output.
+    fn shaping_layer(&self) -> String {
+        let last = self.info.last().map(|l| l.out_shape.clone());
+        self.info
+            .iter()
+            .rev()
+            .take_while(|l| Some(&l.out_shape) == last.as_ref())
+            .last()
+            .map(|l| l.name.clone())
+            .unwrap_or_default()
+    }
+
     /// Checks that a data set's samples have the model's input size, and that its targets
     /// are per time step exactly when the model's output is a sequence of steps as wide as
     /// the targets.
     fn check_input(&self, data: &Dataset) -> Result<(), ModelError> {
+        // A first LookupTable reads the inputs as row numbers of its table.
+        if let (Some(Layer::LookupTable(t)), Some(info)) =
+            (self.layers.layers.first(), self.info.first())
+        {
+            let f = data.n_features().max(1);
+            let bad = data
+                .x
+                .iter()
+                .position(|&id| !(id >= 0.0 && id.fract() == 0.0 && (id as usize) < t.vocab_size));
+            if let Some(i) = bad {
+                return Err(ModelError::TokenId {
+                    layer: info.name.clone(),
+                    rows: t.vocab_size,
+                    id: data.x[i] as f64,
+                    example: i / f,
+                });
+            }
+        }
         if self.target_shape(data.nclass).len() != data.target_shape().len() {
             return Err(ModelError::TargetMismatch {
-                layer: self.info.last().map(|l| l.name.clone()).unwrap_or_default(),
+                layer: self.shaping_layer(),
                 output: self.output_shape.clone(),
                 targets: data.target_shape(),
             });
@@ -568,16 +609,7 @@ impl Model {
             return Ok(y);
         }
         if ys[1..].iter().product::<usize>() != nclass {
-            // Name the layer that gave the output its shape (activations keep shapes).
-            let last = self.info.last().map(|l| l.out_shape.clone());
-            let layer = self
-                .info
-                .iter()
-                .rev()
-                .take_while(|l| Some(&l.out_shape) == last.as_ref())
-                .last()
-                .map(|l| l.name.clone())
-                .unwrap_or_default();
+            let layer = self.shaping_layer();
             let layer = if k == 0 {
                 layer
             } else {

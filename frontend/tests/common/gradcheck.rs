@@ -83,54 +83,11 @@ pub fn check_gradients(name: &str, layer: &Layer, shape: &[usize], training: boo
 /// [`check_gradients`] of a lowered graph: the graph, its output and its parameters.
 pub fn check_graph_gradients(
     name: &str,
-    (mut g, y, params): (Graph, NodeId, Vec<ParamSpec>),
+    lowered: (Graph, NodeId, Vec<ParamSpec>),
     shape: &[usize],
 ) {
-    let yt = g.ty(y).clone();
-    let r = g
-        .constant(F, &yt.shape, values(777, yt.numel(), -1.0, 1.0))
-        .unwrap();
-    let w = g.mul(y, r).unwrap();
-    let axes: Vec<usize> = (0..yt.rank()).collect();
-    let loss = g.sum(w, &axes, false).unwrap();
-    g.set_output("loss", loss).unwrap();
-    let mut wrt = vec!["x".to_string()];
-    wrt.extend(
-        params
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| p.name.clone()),
-    );
-    let refs: Vec<&str> = wrt.iter().map(String::as_str).collect();
-    let dg = autodiff::with_gradients(&g, "loss", &refs).unwrap();
     let n: usize = shape.iter().product();
-    let base = feeds(&params, shape, &values(9, n, -1.0, 1.0));
-    let out = interp::run(&dg, &base).unwrap();
-    let loss_at = |f: &Feeds| interp::run(&g, f).unwrap()["loss"].to_f64_vec()[0];
-    let eps = 1e-6;
-    for v in &wrt {
-        let analytic = out[&format!("grad/{v}")].to_f64_vec();
-        let t = &base[v];
-        for k in 0..analytic.len() {
-            let at = |d: f64| {
-                let mut f = base.clone();
-                let mut vals = t.to_f64_vec();
-                vals[k] += d;
-                f.insert(
-                    v.clone(),
-                    Tensor::from_f64(t.shape().to_vec(), vals).unwrap(),
-                );
-                loss_at(&f)
-            };
-            let fd = (at(eps) - at(-eps)) / (2.0 * eps);
-            let tol = 1e-6 * (1.0 + fd.abs().max(analytic[k].abs()));
-            assert!(
-                (fd - analytic[k]).abs() <= tol,
-                "{name}: d loss / d {v}[{k}]: symbolic {} vs finite differences {fd}",
-                analytic[k]
-            );
-        }
-    }
+    check_against_differences(name, lowered, shape, &values(9, n, -1.0, 1.0), true);
 }
 
 /// Gradients of `Σ y ⊙ R` with respect to every trainable parameter of `layer` (not its
@@ -143,7 +100,18 @@ pub fn check_param_gradients(
     xv: &[f64],
     training: bool,
 ) {
-    let (mut g, y, params) = lowered(layer, shape, training);
+    check_against_differences(name, lowered(layer, shape, training), shape, xv, false);
+}
+
+/// The gradients of `Σ y ⊙ R` (R fixed and random) with respect to every trainable
+/// parameter, and `x` when `with_x`, at `x = xv`, symbolic against central differences.
+fn check_against_differences(
+    name: &str,
+    (mut g, y, params): (Graph, NodeId, Vec<ParamSpec>),
+    shape: &[usize],
+    xv: &[f64],
+    with_x: bool,
+) {
     let yt = g.ty(y).clone();
     let r = g
         .constant(F, &yt.shape, values(777, yt.numel(), -1.0, 1.0))
@@ -152,12 +120,14 @@ pub fn check_param_gradients(
     let axes: Vec<usize> = (0..yt.rank()).collect();
     let loss = g.sum(w, &axes, false).unwrap();
     g.set_output("loss", loss).unwrap();
-    let wrt: Vec<String> = params
-        .iter()
-        .filter(|p| p.trainable)
-        .map(|p| p.name.clone())
-        .collect();
-    assert!(!wrt.is_empty(), "{name}: no trainable parameter to check");
+    let mut wrt: Vec<String> = with_x.then(|| "x".to_string()).into_iter().collect();
+    wrt.extend(
+        params
+            .iter()
+            .filter(|p| p.trainable)
+            .map(|p| p.name.clone()),
+    );
+    assert!(!wrt.is_empty(), "{name}: nothing to check");
     let refs: Vec<&str> = wrt.iter().map(String::as_str).collect();
     let dg = autodiff::with_gradients(&g, "loss", &refs).unwrap();
     let base = feeds(&params, shape, xv);
@@ -187,4 +157,47 @@ pub fn check_param_gradients(
             );
         }
     }
+}
+
+/// Uniform(±0.5) weights, large enough for gradient checks to see every path.
+pub fn uniform() -> xenon_frontend::init::Initializer {
+    xenon_frontend::init::Initializer::Uniform {
+        low: -0.5,
+        high: 0.5,
+    }
+}
+
+/// neon's gate activation.
+pub const LOGISTIC: xenon_frontend::activation::Activation =
+    xenon_frontend::activation::Activation::Logistic { shortcut: false };
+
+/// `Recurrent(n, tanh)` with Uniform(±0.5) weights.
+pub fn rnn(n: usize, reset: bool) -> Layer {
+    let mut l = Recurrent::new(n, uniform(), xenon_frontend::activation::Activation::Tanh);
+    l.reset_cells = reset;
+    l.into()
+}
+
+/// `LSTM(n, tanh, logistic)` with Uniform(±0.5) weights.
+pub fn lstm(n: usize, reset: bool) -> Layer {
+    let mut l = Lstm::new(
+        n,
+        uniform(),
+        xenon_frontend::activation::Activation::Tanh,
+        LOGISTIC,
+    );
+    l.reset_cells = reset;
+    l.into()
+}
+
+/// `GRU(n, tanh, logistic)` with Uniform(±0.5) weights.
+pub fn gru(n: usize, reset: bool) -> Layer {
+    let mut l = Gru::new(
+        n,
+        uniform(),
+        xenon_frontend::activation::Activation::Tanh,
+        LOGISTIC,
+    );
+    l.reset_cells = reset;
+    l.into()
 }
