@@ -7,6 +7,11 @@
 //! [`sum`] instead joins the contributions that are zero paddings of disjoint blocks along
 //! one axis with a single `concat` (zeros filling the gaps), which costs one copy of the
 //! value, and adds the rest as usual.
+//!
+//! Likewise a weight used by many products — an unrolled recurrent layer's recurrent
+//! matrix, read once per step — gets one contribution `dYᵢᵀ·Xᵢ` per use: [`sum`] turns
+//! `Σᵢ dYᵢᵀ·Xᵢ` into the one product `[dY₁; …; dYₙ]ᵀ·[X₁; …; Xₙ]`, one large matrix product
+//! instead of `n` small ones and their sum.
 
 use super::Result;
 use crate::ir::{Graph, NodeId, Op};
@@ -54,6 +59,8 @@ fn block(g: &Graph, node: NodeId) -> Option<Block> {
 /// The sum of `contributions` (at least one), with zero paddings of disjoint blocks along
 /// one axis joined by a `concat` rather than added (see the module documentation).
 pub(super) fn sum(g: &mut Graph, contributions: &[NodeId]) -> Result<NodeId> {
+    let contributions = join_products(g, contributions)?;
+    let contributions = &contributions[..];
     let mut rest: Vec<NodeId> = Vec::new();
     let mut blocks: Vec<Block> = Vec::new();
     for &c in contributions {
@@ -110,10 +117,75 @@ pub(super) fn sum(g: &mut Graph, contributions: &[NodeId]) -> Result<NodeId> {
     Ok(acc)
 }
 
+/// `contributions` with the matrix products `aᵢᵀ·bᵢ` (rank 2, one output shape) replaced
+/// by one product of the `aᵢ` and the `bᵢ` stacked along their rows, when there are two
+/// or more.
+fn join_products(g: &mut Graph, contributions: &[NodeId]) -> Result<Vec<NodeId>> {
+    let is_product = |g: &Graph, c: NodeId| {
+        matches!(
+            g.node(c).op,
+            Op::MatMul {
+                trans_a: true,
+                trans_b: false
+            }
+        ) && g.ty(c).rank() == 2
+    };
+    let products: Vec<NodeId> = contributions
+        .iter()
+        .copied()
+        .filter(|&c| is_product(g, c))
+        .collect();
+    if products.len() < 2 {
+        return Ok(contributions.to_vec());
+    }
+    let (a, b): (Vec<NodeId>, Vec<NodeId>) = products
+        .iter()
+        .map(|&p| {
+            let ops = g.operands(p);
+            (ops[0], ops[1])
+        })
+        .unzip();
+    let a = g.concat(&a, 0)?;
+    let b = g.concat(&b, 0)?;
+    let mut out = vec![g.matmul(a, b, true, false)?];
+    out.extend(contributions.iter().copied().filter(|&c| !is_product(g, c)));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ir::DType;
+
+    #[test]
+    fn products_summed_over_uses_become_one_product() {
+        let mut g = Graph::new();
+        let w = g.parameter("w", DType::F64, &[3, 2]).unwrap();
+        let xs: Vec<NodeId> = (0..3)
+            .map(|i| g.parameter(&format!("x{i}"), DType::F64, &[4, 2]).unwrap())
+            .collect();
+        let dys: Vec<NodeId> = (0..3)
+            .map(|i| g.parameter(&format!("d{i}"), DType::F64, &[4, 3]).unwrap())
+            .collect();
+        let _ = w;
+        let parts: Vec<NodeId> = (0..3)
+            .map(|i| g.matmul(dys[i], xs[i], true, false).unwrap())
+            .collect();
+        let s = sum(&mut g, &parts).unwrap();
+        assert!(matches!(
+            g.node(s).op,
+            Op::MatMul {
+                trans_a: true,
+                trans_b: false
+            }
+        ));
+        let ops = g.operands(s);
+        assert_eq!(
+            (g.ty(ops[0]).shape.clone(), g.ty(ops[1]).shape.clone()),
+            (vec![12, 3], vec![12, 2])
+        );
+        assert_eq!(g.ty(s).shape, [3, 2]);
+    }
 
     #[test]
     fn disjoint_blocks_are_joined_and_overlaps_added() {
