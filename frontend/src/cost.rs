@@ -141,7 +141,8 @@ impl Cost {
             let dt = g.ty(y).dtype;
             let rank = g.ty(y).rank();
             // A sequence's cost is per time step (neon's columns), averaged over the steps.
-            let steps = crate::layer::sequence(&g.ty(y).shape).is_some();
+            let sequence = crate::layer::sequence(&g.ty(y).shape);
+            let steps = sequence.is_some();
             let features: Vec<usize> = if steps { vec![2] } else { (1..rank).collect() };
             let safelog = |g: &mut Graph, x: NodeId| -> Result<NodeId, GraphError> {
                 let floor = g.scalar(dt, SAFELOG_FLOOR)?;
@@ -225,7 +226,7 @@ impl Cost {
             };
             // neon's optimizers divide the summed gradient by the batch size alone: on a
             // sequence the update follows the cost summed over the time steps.
-            let scale = match crate::layer::sequence(&g.ty(y).shape) {
+            let scale = match sequence {
                 Some((t, _)) => scale * t as f64,
                 None => scale,
             };

@@ -8,9 +8,7 @@ use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 use xenon_frontend::data::DataSource;
-use xenon_frontend::data::text::Tokenizer;
 use xenon_frontend::model::SampleOptions;
-use xenon_frontend::model_file::TokenKind;
 use xenon_frontend::prelude::*;
 
 #[derive(Args, Debug)]
@@ -53,10 +51,7 @@ pub fn run(a: SampleArgs) -> anyhow::Result<()> {
             a.model.display()
         );
     };
-    let tokenizer = match spec.tokens {
-        TokenKind::Chars => Tokenizer::Chars,
-        TokenKind::Words => Tokenizer::Words { eos: false },
-    };
+    let tokenizer = spec.tokens.tokenizer();
     let vocab = source.text_split()?.vocab;
     // One step at a time: the recurrent layers carry their state from call to call.
     let step_shape = match spec.onehot {

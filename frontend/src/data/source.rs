@@ -10,7 +10,7 @@ use super::{
     Augment, CIFAR10_PIXELS, Cifar10, CifarOptions, DataError, Dataset, MNIST_CLASSES, Mnist,
 };
 use crate::layer::Sequential;
-use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind, TextSpec, TokenKind};
+use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind, TextSpec};
 use std::path::{Path, PathBuf};
 
 /// One array: a `.npy` file, or an array of a `.npz` archive.
@@ -171,11 +171,7 @@ impl DataSource {
             }
             DatasetName::Imagenet => return Ok(DataSource::Imagenet),
             DatasetName::Imdb => {
-                let i = spec.imdb.clone().unwrap_or(crate::model_file::ImdbSpec {
-                    path: None,
-                    vocab_size: 20_000,
-                    max_len: 128,
-                });
+                let i = spec.imdb.clone().unwrap_or_default();
                 let path = match (data_file, &i.path, data) {
                     (Some(f), _, _) => Some(f.to_path_buf()),
                     (None, Some(p), Some(d)) => Some(d.join(p)),
@@ -403,11 +399,7 @@ impl DataSource {
         let DataSource::Text { path, spec } = self else {
             return Err(DataError::InvalidDataset("the data set is no text".into()));
         };
-        let tokenizer = match spec.tokens {
-            TokenKind::Chars => super::text::Tokenizer::Chars,
-            TokenKind::Words => super::text::Tokenizer::Words { eos: false },
-        };
-        super::text::load_split(path, tokenizer, spec.valid_split)
+        super::text::load_split(path, spec.tokens.tokenizer(), spec.valid_split)
     }
 
     /// The class count of an `arrays` source with class targets: given, or inferred.

@@ -374,7 +374,7 @@ pub fn encode_text(
     };
     let mut to_vocab = Vec::with_capacity(firsts.len());
     for &(t, pos) in &firsts {
-        to_vocab.push(vocab.encode([t], source).map_err(|_| {
+        to_vocab.push(vocab.id(t).ok_or_else(|| {
             invalid(
                 source,
                 format!(
@@ -382,7 +382,7 @@ pub fn encode_text(
                     vocab.len()
                 ),
             )
-        })?[0]);
+        })?);
     }
     let ids = local.iter().map(|&i| to_vocab[i as usize]).collect();
     Ok(TextStream { vocab, ids })

@@ -195,6 +195,16 @@ pub enum TokenKind {
     Words,
 }
 
+impl TokenKind {
+    /// The tokenizer that splits text into these tokens.
+    pub fn tokenizer(self) -> crate::data::text::Tokenizer {
+        match self {
+            TokenKind::Chars => crate::data::text::Tokenizer::Chars,
+            TokenKind::Words => crate::data::text::Tokenizer::Words { eos: false },
+        }
+    }
+}
+
 fn tenth() -> f64 {
     0.1
 }
@@ -232,6 +242,17 @@ pub struct ImdbSpec {
     /// Words per review (default 128, neon's `imdb_lstm`).
     #[serde(default = "one_twenty_eight")]
     pub max_len: usize,
+}
+
+impl Default for ImdbSpec {
+    /// No path, neon's vocabulary of 20,000 and reviews of 128 words.
+    fn default() -> ImdbSpec {
+        ImdbSpec {
+            path: None,
+            vocab_size: twenty_thousand(),
+            max_len: one_twenty_eight(),
+        }
+    }
 }
 
 fn twenty_thousand() -> usize {
