@@ -527,3 +527,79 @@ fn softmax_multiclass_cross_entropy_gradient_has_no_exp_log_or_division() {
     let f = feeds(&g, &mut rng, -3.0, 3.0);
     compare(&g, &o, &f, 1e-12, "softmax CE");
 }
+
+#[test]
+fn an_embedding_and_its_dense_layer_multiply_the_table_once() {
+    // ids [4, 6] → gather from E [5, 3] → [24, 3] → · Wᵀ (W [7, 3]) → tanh → sum; the
+    // gradients of E and W. The optimizer multiplies the 5 table rows instead of the 24
+    // gathered ones, forward and backward.
+    let dt = DType::F64;
+    let (v, d, n) = (5, 3, 7);
+    let mut g = Graph::new();
+    let x = g.input("ids", dt, &[4, 6]).unwrap();
+    let e = g.parameter("E", dt, &[v, d]).unwrap();
+    let w = g.parameter("W", dt, &[n, d]).unwrap();
+    let ids = g.cast(x, DType::I32).unwrap();
+    let rows = g.gather(e, ids).unwrap();
+    let flat = g.reshape(rows, &[24, d]).unwrap();
+    let z = g.matmul(flat, w, false, true).unwrap();
+    let y = g.tanh(z).unwrap();
+    let loss = g.sum(y, &[0, 1], false).unwrap();
+    g.set_output("loss", loss).unwrap();
+    let g = autodiff::with_gradients(&g, "loss", &["E", "W"]).unwrap();
+    let (o, report) = opt::optimize(&g, &OptConfig::default()).unwrap();
+    for rule in [
+        "reshape-of-gather",
+        "gather-then-matmul",
+        "scatter-of-reshape",
+        "scatter-of-matmul",
+    ] {
+        assert!(report.rule_matches.contains_key(rule), "{rule}: {report}");
+    }
+    assert!(
+        report.rule_matches.contains_key("matmul-of-gather-a")
+            || report.rule_matches.contains_key("matmul-of-gather-b"),
+        "{report}"
+    );
+    // No product reads the 24 gathered rows of width d, or writes the 24 rows of width d
+    // that scatter back: every product has depth or rows 5 (the table) or is Z's.
+    for id in o.ids() {
+        if let Op::MatMul { .. } = o.node(id).op {
+            let shapes: Vec<Vec<usize>> = o
+                .operands(id)
+                .iter()
+                .map(|&a| o.ty(a).shape.clone())
+                .collect();
+            assert!(!shapes.contains(&vec![24, d]), "{shapes:?}\n{o}");
+            assert_ne!(o.ty(id).shape, vec![24, d], "{o}");
+        }
+    }
+    assert!(report.after.flops < report.before.flops, "{report}");
+    // The same values, with ids that repeat (so the scatter sums rows).
+    let mut rng = Rng(21);
+    let mut f = feeds(&g, &mut rng, -1.0, 1.0);
+    let ids: Vec<f64> = (0..24).map(|i| ((i * 7 + 3) % v) as f64).collect();
+    f.insert("ids".into(), Tensor::from_f64(vec![4, 6], ids).unwrap());
+    assert!(compare(&g, &o, &f, 1e-12, "embedding") > v * d + n * d);
+}
+
+#[test]
+fn a_table_larger_than_its_lookups_is_not_multiplied_whole() {
+    // 40 rows, 6 lookups: the gathered product is the cheaper one and stays.
+    let dt = DType::F64;
+    let mut g = Graph::new();
+    let x = g.input("ids", dt, &[6]).unwrap();
+    let e = g.parameter("E", dt, &[40, 3]).unwrap();
+    let w = g.parameter("W", dt, &[2, 3]).unwrap();
+    let ids = g.cast(x, DType::I32).unwrap();
+    let rows = g.gather(e, ids).unwrap();
+    let z = g.matmul(rows, w, false, true).unwrap();
+    g.set_output("z", z).unwrap();
+    let (o, report) = opt::optimize(&g, &OptConfig::default()).unwrap();
+    assert!(
+        !report.rule_matches.contains_key("gather-then-matmul"),
+        "{report}"
+    );
+    let z = o.output("z").unwrap();
+    assert!(matches!(o.node(z).op, Op::MatMul { .. }), "{o}");
+}

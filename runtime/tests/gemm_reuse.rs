@@ -1,6 +1,8 @@
 //! A GEMM step whose B is a feed the program never updates (a weight during inference)
 //! keeps B's packing from run to run: results stay those of packing anew, and a weight
-//! changed between runs (a new stamp) is packed again.
+//! changed between runs (a new stamp) is packed again. Steps reading the same weight (a
+//! recurrent layer's time steps) share one packing, also when the program updates the
+//! weight (training), which the next run then packs anew.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -134,6 +136,107 @@ fn reused_packing_matches_fresh_packing_and_follows_weight_changes() {
                 );
                 let back = exec.run(&feeds, &shapes).unwrap().remove("y").unwrap();
                 assert_eq!(first, back);
+            }
+        }
+    }
+}
+
+/// `h₁ = x·wᵀ, h₂ = h₁·wᵀ, h₃ = h₂·wᵀ` (x, w: s×s), as a recurrent layer's unrolled
+/// steps, with outputs h₂ and h₃; with `update`, h₃ is also the new w.
+fn chain(s: usize, update: bool) -> Program {
+    let input = |name: &str| BufferKind::Input { name: name.into() };
+    let view = |buffer, row_stride, col_stride| MatView {
+        buffer,
+        offset: 0,
+        row_stride,
+        col_stride,
+        batch_stride: 0,
+    };
+    let step = |a: usize, c: usize| {
+        Step::Gemm(GemmStep {
+            dtype: DType::F32,
+            m: s,
+            n: s,
+            k: s,
+            batch: 1,
+            a: view(a, s as isize, 1),
+            b: view(1, 1, s as isize),
+            c: view(c, s as isize, 1),
+            sum_batch: false,
+        })
+    };
+    let mut temps = (0..3)
+        .map(|_| buffer(s * s, BufferKind::Temp))
+        .collect::<Vec<_>>();
+    for (i, t) in temps.iter_mut().enumerate() {
+        t.offset = i * s * s * 4;
+    }
+    let mut buffers = vec![buffer(s * s, input("x")), buffer(s * s, input("w"))];
+    buffers.extend(temps);
+    Program {
+        buffers,
+        steps: vec![step(0, 2), step(2, 3), step(3, 4)],
+        outputs: vec![("h2".into(), 3), ("h3".into(), 4)],
+        updates: if update {
+            vec![("h3".into(), "w".into())]
+        } else {
+            vec![]
+        },
+        plan: MemoryPlan {
+            arena_bytes: 3 * s * s * 4,
+            naive_bytes: 3 * s * s * 4,
+            in_place: 0,
+        },
+    }
+}
+
+#[test]
+fn steps_sharing_a_weight_share_its_packing_and_follow_its_updates() {
+    // 48 = three 16-lane vectors; 70 has a ragged edge.
+    for s in [48, 70] {
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            for update in [false, true] {
+                let mut exec =
+                    CpuExecutor::new(chain(s, update), vec![None; 3], Arc::new(()), 1).unwrap();
+                exec.set_isa(isa);
+                // Scaled so that products keep the size of their operands.
+                let scale = |v: Vec<f32>| v.into_iter().map(|e| e * 3.0 / (s as f32).sqrt());
+                let x: Vec<f32> = scale(values(s * s, 4)).collect();
+                let mut w: Vec<f32> = scale(values(s * s, 5)).collect();
+                let mut feeds = HashMap::from([
+                    (
+                        "x".to_string(),
+                        Tensor::from_f32(vec![s, s], x.clone()).unwrap(),
+                    ),
+                    (
+                        "w".to_string(),
+                        Tensor::from_f32(vec![s, s], w.clone()).unwrap(),
+                    ),
+                ]);
+                let shapes = HashMap::from([
+                    ("h2".to_string(), vec![s, s]),
+                    ("h3".to_string(), vec![s, s]),
+                ]);
+                for _ in 0..3 {
+                    let h1: Vec<f32> = reference(&x, &w, s, s, s)
+                        .iter()
+                        .map(|&v| v as f32)
+                        .collect();
+                    let h2 = reference(&h1, &w, s, s, s);
+                    let out = if update {
+                        exec.run_update(&mut feeds, &shapes, false).unwrap()
+                    } else {
+                        exec.run(&feeds, &shapes).unwrap()
+                    };
+                    close(&out["h2"], &h2);
+                    if update {
+                        // w is now h₃ = h₂·wᵀ; the next run packs that.
+                        let h2: Vec<f32> = h2.iter().map(|&v| v as f32).collect();
+                        let h3 = reference(&h2, &w, s, s, s);
+                        close(&feeds["w"], &h3);
+                        w = feeds["w"].as_f32().unwrap().to_vec();
+                    }
+                }
             }
         }
     }

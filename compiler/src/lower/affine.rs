@@ -133,6 +133,49 @@ impl Layout {
         }
     }
 
+    /// The layout of `reshape(to)` of this node (shape `from`), when strides can express
+    /// it: each run of `to`'s axes must cover whole runs of `from`'s axes that lie evenly
+    /// spaced in memory (as torch's `view`). Dropping or adding size-1 axes always works,
+    /// so a time step `[b, 1, n]` sliced out of a sequence reads as `[b, n]` in place.
+    /// `None` when the reshape needs a copy.
+    pub fn reshaped(&self, from: &[usize], to: &[usize]) -> Option<Layout> {
+        let with = |strides: Vec<isize>| Layout {
+            buffer: self.buffer,
+            offset: self.offset,
+            strides,
+        };
+        let numel: usize = from.iter().product();
+        if numel == 0 || from.is_empty() {
+            return Some(with(strides(to).into_iter().map(|s| s as isize).collect()));
+        }
+        let mut out = vec![0isize; to.len()];
+        let mut view_d = to.len() as isize - 1;
+        // The stride of the innermost axis of the current run of `from`'s axes.
+        let mut base = *self.strides.last()?;
+        let (mut run, mut view) = (1usize, 1usize);
+        for d in (0..from.len()).rev() {
+            run *= from[d];
+            // The run ends at the first axis, or where the next outer axis does not
+            // continue it.
+            if d == 0 || (from[d - 1] != 1 && self.strides[d - 1] != run as isize * base) {
+                while view_d >= 0 && (view < run || to[view_d as usize] == 1) {
+                    out[view_d as usize] = view as isize * base;
+                    view *= to[view_d as usize];
+                    view_d -= 1;
+                }
+                if view != run {
+                    return None;
+                }
+                if d > 0 {
+                    base = self.strides[d - 1];
+                    run = 1;
+                    view = 1;
+                }
+            }
+        }
+        (view_d == -1).then(|| with(out))
+    }
+
     /// The layout of a strided slice of this node.
     pub fn sliced(&self, start: &[usize], step: &[usize]) -> Layout {
         Layout {
@@ -172,5 +215,56 @@ impl Layout {
             })
             .collect();
         (offset, strides)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Layout;
+
+    fn at(buffer_strides: &[isize], offset: isize) -> Layout {
+        Layout {
+            buffer: 0,
+            offset,
+            strides: buffer_strides.to_vec(),
+        }
+    }
+
+    #[test]
+    fn reshape_of_a_dense_layout_is_dense() {
+        let l = Layout::dense(3, &[4, 6])
+            .reshaped(&[4, 6], &[2, 2, 3, 2])
+            .unwrap();
+        assert_eq!(l.strides, [12, 6, 2, 1]);
+        assert_eq!(l.buffer, 3);
+    }
+
+    #[test]
+    fn a_sliced_time_step_drops_its_unit_axis_in_place() {
+        // Step t = 7 of a [32, 50, 512] sequence: [32, 1, 512] → [32, 512].
+        let seq = Layout::dense(0, &[32, 50, 512]);
+        let step = seq.sliced(&[0, 7, 0], &[1, 1, 1]);
+        let l = step.reshaped(&[32, 1, 512], &[32, 512]).unwrap();
+        assert_eq!((l.offset, l.strides.clone()), (7 * 512, vec![50 * 512, 1]));
+        // And back, with a unit axis anywhere.
+        let back = l.reshaped(&[32, 512], &[32, 1, 512]).unwrap();
+        assert_eq!(back.strides[0], 50 * 512);
+        assert_eq!(back.strides[2], 1);
+    }
+
+    #[test]
+    fn runs_that_are_not_contiguous_cannot_merge() {
+        // Columns 0..4 of an [8, 10] matrix: rows are 10 apart, so [8, 4] → [32] needs a
+        // copy, while [8, 4] → [8, 2, 2] splits within a row.
+        let l = Layout::dense(0, &[8, 10]).sliced(&[0, 0], &[1, 1]);
+        let l = at(&l.strides, 0);
+        assert!(l.reshaped(&[8, 4], &[32]).is_none());
+        assert!(l.reshaped(&[8, 4], &[4, 8]).is_none());
+        let split = l.reshaped(&[8, 4], &[8, 2, 2]).unwrap();
+        assert_eq!(split.strides, [10, 2, 1]);
+        // A transposed matrix cannot flatten, but its axes can split.
+        let t = at(&[1, 8], 5);
+        assert!(t.reshaped(&[8, 4], &[32]).is_none());
+        assert_eq!(t.reshaped(&[8, 4], &[2, 4, 4]).unwrap().strides, [4, 1, 8]);
     }
 }

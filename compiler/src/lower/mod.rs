@@ -415,13 +415,7 @@ impl<'g> Lowerer<'g> {
                 .layout(ops[0])
                 .map(|l| l.broadcast(&self.ty(ops[0]).shape, shape)),
             Op::Slice { start, step, .. } => self.layout(ops[0]).map(|l| l.sliced(start, step)),
-            Op::Reshape { shape } => {
-                let l = self.layout(ops[0])?;
-                l.is_dense(&self.ty(ops[0]).shape).then(|| Layout {
-                    offset: l.offset,
-                    ..Layout::dense(l.buffer, shape)
-                })
-            }
+            Op::Reshape { shape } => self.layout(ops[0])?.reshaped(&self.ty(ops[0]).shape, shape),
             _ => None,
         }
     }

@@ -2,10 +2,10 @@
 //!
 //! Ops that rewrite rules reason about have their own e-node (`add`, `mul`, `exp`,
 //! `reshape`, `matmul`, …). Their attributes (a target shape, reduction axes, a
-//! permutation, matmul transpose flags, a dtype) are **attribute e-classes**: leaf e-nodes
+//! permutation, matmul transpose flags, a dtype, a row count) are **attribute e-classes**: leaf e-nodes
 //! [`XLang::Attr`] that are children like operands, so that a pattern such as
 //! `(reshape (reshape ?x ?s1) ?s2)` binds them as variables. Every other op (leaves,
-//! random ops, slices, padding, windows, gathers, …) is an opaque [`XLang::Op`] e-node that
+//! random ops, slices, padding, windows, …) is an opaque [`XLang::Op`] e-node that
 //! carries the IR op itself; rules never look inside, but the shape analysis and the
 //! extractor treat it like any other node.
 //!
@@ -34,6 +34,8 @@ pub enum Attr {
     DType(DType),
     /// Matmul transpose flags `(trans_a, trans_b)`.
     Flags(bool, bool),
+    /// The rows of a `scatter_add`'s result.
+    Rows(usize),
 }
 
 impl fmt::Display for Attr {
@@ -44,6 +46,7 @@ impl fmt::Display for Attr {
             Attr::Perm(p) => write!(f, "#perm{p:?}"),
             Attr::DType(d) => write!(f, "#{d}"),
             Attr::Flags(a, b) => write!(f, "#t{}{}", *a as u8, *b as u8),
+            Attr::Rows(r) => write!(f, "#rows{r}"),
         }
     }
 }
@@ -173,6 +176,10 @@ define_language! {
         "matmul" = MatMul([Id; 3]),
         // (a, b, flags, c) = matmul(a, b) + c, one kernel
         "fused_dense" = FusedDense([Id; 4]),
+        // (data, indices)
+        "gather" = Gather([Id; 2]),
+        // (updates, indices, rows)
+        "scatter_add" = ScatterAdd([Id; 3]),
         Attr(Attr),
         Op(OpaqueOp, Vec<Id>),
     }
@@ -190,6 +197,8 @@ pub fn tensor_children(node: &XLang) -> Vec<Id> {
         | Reshape([x, _]) | Permute([x, _]) | Broadcast([x, _]) => vec![*x],
         MatMul([a, b, _]) => vec![*a, *b],
         FusedDense([a, b, _, c]) => vec![*a, *b, *c],
+        Gather(c) => c.to_vec(),
+        ScatterAdd([u, i, _]) => vec![*u, *i],
         Attr(_) => vec![],
         Op(_, c) => c.clone(),
     }
@@ -259,6 +268,11 @@ pub fn to_op(node: &XLang, attr: impl Fn(Id) -> Option<Attr>) -> Option<(Op, Opt
             Attr::Flags(trans_a, trans_b) => Some((Op::MatMul { trans_a, trans_b }, None)),
             _ => None,
         },
+        L::Gather(_) => Some((Op::Gather, None)),
+        L::ScatterAdd([_, _, a]) => match attr(*a)? {
+            Attr::Rows(rows) => Some((Op::ScatterAdd { rows }, None)),
+            _ => None,
+        },
         L::FusedDense(_) | L::Attr(_) => None,
         L::Op(o, _) => Some((o.op.clone(), o.declared.clone())),
     }
@@ -316,6 +330,8 @@ pub fn from_op(op: &Op, declared: Option<TensorType>, ops: &[Id], attr_id: Optio
         Op::Permute { .. } => L::Permute([ops[0], a()]),
         Op::Broadcast { .. } => L::Broadcast([ops[0], a()]),
         Op::MatMul { .. } => L::MatMul([ops[0], ops[1], a()]),
+        Op::Gather => L::Gather([ops[0], ops[1]]),
+        Op::ScatterAdd { .. } => L::ScatterAdd([ops[0], ops[1], a()]),
         other => L::Op(OpaqueOp::new(other.clone(), declared), ops.to_vec()),
     }
 }
@@ -328,6 +344,7 @@ pub fn op_attr(op: &Op) -> Option<Attr> {
         Op::Reshape { shape } | Op::Broadcast { shape } => Some(Attr::Shape(shape.clone())),
         Op::Permute { perm } => Some(Attr::Perm(perm.clone())),
         Op::MatMul { trans_a, trans_b } => Some(Attr::Flags(*trans_a, *trans_b)),
+        Op::ScatterAdd { rows } => Some(Attr::Rows(*rows)),
         _ => None,
     }
 }

@@ -63,11 +63,18 @@ pub struct CpuExecutor {
     /// Spare storage per program output (for the updates), traded with the feeds by
     /// [`CpuExecutor::run_update`].
     spares: Vec<Option<TensorData>>,
-    /// Per step: for a (single) GEMM whose B is a feed the program does not update (a
-    /// weight during inference), that feed's index in `inputs`; its B is packed once per
-    /// [`Tensor::stamp`] and kept in `packs` (one per step, empty for the others).
-    reuse_b: Vec<Option<usize>>,
+    /// Per step: for a (single) GEMM whose B is a feed, the feed's index in `inputs` and
+    /// the slot of `packs` that keeps B's packing, once per [`Tensor::stamp`]. The steps
+    /// that read the same view of the same feed share one slot: a recurrent layer's
+    /// weight, read by every unrolled time step, is packed once per run. A feed the
+    /// program updates (a weight during training) gets a slot only when two or more steps
+    /// share it; a feed it does not update (a weight during inference) always, since its
+    /// packing lasts from run to run.
+    reuse_b: Vec<Option<(usize, usize)>>,
+    /// The kept packings, one per slot.
     packs: Vec<gemm::PackedB>,
+    /// Per slot: how many products read its packing in one run.
+    pack_uses: Vec<usize>,
     /// The stamp of each input's feed in the current run.
     stamps: Vec<u64>,
     /// The buffer pointer table of [`CpuExecutor::run_slices`], kept between runs.
@@ -161,24 +168,8 @@ impl CpuExecutor {
         let spares = vec![None; program.outputs.len()];
         let updated = |name: &str| program.updates.iter().any(|(_, f)| f == name);
         let inputs: Vec<(String, usize)> = inputs;
-        let reuse_b: Vec<Option<usize>> = program
-            .steps
-            .iter()
-            .map(|s| match s {
-                Step::Gemm(g) if g.batch == 1 => match &program.buffers[g.b.buffer].kind {
-                    BufferKind::Input { name } if !updated(name) => {
-                        inputs.iter().position(|(n, _)| n == name)
-                    }
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
-        let packs = program
-            .steps
-            .iter()
-            .map(|_| gemm::PackedB::default())
-            .collect();
+        let (reuse_b, pack_uses) = pack_slots(&program, &inputs, &updated);
+        let packs = pack_uses.iter().map(|_| gemm::PackedB::default()).collect();
         let stamps = vec![0; inputs.len()];
         let mut executor = CpuExecutor {
             program,
@@ -194,6 +185,7 @@ impl CpuExecutor {
             spares,
             reuse_b,
             packs,
+            pack_uses,
             stamps,
             ptrs: PtrTable::default(),
             interleave: Vec::new(),
@@ -558,7 +550,7 @@ impl CpuExecutor {
         packs: &mut [gemm::PackedB],
     ) -> Result<(), ExecError> {
         let mut s = 0;
-        while s < packs.len() {
+        while s < self.program.steps.len() {
             if let Some(il) = self.interleave[s]
                 && interleave::disjoint(&self.program, s, il.steps, ptrs)
             {
@@ -579,9 +571,10 @@ impl CpuExecutor {
                 s += il.steps;
                 continue;
             }
-            let reuse = self.reuse_b[s].map(|i| gemm::Reuse {
+            let reuse = self.reuse_b[s].map(|(i, slot)| gemm::Reuse {
                 stamp: self.stamps[i],
-                pack: &mut packs[s],
+                pack: &mut packs[slot],
+                uses: self.pack_uses[slot],
             });
             self.timed_step(s, ptrs, reuse, None)?;
             s += 1;
@@ -968,6 +961,70 @@ fn images_of<'a, T>(
         &src[r.start * src_per..r.end * src_per],
         &mut dst[r.start * dst_per..r.end * dst_per],
     )
+}
+
+/// The packing slots of [`CpuExecutor::reuse_b`]: per step, `(feed index in inputs,
+/// slot)` for a single GEMM whose B is a feed, the steps reading the same view of the same
+/// feed sharing a slot; and per slot, its number of steps. `updated` tells the feeds the
+/// program updates: those get a slot only when it is shared.
+fn pack_slots(
+    program: &Program,
+    inputs: &[(String, usize)],
+    updated: &dyn Fn(&str) -> bool,
+) -> (Vec<Option<(usize, usize)>>, Vec<usize>) {
+    // The key of a view: feed, offset, strides and the product's depth and width.
+    let key = |s: &Step| match s {
+        Step::Gemm(g) if g.batch == 1 && !g.sum_batch => match &program.buffers[g.b.buffer].kind {
+            BufferKind::Input { name } => {
+                let feed = inputs.iter().position(|(n, _)| n == name)?;
+                let v = &g.b;
+                Some((
+                    feed,
+                    v.offset,
+                    v.row_stride,
+                    v.col_stride,
+                    g.k,
+                    g.n,
+                    g.dtype,
+                ))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let keys: Vec<_> = program.steps.iter().map(key).collect();
+    let mut slots: Vec<(_, usize)> = Vec::new();
+    let mut reuse = Vec::with_capacity(keys.len());
+    for k in &keys {
+        reuse.push(k.map(|k| match slots.iter().position(|(s, _)| *s == k) {
+            Some(i) => {
+                slots[i].1 += 1;
+                (k.0, i)
+            }
+            None => {
+                slots.push((k, 1));
+                (k.0, slots.len() - 1)
+            }
+        }));
+    }
+    // Updated feeds read once per run keep no packing: it would be stale by the next.
+    let kept: Vec<bool> = slots
+        .iter()
+        .map(|(k, uses)| *uses > 1 || !updated(&inputs[k.0].0))
+        .collect();
+    let mut renumber = vec![None; slots.len()];
+    let mut uses = Vec::new();
+    for (i, (_, n)) in slots.iter().enumerate() {
+        if kept[i] {
+            renumber[i] = Some(uses.len());
+            uses.push(*n);
+        }
+    }
+    let reuse = reuse
+        .into_iter()
+        .map(|r| r.and_then(|(feed, slot)| renumber[slot].map(|s| (feed, s))))
+        .collect();
+    (reuse, uses)
 }
 
 /// Runs one matrix of a GEMM step on the executor's ISA path.

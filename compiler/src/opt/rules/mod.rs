@@ -5,6 +5,7 @@
 //! | identities, negation and sign movement, cancellations of inverse ops, select with constant masks, scalar factors through reductions | [`algebra`] | simplify |
 //! | reshape / permute / broadcast canonicalization and folding, trivial reductions | [`movement`] | simplify |
 //! | transpose folding into matmul operands, `(AB)ᵀ = BᵀAᵀ` | [`matmul`] | simplify |
+//! | gathers and their adjoints through matrix products (an embedding's dense layer multiplies the table once) | [`gather`] | simplify |
 //! | the cancellations that make the shortcut gradients emerge | [`cancellation`] | simplify |
 //! | matmul + bias epilogue marking (`fused_dense`) | [`fusion`] | fuse |
 //!
@@ -24,6 +25,7 @@
 pub mod algebra;
 pub mod cancellation;
 pub mod fusion;
+pub mod gather;
 pub mod matmul;
 pub mod movement;
 
@@ -206,11 +208,13 @@ pub fn ty_of(egraph: &XGraph, subst: &Subst, v: Var) -> Option<TensorType> {
     egraph[subst[v]].data.ty.clone()
 }
 
-/// The simplification rules: algebra, movement, matmul and the gradient cancellations.
+/// The simplification rules: algebra, movement, matmul, gather and the gradient
+/// cancellations.
 pub fn simplify() -> Vec<XRewrite> {
     let mut r = algebra::rules();
     r.extend(movement::rules());
     r.extend(matmul::rules());
+    r.extend(gather::rules());
     r.extend(cancellation::rules());
     r
 }

@@ -104,6 +104,9 @@ struct Cost {
     /// [`Kernels::in_place_b_bytes`].
     in_place_b_bytes: usize,
     c_unit_stride: bool,
+    /// The share of B's packing this product pays: 1, or `1 / uses` for a packing kept
+    /// and read by `uses` products ([`Reuse::uses`]).
+    b_pack_share: f64,
 }
 
 impl Cost {
@@ -131,7 +134,16 @@ impl Cost {
             transpose: kern.transpose.is_some(),
             in_place_b_bytes: kern.in_place_b_bytes,
             c_unit_stride: c_unit,
+            b_pack_share: 1.0,
         }
+    }
+
+    /// The cost with B's packing kept and shared by `uses` products: the blocked product
+    /// then always packs B (never reads it in place), paying `1 / uses` of it.
+    fn kept_by(mut self, uses: usize) -> Cost {
+        self.b_pack_share = 1.0 / uses.max(1) as f64;
+        self.in_place_b_bytes = 0;
+        self
     }
 
     fn estimate(&self) -> f64 {
@@ -164,7 +176,9 @@ impl Cost {
         // B is read in place, packed by vector copies (rows contiguous, or columns with the
         // path's transposing copy), or gathered.
         if !b_in_place(b_k, b_n, self.elem_bytes, self.in_place_b_bytes) {
-            cost += (self.k * self.cols) as f64 * per(b_n == 1 || (b_k == 1 && self.transpose));
+            cost += (self.k * self.cols) as f64
+                * per(b_n == 1 || (b_k == 1 && self.transpose))
+                * self.b_pack_share;
         }
         if packs_a(self.cols, self.pack_a_cols, a_k, self.elem_bytes) {
             cost += (self.rows * self.k) as f64 * per(a_m == 1);
@@ -450,12 +464,17 @@ struct PackLayout {
 pub struct Reuse<'a> {
     pub stamp: u64,
     pub pack: &'a mut PackedB,
+    /// How many products read this packing per stamp (at least 1): the plan charges each
+    /// `1 / uses` of the packing, so a B that many products share (a recurrent weight read
+    /// at every time step) is packed once in its own orientation instead of being
+    /// transposed into the other operand at each.
+    pub uses: usize,
 }
 
 /// [`gemm`], keeping B's packing in `reuse` (packing only when B's stamp or layout
-/// changed). Whether B is reused never changes the arithmetic: the product is planned as
-/// without `reuse` (which then only keeps B's panels, when B stays B), and a reused
-/// packing holds exactly what packing anew would write.
+/// changed). A reused packing holds exactly what packing anew would write. The plan counts
+/// B's packing at `1 / reuse.uses` of its cost ([`Reuse::uses`]), so a B shared by many
+/// products may keep an orientation that a single product would have transposed.
 ///
 /// # Safety
 /// As [`gemm`]; `reuse.stamp` must identify B's elements.
@@ -521,7 +540,13 @@ pub unsafe fn gemm_with<T: Element>(
                 return;
             }
         }
-        let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < cost(m, n, a, b, c.cs == 1);
+        let kept = match &reuse {
+            Some(r) if m >= kern.mr => Cost::of(kern, m, n, k, a, b, c.cs == 1)
+                .kept_by(r.uses)
+                .estimate(),
+            _ => cost(m, n, a, b, c.cs == 1),
+        };
+        let swap = cost(n, m, b.t(), a.t(), c.rs == 1) < kept;
         let (m, n, a, b, c, reuse) = if swap {
             (n, m, b.t(), a.t(), c.t(), None)
         } else {
