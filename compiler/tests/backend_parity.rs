@@ -314,6 +314,39 @@ fn cases(dt: DType) -> Vec<Case> {
         Ok(vec![y, c])
     }));
     v.push(case(
+        "step outputs stored in place in a sequence and a stack",
+        vec![f("x", &[4, 3, 5]), f("w", &[5, 5])],
+        1e-5,
+        |g, p| {
+            // h_t = tanh(x_t + h_{t-1}·w) over three steps; the steps concatenated as a
+            // sequence and stacked for a product over all of them (each step is stored
+            // in one of the two and copied into the other), and read again on its own.
+            let mut hs: Vec<NodeId> = Vec::new();
+            for t in 0..3 {
+                let xt = g.slice(p[0], &[0, t, 0], &[4, t + 1, 5], &[1, 1, 1])?;
+                let xt = g.reshape(xt, &[4, 5])?;
+                let z = match hs.last() {
+                    Some(&h) => {
+                        let r = g.matmul(h, p[1], false, false)?;
+                        g.add_(xt, r)?
+                    }
+                    None => xt,
+                };
+                hs.push(g.tanh(z)?);
+            }
+            let steps = hs
+                .iter()
+                .map(|&h| g.reshape(h, &[4, 1, 5]))
+                .collect::<Result<Vec<_>, _>>()?;
+            let seq = g.concat(&steps, 1)?;
+            let stacked = g.concat(&hs, 0)?;
+            let gram = g.matmul(stacked, stacked, true, false)?;
+            let two = g.scalar(g.ty(hs[1]).dtype, 2.0)?;
+            let twice = g.mul(hs[1], two)?;
+            Ok(vec![seq, gram, twice])
+        },
+    ));
+    v.push(case(
         "outputs that are inputs or views",
         vec![f("x", &[2, 3])],
         0.0,

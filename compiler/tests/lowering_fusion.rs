@@ -1,5 +1,6 @@
 //! What lowering makes of common training-step patterns: multi-output fusion of a value
-//! with several consumers into its first consumer's kernel, and leading-axis sums as GEMMs.
+//! with several consumers into its first consumer's kernel, leading-axis sums as GEMMs,
+//! and concat operands stored in place.
 //! (Their results are checked against the interpreter in `backend_parity.rs`.)
 
 use xenon_compiler::ir::{DType, Graph, NodeId};
@@ -129,4 +130,65 @@ fn the_memory_plan_keeps_the_buffers_of_interleaved_pairs_apart() {
             assert!(a == b || apart, "buffers {a} and {b} share memory");
         }
     }
+}
+
+#[test]
+fn concat_operands_are_stored_in_place_and_copied_only_into_a_second_concat() {
+    // Three step outputs h_t = tanh(x_t), each read by a sequence concat (through a
+    // reshape), a stacking concat and a product: each is stored by its own kernel into the
+    // stack and copied into the sequence; the stack copies nothing.
+    let mut g = Graph::new();
+    let x = g.input("x", DType::F32, &[3, 4, 5]).unwrap();
+    let w = g.input("w", DType::F32, &[5, 5]).unwrap();
+    let mut hs = Vec::new();
+    let mut steps = Vec::new();
+    for t in 0..3 {
+        let xt = g.slice(x, &[t, 0, 0], &[t + 1, 4, 5], &[1, 1, 1]).unwrap();
+        let xt = g.reshape(xt, &[4, 5]).unwrap();
+        let h = g.tanh(xt).unwrap();
+        let p = g.matmul(h, w, false, false).unwrap();
+        g.set_output(&format!("p{t}"), p).unwrap();
+        steps.push(g.reshape(h, &[4, 1, 5]).unwrap());
+        hs.push(h);
+    }
+    let seq = g.concat(&steps, 1).unwrap();
+    let stacked = g.concat(&hs, 0).unwrap();
+    g.set_output("seq", seq).unwrap();
+    g.set_output("stacked", stacked).unwrap();
+    let l = lower(&g).unwrap();
+    let names: Vec<&str> = l
+        .program
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Loop(k) => Some(k.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let seq_copies = names
+        .iter()
+        .filter(|n| **n == format!("concat_{}", seq.0))
+        .count();
+    let stack_copies = names
+        .iter()
+        .filter(|n| **n == format!("concat_{}", stacked.0))
+        .count();
+    assert_eq!((seq_copies, stack_copies), (3, 0), "{names:?}");
+    // The tanh kernels write the stack's buffer.
+    let tanh_writes: Vec<usize> = l
+        .program
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Loop(k) if k.name.starts_with("tanh") => {
+                Some(k.args[k.stores[0].access.arg].buffer)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tanh_writes.len(), 3, "{names:?}");
+    assert!(
+        tanh_writes.iter().all(|&b| b == tanh_writes[0]),
+        "{tanh_writes:?}"
+    );
 }

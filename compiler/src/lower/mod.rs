@@ -26,7 +26,9 @@
 //! - matmul: a [`GemmStep`] whose operands are strided views (transposes are free); the
 //!   elementwise consumers of the product (bias, activation, scaling) form the next loop
 //!   kernel, one fused pass over the output;
-//! - concat and pad: loop kernels that store into the right part of the output;
+//! - concat and pad: loop kernels that store into the right part of the output (an
+//!   operand stored there already by its own kernel — see `Lowerer::place_in_concats` —
+//!   needs none);
 //! - the rest: runtime library routines.
 //!
 //! An elementwise node materialized only because it has several consumers is *hosted* by
@@ -85,6 +87,7 @@ pub fn lower(graph: &Graph) -> Result<Lowered> {
     let graph = &graph.without_grad_scales();
     let mut l = Lowerer::new(graph);
     l.partition();
+    l.place_in_concats();
     l.run()?;
     for step in &mut l.steps {
         if let Step::Loop(k) = step {
@@ -126,6 +129,11 @@ struct Lowerer<'g> {
     /// Sums over a batched product's batch axes, with that product (computed by one GEMM
     /// summed over the batch).
     summed_product: HashMap<NodeId, NodeId>,
+    /// Materialized nodes stored in their part of a concat's buffer instead of a buffer
+    /// of their own ([`Lowerer::place_in_concats`]): their layout there.
+    placed: Vec<Option<Layout>>,
+    /// `(concat, operand index)` pairs whose operand is already in place: nothing to copy.
+    in_place: std::collections::HashSet<(NodeId, usize)>,
 }
 
 /// One loop kernel under construction.
@@ -212,6 +220,8 @@ impl<'g> Lowerer<'g> {
             groups: Vec::new(),
             summed_product: HashMap::new(),
             outputs: Vec::new(),
+            placed: vec![None; g.len()],
+            in_place: Default::default(),
         }
     }
 
@@ -311,6 +321,64 @@ impl<'g> Lowerer<'g> {
         }
     }
 
+    /// Places concat operands in the concat's buffer: a materialized elementwise or concat
+    /// node that is one operand of a concat (itself, or through a reshape the concat's
+    /// strides can express) is stored straight into its part of the concat's buffer, and
+    /// the concat copies nothing for it. Its other consumers read it there. An unrolled
+    /// recurrent layer's step outputs (and their gradients) so land in the sequence (or the
+    /// stacked operand of the weight gradient's one product) where they are computed.
+    /// Outputs, nodes stored by a host's kernel, and nodes a concat reads twice stay in
+    /// buffers of their own; a node that two concats read goes into the later one. Concats
+    /// are visited from the last, so a concat placed in another places its own operands
+    /// inside that.
+    fn place_in_concats(&mut self) {
+        let ids: Vec<NodeId> = self.g.ids().collect();
+        for &c in ids.iter().rev() {
+            let Op::Concat { axis } = *self.op(c) else {
+                continue;
+            };
+            let ops = self.g.operands(c).to_vec();
+            // The stored node behind each operand (through one reshape).
+            let base = |l: &Self, o: NodeId| match l.op(o) {
+                Op::Reshape { .. } => l.g.operands(o)[0],
+                _ => o,
+            };
+            let shape = self.ty(c).shape.clone();
+            let mut at = 0;
+            for (i, &o) in ops.iter().enumerate() {
+                let os = self.ty(o).shape.clone();
+                let start = at;
+                at += os[axis];
+                let x = base(self, o);
+                let placeable = self.mat[x.index()]
+                    && (is_elementwise(self.op(x)) || matches!(self.op(x), Op::Concat { .. }))
+                    && self.host[x.index()].is_none()
+                    && !self.is_output(x)
+                    && self.placed[x.index()].is_none()
+                    && ops.iter().filter(|&&p| base(self, p) == x).count() == 1;
+                if !placeable {
+                    continue;
+                }
+                let whole = match &self.placed[c.index()] {
+                    Some(l) => l.clone(),
+                    None => {
+                        let b = self.temp_for(c);
+                        Layout::dense(b, &shape)
+                    }
+                };
+                let mut corner = vec![0; os.len()];
+                corner[axis] = start;
+                let part = whole
+                    .sliced(&corner, &vec![1; os.len()])
+                    .reshaped(&os, &self.ty(x).shape);
+                if let Some(l) = part {
+                    self.placed[x.index()] = Some(l);
+                    self.in_place.insert((c, i));
+                }
+            }
+        }
+    }
+
     /// Whether elementwise node `id` is cheap enough for every consumer to compute it
     /// inline instead of reading a stored copy: at most [`RECOMPUTE_OPS`] arithmetic
     /// operations from materialized values (counting its inlined producers), each an
@@ -396,6 +464,13 @@ impl<'g> Lowerer<'g> {
     }
 
     fn temp_for(&mut self, id: NodeId) -> usize {
+        if let Some(b) = self.buffer_of[id.index()] {
+            return b;
+        }
+        if let Some(l) = &self.placed[id.index()] {
+            self.buffer_of[id.index()] = Some(l.buffer);
+            return l.buffer;
+        }
         let t = self.ty(id).clone();
         let b = self.new_buffer(t.dtype, t.numel(), BufferKind::Temp, Some(id));
         self.buffer_of[id.index()] = Some(b);
@@ -405,6 +480,9 @@ impl<'g> Lowerer<'g> {
     /// Where node `id`'s elements are, if they are in memory (its own buffer, or a
     /// movement op over one).
     fn layout(&self, id: NodeId) -> Option<Layout> {
+        if let Some(l) = &self.placed[id.index()] {
+            return Some(l.clone());
+        }
         if let Some(b) = self.buffer_of[id.index()] {
             return Some(Layout::dense(b, &self.ty(id).shape));
         }
@@ -678,12 +756,13 @@ impl<'g> Lowerer<'g> {
                     }
                 }
                 let b = self.temp_for(id);
+                let out = self.layout(id).expect("a buffer was just given");
                 self.finish_elementwise(
                     kb,
                     format!("{}_{}", op.name(), id.0),
                     t.shape.clone(),
                     b,
-                    Layout::dense(b, &t.shape),
+                    out,
                     v,
                     id,
                 );
@@ -696,10 +775,14 @@ impl<'g> Lowerer<'g> {
             Op::MatMul { trans_a, trans_b } => self.matmul(id, ops[0], ops[1], trans_a, trans_b)?,
             Op::Concat { axis } => {
                 let b = self.temp_for(id);
-                let out = Layout::dense(b, &t.shape);
+                let out = self.layout(id).expect("a buffer was just given");
                 let mut at = 0;
-                for &o in &ops {
+                for (i, &o) in ops.iter().enumerate() {
                     let os = self.ty(o).shape.clone();
+                    if self.in_place.contains(&(id, i)) {
+                        at += os[axis];
+                        continue;
+                    }
                     let mut kb = KernelBuilder::default();
                     let v = self.emit(&mut kb, o, &AffineMap::identity(os.len()))?;
                     let mut start = vec![0; os.len()];
