@@ -6,7 +6,7 @@
 //! The classic blocked algorithm (Goto/BLIS): B is cut into `kc × nc` blocks, each packed
 //! into panels `nr` columns wide ([`pack`]); a register-blocked micro-kernel computes an
 //! `mr × nr` tile of C from `mr` rows of A (one broadcast per element; A is read in place,
-//! or packed into `mr`-row micro-panels when its steps along `k` are 4 KiB or more apart or,
+//! or packed into `mr`-row micro-panels when its steps along `k` are 2 KiB or more apart or,
 //! on the paths where that measured faster, it is reused across many panels) and one packed panel. Vectors run along `n`; the whole
 //! problem is transposed (`Cᵀ = Bᵀ·Aᵀ`) when a simple cost model (padded vector
 //! multiply-adds, strided stores, packing) says that is faster: e.g. a product with 10
@@ -302,7 +302,10 @@ pub struct Kernels<T: 'static> {
     /// pack it. Rows far apart share few L1 sets, so a panel read in place falls out of
     /// L1 between row tiles: measured on AMD EPYC (AVX2), 64×256×288 and 128×512×500
     /// products with rows 1–2 KB apart run 7–28 % faster packed, so that path reads
-    /// in place only up to 512 bytes; the others keep [`IN_PLACE_B_ROW_BYTES`].
+    /// in place only up to 512 bytes. On the AVX-512 path, `(512×3200)ᵀ·(3200×128)` ran as
+    /// its transpose with B's rows 2 KB apart read in place at 130–145 GFLOP/s, packed
+    /// (with A, in the untransposed orientation) at 166–176, caches flushed: that path
+    /// reads in place up to 1 KB. The others keep [`IN_PLACE_B_ROW_BYTES`].
     pub in_place_b_bytes: usize,
 }
 
@@ -389,7 +392,7 @@ static F32_AVX512: Kernels<f32> = Kernels {
     small: x86::small_avx512,
     pack_a_cols: None,
     transpose: Some(x86::transpose_block),
-    in_place_b_bytes: IN_PLACE_B_ROW_BYTES,
+    in_place_b_bytes: 1024,
 };
 
 /// `impl Element` for a float type and its kernel tables (AVX-512, AVX2, portable).
@@ -732,11 +735,14 @@ pub(crate) unsafe fn small_in_place<T: Element>(kern: &Kernels<T>, s: &SmallArgs
     }
 }
 
-/// Whether A is packed: when its steps along `k` are a page or more apart (read in place,
-/// each step of `k` would touch a new page), or when the path packs A reused across
-/// `pack_a_cols` columns of B or more (its rows are then contiguous micro-panels).
+/// Whether A is packed: when its steps along `k` are 2 KiB or more apart (read in place,
+/// each step of `k` would touch a new line, the lines of a micro-panel crowding into a few
+/// L1 sets: a recurrent weight's gradient `Σ dGᵀ·H`, Aᵀ with 512 columns, ran 13–20 %
+/// faster packed, measured on AMD EPYC with AVX-512 and AVX2, caches flushed), or when the
+/// path packs A reused across `pack_a_cols` columns of B or more (its rows are then
+/// contiguous micro-panels).
 fn packs_a(n: usize, pack_a_cols: Option<usize>, a_k_stride: isize, elem_bytes: usize) -> bool {
-    a_k_stride.unsigned_abs() * elem_bytes >= 4096 || pack_a_cols.is_some_and(|c| n >= c)
+    a_k_stride.unsigned_abs() * elem_bytes >= 2048 || pack_a_cols.is_some_and(|c| n >= c)
 }
 
 /// A read-only pointer shared by the work items of one block.
