@@ -56,6 +56,43 @@ impl AffineMap {
         AffineMap { offset, coef }
     }
 
+    /// Through `reshape` from shape `from` to the current index space `to`, when the
+    /// reshape only splits axes (and adds or drops size-1 axes): each axis of `from` is a
+    /// run of consecutive axes of `to`, its index their row-major combination, which is
+    /// affine. `None` when the reshape merges axes (that index would need a division).
+    pub fn through_reshape(&self, from: &[usize], to: &[usize]) -> Option<AffineMap> {
+        let r = self.domain_rank();
+        let mut offset = vec![0isize; from.len()];
+        let mut coef = vec![vec![0isize; r]; from.len()];
+        // The non-unit axes of `to`, in order (a size-1 axis always has index 0).
+        let mut rest = (0..to.len()).filter(|&d| to[d] != 1).peekable();
+        for (j, &f) in from.iter().enumerate() {
+            if f == 1 {
+                continue;
+            }
+            let mut run = Vec::new();
+            let mut size = 1usize;
+            while size < f {
+                let d = rest.next()?;
+                size *= to[d];
+                run.push(d);
+            }
+            if size != f {
+                return None;
+            }
+            // index_j = Σ_d index_d · (product of the run's later axes).
+            let mut scale = 1isize;
+            for &d in run.iter().rev() {
+                offset[j] += scale * self.offset[d];
+                for (c, &a) in coef[j].iter_mut().zip(&self.coef[d]) {
+                    *c += scale * a;
+                }
+                scale *= to[d] as isize;
+            }
+        }
+        rest.peek().is_none().then_some(AffineMap { offset, coef })
+    }
+
     /// Through `slice(start, step)`: input index `start + step·output index`.
     pub fn through_slice(&self, start: &[usize], step: &[usize]) -> AffineMap {
         AffineMap {
@@ -228,6 +265,33 @@ mod tests {
             offset,
             strides: buffer_strides.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_reshape_that_splits_axes_is_an_affine_map() {
+        use super::AffineMap;
+        // [6, 4] viewed as [2, 3, 1, 4]: index (a, b, 0, c) reads (3a + b, c).
+        let m = AffineMap::identity(4)
+            .through_reshape(&[6, 4], &[2, 3, 1, 4])
+            .unwrap();
+        assert_eq!(m.offset, [0, 0]);
+        assert_eq!(m.coef, [vec![3, 1, 0, 0], vec![0, 0, 0, 1]]);
+        // Merging axes is not affine; neither is a regrouping.
+        assert!(
+            AffineMap::identity(1)
+                .through_reshape(&[6, 4], &[24])
+                .is_none()
+        );
+        assert!(
+            AffineMap::identity(2)
+                .through_reshape(&[6, 4], &[4, 6])
+                .is_none()
+        );
+        // Unit axes come and go.
+        let m = AffineMap::identity(2)
+            .through_reshape(&[1, 5, 1], &[5, 1])
+            .unwrap();
+        assert_eq!(m.coef, [vec![0, 0], vec![1, 0], vec![0, 0]]);
     }
 
     #[test]

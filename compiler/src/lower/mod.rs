@@ -557,9 +557,17 @@ impl<'g> Lowerer<'g> {
                 Op::Slice { start, step, .. } => {
                     self.emit(kb, ops[0], &map.through_slice(&start, &step))?
                 }
-                Op::Reshape { .. } => {
-                    let l = self.require_layout(id)?;
-                    return self.emit_load(kb, l, map);
+                Op::Reshape { shape } => {
+                    // In memory: a load. Otherwise, when the reshape only splits axes,
+                    // its operand is computed inline at the mapped index; else a copy.
+                    let from = self.ty(ops[0]).shape.clone();
+                    match (self.layout(id), map.through_reshape(&from, &shape)) {
+                        (None, Some(inner)) => self.emit(kb, ops[0], &inner)?,
+                        _ => {
+                            let l = self.require_layout(id)?;
+                            return self.emit_load(kb, l, map);
+                        }
+                    }
                 }
                 _ => {
                     kb.nodes.push(id);
