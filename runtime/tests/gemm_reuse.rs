@@ -23,16 +23,23 @@ fn buffer(len: usize, kind: BufferKind) -> BufferDecl {
     }
 }
 
-/// `y = x · wᵀ` for inputs `x` (m×k) and `w` (n×k), as a dense layer's forward pass.
-fn dense(m: usize, n: usize, k: usize) -> Program {
-    let input = |name: &str| BufferKind::Input { name: name.into() };
-    let view = |buffer, row_stride, col_stride| MatView {
+fn input(name: &str) -> BufferKind {
+    BufferKind::Input { name: name.into() }
+}
+
+/// A whole matrix of `buffer` with the given strides.
+fn view(buffer: usize, row_stride: isize, col_stride: isize) -> MatView {
+    MatView {
         buffer,
         offset: 0,
         row_stride,
         col_stride,
         batch_stride: 0,
-    };
+    }
+}
+
+/// `y = x · wᵀ` for inputs `x` (m×k) and `w` (n×k), as a dense layer's forward pass.
+fn dense(m: usize, n: usize, k: usize) -> Program {
     Program {
         buffers: vec![
             buffer(m * k, input("x")),
@@ -144,14 +151,6 @@ fn reused_packing_matches_fresh_packing_and_follows_weight_changes() {
 /// `h₁ = x·wᵀ, h₂ = h₁·wᵀ, h₃ = h₂·wᵀ` (x, w: s×s), as a recurrent layer's unrolled
 /// steps, with outputs h₂ and h₃; with `update`, h₃ is also the new w.
 fn chain(s: usize, update: bool) -> Program {
-    let input = |name: &str| BufferKind::Input { name: name.into() };
-    let view = |buffer, row_stride, col_stride| MatView {
-        buffer,
-        offset: 0,
-        row_stride,
-        col_stride,
-        batch_stride: 0,
-    };
     let step = |a: usize, c: usize| {
         Step::Gemm(GemmStep {
             dtype: DType::F32,

@@ -18,22 +18,11 @@
 //! row shape, bring a sequence's `[batch, T, d]` rows to that form. The extractor keeps
 //! whichever side costs less.
 
+use super::matmul::{flags, matmul};
 use super::{XRewrite, attr_of, rw_custom, ty_of, var};
 use crate::opt::analysis::{XGraph, add_attr, add_checked};
 use crate::opt::lang::{Attr, XLang};
 use egg::{Id, Subst};
-
-fn flags(eg: &XGraph, s: &Subst) -> Option<(bool, bool)> {
-    match attr_of(eg, s, var("?f"))? {
-        Attr::Flags(a, b) => Some((a, b)),
-        _ => None,
-    }
-}
-
-fn matmul(eg: &mut XGraph, a: Id, b: Id, ta: bool, tb: bool) -> Option<Id> {
-    let f = add_attr(eg, Attr::Flags(ta, tb));
-    add_checked(eg, XLang::MatMul([a, b, f]))
-}
 
 fn scatter(eg: &mut XGraph, u: Id, i: Id, rows: usize) -> Option<Id> {
     let r = add_attr(eg, Attr::Rows(rows));
@@ -116,29 +105,25 @@ pub fn rules() -> Vec<XRewrite> {
                 matmul(eg, d, s[var("?w")], false, tb)
             },
         ),
-        rw_custom(
-            "matmul-of-gather-b",
-            "(matmul ?d (gather ?e ?i) ?f)",
-            |eg, _, s| {
-                if flags(eg, s)? != (true, false) {
-                    return None;
-                }
-                let rows = small_table(eg, s)?;
-                let d = scatter(eg, s[var("?d")], s[var("?i")], rows)?;
-                matmul(eg, d, s[var("?e")], true, false)
-            },
-        ),
-        rw_custom(
-            "matmul-of-gather-a",
-            "(matmul (gather ?e ?i) ?d ?f)",
-            |eg, _, s| {
-                if flags(eg, s)? != (true, false) {
-                    return None;
-                }
-                let rows = small_table(eg, s)?;
-                let d = scatter(eg, s[var("?d")], s[var("?i")], rows)?;
-                matmul(eg, s[var("?e")], d, true, false)
-            },
-        ),
+        // Σ_r D[r]ᵀ·E[i_r] with the gathered rows as either operand of `Aᵀ·B`.
+        matmul_of_gather("matmul-of-gather-b", "(matmul ?d (gather ?e ?i) ?f)", false),
+        matmul_of_gather("matmul-of-gather-a", "(matmul (gather ?e ?i) ?d ?f)", true),
     ]
+}
+
+/// `Dᵀ·gather(E, i) → scatter_add(D, i)ᵀ·E`, or with `gathered_first`
+/// `gather(E, i)ᵀ·D → Eᵀ·scatter_add(D, i)`.
+fn matmul_of_gather(name: &str, lhs: &str, gathered_first: bool) -> XRewrite {
+    rw_custom(name, lhs, move |eg, _, s| {
+        if flags(eg, s)? != (true, false) {
+            return None;
+        }
+        let rows = small_table(eg, s)?;
+        let d = scatter(eg, s[var("?d")], s[var("?i")], rows)?;
+        let e = s[var("?e")];
+        match gathered_first {
+            true => matmul(eg, e, d, true, false),
+            false => matmul(eg, d, e, true, false),
+        }
+    })
 }

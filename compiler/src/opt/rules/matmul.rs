@@ -24,14 +24,16 @@ fn swap_perm(eg: &XGraph, s: &Subst) -> bool {
     matches!(attr_of(eg, s, var("?p")), Some(Attr::Perm(p)) if is_last_swap(&p))
 }
 
-fn flags(eg: &XGraph, s: &Subst) -> Option<(bool, bool)> {
+/// The transpose flags bound to `?f`.
+pub(super) fn flags(eg: &XGraph, s: &Subst) -> Option<(bool, bool)> {
     match attr_of(eg, s, var("?f"))? {
         Attr::Flags(a, b) => Some((a, b)),
         _ => None,
     }
 }
 
-fn matmul(eg: &mut XGraph, a: Id, b: Id, ta: bool, tb: bool) -> Option<Id> {
+/// Adds `matmul(a, b)` with transpose flags `ta`, `tb`, if it is well-typed.
+pub(super) fn matmul(eg: &mut XGraph, a: Id, b: Id, ta: bool, tb: bool) -> Option<Id> {
     let f = add_attr(eg, Attr::Flags(ta, tb));
     add_checked(eg, XLang::MatMul([a, b, f]))
 }
