@@ -993,36 +993,28 @@ fn pack_slots(
         _ => None,
     };
     let keys: Vec<_> = program.steps.iter().map(key).collect();
-    let mut slots: Vec<(_, usize)> = Vec::new();
-    let mut reuse = Vec::with_capacity(keys.len());
-    for k in &keys {
-        reuse.push(k.map(|k| match slots.iter().position(|(s, _)| *s == k) {
-            Some(i) => {
-                slots[i].1 += 1;
-                (k.0, i)
-            }
-            None => {
-                slots.push((k, 1));
-                (k.0, slots.len() - 1)
-            }
-        }));
+    let mut count: HashMap<_, usize> = HashMap::new();
+    for k in keys.iter().flatten() {
+        *count.entry(*k).or_default() += 1;
     }
-    // Updated feeds read once per run keep no packing: it would be stale by the next.
-    let kept: Vec<bool> = slots
-        .iter()
-        .map(|(k, uses)| *uses > 1 || !updated(&inputs[k.0].0))
-        .collect();
-    let mut renumber = vec![None; slots.len()];
+    // Slots in order of first use; an updated feed read once per run keeps no packing (it
+    // would be stale by the next run).
+    let mut slot: HashMap<_, usize> = HashMap::new();
     let mut uses = Vec::new();
-    for (i, (_, n)) in slots.iter().enumerate() {
-        if kept[i] {
-            renumber[i] = Some(uses.len());
-            uses.push(*n);
-        }
-    }
-    let reuse = reuse
-        .into_iter()
-        .map(|r| r.and_then(|(feed, slot)| renumber[slot].map(|s| (feed, s))))
+    let reuse = keys
+        .iter()
+        .map(|k| {
+            let k = (*k)?;
+            let n = count[&k];
+            if n == 1 && updated(&inputs[k.0].0) {
+                return None;
+            }
+            let s = *slot.entry(k).or_insert_with(|| {
+                uses.push(n);
+                uses.len() - 1
+            });
+            Some((k.0, s))
+        })
         .collect();
     (reuse, uses)
 }
