@@ -103,7 +103,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(t) => Arc::new(Cpu::with_threads(t)),
         None => Arc::new(Cpu::default()),
     };
-    let mut model = Model::new(layers, &train_set.input_shape(), args.seed)?.with_backend(backend);
+    // Fed the character ids: the layers read their one-hot rows, which the compiler turns
+    // into row gathers instead of products.
+    let mut model = Model::new(layers, &train_set.input_shape(), args.seed)?
+        .with_token_ids()?
+        .with_backend(backend);
     println!(
         "{} parameters ({}), backend {}",
         model.num_params(),

@@ -584,6 +584,60 @@ fn an_embedding_and_its_dense_layer_multiply_the_table_once() {
 }
 
 #[test]
+fn one_hot_rows_times_a_matrix_are_its_gathered_rows() {
+    // ids [4, 6] → one-hot rows (gathered from the 5×5 identity) → [24, 5] → · Wᵀ
+    // (W [7, 5]) → tanh → sum, and W's gradient: the forward pass becomes a gather of Wᵀ's
+    // rows and the gradient a scatter of Z's gradient rows; no product is left.
+    let dt = DType::F64;
+    let (v, n) = (5, 7);
+    let mut g = Graph::new();
+    let x = g.input("ids", dt, &[4, 6]).unwrap();
+    let eye: Vec<f64> = (0..v * v)
+        .map(|k| if k % (v + 1) == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let eye = g.constant(dt, &[v, v], eye).unwrap();
+    let w = g.parameter("W", dt, &[n, v]).unwrap();
+    let ids = g.cast(x, DType::I32).unwrap();
+    let onehot = g.gather(eye, ids).unwrap();
+    let flat = g.reshape(onehot, &[24, v]).unwrap();
+    let z = g.matmul(flat, w, false, true).unwrap();
+    let y = g.tanh(z).unwrap();
+    let loss = g.sum(y, &[0, 1], false).unwrap();
+    g.set_output("loss", loss).unwrap();
+    let g = autodiff::with_gradients(&g, "loss", &["W"]).unwrap();
+    let (o, report) = opt::optimize(&g, &OptConfig::default()).unwrap();
+    for rule in ["matmul-identity-a", "matmul-identity-b"] {
+        assert!(report.rule_matches.contains_key(rule), "{rule}: {report}");
+    }
+    for id in o.ids() {
+        assert!(!matches!(o.node(id).op, Op::MatMul { .. }), "{o}");
+    }
+    let mut rng = Rng(23);
+    let mut f = feeds(&g, &mut rng, -1.0, 1.0);
+    let ids: Vec<f64> = (0..24).map(|i| ((i * 3 + 1) % v) as f64).collect();
+    f.insert("ids".into(), Tensor::from_f64(vec![4, 6], ids).unwrap());
+    assert!(compare(&g, &o, &f, 1e-12, "one-hot") > n * v);
+}
+
+#[test]
+fn a_product_with_a_matrix_that_is_not_the_identity_stays() {
+    // A permutation matrix is no identity: the product is kept.
+    let dt = DType::F64;
+    let mut g = Graph::new();
+    let p = g.constant(dt, &[2, 2], vec![0.0, 1.0, 1.0, 0.0]).unwrap();
+    let a = g.parameter("A", dt, &[3, 2]).unwrap();
+    let z = g.matmul(a, p, false, false).unwrap();
+    g.set_output("z", z).unwrap();
+    let (o, report) = opt::optimize(&g, &OptConfig::default()).unwrap();
+    assert!(
+        !report.rule_matches.contains_key("matmul-identity-b"),
+        "{report}"
+    );
+    let z = o.output("z").unwrap();
+    assert!(matches!(o.node(z).op, Op::MatMul { .. }), "{o}");
+}
+
+#[test]
 fn a_table_larger_than_its_lookups_is_not_multiplied_whole() {
     // 40 rows, 6 lookups: the gathered product is the cheaper one and stays.
     let dt = DType::F64;

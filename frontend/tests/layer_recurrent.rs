@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use xenon_compiler::autodiff;
 use xenon_compiler::backend::{Backend, Cpu};
 use xenon_compiler::interp::{self, Feeds};
-use xenon_compiler::ir::{DType, Graph};
+use xenon_compiler::ir::{DType, Graph, Op};
 use xenon_frontend::activation::Activation;
 use xenon_frontend::cost::Cost;
 use xenon_frontend::data::text::text_dataset;
@@ -542,4 +542,127 @@ fn text_that_does_not_fit_the_model_is_a_clear_error() {
         e,
         "layer 'gru': GRU expects a sequence [batch, time steps, features], got shape [1, 4]"
     );
+}
+
+#[test]
+fn a_model_fed_token_ids_trains_as_one_fed_their_one_hot_rows() {
+    // The same LSTM language model, one fed one-hot rows and one fed the token ids
+    // (`with_token_ids`): the same training costs, validation cost and predictions, to
+    // f32 rounding. The model fed ids multiplies no one-hot row: its first layer's
+    // products became row gathers and scatters.
+    let (v, steps, batch) = (7, 5, 8);
+    let data = cycling_text(400, v as u32, steps, true);
+    let rms = Optimizer::RmsProp(Default::default());
+    let cost = Cost::CrossEntropyMulti {
+        scale: 1.0,
+        usebits: false,
+    };
+    let layers = || {
+        Sequential::new(vec![
+            lstm(6, false),
+            Affine::new(v, uniform())
+                .with_activation(Activation::Softmax {
+                    axis: 0,
+                    epsilon: 1e-7,
+                })
+                .into(),
+        ])
+    };
+    let mut dense = Model::new(layers(), &[steps, v], 3).unwrap();
+    let mut ids = Model::new(layers(), &[steps, v], 3)
+        .unwrap()
+        .with_token_ids()
+        .unwrap();
+    assert_eq!((ids.fed_shape(), ids.token_ids()), (vec![steps], Some(v)));
+    assert_eq!(
+        (dense.fed_shape(), dense.token_ids()),
+        (vec![steps, v], None)
+    );
+    // The identity the one-hot rows come from is gone, and the first layer's weight
+    // gradient is a scatter of rows.
+    let g = ids.optimized_train_graph(batch, v, &cost, &rms).unwrap();
+    let ops: Vec<&Op> = g.ids().map(|n| &g.node(n).op).collect();
+    assert!(
+        !ops.iter()
+            .any(|op| matches!(op, Op::Constant { value } if value.values.len() == v * v)),
+        "{g}"
+    );
+    assert!(
+        ops.iter().any(|op| matches!(op, Op::ScatterAdd { .. })),
+        "{g}"
+    );
+    let mut costs = Vec::new();
+    for m in [&mut dense, &mut ids] {
+        let mut it = BatchIterator::new(&data, BatchOptions::new(batch)).unwrap();
+        let stats = m.fit(&mut it, &cost, &rms, 2, &mut []).unwrap();
+        let valid = m.eval_cost(&data, batch, &cost).unwrap();
+        costs.push((stats[0].train_cost, stats[1].train_cost, valid));
+    }
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * a.abs().max(1.0);
+    let (a, b) = (costs[0], costs[1]);
+    assert!(
+        close(a.0, b.0) && close(a.1, b.1) && close(a.2, b.2),
+        "{a:?} vs {b:?}"
+    );
+    assert!(a.1 < a.0, "the model learns: {a:?}");
+    // Predictions: one-hot rows in, or their ids.
+    let seq: Vec<u32> = (0..steps as u32).map(|i| (i * 3) % v as u32).collect();
+    let onehot: Vec<f32> = seq
+        .iter()
+        .flat_map(|&id| (0..v as u32).map(move |k| (k == id) as u8 as f32))
+        .collect();
+    let y_dense = dense
+        .predict(&Tensor::from_f32(vec![1, steps, v], onehot).unwrap())
+        .unwrap()
+        .to_f64_vec();
+    let id_rows: Vec<f32> = seq.iter().map(|&id| id as f32).collect();
+    let id_tensor = Tensor::from_f32(vec![1, steps], id_rows).unwrap();
+    let y_ids = ids.predict(&id_tensor).unwrap().to_f64_vec();
+    for (p, q) in y_dense.iter().zip(&y_ids) {
+        assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+    }
+    // Saved and loaded, the model still takes ids.
+    let dir = std::env::temp_dir().join(format!("xenon-token-ids-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.safetensors");
+    ids.save(&path).unwrap();
+    let mut loaded = Model::load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(loaded.token_ids(), Some(v));
+    assert_eq!(loaded.predict(&id_tensor).unwrap().to_f64_vec(), y_ids);
+    // Inputs that are no ids of its vocabulary: clear errors.
+    let e = ids
+        .predict(&Tensor::from_f32(vec![1, steps, v], vec![0.0; steps * v]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "the model takes inputs of shape [{steps}] per sample ({steps} values) but the data has [{steps}, {v}] ({} values)",
+            steps * v
+        )
+    );
+    let e = ids
+        .predict(&Tensor::from_f32(vec![1, steps], vec![v as f32; steps]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("{v}")), "{e}");
+    for (other, width) in [
+        (cycling_text(400, v as u32, steps, false), None),
+        (cycling_text(400, 8, steps, true), Some(8)),
+    ] {
+        let mut it = BatchIterator::new(&other, BatchOptions::new(batch)).unwrap();
+        let e = ids
+            .fit(&mut it, &cost, &rms, 1, &mut [])
+            .unwrap_err()
+            .to_string();
+        let tail = match width {
+            Some(w) => format!("the data set's token ids are one-hot {w} wide"),
+            None => "the data set's inputs are no token ids".to_string(),
+        };
+        assert_eq!(
+            e,
+            format!("the model is fed token ids whose one-hot rows are {v} wide, but {tail}")
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
 //! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
-use super::common::{backend, data_shapes, load_model_file, pipeline, report_verify};
+use super::common::{backend, data_model, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
@@ -14,7 +14,6 @@ use xenon_compiler::backend::Executable;
 use xenon_compiler::interp::Feeds;
 use xenon_frontend::layer::STEP;
 use xenon_frontend::model::step_counter;
-use xenon_frontend::prelude::*;
 use xenon_runtime::cpu::gemm::{Isa, cpu_name, peak::peak_gflops_f32};
 use xenon_runtime::exec::StepTimes;
 use xenon_runtime::{DType, Tensor, rng};
@@ -85,29 +84,34 @@ fn machine() -> String {
     format!("{}, {cores} cores", cpu_name())
 }
 
-fn random(shape: Vec<usize>, seed: u64) -> Tensor {
+/// Random inputs of `shape`: uniform on `[0, 1)`, or token ids in `0..v` for a model fed
+/// token ids of `Some(v)`.
+fn random(shape: Vec<usize>, token_ids: Option<usize>, seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n as u64)
-        .map(|i| rng::uniform_f32(seed, 0, i))
+        .map(|i| match token_ids {
+            Some(v) => (rng::bits(seed, 0, i) % v as u64) as f32,
+            None => rng::uniform_f32(seed, 0, i),
+        })
         .collect();
     Tensor::from_f32(shape, v).expect("sized")
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (input_shape, nclass, layers) = data_shapes(&file, &a.model, None)?;
+    let (model, _, nclass) = data_model(&file, &a.model, None)?;
     let optimizer = file
         .optimizer
         .clone()
         .context("the model file has no optimizer")?;
     let (pipeline, verifier) = pipeline(backend(&a.backend, a.threads, a.isa, a.device)?, a.verify);
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
-    let model = Model::new(layers, &input_shape, 0)?.with_pipeline(pipeline);
+    let model = model.with_pipeline(pipeline);
     let backend_name = model.backend_name();
     let b = a.batch.or(file.batchsize).unwrap_or(128).max(1);
 
     let mut x_shape = vec![b];
-    x_shape.extend_from_slice(&input_shape);
+    x_shape.extend(model.fed_shape());
     // One-hot targets: one per example, or one per time step of a sequence output.
     let mut t_shape = vec![b];
     t_shape.extend(model.target_shape(nclass));
@@ -120,11 +124,12 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         Tensor::from_f32(t_shape.clone(), t)
     };
     let mut feeds: Feeds = Feeds::new();
-    feeds.insert("x".into(), random(x_shape.clone(), 1));
+    let ids = model.token_ids();
+    feeds.insert("x".into(), random(x_shape.clone(), ids, 1));
     feeds.insert("t".into(), targets(2)?);
     // The other minibatch: training steps alternate between the two, as training feeds a
     // new minibatch every step (a device backend uploads the next one during the step).
-    let mut other = (random(x_shape, 3), targets(4)?);
+    let mut other = (random(x_shape, ids, 3), targets(4)?);
     for (name, lr) in optimizer.learning_rates(0, 1) {
         feeds.insert(name, Tensor::full(DType::F32, vec![], lr));
     }

@@ -11,6 +11,7 @@ use xenon_frontend::cost::Cost;
 use xenon_frontend::data::DataSource;
 use xenon_frontend::layer::Sequential;
 use xenon_frontend::metric::Metric;
+use xenon_frontend::model::Model;
 use xenon_frontend::model_file::{ModelFile, TargetKind};
 
 /// Loads a model file, naming it in the error.
@@ -34,17 +35,34 @@ pub fn data_source(
     )?)
 }
 
-/// The shape of one example and the width of the targets (the model's output width) of
-/// the data a model file names, and the model file's layers fed by that data
-/// ([`model_layers`]).
-pub fn data_shapes(
+/// The model a model file describes for the data it names, its parameters initialized
+/// from seed 0 ([`new_model`]), with the shape of one example and the width of the targets
+/// (the model's output width).
+pub fn data_model(
     file: &ModelFile,
     model_path: &Path,
     data: Option<&PathBuf>,
-) -> anyhow::Result<(Vec<usize>, usize, Sequential)> {
+) -> anyhow::Result<(Model, Vec<usize>, usize)> {
     let source = data_source(file, model_path, data)?;
     let (shape, width) = source.shapes()?;
-    Ok((shape, width, model_layers(file, &source)?))
+    let model = new_model(model_layers(file, &source)?, &shape, &source, 0)?;
+    Ok((model, shape, width))
+}
+
+/// A new model of `layers` for examples of `input_shape` from `source`, its parameters
+/// initialized from `seed`: fed the token ids themselves when the data's inputs are
+/// one-hot token ids ([`DataSource::token_ids`], [`Model::with_token_ids`]).
+pub fn new_model(
+    layers: Sequential,
+    input_shape: &[usize],
+    source: &DataSource,
+    seed: u64,
+) -> anyhow::Result<Model> {
+    let model = Model::new(layers, input_shape, seed)?;
+    Ok(match source.token_ids() {
+        true => model.with_token_ids()?,
+        false => model,
+    })
 }
 
 /// The model file's layers as its data feeds them: a first `MergeMultistream` takes the

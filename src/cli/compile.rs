@@ -1,14 +1,13 @@
 //! `xenon compile MODEL --weights W.safetensors --batch N [--target T] [--train]
 //! [--name NAME] -o DIR`: ahead-of-time compilation into a bundle directory.
 
-use super::common::{data_shapes, load_model_file};
+use super::common::{data_model, load_model_file};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use xenon_compiler::aot::BundleOptions;
 use xenon_compiler::codegen::cpu::Target;
 use xenon_frontend::model::BundleKind;
-use xenon_frontend::prelude::*;
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
@@ -60,8 +59,7 @@ pub fn run(a: CompileArgs) -> anyhow::Result<()> {
         anyhow::bail!("--batch must be at least 1");
     }
     let file = load_model_file(&a.model)?;
-    let (input_shape, nclass, layers) = data_shapes(&file, &a.model, None)?;
-    let mut model = Model::new(layers, &input_shape, 0)?;
+    let (mut model, _, nclass) = data_model(&file, &a.model, None)?;
     model
         .load_weights(&a.weights)
         .with_context(|| format!("loading {}", a.weights.display()))?;

@@ -19,7 +19,7 @@
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
 //! times. Render DOT with `dot -Tsvg out.dot -o out.svg`.
 
-use super::common::{data_shapes, load_model_file};
+use super::common::{data_model, load_model_file};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -30,7 +30,6 @@ use xenon_compiler::opt::OptConfig;
 use xenon_compiler::pipeline::{
     Dump, DumpFormat, LoweredView, Pipeline, Request, Stage as PipelineStage,
 };
-use xenon_frontend::model::Model;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Stage {
@@ -88,7 +87,7 @@ fn opt_config(a: &DumpArgs) -> OptConfig {
 
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (input_shape, nclass, layers) = data_shapes(&file, &a.model, None)?;
+    let (model, _, nclass) = data_model(&file, &a.model, None)?;
     let batch = a.batch.or(file.batchsize).unwrap_or(128);
     if batch == 0 {
         bail!("--batch must be at least 1");
@@ -110,7 +109,7 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let pipeline = Pipeline::new(Arc::new(Cpu::with_threads(1)))
         .with_optimize(Some(opt_config(&a)))
         .with_hook(dump.clone());
-    let model = Model::new(layers, &input_shape, 0)?.with_pipeline(pipeline);
+    let model = model.with_pipeline(pipeline);
     let pipeline = model.pipeline();
     if stage == PipelineStage::Graph {
         pipeline.graph(Request::new(model.inference_graph(batch)?), stage)?;

@@ -1,6 +1,8 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
-use super::common::{backend, data_source, load_model_file, model_layers, pipeline, report_verify};
+use super::common::{
+    backend, data_source, load_model_file, model_layers, new_model, pipeline, report_verify,
+};
 use clap::Args;
 use std::path::PathBuf;
 use xenon_frontend::model_file::TargetKind;
@@ -42,7 +44,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let (_, test) = source.load()?;
     let (pipeline, verifier) = pipeline(backend(&a.backend, None, None, a.device)?, a.verify);
     let mut model =
-        Model::new(model_layers(&file, &source)?, &input_shape, 0)?.with_pipeline(pipeline);
+        new_model(model_layers(&file, &source)?, &input_shape, &source, 0)?.with_pipeline(pipeline);
     model.load_weights(&a.weights)?;
     let cost = model.eval_cost(&test, a.batch, &file.cost)?;
     if source.targets() != TargetKind::Classes {

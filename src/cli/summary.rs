@@ -1,13 +1,11 @@
 //! `xenon summary MODEL [--json]`.
 
-use super::common::{data_shapes, load_model_file};
+use super::common::{data_model, load_model_file};
 use std::path::Path;
-use xenon_frontend::model::Model;
 
 pub fn run(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = load_model_file(path)?;
-    let (input_shape, _, layers) = data_shapes(&file, path, None)?;
-    let model = Model::new(layers, &input_shape, 0)?;
+    let (model, input_shape, _) = data_model(&file, path, None)?;
     let total = model.num_params();
     if json {
         let layers: Vec<serde_json::Value> = model

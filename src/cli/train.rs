@@ -2,7 +2,8 @@
 //! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
 
 use super::common::{
-    backend, data_source, eval_metric, load_model_file, model_layers, pipeline, report_verify,
+    backend, data_source, eval_metric, load_model_file, model_layers, new_model, pipeline,
+    report_verify,
 };
 use anyhow::Context;
 use clap::Args;
@@ -168,7 +169,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             }
             m
         }
-        None => Model::new(layers, &input_shape, a.seed)?,
+        None => new_model(layers, &input_shape, &source, a.seed)?,
     };
     let model = match a.dtype {
         Some(d) if a.resume.is_some() && d != model.dtype() => {

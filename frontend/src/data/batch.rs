@@ -168,6 +168,11 @@ pub struct Batch {
     /// The inputs, f32 of shape `[batch_size, F]`: row `j` is example `indices[j]`
     /// (`F·V` one-hot values for a data set of token ids, see [`Dataset::onehot_input`]).
     pub x: Tensor,
+    /// For a data set of token ids fed one-hot ([`Dataset::onehot_input`]): the ids
+    /// themselves, f32 whole numbers of shape `[batch_size, F]` (what a model that takes
+    /// ids reads, see [`Model::with_token_ids`](crate::model::Model::with_token_ids));
+    /// `None` for other data sets.
+    pub ids: Option<Tensor>,
     /// The targets, f32 of shape `[batch_size, nclass]`: one-hot labels, or the rows of the
     /// dataset's real-valued targets; `[batch_size, T, nclass]` for labels per time step
     /// ([`Dataset::label_steps`]).
@@ -451,12 +456,13 @@ impl Epoch<'_> {
             }
         }
         // Token ids (validated whole numbers in 0..v) as one-hot rows.
-        let (x, f) = match self.data.onehot_input {
+        let (x, f, ids) = match self.data.onehot_input {
             Some(v) => {
                 let ids: Vec<i32> = x.iter().map(|&id| id as i32).collect();
-                (dataset::onehot(&ids, v), f * v)
+                let x_ids = Tensor::from_f32(vec![b, f], x).expect("b rows of f ids");
+                (dataset::onehot(&ids, v), f * v, Some(x_ids))
             }
-            None => (x, f),
+            None => (x, f, None),
         };
         let steps = self.data.label_steps;
         let labels: Vec<i32> = indices
@@ -477,6 +483,7 @@ impl Epoch<'_> {
         };
         Batch {
             x: Tensor::from_f32(vec![b, f], x).expect("b rows of f features"),
+            ids,
             t: Tensor::from_f32(t_shape, t).expect("b target rows"),
             labels: Tensor::from_i32(label_shape, labels).expect("b labels"),
             indices,

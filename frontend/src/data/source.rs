@@ -283,6 +283,13 @@ impl DataSource {
         }
     }
 
+    /// True when the inputs are token ids fed one-hot (text with `onehot: true`): the last
+    /// axis of [`DataSource::shapes`]' example shape is the one-hot width, and a model can
+    /// take the ids themselves ([`Model::with_token_ids`](crate::model::Model::with_token_ids)).
+    pub fn token_ids(&self) -> bool {
+        matches!(self, DataSource::Text { spec, .. } if spec.onehot)
+    }
+
     /// The shape of one example and the width of the targets (the model's output width).
     /// With several input streams ([`DataSource::streams`]) the example is their features
     /// side by side, `[Σ features]`.

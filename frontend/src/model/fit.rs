@@ -301,21 +301,21 @@ impl Model {
                 cb.on_epoch_begin(epoch, nbatches);
             }
             let mut total = 0.0;
-            let input_shape = self.input_shape.clone();
-            let dtype = self.dtype;
+            let fed_shape = self.fed_shape();
+            let (token_ids, dtype) = (self.token_ids, self.dtype);
             let mut batches = batches.skip(skip).map(|batch| {
-                (
-                    shape_batch(&input_shape, batch.x, dtype),
-                    super::in_dtype(batch.t, dtype),
-                )
+                let x = shape_batch(&fed_shape, token_ids, batch.x, batch.ids, dtype)?;
+                Ok::<_, ModelError>((x, super::in_dtype(batch.t, dtype)))
             });
             // One minibatch ahead: a device backend uploads it during the current step.
             let mut upcoming = batches.next();
             let mut k = skip;
-            while let Some((x, t)) = upcoming.take() {
+            while let Some(now) = upcoming.take() {
+                let (x, t) = now?;
                 upcoming = batches.next();
                 let next: Vec<(&str, &Tensor)> = upcoming
                     .iter()
+                    .flatten()
                     .flat_map(|(x, t)| [(X, x), (T, t)])
                     .collect();
                 // The values move into the feeds and back, and the step writes the new

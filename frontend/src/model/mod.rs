@@ -36,7 +36,7 @@ pub use persist::{WEIGHTS_FORMAT, write_atomic};
 pub use sample::SampleOptions;
 
 use crate::cost::Cost;
-use crate::data::{BatchIterator, BatchOptions, DataError, Dataset};
+use crate::data::{Batch, BatchIterator, BatchOptions, DataError, Dataset};
 use crate::layer::{Layer, LayerError, LayerInfo, Mode, ParamSpec, Sequential};
 use crate::metric::Metric;
 use crate::optimizer::{Optimizer, OptimizerError};
@@ -95,6 +95,19 @@ pub enum ModelError {
         expected_n: usize,
         got: Vec<usize>,
         got_n: usize,
+    },
+    /// A model fed token ids ([`Model::with_token_ids`]) was given data that are not token
+    /// ids of its vocabulary.
+    #[error(
+        "the model is fed token ids whose one-hot rows are {width} wide, but {}",
+        match data_width {
+            Some(w) => format!("the data set's token ids are one-hot {w} wide"),
+            None => "the data set's inputs are no token ids".to_string(),
+        }
+    )]
+    NotTokenIds {
+        width: usize,
+        data_width: Option<usize>,
     },
     /// Training produced NaN or infinity.
     #[error("non-finite value (NaN or infinity) in {what} at epoch {epoch}, batch {batch}")]
@@ -163,6 +176,9 @@ impl From<PipelineError> for ModelError {
 pub struct Model {
     layers: Sequential,
     input_shape: Vec<usize>,
+    /// `Some(V)`: the model is fed token ids and takes their one-hot rows (see
+    /// [`Model::with_token_ids`]).
+    token_ids: Option<usize>,
     dtype: DType,
     seed: u64,
     params: Vec<ParamSpec>,
@@ -194,6 +210,7 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("layers", &self.info)
             .field("input_shape", &self.input_shape)
+            .field("token_ids", &self.token_ids)
             .field("pipeline", &self.pipeline)
             .field("epoch_index", &self.epoch_index)
             .field("step_index", &self.step_index)
@@ -235,6 +252,7 @@ impl Model {
         Ok(Model {
             layers,
             input_shape: input_shape.to_vec(),
+            token_ids: None,
             dtype: DType::F32,
             seed,
             params,
@@ -333,6 +351,9 @@ impl Model {
         let mut m = Model::new(self.layers.clone(), input_shape, self.seed)?
             .with_pipeline(self.pipeline.clone())
             .with_dtype(self.dtype)?;
+        if self.token_ids.is_some() {
+            m = m.with_token_ids()?;
+        }
         for p in &m.params {
             let v = self
                 .values
@@ -389,9 +410,65 @@ impl Model {
         self.values.get(name)
     }
 
-    /// The per-sample input shape.
+    /// The per-sample input shape the layers take (for a model fed token ids, the ids'
+    /// one-hot rows: see [`Model::fed_shape`]).
     pub fn input_shape(&self) -> &[usize] {
         &self.input_shape
+    }
+
+    /// The same model fed token ids: its input `x` holds, per sample, whole numbers in
+    /// `0..V` of shape `input_shape[..−1]` (f32, as a data set holds them; each is cast to
+    /// an integer by truncation), and its layers read their one-hot rows of width
+    /// `V = input_shape.last()` — neon's `Text` with `onehot_input=True`. The results are
+    /// the same as feeding the one-hot rows; the difference is speed: the one-hot rows are
+    /// gathered from an identity matrix inside the graph, so the optimizer turns the first
+    /// layer's products with them into row gathers (forward) and row scatters (the weight
+    /// gradient) instead of multiplying `V` mostly-zero columns. An id outside `0..V` is an
+    /// error when the model runs. An input shape without axes is an error.
+    ///
+    /// ```
+    /// use xenon_frontend::layer::Recurrent;
+    /// use xenon_frontend::prelude::*;
+    /// use xenon_runtime::Tensor;
+    ///
+    /// let layers = Sequential::new(vec![
+    ///     Recurrent::new(8, Initializer::Uniform { low: -0.1, high: 0.1 }, Activation::Tanh).into(),
+    /// ]);
+    /// // Sequences of 5 characters out of 30.
+    /// let mut model = Model::new(layers, &[5, 30], 0).unwrap().with_token_ids().unwrap();
+    /// assert_eq!((model.fed_shape(), model.token_ids()), (vec![5], Some(30)));
+    /// let ids = Tensor::from_f32(vec![1, 5], vec![3.0, 1.0, 4.0, 1.0, 5.0]).unwrap();
+    /// assert_eq!(model.predict(&ids).unwrap().shape(), [1, 5, 8]);
+    /// ```
+    pub fn with_token_ids(mut self) -> Result<Model, ModelError> {
+        let Some(&v) = self.input_shape.last().filter(|&&v| v > 0) else {
+            return Err(ModelError::InputMismatch {
+                expected: self.input_shape.clone(),
+                expected_n: self.input_shape.iter().product(),
+                got: Vec::new(),
+                got_n: 0,
+            });
+        };
+        if self.token_ids != Some(v) {
+            self.token_ids = Some(v);
+            self.programs.clear();
+        }
+        Ok(self)
+    }
+
+    /// `Some(V)` for a model fed token ids whose one-hot rows are `V` wide
+    /// ([`Model::with_token_ids`]), else `None`.
+    pub fn token_ids(&self) -> Option<usize> {
+        self.token_ids
+    }
+
+    /// The per-sample shape of the input `x` as it is fed: [`Model::input_shape`], without
+    /// its last axis for a model fed token ids.
+    pub fn fed_shape(&self) -> Vec<usize> {
+        match self.token_ids {
+            Some(_) => self.input_shape[..self.input_shape.len() - 1].to_vec(),
+            None => self.input_shape.clone(),
+        }
     }
 
     /// The per-sample output shape.
@@ -475,6 +552,14 @@ impl Model {
     /// are per time step exactly when the model's output is a sequence of steps as wide as
     /// the targets.
     fn check_input(&self, data: &Dataset) -> Result<(), ModelError> {
+        if let Some(width) = self.token_ids
+            && data.onehot_input != Some(width)
+        {
+            return Err(ModelError::NotTokenIds {
+                width,
+                data_width: data.onehot_input,
+            });
+        }
         // A first LookupTable reads the inputs as row numbers of its table.
         if let (Some(Layer::LookupTable(t)), Some(info)) =
             (self.layers.layers.first(), self.info.first())
@@ -524,8 +609,17 @@ impl Model {
     ) -> Result<(Graph, Vec<NodeId>), ModelError> {
         let mut g = Graph::new();
         let mut shape = vec![batch];
-        shape.extend_from_slice(&self.input_shape);
-        let x = g.input(X, self.dtype, &shape)?;
+        shape.extend(self.fed_shape());
+        let mut x = g.input(X, self.dtype, &shape)?;
+        if let Some(v) = self.token_ids {
+            // The one-hot rows, gathered from the identity.
+            let eye = (0..v * v)
+                .map(|k| if k % (v + 1) == 0 { 1.0 } else { 0.0 })
+                .collect();
+            let eye = g.constant(self.dtype, &[v, v], eye)?;
+            let ids = g.cast(x, DType::I32)?;
+            x = g.gather(eye, ids)?;
+        }
         let mode = if training {
             Mode::Training { seed: self.seed }
         } else {
@@ -659,9 +753,10 @@ impl Model {
         Ok(self.programs.get_mut(&key).expect("inserted above"))
     }
 
-    /// A `[batch, features]` batch reshaped to the model's `[batch, input_shape…]`.
-    fn shape_batch(&self, x: Tensor) -> Tensor {
-        shape_batch(&self.input_shape, x, self.dtype)
+    /// A minibatch's input as the model is fed: its `x` (or, for a model fed token ids,
+    /// its `ids`) reshaped to `[batch, fed_shape…]`.
+    fn shape_batch(&self, x: Tensor, ids: Option<Tensor>) -> Result<Tensor, ModelError> {
+        shape_batch(&self.fed_shape(), self.token_ids, x, ids, self.dtype)
     }
 
     /// The outputs for inputs `x` (`[n, input_shape…]` or `[n, features]`, f32): shape
@@ -677,17 +772,18 @@ impl Model {
     pub fn predict_all(&mut self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
         let n = x.shape().first().copied().unwrap_or(0);
         let features: usize = x.shape().iter().skip(1).product();
-        let expected_n: usize = self.input_shape.iter().product();
+        let fed = self.fed_shape();
+        let expected_n: usize = fed.iter().product();
         if n == 0 || features != expected_n || !x.dtype().is_float() {
             return Err(ModelError::InputMismatch {
-                expected: self.input_shape.clone(),
+                expected: fed,
                 expected_n,
                 got: x.shape().get(1..).unwrap_or(&[]).to_vec(),
                 got_n: features,
             });
         }
         let mut shape = vec![n];
-        shape.extend_from_slice(&self.input_shape);
+        shape.extend(self.fed_shape());
         self.size_states(n);
         let mut feeds = std::mem::take(&mut self.values);
         let x = in_dtype(x.clone(), self.dtype)
@@ -729,8 +825,17 @@ impl Model {
         let mut feeds = std::mem::take(&mut self.values);
         let mut result = Ok(());
         for batch in it.next_epoch() {
-            feeds.insert(X.into(), self.shape_batch(batch.x));
-            feeds.insert(T.into(), in_dtype(batch.t, self.dtype));
+            let Batch {
+                x, ids, t, n_valid, ..
+            } = batch;
+            feeds.insert(T.into(), in_dtype(t, self.dtype));
+            match self.shape_batch(x, ids) {
+                Ok(x) => feeds.insert(X.into(), x),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
             let out = self.run_program(
                 key.clone(),
                 |m| {
@@ -742,7 +847,7 @@ impl Model {
                 &mut feeds,
             );
             match out {
-                Ok(out) => visit(&out, batch.n_valid),
+                Ok(out) => visit(&out, n_valid),
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -818,14 +923,31 @@ impl Model {
     }
 }
 
-/// Minibatch `x` (`[n, features]`) in the model's input shape (`[n, input_shape…]`).
-pub(crate) fn shape_batch(input_shape: &[usize], x: Tensor, dtype: DType) -> Tensor {
+/// A minibatch's input `x` (`[n, features]`), or its token `ids` when `token_ids`, in
+/// the shape the model is fed (`[n, fed_shape…]`).
+pub(crate) fn shape_batch(
+    fed_shape: &[usize],
+    token_ids: Option<usize>,
+    x: Tensor,
+    ids: Option<Tensor>,
+    dtype: DType,
+) -> Result<Tensor, ModelError> {
+    let x = match (token_ids, ids) {
+        (None, _) => x,
+        (Some(_), Some(ids)) => ids,
+        (Some(width), None) => {
+            return Err(ModelError::NotTokenIds {
+                width,
+                data_width: None,
+            });
+        }
+    };
     let mut shape = vec![x.shape()[0]];
-    shape.extend_from_slice(input_shape);
+    shape.extend_from_slice(fed_shape);
     let x = x
         .reshaped(shape)
         .expect("check_input compared the element counts");
-    in_dtype(x, dtype)
+    Ok(in_dtype(x, dtype))
 }
 
 /// `t` in `dtype` (the data sets hold f32; an f64 model computes in f64).

@@ -3,8 +3,8 @@
 //! A weights file is a standard safetensors file holding every parameter (and optimizer
 //! state) under its Xenon name (`Linear_0/W`, `Linear_0/W/velocity`, …), little-endian f32.
 //! Its `__metadata__` holds `format` = [`WEIGHTS_FORMAT`] and `model`, a JSON document with
-//! the layer stack (`layers`, in the model-file schema), `input_shape`, `seed` and
-//! `epoch_index`, so a file alone rebuilds its model ([`Model::load`]). Files are written
+//! the layer stack (`layers`, in the model-file schema), `input_shape`, `token_ids` (for a
+//! model fed token ids), `seed` and `epoch_index`, so a file alone rebuilds its model ([`Model::load`]). Files are written
 //! atomically: to a temporary file in the same directory, flushed, then renamed over the
 //! target, so a crash mid-save leaves the old file intact.
 
@@ -23,6 +23,9 @@ pub const WEIGHTS_FORMAT: &str = "xenon-weights-v1";
 struct Description {
     layers: Sequential,
     input_shape: Vec<usize>,
+    /// Whether the model is fed token ids ([`Model::with_token_ids`]); absent: no.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    token_ids: bool,
     seed: u64,
     epoch_index: usize,
     /// Minibatch updates so far (Adam's step count); absent in older files.
@@ -57,6 +60,7 @@ impl Model {
         let desc = Description {
             layers: self.layers.clone(),
             input_shape: self.input_shape.clone(),
+            token_ids: self.token_ids.is_some(),
             seed: self.seed,
             epoch_index: self.epoch_index,
             step_index: self.step_index,
@@ -116,6 +120,9 @@ impl Model {
             })?;
         let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?
             .with_dtype(desc.dtype.unwrap_or(DType::F32))?;
+        if desc.token_ids {
+            model = model.with_token_ids()?;
+        }
         model.epoch_index = desc.epoch_index;
         model.step_index = desc.step_index;
         model.resume = desc.resume;

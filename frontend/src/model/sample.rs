@@ -30,8 +30,9 @@ impl Model {
     /// Reads the token ids `prompt` and then draws `n` more, each from the model's output
     /// for the previous one, and returns the drawn ids (`on_token` sees each as it comes).
     ///
-    /// The model takes one time step of one token: an input of shape `[1, V]` (one-hot)
-    /// or `[1]` (an id, for a model starting with a `LookupTable`), and gives a
+    /// The model takes one time step of one token: an input of shape `[1, V]` (one-hot,
+    /// fed as an id when the model is fed token ids, see [`Model::with_token_ids`]) or
+    /// `[1]` (an id, for a model starting with a `LookupTable`), and gives a
     /// distribution over the `V` tokens (see [`Model::for_input`] to get such a model from
     /// one trained on longer sequences). Its recurrent states start from zeros.
     pub fn sample(
@@ -73,13 +74,16 @@ impl Model {
                 "prompt token id {id} is outside the model's {v} tokens"
             )));
         }
+        // One-hot rows, unless the model takes ids.
+        let one_hot = onehot.is_some() && self.token_ids().is_none();
+        let fed = self.fed_shape();
         let input = |id: u32| -> Tensor {
-            let mut x = vec![0.0f32; onehot.unwrap_or(1)];
-            match onehot {
-                Some(_) => x[id as usize] = 1.0,
-                None => x[0] = id as f32,
+            let mut x = vec![0.0f32; fed.iter().product()];
+            match one_hot {
+                true => x[id as usize] = 1.0,
+                false => x[0] = id as f32,
             }
-            Tensor::from_f32([&[1][..], &shape].concat(), x).expect("one step")
+            Tensor::from_f32([&[1][..], &fed].concat(), x).expect("one step")
         };
         self.reset_states(1);
         let mut probs = Vec::new();

@@ -5,8 +5,13 @@
 //! `matmul(permute(a), b, ta, tb) → matmul(a, b, !ta, tb)`, and likewise for `b`. A
 //! transposed product becomes the product of the transposed operands in the other order:
 //! `permute(matmul(a, b, ta, tb)) → matmul(b, a, !tb, !ta)` (`(AB)ᵀ = BᵀAᵀ`).
+//!
+//! A product with an identity matrix (a constant, such as the table a one-hot encoding
+//! gathers its rows from) is the other operand, transposed when its flag says so:
+//! `matmul(I, b, ta, tb) → tb ? bᵀ : b` and `matmul(a, I, ta, tb) → ta ? aᵀ : a`.
 
 use super::{XRewrite, attr_of, rw_custom, var};
+use crate::ir::Op;
 use crate::opt::analysis::{XGraph, add_attr, add_checked};
 use crate::opt::lang::{Attr, XLang};
 use egg::{Id, Subst};
@@ -36,6 +41,53 @@ pub(super) fn flags(eg: &XGraph, s: &Subst) -> Option<(bool, bool)> {
 pub(super) fn matmul(eg: &mut XGraph, a: Id, b: Id, ta: bool, tb: bool) -> Option<Id> {
     let f = add_attr(eg, Attr::Flags(ta, tb));
     add_checked(eg, XLang::MatMul([a, b, f]))
+}
+
+/// True when e-class `id` holds a constant identity matrix (rank 2, square, ones on the
+/// diagonal and zeros elsewhere).
+fn is_identity(eg: &XGraph, id: Id) -> bool {
+    let Some(ty) = &eg[id].data.ty else {
+        return false;
+    };
+    let [n, m] = ty.shape[..] else {
+        return false;
+    };
+    n == m
+        && eg[id].nodes.iter().any(|node| match node {
+            XLang::Op(o, _) => match &o.op {
+                Op::Constant { value } => {
+                    value.values.len() == n * n
+                        && value
+                            .values
+                            .iter()
+                            .enumerate()
+                            .all(|(k, &x)| x == if k % (n + 1) == 0 { 1.0 } else { 0.0 })
+                }
+                _ => false,
+            },
+            _ => false,
+        })
+}
+
+/// `x`, or `xᵀ` (its last two axes swapped) when `transpose`, if that has the type of
+/// e-class `id` (a rank-2 identity times a batched operand broadcasts it, which removing
+/// the identity must not drop).
+fn as_product(eg: &mut XGraph, id: Id, x: Id, transpose: bool) -> Option<Id> {
+    let mut ty = eg[x].data.ty.clone()?;
+    let r = ty.rank();
+    let mut p: Vec<usize> = (0..r).collect();
+    if transpose {
+        p.swap(r.checked_sub(2)?, r - 1);
+        ty.shape.swap(r - 2, r - 1);
+    }
+    if eg[id].data.ty.as_ref() != Some(&ty) {
+        return None;
+    }
+    if !transpose {
+        return Some(x);
+    }
+    let p = add_attr(eg, Attr::Perm(p));
+    add_checked(eg, XLang::Permute([x, p]))
 }
 
 /// The matmul rules.
@@ -74,5 +126,19 @@ pub fn rules() -> Vec<XRewrite> {
                 matmul(eg, s[var("?b")], s[var("?a")], !tb, !ta)
             },
         ),
+        rw_custom("matmul-identity-a", "(matmul ?a ?b ?f)", |eg, id, s| {
+            if !is_identity(eg, s[var("?a")]) {
+                return None;
+            }
+            let (_, tb) = flags(eg, s)?;
+            as_product(eg, id, s[var("?b")], tb)
+        }),
+        rw_custom("matmul-identity-b", "(matmul ?a ?b ?f)", |eg, id, s| {
+            if !is_identity(eg, s[var("?b")]) {
+                return None;
+            }
+            let (ta, _) = flags(eg, s)?;
+            as_product(eg, id, s[var("?a")], ta)
+        }),
     ]
 }
