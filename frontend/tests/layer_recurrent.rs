@@ -666,3 +666,50 @@ fn a_model_fed_token_ids_trains_as_one_fed_their_one_hot_rows() {
         );
     }
 }
+
+#[test]
+fn the_gate_gradients_are_stored_once() {
+    // A two-layer LSTM's training step: each step's gate gradients (4n wide) are read by
+    // the input-side products (as a sequence [batch, T, 4n]) and by the recurrent weight's
+    // gradient (summed over the steps); both read the one sequence, so no kernel copies
+    // gate gradients. Each step's output is stored into one sequence and copied into the
+    // other (the recurrent weight's gradient reads it one step later).
+    let (n, v, steps, batch) = (6, 5, 4, 8);
+    let layers = Sequential::new(vec![
+        lstm(n, false),
+        lstm(n, false),
+        Affine::new(v, uniform())
+            .with_activation(Activation::Softmax {
+                axis: 0,
+                epsilon: 1e-7,
+            })
+            .into(),
+    ]);
+    let model = Model::new(layers, &[steps, v], 0).unwrap();
+    let rms = Optimizer::RmsProp(Default::default());
+    let cost = Cost::CrossEntropyMulti {
+        scale: 1.0,
+        usebits: false,
+    };
+    let g = model.optimized_train_graph(batch, v, &cost, &rms).unwrap();
+    let lowered = xenon_compiler::lower::lower(&g).unwrap();
+    let copies: Vec<&[usize]> = lowered
+        .program
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            xenon_runtime::program::Step::Loop(k)
+                if k.name.starts_with("concat") && k.body.len() == 1 =>
+            {
+                Some(k.shape.as_slice())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        copies.iter().all(|s| s.last() != Some(&(4 * n))),
+        "{copies:?}"
+    );
+    // One copy per step output (and initial state) of each layer, at most.
+    assert!(copies.len() <= 2 * (steps + 1), "{copies:?}");
+}

@@ -11,7 +11,9 @@
 //! Likewise a weight used by many products — an unrolled recurrent layer's recurrent
 //! matrix, read once per step — gets one contribution `dYᵢᵀ·Xᵢ` per use: [`sum`] turns
 //! `Σᵢ dYᵢᵀ·Xᵢ` into the one product `[dY₁; …; dYₙ]ᵀ·[X₁; …; Xₙ]`, one large matrix product
-//! instead of `n` small ones and their sum.
+//! instead of `n` small ones and their sum. The rows are stacked as sequences
+//! (`[batch, n, ·]`), the layout the layer's other consumers of the per-step values use,
+//! so that after optimization the product reads those sequences rather than copies.
 
 use super::Result;
 use crate::ir::{Graph, NodeId, Op};
@@ -117,9 +119,29 @@ pub(super) fn sum(g: &mut Graph, contributions: &[NodeId]) -> Result<NodeId> {
     Ok(acc)
 }
 
+/// The rank-2 matrices `xs` stacked along their rows: for `n` matrices of one shape
+/// `[r, c]`, the rows of `[r, n, c]` (`concat` of the `[r, 1, c]` views along axis 1,
+/// reshaped to `[r·n, c]`) — the layout of a sequence of per-step values such as a
+/// recurrent layer's outputs or gate gradients (`[batch, T, c]`), so that a product summed
+/// over the steps reads the sequence other consumers read instead of a second copy; rows
+/// of different counts one after the other (`concat` along axis 0).
+fn stack_rows(g: &mut Graph, xs: &[NodeId]) -> Result<NodeId> {
+    let shape = g.ty(xs[0]).shape.clone();
+    if xs.iter().any(|&x| g.ty(x).shape != shape) {
+        return g.concat(xs, 0);
+    }
+    let (r, c) = (shape[0], shape[1]);
+    let steps = xs
+        .iter()
+        .map(|&x| g.reshape(x, &[r, 1, c]))
+        .collect::<Result<Vec<_>>>()?;
+    let seq = g.concat(&steps, 1)?;
+    g.reshape(seq, &[r * xs.len(), c])
+}
+
 /// `contributions` with the matrix products `aᵢᵀ·bᵢ` (rank 2, one output shape) replaced
-/// by one product of the `aᵢ` and the `bᵢ` stacked along their rows, when there are two
-/// or more.
+/// by one product of the `aᵢ` and the `bᵢ` stacked along their rows ([`stack_rows`]; the
+/// sum over the rows does not depend on their order), when there are two or more.
 fn join_products(g: &mut Graph, contributions: &[NodeId]) -> Result<Vec<NodeId>> {
     let is_product = |g: &Graph, c: NodeId| {
         matches!(
@@ -138,15 +160,17 @@ fn join_products(g: &mut Graph, contributions: &[NodeId]) -> Result<Vec<NodeId>>
     if products.len() < 2 {
         return Ok(contributions.to_vec());
     }
+    // The uses in program order (autodiff reaches the last use first).
     let (a, b): (Vec<NodeId>, Vec<NodeId>) = products
         .iter()
+        .rev()
         .map(|&p| {
             let ops = g.operands(p);
             (ops[0], ops[1])
         })
         .unzip();
-    let a = g.concat(&a, 0)?;
-    let b = g.concat(&b, 0)?;
+    let a = stack_rows(g, &a)?;
+    let b = stack_rows(g, &b)?;
     let mut out = vec![g.matmul(a, b, true, false)?];
     out.extend(contributions.iter().copied().filter(|&c| !is_product(g, c)));
     Ok(out)
@@ -185,6 +209,15 @@ mod tests {
             (vec![12, 3], vec![12, 2])
         );
         assert_eq!(g.ty(s).shape, [3, 2]);
+        // Stacked as sequences `[4, 3, ·]` of the uses in program order (the last
+        // contribution is the first use).
+        for (op, parts) in [(ops[0], &dys), (ops[1], &xs)] {
+            assert!(matches!(g.node(op).op, Op::Reshape { .. }));
+            let seq = g.operands(op)[0];
+            assert!(matches!(g.node(seq).op, Op::Concat { axis: 1 }));
+            let steps: Vec<NodeId> = g.operands(seq).iter().map(|&r| g.operands(r)[0]).collect();
+            assert_eq!(steps, parts.iter().rev().copied().collect::<Vec<_>>());
+        }
     }
 
     #[test]
