@@ -529,6 +529,52 @@ fn softmax_multiclass_cross_entropy_gradient_has_no_exp_log_or_division() {
 }
 
 #[test]
+fn a_cross_entropy_of_a_softmax_takes_one_log_per_row() {
+    // Σ t·log(max(softmax(z), ε)) over [4, 5] (neon's CrossEntropyMulti), and the same
+    // without the floor: the logs are of the 4 row sums, not of the 20 probabilities.
+    let dt = DType::F64;
+    let (n, k) = (4, 5);
+    for floor in [true, false] {
+        let mut g = Graph::new();
+        let x = g.parameter("z", dt, &[n, k]).unwrap();
+        let t = g.input("t", dt, &[n, k]).unwrap();
+        let m = g.reduce_max(x, &[1], true).unwrap();
+        let m = g.broadcast_to(m, &[n, k]).unwrap();
+        let z = g.sub(x, m).unwrap();
+        let e = g.exp(z).unwrap();
+        let s = g.sum(e, &[1], true).unwrap();
+        let s = g.broadcast_to(s, &[n, k]).unwrap();
+        let y = g.div(e, s).unwrap();
+        let y = match floor {
+            true => {
+                let eps = g.full(dt, &[n, k], 1e-7).unwrap();
+                g.max(y, eps).unwrap()
+            }
+            false => y,
+        };
+        let ly = g.log(y).unwrap();
+        let a = g.mul(t, ly).unwrap();
+        let loss = g.sum(a, &[0, 1], false).unwrap();
+        g.set_output("loss", loss).unwrap();
+        let (o, report) = opt::optimize(&g, &OptConfig::default()).unwrap();
+        let rule = if floor {
+            "log-softmax-floor"
+        } else {
+            "log-softmax"
+        };
+        assert!(report.rule_matches.contains_key(rule), "{report}");
+        for id in o.ids() {
+            if o.node(id).op.name() == "log" {
+                assert_eq!(o.ty(id).numel(), n, "{o}");
+            }
+        }
+        let mut rng = Rng(31);
+        let f = feeds(&g, &mut rng, -20.0, 20.0);
+        compare(&g, &o, &f, 1e-12, rule);
+    }
+}
+
+#[test]
 fn an_embedding_and_its_dense_layer_multiply_the_table_once() {
     // ids [4, 6] → gather from E [5, 3] → [24, 3] → · Wᵀ (W [7, 3]) → tanh → sum; the
     // gradients of E and W. The optimizer multiplies the 5 table rows instead of the 24

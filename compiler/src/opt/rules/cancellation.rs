@@ -13,6 +13,9 @@
 //! - **complementary cross terms**: `a·(1−b) − (1−a)·b = a − b`.
 //! - **sign normalization**: `k·(a − b) = (−k)·(b − a)` for a negative constant `k`, so the
 //!   extracted form shows a positive scale.
+//! - **log-softmax**: `log(e/Σe) = z − log Σe` for `e = exp(z)`, also under a positive
+//!   floor `c` (`log(max(y, c)) = max(log y, log c)`): a multiclass cross-entropy's value
+//!   takes one `log` per row instead of one per class.
 //!
 //! Together with the algebra rules, they reduce the reverse-mode gradient of
 //! `CrossEntropyBinary(Logistic(z), t)` with respect to `z` to `(1/N)·(y − t)`: no `exp`,
@@ -26,6 +29,11 @@ use super::{XRewrite, konst_all, rw, rw_custom, rw_if, var};
 use crate::opt::analysis::{XGraph, add_checked, add_constant};
 use crate::opt::lang::XLang;
 use egg::{Id, Subst};
+
+/// A softmax `e/Σe` with `e = exp(z)`, the sum over some axes broadcast back.
+const SOFTMAX: &str = "(div (exp ?z) (broadcast (reduce_sum (exp ?z) ?ax) ?sh))";
+/// `log Σe` of [`SOFTMAX`], broadcast back.
+const LOG_SUM: &str = "(broadcast (log (reduce_sum (exp ?z) ?ax)) ?sh)";
 
 /// The cancellation rules.
 pub fn rules() -> Vec<XRewrite> {
@@ -71,6 +79,20 @@ pub fn rules() -> Vec<XRewrite> {
             "(sub (mul ?a (sub ?o ?b)) (mul (sub ?o ?a) ?b))",
             "(sub ?a ?b)",
             one,
+        ),
+        // log(e/Σe) with e = exp(z): z − log Σe, one log per row instead of one per
+        // element; also under a positive floor c (neon's `max(y, ε)` before the log of a
+        // cross-entropy), as log is increasing: log(max(y, c)) = max(log y, log c).
+        rw(
+            "log-softmax",
+            &format!("(log {SOFTMAX})"),
+            &format!("(sub ?z {LOG_SUM})"),
+        ),
+        rw_if(
+            "log-softmax-floor",
+            &format!("(log (max {SOFTMAX} ?c))"),
+            &format!("(max (sub ?z {LOG_SUM}) (log ?c))"),
+            |eg, _, s| konst_all(eg, s, var("?c"), |x| x > 0.0),
         ),
         rw_custom("positive-scale", "(mul ?k (sub ?a ?b))", |eg, _, s| {
             let k = eg[s[var("?k")]].data.konst.clone()?;
