@@ -666,6 +666,22 @@ fn one_hot_rows_times_a_matrix_are_its_gathered_rows() {
 }
 
 #[test]
+fn a_product_with_zeros_is_zeros() {
+    // A recurrent step from a zero state: x + 0·Wᵀ is x, and no product is left.
+    let dt = DType::F64;
+    let mut g = Graph::new();
+    let x = g.parameter("x", dt, &[3, 4]).unwrap();
+    let w = g.parameter("W", dt, &[4, 2]).unwrap();
+    let h0 = g.full(dt, &[3, 2], 0.0).unwrap();
+    let hw = g.matmul(h0, w, false, true).unwrap();
+    let z = g.add_(x, hw).unwrap();
+    g.set_output("z", z).unwrap();
+    let (o, report) = opt::optimize(&g, &OptConfig::default()).unwrap();
+    assert!(report.rule_matches.contains_key("matmul-0"), "{report}");
+    assert_eq!(o.output("z"), o.find_leaf("x"), "{o}");
+}
+
+#[test]
 fn a_product_with_a_matrix_that_is_not_the_identity_stays() {
     // A permutation matrix is no identity: the product is kept.
     let dt = DType::F64;

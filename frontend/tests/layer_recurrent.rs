@@ -673,18 +673,25 @@ fn the_gate_gradients_are_stored_once() {
     // the input-side products (as a sequence [batch, T, 4n]) and by the recurrent weight's
     // gradient (summed over the steps); both read the one sequence, so no kernel copies
     // gate gradients. Each step's output is stored into one sequence and copied into the
-    // other (the recurrent weight's gradient reads it one step later).
+    // other (the recurrent weight's gradient reads it one step later). With states carried
+    // from the last minibatch and with every minibatch starting from zeros.
     let (n, v, steps, batch) = (6, 5, 4, 8);
-    let layers = Sequential::new(vec![
-        lstm(n, false),
-        lstm(n, false),
-        Affine::new(v, uniform())
-            .with_activation(Activation::Softmax {
-                axis: 0,
-                epsilon: 1e-7,
-            })
-            .into(),
-    ]);
+    for reset in [false, true] {
+        let layers = Sequential::new(vec![
+            lstm(n, reset),
+            lstm(n, reset),
+            Affine::new(v, uniform())
+                .with_activation(Activation::Softmax {
+                    axis: 0,
+                    epsilon: 1e-7,
+                })
+                .into(),
+        ]);
+        gate_gradients_stored_once(layers, n, v, steps, batch);
+    }
+}
+
+fn gate_gradients_stored_once(layers: Sequential, n: usize, v: usize, steps: usize, batch: usize) {
     let model = Model::new(layers, &[steps, v], 0).unwrap();
     let rms = Optimizer::RmsProp(Default::default());
     let cost = Cost::CrossEntropyMulti {

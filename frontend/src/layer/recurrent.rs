@@ -299,13 +299,20 @@ impl Cell<'_> {
             },
         )?;
         let carried = !self.reset_cells && !reverse;
-        let mut h = match carried {
-            true => Some(ctx.state(&format!("{prefix}h"), &[b, n])?),
-            false => None,
-        };
-        let mut c = match carried && self.kind == CellKind::Lstm {
-            true => Some(ctx.state(&format!("{prefix}c"), &[b, n])?),
-            false => None,
+        let lstm = self.kind == CellKind::Lstm;
+        let (mut h, mut c) = match carried {
+            true => (
+                ctx.state(&format!("{prefix}h"), &[b, n])?,
+                lstm.then(|| ctx.state(&format!("{prefix}c"), &[b, n]))
+                    .transpose()?,
+            ),
+            // Zeros, which the optimizer folds out of the first step; the recurrent
+            // weight's gradient then has a term for every step, so that it reads the whole
+            // sequence of gate gradients (see `autodiff::accumulate`).
+            false => {
+                let zeros = ctx.g.full(ctx.dtype(), &[b, n], 0.0)?;
+                (zeros, lstm.then_some(zeros))
+            }
         };
         let g = &mut *ctx.g;
         // Every step's input projection in one product.
@@ -344,13 +351,8 @@ impl Cell<'_> {
                     let f = cols(g, ifo, n, 2 * n)?;
                     let o = cols(g, ifo, 2 * n, 3 * n)?;
                     let ig = g.mul(i, cand)?;
-                    let cell = match c {
-                        Some(c) => {
-                            let fc = g.mul(f, c)?;
-                            g.add_(fc, ig)?
-                        }
-                        None => ig,
-                    };
+                    let fc = g.mul(f, c.expect("an LSTM's cell state"))?;
+                    let cell = g.add_(fc, ig)?;
                     let act = self.activation.lower(g, cell)?;
                     (g.mul(o, act)?, Some(cell))
                 }
@@ -361,23 +363,18 @@ impl Cell<'_> {
                     let rz = self.gate_activation.lower(g, rz)?;
                     let r = cols(g, rz, 0, n)?;
                     let z = cols(g, rz, n, 2 * n)?;
-                    let rh = h.map(|h| g.mul(r, h)).transpose()?;
+                    let rh = g.mul(r, h)?;
                     let cand = recur(g, pre_h, rh, w_h.expect("GRU weights"))?;
                     let cand = self.activation.lower(g, cand)?;
                     // (1 − z)·h + z·h̃ = h + z·(h̃ − h)
-                    let h_new = match h {
-                        Some(h) => {
-                            let d = g.sub(cand, h)?;
-                            let zd = g.mul(z, d)?;
-                            g.add_(h, zd)?
-                        }
-                        None => g.mul(z, cand)?,
-                    };
+                    let d = g.sub(cand, h)?;
+                    let zd = g.mul(z, d)?;
+                    let h_new = g.add_(h, zd)?;
                     (h_new, None)
                 }
             };
             outputs[t] = Some(g.reshape(h_new, &[b, 1, n])?);
-            h = Some(h_new);
+            h = h_new;
             c = c_new.or(c);
         }
         let outputs: Vec<NodeId> = outputs
@@ -389,7 +386,7 @@ impl Cell<'_> {
             _ => g.concat(&outputs, 1)?,
         };
         if carried {
-            ctx.carry(&format!("{prefix}h"), h.expect("at least one step"))?;
+            ctx.carry(&format!("{prefix}h"), h)?;
             if let Some(c) = c {
                 ctx.carry(&format!("{prefix}c"), c)?;
             }
@@ -398,15 +395,10 @@ impl Cell<'_> {
     }
 }
 
-/// `pre + h·Wᵀ`, or `pre` alone when there is no previous state (zeros).
-fn recur(g: &mut Graph, pre: NodeId, h: Option<NodeId>, w: NodeId) -> Result<NodeId, GraphError> {
-    match h {
-        Some(h) => {
-            let r = g.matmul(h, w, false, true)?;
-            g.add_(pre, r)
-        }
-        None => Ok(pre),
-    }
+/// `pre + h·Wᵀ`.
+fn recur(g: &mut Graph, pre: NodeId, h: NodeId, w: NodeId) -> Result<NodeId, GraphError> {
+    let r = g.matmul(h, w, false, true)?;
+    g.add_(pre, r)
 }
 
 /// Columns `from..to` of a `[batch, width]` value.

@@ -1,7 +1,8 @@
 //! Algebraic identities.
 //!
 //! - identities: `x+0`, `0+x`, `x−0`, `x·1`, `1·x`, `x/1` → `x`; `0−x` → `−x`; `x·(−1)` → `−x`;
-//!   `x·0` → `0` (sound where `x` is finite);
+//!   `x·0` → `0` and a matrix product with a zero operand → `0` (sound where the other
+//!   operand is finite);
 //! - inverses: `−(−x)`, `1/(1/x)`, `log(exp x)` → `x`; `(a·b)/b`, `(a/b)·b` → `a` (where
 //!   `b ≠ 0`); `a − a` → `0` (finite `a`);
 //! - sign movement: negations move out of products and quotients and merge into `add`/`sub`;
@@ -48,6 +49,14 @@ pub fn rules() -> Vec<XRewrite> {
         rw_if("neg1-mul", "(mul ?o ?x)", "(neg ?x)", is_const("?o", -1.0)),
         rw_if("mul-0", "(mul ?x ?z)", "?z", is_const("?z", 0.0)),
         rw_if("0-mul", "(mul ?z ?x)", "?z", is_const("?z", 0.0)),
+        rw_custom("matmul-0", "(matmul ?a ?b ?f)", |eg, id, s| {
+            let zero = |v: &str| konst_all(eg, s, var(v), |x| x == 0.0);
+            if !(zero("?a") || zero("?b")) {
+                return None;
+            }
+            let ty = eg[id].data.ty.clone()?;
+            Some(add_constant(eg, vec![0.0], ty))
+        }),
         rw_if("div-1", "(div ?x ?o)", "?x", is_const("?o", 1.0)),
         rw_if(
             "div-const",
