@@ -94,3 +94,63 @@ fn inference_bundle_predicts_like_the_model() {
     let got = aot.predict(&data.x).unwrap();
     assert_eq!(got.as_slice(), want.as_f32().unwrap());
 }
+
+#[test]
+fn a_recurrent_bundle_fed_token_ids_predicts_like_the_model() {
+    // An LSTM language model fed token ids, bundled for inference: the bundle takes the
+    // ids and the carried states and gives what `Model::predict` does, and the new
+    // states, which the next run takes: two runs in a row match two calls of `predict`.
+    let (v, steps, batch) = (7, 5, 2);
+    let init = Initializer::Uniform {
+        low: -0.5,
+        high: 0.5,
+    };
+    let lstm = xenon_frontend::layer::Lstm::new(
+        6,
+        init.clone(),
+        Activation::Tanh,
+        Activation::Logistic { shortcut: false },
+    );
+    let out = Affine::new(v, init).with_activation(Activation::Softmax {
+        axis: 0,
+        epsilon: 1e-7,
+    });
+    let layers = Sequential::new(vec![lstm.into(), out.into()]);
+    let mut model = Model::new(layers, &[steps, v], 4)
+        .unwrap()
+        .with_token_ids()
+        .unwrap();
+    let bundle = model
+        .compile_bundle(batch, BundleKind::Inference, &BundleOptions::default())
+        .unwrap();
+    let mut aot = CompiledModel::from_artifact(&bundle.artifact, &LoadOptions::default()).unwrap();
+    let ids: Vec<f32> = (0..batch * steps)
+        .map(|i| ((i * 3 + 1) % v) as f32)
+        .collect();
+    model.reset_states(batch);
+    let want = model
+        .predict(&Tensor::from_f32(vec![batch, steps], ids.clone()).unwrap())
+        .unwrap();
+    // The model carries its state into the next call; the bundle hands the new state out.
+    let want2 = model
+        .predict(&Tensor::from_f32(vec![batch, steps], ids.clone()).unwrap())
+        .unwrap();
+    let m = aot.manifest().clone();
+    let names = |infos: &[xenon_runtime::aot::TensorInfo]| -> Vec<String> {
+        infos.iter().map(|i| i.name.clone()).collect()
+    };
+    assert_eq!(names(&m.inputs), ["x", "LSTM_0/h", "LSTM_0/c"]);
+    assert_eq!(names(&m.outputs), ["new/LSTM_0/h", "new/LSTM_0/c", "y"]);
+    assert_eq!(m.inputs[0].shape, [batch, steps]);
+    let mut state: Vec<Vec<f32>> = m.inputs[1..].iter().map(|i| vec![0.0; i.len()]).collect();
+    for want in [want, want2] {
+        let mut inputs = vec![Slice::F32(&ids)];
+        inputs.extend(state.iter().map(|s| Slice::F32(s)));
+        let mut outs: Vec<Vec<f32>> = m.outputs.iter().map(|o| vec![0.0; o.len()]).collect();
+        let mut slices: Vec<SliceMut<'_>> = outs.iter_mut().map(|o| SliceMut::F32(o)).collect();
+        aot.run(&inputs, &mut slices).unwrap();
+        assert_eq!(outs[2].as_slice(), want.as_f32().unwrap());
+        outs.truncate(2);
+        state = outs;
+    }
+}

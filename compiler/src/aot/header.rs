@@ -53,7 +53,9 @@ xenon_status xenon_open(const char *artifact_path, xenon_model **out);
 /* Runs the model: inputs[i] points to input_bytes[i] bytes of input i (manifest order),
  * outputs[j] to output_bytes[j] writable bytes; counts and sizes are checked, and each
  * pointer must be aligned for its element type. A training bundle also updates its
- * weights (not when a value is NaN or infinite: XENON_ERR_NON_FINITE). */
+ * weights (not when a value is NaN or infinite: XENON_ERR_NON_FINITE). A recurrent
+ * layer's carried state is an input ("<layer>/h") of an inference bundle and its new
+ * value an output ("new/<layer>/h"): pass it to the next run to continue a sequence. */
 xenon_status xenon_run(xenon_model *model, const void *const *inputs,
                        const size_t *input_bytes, size_t num_inputs, void *const *outputs,
                        const size_t *output_bytes, size_t num_outputs);

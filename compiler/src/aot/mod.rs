@@ -88,7 +88,10 @@ pub struct Bundle {
 /// Builds a bundle from `graph` (the graph that was lowered, for names, dtypes and
 /// shapes) and its lowering. Every program input found in `weights` is a weight (kept
 /// by the runtime, updated by a training step); the others are the caller's inputs on
-/// each run. `weights_meta` is stored as the weights file's metadata.
+/// each run. In an inference bundle a value the program updates (a recurrent layer's
+/// carried state) is always the caller's input, and its new value an output, so a caller
+/// runs a sequence step by step by passing each run's new state to the next. `weights_meta`
+/// is stored as the weights file's metadata.
 pub fn build(
     graph: &Graph,
     lowered: &Lowered,
@@ -101,6 +104,11 @@ pub fn build(
         return Err(AotError::Name(opts.name.clone()));
     }
     let program = &lowered.program;
+    // A weight: kept by the runtime (and, in a training bundle, updated in place).
+    let kept = |name: &str| {
+        weights.contains_key(name)
+            && (mode == Mode::Train || !program.updates.iter().any(|(_, w)| w == name))
+    };
     let leaf = |name: &str| -> Result<TensorInfo, AotError> {
         let id = graph
             .find_leaf(name)
@@ -116,7 +124,7 @@ pub fn build(
     for b in &program.buffers {
         if let BufferKind::Input { name } = &b.kind {
             let info = leaf(name)?;
-            if let Some(t) = weights.get(name) {
+            if let Some(t) = weights.get(name).filter(|_| kept(name)) {
                 if t.dtype() != info.dtype || t.shape() != info.shape.as_slice() {
                     return Err(AotError::Weight {
                         name: name.clone(),
@@ -138,7 +146,7 @@ pub fn build(
     let outputs: Vec<TensorInfo> = program
         .outputs
         .iter()
-        .filter(|(n, _)| !program.updates.iter().any(|(o, _)| o == n))
+        .filter(|(n, _)| !program.updates.iter().any(|(o, w)| o == n && kept(w)))
         .map(|(n, id)| {
             let b = &program.buffers[*id];
             TensorInfo {
@@ -155,6 +163,7 @@ pub fn build(
     let updates = program
         .updates
         .iter()
+        .filter(|(_, w)| kept(w))
         .map(|(o, w)| UpdateInfo {
             output: o.clone(),
             weight: w.clone(),

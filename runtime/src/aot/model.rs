@@ -508,7 +508,7 @@ fn bind(m: &Manifest, program: &Program) -> Result<Vec<Bind>, BundleError> {
         .outputs
         .iter()
         .map(|(n, _)| n)
-        .filter(|n| !program.updates.iter().any(|(o, _)| o == *n))
+        .filter(|n| !m.updates.iter().any(|u| &u.output == *n))
         .collect();
     let declared: Vec<&String> = m.outputs.iter().map(|o| &o.name).collect();
     if outputs != declared {
