@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    quiet_broken_pipe();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -12,5 +13,16 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Output into a closed pipe (`xenon train M | head -1`) ends the process as it does other
+/// Unix tools, by `SIGPIPE`, instead of a panic in `println!`: Rust ignores the signal by
+/// default, which turns it into an error every print would have to handle.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

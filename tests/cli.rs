@@ -489,7 +489,7 @@ fn compile_rejects_bad_arguments_clearly() {
     let o = base(&["--name", "9lives"]);
     assert_clear_error(&o, &["9lives", "C identifier"]);
     let o = base(&["--batch", "0"]);
-    assert_clear_error(&o, &["--batch"]);
+    assert_flag_error(&o, &["--batch"]);
     // clap's own message lists the known targets.
     let o = base(&["--target", "x86-64-v9"]);
     assert!(!o.status.success());
@@ -991,10 +991,24 @@ fn datatype_f64_trains_end_to_end() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-/// `-e 0` trains nothing and says so (no NaN figures); a saved model then has its initial
-/// weights and 0 epochs.
+/// A command-line error from the argument parser: a failure whose first line is the
+/// error, naming what `needles` name (the parser adds a pointer to `--help` below it).
+fn assert_flag_error(o: &std::process::Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(first.contains(n), "{n:?} missing from {first:?}");
+    }
+}
+
+/// `-e 0` is an error naming the flag and its range, and writes nothing; so are the other
+/// count flags out of range (a batch that would not fit in memory, no threads, no timed
+/// repetitions), and `--threads` above the core count is capped with a note.
 #[test]
-fn zero_epochs_train_nothing_and_say_so() {
+fn count_flags_are_bounded() {
     let dir = scratch("zero");
     let s = dir.join("m.xw");
     let o = xenon(&[
@@ -1005,13 +1019,56 @@ fn zero_epochs_train_nothing_and_say_so() {
         "-s",
         s.to_str().unwrap(),
     ]);
+    assert_flag_error(&o, &["--epochs", "1..=1000000"]);
+    assert!(!s.exists());
+    let model = "examples/models/mnist_mlp.yaml";
+    for (args, flag) in [
+        (
+            vec!["train", model, "--epochs", "18446744073709551615"],
+            "--epochs",
+        ),
+        (
+            vec!["bench", model, "--batch", "18446744073709551615"],
+            "--batch",
+        ),
+        (vec!["bench", model, "--reps", "0"], "--reps"),
+        (vec!["train", model, "--threads", "0"], "--threads"),
+        (vec!["train", model, "--batch", "x"], "--batch"),
+    ] {
+        assert_flag_error(&xenon(&args), &[flag]);
+    }
+    let o = xenon(&["train", model, "--epochs", "1", "--threads", "100000"]);
+    assert_flag_error(&o, &["--threads", "1..=4096"]);
+    let o = xenon(&["train", model, "--epochs", "1", "--threads", "4096"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
     assert!(
-        out.contains("No epochs to train: the model has 0 epochs"),
-        "{out}"
+        stderr(&o).contains("note: --threads 4096 is more than"),
+        "{}",
+        stderr(&o)
     );
-    assert!(!out.contains("NaN"), "{out}");
-    let m = xenon_frontend::model::Model::load(&s).unwrap();
-    assert_eq!(m.epoch_index(), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_process_quietly() {
+    // `xenon train M | head -1`: once the reader is gone, the next line written ends the
+    // process by SIGPIPE, as with other Unix tools, without a panic message.
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xenon"))
+        .args(["train", "examples/models/mnist_mlp.yaml", "--epochs", "4"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("Epoch 0"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

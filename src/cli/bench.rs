@@ -4,6 +4,7 @@
 //! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
 //! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
+use super::common::{MAX_BATCH, MAX_REPS, MAX_THREADS, check_count, count};
 use super::common::{backend, data_model, load_model_file, pipeline, report_verify};
 use anyhow::Context;
 use clap::Args;
@@ -24,10 +25,10 @@ pub struct BenchArgs {
     pub model: PathBuf,
     /// Batch size of the training step and of inference (default: the file's `batchsize`,
     /// else 128).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<MAX_BATCH>)]
     pub batch: Option<usize>,
     /// Worker threads of the cpu backend (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<MAX_THREADS>)]
     pub threads: Option<usize>,
     /// Backend: cpu, interp or opencl.
     #[arg(long, default_value = "cpu")]
@@ -40,7 +41,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub isa: Option<Isa>,
     /// Timed repetitions of each (default: as many as fit in about one second, 5 to 1000).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<MAX_REPS>)]
     pub reps: Option<usize>,
     /// Print one JSON object.
     #[arg(long)]
@@ -108,7 +109,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let isa = a.isa.unwrap_or_else(Isa::detect).capped();
     let model = model.with_pipeline(pipeline);
     let backend_name = model.backend_name();
-    let b = a.batch.or(file.batchsize).unwrap_or(128).max(1);
+    let b =
+        check_count(a.batch.or(file.batchsize).unwrap_or(128), MAX_BATCH).context("batch size")?;
 
     let mut x_shape = vec![b];
     x_shape.extend(model.fed_shape());

@@ -85,6 +85,32 @@ pub fn eval_metric(source: &DataSource, cost: &Cost) -> Metric {
     }
 }
 
+/// The most epochs a run may train (`--epochs` or the file's `epochs`).
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest batch size (`--batch` or the file's `batchsize`).
+pub const MAX_BATCH: usize = 1 << 20;
+/// The most timed repetitions of `xenon bench --reps`.
+pub const MAX_REPS: usize = 1_000_000;
+/// The most worker threads `--threads` accepts (more than the machine's cores are capped
+/// to its cores, with a note).
+pub const MAX_THREADS: usize = 4096;
+
+/// A count flag's value: a whole number from 1 to `MAX`.
+pub fn count<const MAX: usize>(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number from 1 to {MAX}"))?;
+    check_count(n, MAX).map_err(|e| e.to_string())
+}
+
+/// `n` when it is from 1 to `max`, else the error saying so.
+pub fn check_count(n: usize, max: usize) -> anyhow::Result<usize> {
+    if n == 0 || n > max {
+        bail!("{n} is not in 1..={max}");
+    }
+    Ok(n)
+}
+
 /// The backend for a `--backend` value or a model file's neon backend name, with
 /// `threads` worker threads (default: all cores) and the GEMM path `isa` (default: the
 /// best the processor has, capped by `XENON_ISA`). Names come from the one registry,
@@ -95,6 +121,16 @@ pub fn backend(
     isa: Option<Isa>,
     device: Option<usize>,
 ) -> anyhow::Result<Arc<dyn Backend>> {
+    // More threads than cores only take turns on them: capped, with a note.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads.map(|t| {
+        if t > cores {
+            eprintln!(
+                "note: --threads {t} is more than this machine's {cores} cores; using {cores}"
+            );
+        }
+        t.min(cores)
+    });
     Ok(xenon_compiler::backend::backend(
         name,
         &BackendOptions {

@@ -1,6 +1,7 @@
 //! `xenon compile MODEL --weights W.safetensors --batch N [--target T] [--train]
 //! [--name NAME] -o DIR`: ahead-of-time compilation into a bundle directory.
 
+use super::common::{MAX_BATCH, count};
 use super::common::{data_model, load_model_file};
 use anyhow::Context;
 use clap::Args;
@@ -17,7 +18,7 @@ pub struct CompileArgs {
     #[arg(long)]
     pub weights: PathBuf,
     /// Samples per run (default 1).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = count::<MAX_BATCH>)]
     pub batch: usize,
     /// What the code may assume about the processor: native (this machine), x86-64-v3
     /// (AVX2, FMA) or x86-64-v4 (AVX-512).

@@ -19,6 +19,7 @@
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
 //! times. Render DOT with `dot -Tsvg out.dot -o out.svg`.
 
+use super::common::{MAX_BATCH, check_count, count};
 use super::common::{data_model, load_model_file};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -59,7 +60,7 @@ pub struct DumpArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     /// Batch size (default: the file's `batchsize`, else 128).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<MAX_BATCH>)]
     pub batch: Option<usize>,
     /// E-node limit of every optimizer phase (default 100000).
     #[arg(long)]
@@ -88,7 +89,8 @@ fn opt_config(a: &DumpArgs) -> OptConfig {
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
     let (model, _, nclass) = data_model(&file, &a.model, None)?;
-    let batch = a.batch.or(file.batchsize).unwrap_or(128);
+    let batch =
+        check_count(a.batch.or(file.batchsize).unwrap_or(128), MAX_BATCH).context("batch size")?;
     if batch == 0 {
         bail!("--batch must be at least 1");
     }

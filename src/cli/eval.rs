@@ -1,5 +1,6 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
+use super::common::{MAX_BATCH, count};
 use super::common::{
     backend, data_source, load_model_file, model_layers, new_model, pipeline, report_verify,
 };
@@ -20,7 +21,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Batch size (default 128).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = count::<MAX_BATCH>)]
     pub batch: usize,
     /// Backend: cpu, interp or opencl (default cpu).
     #[arg(long, default_value = "cpu")]

@@ -1,6 +1,7 @@
 //! `xenon train MODEL [--data DIR|FILE.npz] [--epochs N] [--batch N] [--seed S] [--backend B]
 //! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
 
+use super::common::{MAX_BATCH, MAX_EPOCHS, MAX_THREADS, check_count, count};
 use super::common::{
     backend, data_source, eval_metric, load_model_file, model_layers, new_model, pipeline,
     report_verify,
@@ -26,13 +27,13 @@ pub struct TrainArgs {
     /// `x_train`, `y_train`, `x_test`, `y_test` (class ids) when the file names no data set.
     #[arg(long, short = 'w', alias = "data_dir")]
     pub data: Option<PathBuf>,
-    /// Epochs (neon's `-e`; default: the file's `epochs`, else 10). As with every flag, a
-    /// value given here overrides the file (neon lets the file win for `batchsize`;
+    /// Epochs (neon's `-e`; 1 to 1,000,000; default: the file's `epochs`, else 10). As
+    /// with every flag, a value given here overrides the file (neon lets the file win for `batchsize`;
     /// Xenon keeps one rule: the command line is the more specific request).
-    #[arg(long, short = 'e')]
+    #[arg(long, short = 'e', value_parser = count::<MAX_EPOCHS>)]
     pub epochs: Option<usize>,
-    /// Batch size (neon's `-z`; default: the file's `batchsize`, else 128).
-    #[arg(long, short = 'z', alias = "batch_size")]
+    /// Batch size (neon's `-z`; 1 to 1,048,576; default: the file's `batchsize`, else 128).
+    #[arg(long, short = 'z', alias = "batch_size", value_parser = count::<MAX_BATCH>)]
     pub batch: Option<usize>,
     /// Seed for parameter initialization (neon's `-r`; default 0); a run is reproducible
     /// bit for bit.
@@ -49,9 +50,9 @@ pub struct TrainArgs {
     /// OpenCL device for `--backend opencl` (an index from `xenon devices`; default 0).
     #[arg(long)]
     pub device: Option<usize>,
-    /// Worker threads of the cpu backend (default: all cores; the interpreter always uses
-    /// one).
-    #[arg(long)]
+    /// Worker threads of the cpu backend (1 to 4,096, at most the machine's cores: more are
+    /// capped with a note; default: all cores; the interpreter always uses one).
+    #[arg(long, value_parser = count::<MAX_THREADS>)]
     pub threads: Option<usize>,
     /// GEMM instruction set of the cpu backend: avx512, avx2 or portable (default: the best
     /// this processor has, capped by the XENON_ISA environment variable).
@@ -138,8 +139,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         backend(&backend_name, a.threads, a.isa, a.device)?,
         a.verify,
     );
-    let epochs = a.epochs.or(file.epochs).unwrap_or(10);
-    let batch = a.batch.or(file.batchsize).unwrap_or(128);
+    let epochs =
+        check_count(a.epochs.or(file.epochs).unwrap_or(10), MAX_EPOCHS).context("epochs")?;
+    let batch =
+        check_count(a.batch.or(file.batchsize).unwrap_or(128), MAX_BATCH).context("batch size")?;
     let optimizer = file
         .optimizer
         .clone()
@@ -333,7 +336,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             _ => format!("Test cost ({}) = {figure:.6}", file.cost.name()),
         };
         if samples == 0 {
-            // `-e 0`, or a resumed run that had already reached its epochs.
+            // A resumed run that had already reached its epochs.
             println!(
                 "No epochs to train: the model has {} epochs; nothing evaluated",
                 model.epoch_index()
