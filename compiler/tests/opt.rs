@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 use xenon_compiler::autodiff;
 use xenon_compiler::interp;
-use xenon_compiler::ir::{CompareOp, DType, Graph, NodeId, Op, ReduceOp, UnaryOp};
+use xenon_compiler::ir::{CompareOp, DType, Graph, Literal, NodeId, Op, ReduceOp, UnaryOp};
 use xenon_compiler::opt::{self, OptConfig, Phase, PhaseLimits, dump, rules};
 use xenon_runtime::Tensor;
 
@@ -638,10 +638,9 @@ fn one_hot_rows_times_a_matrix_are_its_gathered_rows() {
     let (v, n) = (5, 7);
     let mut g = Graph::new();
     let x = g.input("ids", dt, &[4, 6]).unwrap();
-    let eye: Vec<f64> = (0..v * v)
-        .map(|k| if k % (v + 1) == 0 { 1.0 } else { 0.0 })
-        .collect();
-    let eye = g.constant(dt, &[v, v], eye).unwrap();
+    let eye = g
+        .constant(dt, &[v, v], Literal::identity(v).values)
+        .unwrap();
     let w = g.parameter("W", dt, &[n, v]).unwrap();
     let ids = g.cast(x, DType::I32).unwrap();
     let onehot = g.gather(eye, ids).unwrap();

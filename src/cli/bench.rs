@@ -4,8 +4,10 @@
 //! the time in GEMM alone, the GEMMs' speed, and this machine's measured FMA peak for the
 //! GEMM instruction-set path in use (so that "fraction of peak" is measured, not assumed).
 
-use super::common::{MAX_BATCH, MAX_REPS, MAX_THREADS, check_count, count};
-use super::common::{backend, data_model, load_model_file, pipeline, report_verify};
+use super::common::{
+    MAX_BATCH, MAX_REPS, MAX_THREADS, backend, check_count, count, data_model, load_model_file,
+    pipeline, report_verify,
+};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;

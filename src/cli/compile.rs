@@ -1,8 +1,7 @@
 //! `xenon compile MODEL --weights W.safetensors --batch N [--target T] [--train]
 //! [--name NAME] -o DIR`: ahead-of-time compilation into a bundle directory.
 
-use super::common::{MAX_BATCH, count};
-use super::common::{data_model, load_model_file};
+use super::common::{MAX_BATCH, count, data_model, load_model_file};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -56,9 +55,6 @@ fn default_name(model: &std::path::Path) -> String {
 }
 
 pub fn run(a: CompileArgs) -> anyhow::Result<()> {
-    if a.batch == 0 {
-        anyhow::bail!("--batch must be at least 1");
-    }
     let file = load_model_file(&a.model)?;
     let (mut model, _, nclass) = data_model(&file, &a.model, None)?;
     model

@@ -19,8 +19,7 @@
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
 //! times. Render DOT with `dot -Tsvg out.dot -o out.svg`.
 
-use super::common::{MAX_BATCH, check_count, count};
-use super::common::{data_model, load_model_file};
+use super::common::{MAX_BATCH, check_count, count, data_model, load_model_file};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -91,9 +90,6 @@ pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let (model, _, nclass) = data_model(&file, &a.model, None)?;
     let batch =
         check_count(a.batch.or(file.batchsize).unwrap_or(128), MAX_BATCH).context("batch size")?;
-    if batch == 0 {
-        bail!("--batch must be at least 1");
-    }
     let (stage, view) = match a.stage {
         Stage::Graph => (PipelineStage::Graph, LoweredView::Kernels),
         Stage::Autodiff => (PipelineStage::Autodiff, LoweredView::Kernels),

@@ -1,8 +1,8 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
-use super::common::{MAX_BATCH, count};
 use super::common::{
-    backend, data_source, load_model_file, model_layers, new_model, pipeline, report_verify,
+    MAX_BATCH, backend, count, data_source, load_model_file, model_layers, new_model, pipeline,
+    report_verify,
 };
 use clap::Args;
 use std::path::PathBuf;

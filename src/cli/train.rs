@@ -1,10 +1,9 @@
 //! `xenon train MODEL [--data DIR|FILE.npz] [--epochs N] [--batch N] [--seed S] [--backend B]
 //! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
 
-use super::common::{MAX_BATCH, MAX_EPOCHS, MAX_THREADS, check_count, count};
 use super::common::{
-    backend, data_source, eval_metric, load_model_file, model_layers, new_model, pipeline,
-    report_verify,
+    MAX_BATCH, MAX_EPOCHS, MAX_THREADS, backend, check_count, count, data_source, eval_metric,
+    load_model_file, model_layers, new_model, pipeline, report_verify,
 };
 use anyhow::Context;
 use clap::Args;

@@ -121,6 +121,35 @@ impl Literal {
     pub fn as_splat(&self) -> Option<f64> {
         (self.values.len() == 1).then(|| self.values[0])
     }
+
+    /// The `n × n` identity matrix (ones on the diagonal, zeros elsewhere).
+    ///
+    /// ```
+    /// use xenon_compiler::ir::Literal;
+    /// let i = Literal::identity(2);
+    /// assert_eq!(i.values, [1.0, 0.0, 0.0, 1.0]);
+    /// assert!(i.is_identity(2) && !Literal::splat(1.0).is_identity(2));
+    /// ```
+    pub fn identity(n: usize) -> Literal {
+        Literal {
+            values: (0..n * n).map(|k| Self::identity_value(n, k)).collect(),
+        }
+    }
+
+    /// True when these are the values of the `n × n` identity matrix.
+    pub fn is_identity(&self, n: usize) -> bool {
+        self.values.len() == n * n
+            && self
+                .values
+                .iter()
+                .enumerate()
+                .all(|(k, &x)| x == Self::identity_value(n, k))
+    }
+
+    /// Element `k` (row-major) of the `n × n` identity.
+    fn identity_value(n: usize, k: usize) -> f64 {
+        if k.is_multiple_of(n + 1) { 1.0 } else { 0.0 }
+    }
 }
 
 /// TVM's fusion classes, used by the partitioner and by the rewrite rules.

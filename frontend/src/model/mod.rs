@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use xenon_compiler::backend::{Backend, BackendError, Cpu, Executable};
 use xenon_compiler::interp::Feeds;
-use xenon_compiler::ir::{DType, Graph, GraphError, NodeId};
+use xenon_compiler::ir::{DType, Graph, GraphError, Literal, NodeId};
 use xenon_compiler::opt::OptConfig;
 use xenon_compiler::pipeline::{Pipeline, PipelineError, Request, Stage};
 use xenon_runtime::Tensor;
@@ -613,10 +613,7 @@ impl Model {
         let mut x = g.input(X, self.dtype, &shape)?;
         if let Some(v) = self.token_ids {
             // The one-hot rows, gathered from the identity.
-            let eye = (0..v * v)
-                .map(|k| if k % (v + 1) == 0 { 1.0 } else { 0.0 })
-                .collect();
-            let eye = g.constant(self.dtype, &[v, v], eye)?;
+            let eye = g.constant(self.dtype, &[v, v], Literal::identity(v).values)?;
             let ids = g.cast(x, DType::I32)?;
             x = g.gather(eye, ids)?;
         }
@@ -776,14 +773,14 @@ impl Model {
         let expected_n: usize = fed.iter().product();
         if n == 0 || features != expected_n || !x.dtype().is_float() {
             return Err(ModelError::InputMismatch {
-                expected: fed,
+                expected: fed.clone(),
                 expected_n,
                 got: x.shape().get(1..).unwrap_or(&[]).to_vec(),
                 got_n: features,
             });
         }
         let mut shape = vec![n];
-        shape.extend(self.fed_shape());
+        shape.extend(fed);
         self.size_states(n);
         let mut feeds = std::mem::take(&mut self.values);
         let x = in_dtype(x.clone(), self.dtype)

@@ -53,19 +53,9 @@ fn is_identity(eg: &XGraph, id: Id) -> bool {
         return false;
     };
     n == m
-        && eg[id].nodes.iter().any(|node| match node {
-            XLang::Op(o, _) => match &o.op {
-                Op::Constant { value } => {
-                    value.values.len() == n * n
-                        && value
-                            .values
-                            .iter()
-                            .enumerate()
-                            .all(|(k, &x)| x == if k % (n + 1) == 0 { 1.0 } else { 0.0 })
-                }
-                _ => false,
-            },
-            _ => false,
+        && eg[id].nodes.iter().any(|node| {
+            matches!(node, XLang::Op(o, _)
+                if matches!(&o.op, Op::Constant { value } if value.is_identity(n)))
         })
 }
 
