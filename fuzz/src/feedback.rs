@@ -1,0 +1,79 @@
+//! A poor man's coverage signal for the built-in engine: targets [`note`] what happened
+//! (which reader stage succeeded, the text of an error with its numbers blanked), and the
+//! engine keeps an input that produced a note it had not seen. Outside the engine (tests,
+//! AFL) notes cost one thread-local check.
+
+use std::cell::RefCell;
+use std::fmt::Display;
+
+thread_local! {
+    static NOTES: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
+}
+
+/// Starts collecting notes on this thread (the engine, before each run).
+pub fn start() {
+    NOTES.with(|n| {
+        let mut n = n.borrow_mut();
+        match n.as_mut() {
+            Some(v) => v.clear(),
+            None => *n = Some(Vec::new()),
+        }
+    });
+}
+
+/// The notes of the current run, as hashes (empty when not collecting).
+pub fn take() -> Vec<u64> {
+    NOTES.with(|n| {
+        n.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+/// Whether notes are being collected on this thread.
+pub fn enabled() -> bool {
+    NOTES.with(|n| n.borrow().is_some())
+}
+
+/// Records `what` (digits are ignored, so `"shape [3, 4]"` and `"shape [5, 6]"` are the
+/// same note; at most the first 160 bytes count).
+pub fn note(what: &str) {
+    NOTES.with(|n| {
+        if let Some(v) = n.borrow_mut().as_mut() {
+            let mut h = 0xcbf2_9ce4_8422_2325u64;
+            for &b in what.as_bytes().iter().take(160) {
+                if b.is_ascii_digit() {
+                    continue;
+                }
+                h ^= b as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            v.push(h);
+        }
+    });
+}
+
+/// Whether `XENON_FUZZ_TRACE` is set: every outcome is then printed to stderr (to see
+/// how far an input gets).
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("XENON_FUZZ_TRACE").is_some())
+}
+
+/// Records a stage's outcome: `"<stage>: ok"` or `"<stage>: <error>"`.
+pub fn outcome<T, E: Display>(stage: &str, r: &Result<T, E>) {
+    if trace() {
+        match r {
+            Ok(_) => eprintln!("  {stage}: ok"),
+            Err(e) => eprintln!("  {stage}: {e}"),
+        }
+    }
+    if !enabled() {
+        return;
+    }
+    match r {
+        Ok(_) => note(&format!("{stage}: ok")),
+        Err(e) => note(&format!("{stage}: {e}")),
+    }
+}
