@@ -19,10 +19,84 @@ fn array_err(path: &Path, array: &str, reason: impl Into<String>) -> DataError {
     }
 }
 
+/// The longest `.npy` header accepted, bytes (numpy's own reader refuses headers above
+/// 10,000 bytes by default).
+pub const MAX_NPY_HEADER: usize = 65_536;
+
+/// The deepest bracket nesting accepted in a `.npy` header: the header dict, a structured
+/// dtype's list of field tuples and a field's shape.
+const MAX_HEADER_DEPTH: usize = 4;
+
+/// Opens the `.npy` data in `reader` after checking its preamble: the magic string, the
+/// version, a header length of at most [`MAX_NPY_HEADER`] that the data holds, and a header
+/// nested at most [`MAX_HEADER_DEPTH`] brackets deep (npyz's header parser takes time
+/// exponential in the nesting: a 120-byte header of nested tuples took seconds).
+fn open_npy<R: Read>(mut reader: R) -> std::io::Result<NpyFile<impl Read>> {
+    use std::io::{Error, ErrorKind};
+    let bad = |m: String| Error::new(ErrorKind::InvalidData, m);
+    let mut pre = [0u8; 8];
+    reader
+        .read_exact(&mut pre)
+        .map_err(|_| bad("not a .npy file: truncated magic string".into()))?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file: wrong magic string".into()));
+    }
+    let mut preamble = pre.to_vec();
+    let len = match pre[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            reader
+                .read_exact(&mut b)
+                .map_err(|_| bad("truncated header length".into()))?;
+            preamble.extend_from_slice(&b);
+            u16::from_le_bytes(b) as usize
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            reader
+                .read_exact(&mut b)
+                .map_err(|_| bad("truncated header length".into()))?;
+            preamble.extend_from_slice(&b);
+            u32::from_le_bytes(b) as usize
+        }
+        v => return Err(bad(format!("unsupported .npy format version {v}"))),
+    };
+    if len > MAX_NPY_HEADER {
+        return Err(bad(format!(
+            "the header is {len} bytes long, more than the {MAX_NPY_HEADER} accepted"
+        )));
+    }
+    let start = preamble.len();
+    (&mut reader).take(len as u64).read_to_end(&mut preamble)?;
+    if preamble.len() - start < len {
+        return Err(bad(format!(
+            "truncated header: {len} bytes announced, {} present",
+            preamble.len() - start
+        )));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for &b in &preamble[start..] {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_HEADER_DEPTH {
+        return Err(bad(format!(
+            "the header nests brackets {deepest} deep (at most {MAX_HEADER_DEPTH} are read)"
+        )));
+    }
+    NpyFile::new(std::io::Cursor::new(preamble).chain(reader))
+}
+
 /// Reads the `.npy` data in `reader` (`array` names it in errors).
 fn read_array<R: Read>(reader: R, path: &Path, array: &str) -> Result<Array, DataError> {
     let err = |e: std::io::Error| array_err(path, array, e.to_string());
-    let npy = NpyFile::new(reader).map_err(err)?;
+    let npy = open_npy(reader).map_err(err)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let DType::Plain(ts) = npy.dtype() else {
         return Err(array_err(path, array, "a structured array, not numbers"));
@@ -130,7 +204,7 @@ pub fn read_npz(path: impl AsRef<Path>, name: &str) -> Result<Array, DataError> 
 pub fn array_shape(path: impl AsRef<Path>, array: Option<&str>) -> Result<Vec<usize>, DataError> {
     let path = path.as_ref();
     open_array(path, array, |r, name| {
-        let npy = NpyFile::new(r).map_err(|e| array_err(path, name, e.to_string()))?;
+        let npy = open_npy(r).map_err(|e| array_err(path, name, e.to_string()))?;
         Ok(npy.shape().iter().map(|&d| d as usize).collect())
     })
 }
