@@ -24,6 +24,9 @@ pub struct Options {
     pub feedback: bool,
     /// The most inputs the corpus grows to.
     pub max_corpus: usize,
+    /// An input that runs longer is saved as `slow-<hash>` (not a finding; at most 5 per
+    /// run, the slowest first reported).
+    pub slow: Duration,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             seed: 0,
             feedback: true,
             max_corpus: 2048,
+            slow: Duration::from_secs(1),
         }
     }
 }
@@ -52,6 +56,10 @@ pub struct Stats {
     pub panics: u64,
     /// The saved inputs of distinct panics.
     pub saved: Vec<PathBuf>,
+    /// The slowest input's run time.
+    pub slowest: Duration,
+    /// Inputs that ran longer than [`Options::slow`].
+    pub slow: u64,
 }
 
 static PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -100,10 +108,7 @@ pub fn seeds(target: &Target) -> Vec<Vec<u8>> {
 
 /// The message of a panic without its numbers: what tells two panics apart.
 fn signature(msg: &str) -> String {
-    msg.chars()
-        .filter(|c| !c.is_ascii_digit())
-        .take(200)
-        .collect()
+    feedback::blank(msg).chars().take(200).collect()
 }
 
 /// Fuzzes `target` in this process for `opts.duration`; `progress` is called about once
@@ -151,10 +156,27 @@ pub fn fuzz(target: &Target, opts: &Options, mut progress: impl FnMut(&Stats)) -
         if opts.feedback {
             feedback::start();
         }
+        let t0 = Instant::now();
         guard::begin(&input);
         let result = run_once(target, &input);
         guard::end();
+        let took = t0.elapsed();
         stats.execs += 1;
+        if took > opts.slow {
+            stats.slow += 1;
+            if stats.slow <= 5 {
+                let _ = std::fs::create_dir_all(&artifacts);
+                let path = artifacts.join(format!("slow-{:016x}", fnv64(&input)));
+                let _ = std::fs::write(&path, &input);
+                eprintln!(
+                    "xenon-fuzz: {}: an input took {:.2} s; saved as {}",
+                    target.name,
+                    took.as_secs_f64(),
+                    path.display()
+                );
+            }
+        }
+        stats.slowest = stats.slowest.max(took);
         if let Err(msg) = result {
             stats.panics += 1;
             if panics.insert(signature(&msg)) {

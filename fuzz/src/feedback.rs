@@ -36,20 +36,33 @@ pub fn enabled() -> bool {
     NOTES.with(|n| n.borrow().is_some())
 }
 
-/// Records `what` (digits are ignored, so `"shape [3, 4]"` and `"shape [5, 6]"` are the
-/// same note; at most the first 160 bytes count).
+/// `text` without what varies from input to input: digits, and whatever is quoted
+/// (`"..."`, `'...'`, `` `...` ``) becomes `_`.
+pub fn blank(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => {
+                quote = None;
+                out.push('_');
+            }
+            Some(_) => {}
+            None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+            None if c.is_ascii_digit() => {}
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// Records `what` (see [`blank`]: `"shape [3, 4]"` and `"shape [5, 6]"` are the same
+/// note; at most the first 160 bytes count).
 pub fn note(what: &str) {
     NOTES.with(|n| {
         if let Some(v) = n.borrow_mut().as_mut() {
-            let mut h = 0xcbf2_9ce4_8422_2325u64;
-            for &b in what.as_bytes().iter().take(160) {
-                if b.is_ascii_digit() {
-                    continue;
-                }
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            v.push(h);
+            let blanked = blank(what);
+            v.push(crate::fnv64(&blanked.as_bytes()[..blanked.len().min(160)]));
         }
     });
 }

@@ -156,12 +156,14 @@ fn child(a: &Args) -> i32 {
     };
     let stats = engine::fuzz(t, &opts, |s| println!("progress {}", s.execs));
     println!(
-        "result {} {:.3} {} {} {}",
+        "result {} {:.3} {} {} {} {:.3} {}",
         stats.execs,
         stats.elapsed.as_secs_f64(),
         stats.seeds,
         stats.corpus,
-        stats.panics
+        stats.panics,
+        stats.slowest.as_secs_f64(),
+        stats.slow
     );
     i32::from(stats.panics > 0)
 }
@@ -217,6 +219,8 @@ struct Row {
     secs: f64,
     seeds: usize,
     corpus: usize,
+    slowest: f64,
+    slow: u64,
     findings: Vec<String>,
 }
 
@@ -251,13 +255,15 @@ fn parent(names: &str, a: &Args) -> i32 {
     for t in &targets {
         let row = fuzz_target(&exe, t, share, a);
         println!(
-            "{:<14} {:>10} execs {:>7.1} s {:>9.0} execs/s  corpus {:>4} -> {:<5} findings {}",
+            "{:<14} {:>10} execs {:>7.1} s {:>9.0} execs/s  corpus {:>4} -> {:<5} slowest {:>6.3} s ({} over 1 s)  findings {}",
             t.name,
             row.execs,
             row.secs,
             row.execs as f64 / row.secs.max(1e-9),
             row.seeds,
             row.corpus,
+            row.slowest,
+            row.slow,
             row.findings.len()
         );
         for f in &row.findings {
@@ -344,6 +350,8 @@ fn fuzz_target(exe: &std::path::Path, t: &Target, seconds: f64, a: &Args) -> Row
                 row.secs += num(1);
                 row.seeds = num(2) as usize;
                 row.corpus = row.corpus.max(num(3) as usize);
+                row.slowest = row.slowest.max(num(5));
+                row.slow += num(6) as u64;
                 if num(4) > 0.0 {
                     row.findings.push(format!(
                         "{} panicking input(s); distinct ones saved in {}",

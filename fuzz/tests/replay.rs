@@ -1,16 +1,22 @@
 //! Replays every seed (`fuzz/corpus/<target>/`) and every regression input
-//! (`fuzz/regressions/<target>/`) through its target: none may panic. An input that still
+//! (`fuzz/regressions/<target>/`) through its target: none may panic, and none may take
+//! longer than [`LIMIT`] (the inputs of fixed hangs). An input that still
 //! fails because its fix belongs to code outside the fuzzing work is listed in
 //! [`KNOWN_OPEN`] with the panic it gives, and skipped until it is fixed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::time::{Duration, Instant};
 use xenon_fuzz::{TARGETS, files_in};
 
 /// Regression inputs whose fix is open elsewhere (`target/file`, why). Each is still
 /// replayed by `xenon-fuzz replay TARGET fuzz/regressions/TARGET/FILE`; remove its line
 /// when it passes.
 const KNOWN_OPEN: &[(&str, &str)] = &[];
+
+/// The longest an input may take (the fuzzing harness calls an input that runs over 10 s
+/// a hang).
+const LIMIT: Duration = Duration::from_secs(10);
 
 fn replay(dir_of: impl Fn(&xenon_fuzz::Target) -> std::path::PathBuf, need_files: bool) {
     let mut failures = Vec::new();
@@ -32,7 +38,13 @@ fn replay(dir_of: impl Fn(&xenon_fuzz::Target) -> std::path::PathBuf, need_files
             }
             let bytes = std::fs::read(&f).expect("a readable file");
             count += 1;
-            if let Err(e) = catch_unwind(AssertUnwindSafe(|| (t.run)(&bytes))) {
+            let start = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| (t.run)(&bytes)));
+            let took = start.elapsed();
+            if took > LIMIT {
+                failures.push(format!("{}: took {:.1} s", f.display(), took.as_secs_f64()));
+            }
+            if let Err(e) = result {
                 let msg = e
                     .downcast_ref::<String>()
                     .cloned()

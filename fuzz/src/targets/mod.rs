@@ -25,16 +25,34 @@ thread_local! {
     static SCRATCH: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
 }
 
-/// This thread's scratch folder (made on first use, under the system's temporary folder,
-/// named by process and thread so that parallel tests do not share files).
+/// Where scratch folders go: `$XENON_FUZZ_SCRATCH`, else `/dev/shm` where it exists (a
+/// memory file system: rewriting a file on ext4 flushes it to disk on every close), else
+/// the system's temporary folder.
+fn scratch_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("XENON_FUZZ_SCRATCH") {
+        return PathBuf::from(d);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
+        return shm.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
+/// This thread's scratch folder (made on first use, under [`scratch_root`], named by
+/// process and thread so that parallel tests do not share files).
 pub fn scratch_dir() -> PathBuf {
     SCRATCH.with(|s| {
         s.borrow_mut()
             .get_or_insert_with(|| {
                 let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
-                let dir =
-                    std::env::temp_dir().join(format!("xenon-fuzz-{}-{n}", std::process::id()));
-                std::fs::create_dir_all(&dir).expect("the temporary folder is writable");
+                let dir = scratch_root().join(format!("xenon-fuzz-{}-{n}", std::process::id()));
+                if std::fs::create_dir_all(&dir).is_err() {
+                    let fallback =
+                        std::env::temp_dir().join(format!("xenon-fuzz-{}-{n}", std::process::id()));
+                    std::fs::create_dir_all(&fallback).expect("the temporary folder is writable");
+                    return fallback;
+                }
                 dir
             })
             .clone()
