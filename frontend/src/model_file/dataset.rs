@@ -525,12 +525,19 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
     Ok(spec)
 }
 
-/// `streams: 0` is an error.
+/// The most input streams `streams: K` may ask for (each is a copy of every example).
+pub const MAX_STREAMS: usize = 64;
+
+/// `streams: 0` is an error, and so is more than [`MAX_STREAMS`] (a mutated file's
+/// `streams: 2147483647` made 2³¹ copies of the example's shape: 51 GB).
 fn check_streams(spec: &DatasetSpec, node: &Node) -> Result<(), ModelFileError> {
-    if spec.streams == 0 {
+    if spec.streams == 0 || spec.streams > MAX_STREAMS {
         return Err(ModelFileError::Invalid {
             at: "dataset.streams".into(),
-            message: "0 streams: give 1 (the default) or more".into(),
+            message: format!(
+                "{} streams: give 1 (the default) to {MAX_STREAMS}",
+                spec.streams
+            ),
             pos: node.pos,
         });
     }
