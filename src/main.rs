@@ -10,10 +10,28 @@ fn main() -> std::process::ExitCode {
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": " (as `{:#}` prints them), leaving out a cause
+/// whose text the message already ends with: an error that prints its source and also
+/// returns it from `source()` would otherwise repeat it ("…(os error 2): No such file or
+/// directory (os error 2)").
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.is_empty() {
+            text = cause;
+        } else if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Output into a closed pipe (`xenon train M | head -1`) ends the process as it does other

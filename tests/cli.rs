@@ -640,12 +640,17 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one() {
     let model = "examples/models/mnist_mlp.yaml";
     let o = xenon(&["train", model, "--epochs", "1", "--save", &ck_s]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let temp_files = || {
+    let temp_files = || -> std::collections::BTreeSet<String> {
         std::fs::read_dir(&dir)
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".ck.xw.tmp-"))
-            .count()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".ck.xw.tmp-"))
+            .collect()
+    };
+    // A temporary file that was not there before: a save has begun.
+    let new_temp = |before: &std::collections::BTreeSet<String>| {
+        temp_files().iter().any(|n| !before.contains(n))
     };
     let (mut mid_write, mut attempts) = (0, 0);
     while mid_write < 3 && attempts < 60 {
@@ -671,12 +676,12 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one() {
             .unwrap();
         // Kill as soon as a new temporary file appears (a save has begun), or after 5 s.
         let start = std::time::Instant::now();
-        while temp_files() == before && start.elapsed().as_secs() < 5 {
+        while !new_temp(&before) && start.elapsed().as_secs() < 5 {
             std::hint::spin_loop();
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        if temp_files() > before {
+        if new_temp(&before) {
             mid_write += 1;
         }
         // The checkpoint is whole: the model loads and training resumes from it.
@@ -689,6 +694,11 @@ fn a_kill_during_a_checkpoint_write_leaves_the_previous_one() {
         mid_write >= 3,
         "only {mid_write} of {attempts} kills landed mid-write"
     );
+    // The next save removes the temporary files the killed ones left.
+    assert!(!temp_files().is_empty());
+    let o = xenon(&["train", model, "--epochs", "1", "--save", &ck_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(temp_files().is_empty(), "{:?}", temp_files());
 }
 
 /// `--history` writes per-epoch JSON or CSV (and every minibatch's cost on request) after
@@ -1034,6 +1044,28 @@ fn count_flags_are_bounded() {
         (vec!["bench", model, "--reps", "0"], "--reps"),
         (vec!["train", model, "--threads", "0"], "--threads"),
         (vec!["train", model, "--batch", "x"], "--batch"),
+        (vec!["train", model, "--eval-freq", "0"], "--eval-freq"),
+        (vec!["train", model, "--early-stop", "0"], "--early-stop"),
+        (
+            vec!["train", model, "-s", "w", "--serialize", "0"],
+            "--serialize",
+        ),
+        (
+            vec!["dump", model, "--stage", "graph", "--opt-node-limit", "0"],
+            "--opt-node-limit",
+        ),
+        (
+            vec!["dump", model, "--stage", "graph", "--opt-time-ms=0"],
+            "--opt-time-ms",
+        ),
+        (
+            vec!["sample", model, "--weights", "w", "--chars", "0"],
+            "--chars",
+        ),
+        (
+            vec!["sample", model, "--weights", "w", "--temperature", "nan"],
+            "--temperature",
+        ),
     ] {
         assert_flag_error(&xenon(&args), &[flag]);
     }

@@ -438,7 +438,7 @@ fn image_models_count_neons_parameters_and_train_on_cifar10() {
         "--data",
         "/nonexistent",
     ]);
-    assert_clear_error(&o, &["data_batch_1.bin"]);
+    assert_clear_error(&o, &["/nonexistent: no such directory or file"]);
 }
 
 /// neon's convolutional autoencoder (examples/models/mnist_conv_autoencoder.yaml: conv,

@@ -8,8 +8,8 @@ use proptest::test_runner::TestRunner;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use xenon_compiler::ir::{
-    BinaryOp, CompareOp, DType, ErrorKind, Graph, GraphDef, GraphError, NodeId, Op, ReduceOp,
-    TensorType, UnaryOp, Window,
+    BinaryOp, CompareOp, DType, ErrorKind, Graph, GraphDef, GraphError, MAX_TENSOR_BYTES, NodeId,
+    Op, ReduceOp, TensorType, UnaryOp, Window,
 };
 
 // ----- random graphs ----------------------------------------------------------------------
@@ -1299,13 +1299,13 @@ fn huge_attributes_are_errors_not_panics() {
         r#""op": "reshape", "shape": [6]"#,
         &format!(r#""op": "reshape", "shape": [{HUGE}, 2]"#),
     );
-    rejects_with_prefix(&text, ErrorKind::BadAttribute, "reshape: node %1: ");
+    rejects_with_prefix(&text, ErrorKind::TooLarge, "reshape: node %1: ");
     let text = edit(
         &g.to_json(),
         r#""shape": [1, 2, 3]"#,
         &format!(r#""shape": [{HUGE}, 2, 3]"#),
     );
-    rejects_with_prefix(&text, ErrorKind::BadAttribute, "input: node %0: ");
+    rejects_with_prefix(&text, ErrorKind::TooLarge, "input: node %0: ");
 
     let mut g = Graph::new();
     g.scalar(DType::F32, 1.0).unwrap();
@@ -1314,7 +1314,7 @@ fn huge_attributes_are_errors_not_panics() {
         r#""shape": []"#,
         r#""shape": [4294967296, 4294967296]"#,
     );
-    rejects_with_prefix(&text, ErrorKind::BadAttribute, "constant: node %0: ");
+    rejects_with_prefix(&text, ErrorKind::TooLarge, "constant: node %0: ");
 
     let mut g = Graph::new();
     let x = g.input("x", DType::F32, &[1, 1, 4]).unwrap();
@@ -1339,16 +1339,21 @@ fn huge_attributes_are_errors_not_panics() {
     let e = Graph::from_json(&text).unwrap_err();
     assert!(e.to_string().starts_with("col2im: node %2: "), "{e}");
 
-    // Concatenating huge axes: the sum overflows, or the byte size does.
-    let big = 1usize << 61;
+    // Huge values: a size that overflows, or passes the 1 TiB limit on one tensor.
     let mut g = Graph::new();
-    let x = g.input("x", DType::I32, &[big]).unwrap();
-    let e = g.concat(&[x; 9], 0).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadAttribute, "{e}");
-    let e = g.concat(&[x; 3], 0).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadAttribute, "{e}");
+    let big = 1usize << 61;
     let e = g.input("y", DType::F64, &[big]).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::BadAttribute, "{e}");
+    assert_eq!(e.kind, ErrorKind::TooLarge, "{e}");
+    let e = g.input("y", DType::I32, &[big, big]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge, "{e}");
+    // 2^38 i32 values are exactly 1 TiB: the largest tensor there may be.
+    let x = g.input("x", DType::I32, &[1 << 38]).unwrap();
+    assert_eq!(MAX_TENSOR_BYTES, 1 << 40);
+    let e = g.concat(&[x; 2], 0).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge, "{e}");
+    assert!(e.to_string().contains("more than 1 TiB"), "{e}");
+    let e = g.reshape(x, &[big, big]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge, "{e}");
     assert_eq!(g.len(), 1);
 }
 

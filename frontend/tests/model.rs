@@ -1,7 +1,8 @@
 //! The Model API: parameter counts, predict, save/load, and the errors a user can hit.
 
+use xenon_frontend::model::WeightsOptions;
 use xenon_frontend::prelude::*;
-use xenon_runtime::Tensor;
+use xenon_runtime::{DType, Tensor};
 
 fn affine(nout: usize, bias: bool, act: Activation) -> Layer {
     let init = Initializer::Gaussian {
@@ -104,11 +105,46 @@ fn weights_of_another_shape_name_the_layer_and_both_shapes() {
         0,
     )
     .unwrap();
+    // The description the file holds names the difference first.
     let e = b.load_weights(&path).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "saved from another model: layer 0 ('Linear_0'): config.nout is 5 there, 6 here"
+        ),
+        "{e}"
+    );
+    // Without it, the tensors must still fit.
+    let opts = WeightsOptions {
+        ignore_description: true,
+    };
+    let e = b.load_weights_with(&path, &opts).unwrap_err().to_string();
     assert!(
         e.contains("layer 'Linear_0'") && e.contains("[5, 3]") && e.contains("[6, 3]"),
         "{e}"
     );
+}
+
+#[test]
+fn an_uninitialized_model_is_described_but_not_run_until_it_has_values() {
+    let layers = Sequential::new(vec![affine(5, false, Activation::Tanh)]);
+    let mut m = Model::uninitialized(layers.clone(), &[3], 0).unwrap();
+    assert!(!m.is_initialized());
+    assert_eq!(m.num_params(), 15);
+    assert!(m.value("Linear_0/W").is_none());
+    let x = Tensor::from_f64_as(DType::F32, vec![2, 3], &[0.5; 6]).unwrap();
+    let e = m.predict(&x).unwrap_err();
+    assert!(matches!(e, ModelError::Uninitialized), "{e}");
+    let path = tmp("uninit.safetensors");
+    assert!(matches!(m.save(&path), Err(ModelError::Uninitialized)));
+    assert!(!path.exists());
+    // Initialized, it is the model `new` builds; or it takes a file's weights.
+    m.initialize().unwrap();
+    let mut n = Model::new(layers.clone(), &[3], 0).unwrap();
+    assert_eq!(m.predict(&x).unwrap(), n.predict(&x).unwrap());
+    n.save(&path).unwrap();
+    let mut l = Model::uninitialized(layers, &[3], 7).unwrap();
+    l.load_weights(&path).unwrap();
+    assert_eq!(l.predict(&x).unwrap(), n.predict(&x).unwrap());
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub enum ExecError {
     /// The program itself is malformed.
     #[error(transparent)]
     Program(#[from] ProgramError),
+    /// The program's buffers need more memory than the machine has.
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     /// A feed the program reads was not given.
     #[error("missing input {0:?}")]
     MissingInput(String),

@@ -25,6 +25,7 @@ pub mod exec;
 pub mod file;
 pub mod kernel;
 pub mod library;
+pub mod memory;
 #[cfg(feature = "opencl")]
 pub mod opencl;
 pub mod ops;

@@ -102,7 +102,7 @@ fn random(shape: Vec<usize>, token_ids: Option<usize>, seed: u64) -> Tensor {
 
 pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (model, _, nclass) = data_model(&file, &a.model, None)?;
+    let (model, _, nclass) = data_model(&file, &a.model, None, Some(0))?;
     let optimizer = file
         .optimizer
         .clone()

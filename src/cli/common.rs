@@ -1,6 +1,6 @@
 //! What the subcommands share: loading model files and data, choosing a backend.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use xenon_compiler::backend::Isa;
@@ -11,12 +11,16 @@ use xenon_frontend::cost::Cost;
 use xenon_frontend::data::DataSource;
 use xenon_frontend::layer::Sequential;
 use xenon_frontend::metric::Metric;
-use xenon_frontend::model::Model;
-use xenon_frontend::model_file::{ModelFile, TargetKind};
+use xenon_frontend::model::{Model, WeightsOptions};
+use xenon_frontend::model_file::{ModelFile, ModelFileError, TargetKind};
 
 /// Loads a model file, naming it in the error.
 pub fn load_model_file(path: &Path) -> anyhow::Result<ModelFile> {
-    ModelFile::load(path).with_context(|| format!("cannot load model file {}", path.display()))
+    ModelFile::load(path).map_err(|e| match e {
+        // It names the file already.
+        e @ ModelFileError::Io { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("cannot load model file {}", path.display())),
+    })
 }
 
 /// The data a model file names (`dataset:`; MNIST when it names none), with the command
@@ -35,34 +39,63 @@ pub fn data_source(
     )?)
 }
 
-/// The model a model file describes for the data it names, its parameters initialized
-/// from seed 0 ([`new_model`]), with the shape of one example and the width of the targets
-/// (the model's output width).
+/// The model a model file describes for the data it names ([`new_model`]: its
+/// parameters initialized from `seed`, or, with `None`, without values, for a command
+/// that describes the model or loads its weights), with the shape of one example and the
+/// width of the targets (the model's output width).
 pub fn data_model(
     file: &ModelFile,
     model_path: &Path,
     data: Option<&PathBuf>,
+    seed: Option<u64>,
 ) -> anyhow::Result<(Model, Vec<usize>, usize)> {
     let source = data_source(file, model_path, data)?;
     let (shape, width) = source.shapes()?;
-    let model = new_model(model_layers(file, &source)?, &shape, &source, 0)?;
+    let model = new_model(model_layers(file, &source)?, &shape, &source, seed)?;
     Ok((model, shape, width))
 }
 
 /// A new model of `layers` for examples of `input_shape` from `source`, its parameters
-/// initialized from `seed`: fed the token ids themselves when the data's inputs are
-/// one-hot token ids ([`DataSource::token_ids`], [`Model::with_token_ids`]).
+/// initialized from `seed` ([`Model::new`]) or, with `None`, without values
+/// ([`Model::uninitialized`]: nothing of the parameters' size is allocated): fed the token
+/// ids themselves when the data's inputs are one-hot token ids
+/// ([`DataSource::token_ids`], [`Model::with_token_ids`]).
 pub fn new_model(
     layers: Sequential,
     input_shape: &[usize],
     source: &DataSource,
-    seed: u64,
+    seed: Option<u64>,
 ) -> anyhow::Result<Model> {
-    let model = Model::new(layers, input_shape, seed)?;
+    let model = match seed {
+        Some(seed) => Model::new(layers, input_shape, seed)?,
+        None => Model::uninitialized(layers, input_shape, 0)?,
+    };
     Ok(match source.token_ids() {
         true => model.with_token_ids()?,
         false => model,
     })
+}
+
+/// `--weights FILE [--ignore-description]`: the weights a command loads into its model.
+#[derive(clap::Args, Debug)]
+pub struct WeightsArg {
+    /// The weights (safetensors, from `xenon train --save`).
+    #[arg(long = "weights")]
+    pub path: PathBuf,
+    /// Load the weights even when the model they were saved from (described in the file)
+    /// differs from the model file; their tensors' names and shapes must still fit.
+    #[arg(long)]
+    pub ignore_description: bool,
+}
+
+impl WeightsArg {
+    /// Loads the weights into `model`, naming the file in the error.
+    pub fn load_into(&self, model: &mut Model) -> anyhow::Result<()> {
+        let opts = WeightsOptions {
+            ignore_description: self.ignore_description,
+        };
+        Ok(model.load_weights_with(&self.path, &opts)?)
+    }
 }
 
 /// The model file's layers as its data feeds them: a first `MergeMultistream` takes the
@@ -94,6 +127,23 @@ pub const MAX_REPS: usize = 1_000_000;
 /// The most worker threads `--threads` accepts (more than the machine's cores are capped
 /// to its cores, with a note).
 pub const MAX_THREADS: usize = 4096;
+
+/// The most tokens `xenon sample --chars` generates.
+pub const MAX_TOKENS: usize = 1 << 30;
+/// The largest `--opt-node-limit` (e-nodes per optimizer phase).
+pub const MAX_OPT_NODES: usize = 100_000_000;
+/// The largest `--opt-iter-limit` (iterations per optimizer phase).
+pub const MAX_OPT_ITERS: usize = 1_000_000;
+/// The largest `--opt-time-ms` (one day).
+pub const MAX_OPT_MS: usize = 86_400_000;
+
+/// A real flag's value that must be finite and not negative (`--temperature`).
+pub fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a finite number ≥ 0")),
+    }
+}
 
 /// A count flag's value: a whole number from 1 to `MAX`.
 pub fn count<const MAX: usize>(s: &str) -> Result<usize, String> {

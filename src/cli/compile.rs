@@ -1,7 +1,7 @@
 //! `xenon compile MODEL --weights W.safetensors --batch N [--target T] [--train]
 //! [--name NAME] -o DIR`: ahead-of-time compilation into a bundle directory.
 
-use super::common::{MAX_BATCH, count, data_model, load_model_file};
+use super::common::{MAX_BATCH, WeightsArg, count, data_model, load_model_file};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -13,9 +13,8 @@ use xenon_frontend::model::BundleKind;
 pub struct CompileArgs {
     /// The model file the weights were trained with.
     pub model: PathBuf,
-    /// The weights (safetensors, from `xenon train --save`).
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArg,
     /// Samples per run (default 1).
     #[arg(long, default_value_t = 1, value_parser = count::<MAX_BATCH>)]
     pub batch: usize,
@@ -56,10 +55,8 @@ fn default_name(model: &std::path::Path) -> String {
 
 pub fn run(a: CompileArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (mut model, _, nclass) = data_model(&file, &a.model, None)?;
-    model
-        .load_weights(&a.weights)
-        .with_context(|| format!("loading {}", a.weights.display()))?;
+    let (mut model, _, nclass) = data_model(&file, &a.model, None, None)?;
+    a.weights.load_into(&mut model)?;
     let optimizer = file.optimizer.clone();
     let kind = if a.train {
         let optimizer = optimizer

@@ -19,7 +19,10 @@
 //! output is byte-identical from run to run; `--timings` adds the optimizer's wall-clock
 //! times. Render DOT with `dot -Tsvg out.dot -o out.svg`.
 
-use super::common::{MAX_BATCH, check_count, count, data_model, load_model_file};
+use super::common::{
+    MAX_BATCH, MAX_OPT_ITERS, MAX_OPT_MS, MAX_OPT_NODES, check_count, count, data_model,
+    load_model_file,
+};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -62,15 +65,15 @@ pub struct DumpArgs {
     #[arg(long, value_parser = count::<MAX_BATCH>)]
     pub batch: Option<usize>,
     /// E-node limit of every optimizer phase (default 100000).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<MAX_OPT_NODES>)]
     pub opt_node_limit: Option<usize>,
     /// Iteration limit of every optimizer phase (default 30 for simplify, 5 for fuse).
-    #[arg(long)]
+    #[arg(long, value_parser = count::<MAX_OPT_ITERS>)]
     pub opt_iter_limit: Option<usize>,
     /// Time limit of every optimizer phase in milliseconds (default 2000 for simplify,
     /// 1000 for fuse).
-    #[arg(long)]
-    pub opt_time_ms: Option<u64>,
+    #[arg(long, value_parser = count::<MAX_OPT_MS>)]
+    pub opt_time_ms: Option<usize>,
     /// Include the optimizer's wall-clock times (the output then differs between runs).
     #[arg(long)]
     pub timings: bool,
@@ -81,13 +84,13 @@ fn opt_config(a: &DumpArgs) -> OptConfig {
     OptConfig::default().with_limits(
         a.opt_node_limit,
         a.opt_iter_limit,
-        a.opt_time_ms.map(Duration::from_millis),
+        a.opt_time_ms.map(|ms| Duration::from_millis(ms as u64)),
     )
 }
 
 pub fn run(a: DumpArgs) -> anyhow::Result<()> {
     let file = load_model_file(&a.model)?;
-    let (model, _, nclass) = data_model(&file, &a.model, None)?;
+    let (model, _, nclass) = data_model(&file, &a.model, None, None)?;
     let batch =
         check_count(a.batch.or(file.batchsize).unwrap_or(128), MAX_BATCH).context("batch size")?;
     let (stage, view) = match a.stage {

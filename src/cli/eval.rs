@@ -1,8 +1,8 @@
 //! `xenon eval MODEL --weights FILE [--data DIR] [--json]`.
 
 use super::common::{
-    MAX_BATCH, backend, count, data_source, load_model_file, model_layers, new_model, pipeline,
-    report_verify,
+    MAX_BATCH, WeightsArg, backend, count, data_source, load_model_file, model_layers, new_model,
+    pipeline, report_verify,
 };
 use clap::Args;
 use std::path::PathBuf;
@@ -13,9 +13,8 @@ use xenon_frontend::prelude::*;
 pub struct EvalArgs {
     /// The model file the weights were trained with.
     pub model: PathBuf,
-    /// The weights (safetensors, from `xenon train --save`).
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArg,
     /// The data, as for `xenon train --data`: an MNIST directory (default: the bundled
     /// subset), a directory for the model file's array paths, or one `.npz` archive.
     #[arg(long)]
@@ -44,9 +43,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let (input_shape, _) = source.shapes()?;
     let (_, test) = source.load()?;
     let (pipeline, verifier) = pipeline(backend(&a.backend, None, None, a.device)?, a.verify);
-    let mut model =
-        new_model(model_layers(&file, &source)?, &input_shape, &source, 0)?.with_pipeline(pipeline);
-    model.load_weights(&a.weights)?;
+    let mut model = new_model(model_layers(&file, &source)?, &input_shape, &source, None)?
+        .with_pipeline(pipeline);
+    a.weights.load_into(&mut model)?;
     let cost = model.eval_cost(&test, a.batch, &file.cost)?;
     if source.targets() != TargetKind::Classes {
         if a.json {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 pub fn run(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = load_model_file(path)?;
-    let (model, input_shape, _) = data_model(&file, path, None)?;
+    let (model, input_shape, _) = data_model(&file, path, None, None)?;
     let total = model.num_params();
     if json {
         let layers: Vec<serde_json::Value> = model

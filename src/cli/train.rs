@@ -63,7 +63,7 @@ pub struct TrainArgs {
     pub save: Option<PathBuf>,
     /// Also save to the `--save` path every N epochs during training (neon's
     /// `--serialize N`; each save atomic).
-    #[arg(long, value_name = "N", requires = "save")]
+    #[arg(long, value_name = "N", requires = "save", value_parser = count::<MAX_EPOCHS>)]
     pub serialize: Option<usize>,
     /// With `--serialize`, also keep the last K checkpoints as `<save>.<epoch>` (neon's
     /// `-H K`).
@@ -71,7 +71,8 @@ pub struct TrainArgs {
         short = 'H',
         long = "keep-checkpoints",
         value_name = "K",
-        requires = "serialize"
+        requires = "serialize",
+        value_parser = count::<MAX_EPOCHS>
     )]
     pub keep_checkpoints: Option<usize>,
     /// Continue the training saved in this checkpoint (a `--save` file) up to the total
@@ -82,11 +83,11 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     /// Evaluate on the test split only every N epochs (and after the last; neon's `-eval
     /// N`, here a long flag).
-    #[arg(long, value_name = "N", alias = "eval_freq", default_value_t = 1)]
+    #[arg(long, value_name = "N", alias = "eval_freq", default_value_t = 1, value_parser = count::<MAX_EPOCHS>)]
     pub eval_freq: usize,
     /// Stop when this many evaluations in a row did not improve the test
     /// misclassification (the test cost for real-valued or input targets).
-    #[arg(long, value_name = "PATIENCE")]
+    #[arg(long, value_name = "PATIENCE", value_parser = count::<MAX_EPOCHS>)]
     pub early_stop: Option<usize>,
     /// Save the model (a checkpoint) to this path whenever the test misclassification
     /// (the test cost for real-valued or input targets) improves.
@@ -129,15 +130,18 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let classes = matches!(metric, Metric::Misclassification { .. });
     // Text: the validation cross-entropy per token, in nats (and bits).
     let per_token = matches!(metric, Metric::LogLoss);
-    let backend_name = a
-        .backend
-        .clone()
-        .or_else(|| file.backend.map(|b| b.xenon_backend().to_string()))
-        .unwrap_or_else(|| "cpu".into());
-    let (pipeline, verifier) = pipeline(
-        backend(&backend_name, a.threads, a.isa, a.device)?,
-        a.verify,
-    );
+    let backend = match (&a.backend, file.backend) {
+        (Some(name), _) => backend(name, a.threads, a.isa, a.device)?,
+        (None, Some(b)) => backend(b.xenon_backend(), a.threads, a.isa, a.device)
+            .with_context(|| {
+                format!(
+                    "the model file's `backend: {b}` (Xenon's {} backend; --backend chooses another)",
+                    b.xenon_backend()
+                )
+            })?,
+        (None, None) => backend("cpu", a.threads, a.isa, a.device)?,
+    };
+    let (pipeline, verifier) = pipeline(backend, a.verify);
     let epochs =
         check_count(a.epochs.or(file.epochs).unwrap_or(10), MAX_EPOCHS).context("epochs")?;
     let batch =
@@ -171,7 +175,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
             }
             m
         }
-        None => new_model(layers, &input_shape, &source, a.seed)?,
+        None => new_model(layers, &input_shape, &source, Some(a.seed))?,
     };
     let model = match a.dtype {
         Some(d) if a.resume.is_some() && d != model.dtype() => {

@@ -25,6 +25,9 @@ pub enum ErrorKind {
     DuplicateName,
     /// A serialized graph is malformed or disagrees with the shape rules.
     Malformed,
+    /// A value would hold more than [`MAX_TENSOR_BYTES`](super::MAX_TENSOR_BYTES) bytes
+    /// (or its size overflows).
+    TooLarge,
 }
 
 /// A graph-construction error: names the op, the layer scope it was built in, every

@@ -14,6 +14,11 @@ pub mod serial;
 pub mod types;
 
 pub use error::{ErrorKind, GraphError};
+
+/// The most bytes one value of a graph may take: 2^40 (1 TiB). A node whose type is larger
+/// (or whose size overflows) is an [`ErrorKind::TooLarge`] error, so every size computed
+/// from a graph's types fits in `usize` with room to spare.
+pub const MAX_TENSOR_BYTES: usize = 1 << 40;
 pub use graph::{Graph, Node, NodeId};
 pub use op::{BinaryOp, CompareOp, Literal, Op, OpGroup, ReduceOp, UnaryOp, Window};
 pub use serial::{GraphDef, NodeDef, OutputDef};

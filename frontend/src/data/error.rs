@@ -101,6 +101,10 @@ pub enum DataError {
         extra: u64,
     },
 
+    /// The data directory or file given (the command line's `--data`) does not exist.
+    #[error("{}: no such directory or file", path.display())]
+    NotFound { path: PathBuf },
+
     /// A required file is absent (neither the raw nor the `.gz` name exists).
     #[error("{}: no {name} or {name}.gz in this directory", dir.display())]
     MissingFile { dir: PathBuf, name: String },

@@ -130,6 +130,13 @@ impl DataSource {
         data: Option<&Path>,
         base: &Path,
     ) -> Result<DataSource, DataError> {
+        if let Some(d) = data
+            && std::fs::metadata(d).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(DataError::NotFound {
+                path: d.to_path_buf(),
+            });
+        }
         let data_file = data.filter(|d| d.is_file());
         let default;
         let spec = match (spec, data_file) {

@@ -61,6 +61,7 @@ impl Model {
         kind: BundleKind<'_>,
         opts: &BundleOptions,
     ) -> Result<Bundle, ModelError> {
+        self.require_values()?;
         let (graph, mode) = match kind {
             BundleKind::Inference => {
                 let pipeline = self.pipeline.clone().with_optimize(None);
@@ -74,7 +75,7 @@ impl Model {
                 optimizer,
             } => {
                 Self::check_optimizer(optimizer)?;
-                self.init_state(optimizer);
+                self.init_state(optimizer)?;
                 let request = self.train_request(batch, nclass, cost, optimizer)?;
                 let (g, _) = self.pipeline.graph(request, Stage::Optimized)?;
                 (g, Mode::Train)

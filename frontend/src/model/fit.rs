@@ -253,8 +253,18 @@ impl Model {
         Ok(())
     }
 
-    /// Adds zero optimizer state for every parameter that has none yet.
-    pub(crate) fn init_state(&mut self, optimizer: &Optimizer) {
+    /// Adds zero optimizer state for every parameter that has none yet; an error, before
+    /// allocating it, when the parameters and their state would not fit in memory.
+    pub(crate) fn init_state(&mut self, optimizer: &Optimizer) -> Result<(), ModelError> {
+        let states = self
+            .params
+            .iter()
+            .filter(|p| p.trainable)
+            .filter_map(|p| Self::assigned(optimizer, p).ok())
+            .map(|(_, opt)| opt.state_names().len())
+            .max()
+            .unwrap_or(0);
+        self.check_memory("the parameters and their optimizer state", 1 + states)?;
         for p in self.params.iter().filter(|p| p.trainable) {
             let Ok((_, opt)) = Self::assigned(optimizer, p) else {
                 continue;
@@ -265,6 +275,7 @@ impl Model {
                     .or_insert_with(|| Tensor::zeros(self.dtype, p.shape.clone()));
             }
         }
+        Ok(())
     }
 
     pub fn fit(
@@ -276,11 +287,12 @@ impl Model {
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<Vec<EpochStats>, ModelError> {
         Self::check_optimizer(optimizer)?;
+        self.require_values()?;
         let data = train.dataset();
         self.check_input(data)?;
         let nclass = data.nclass;
         let b = train.batch_size();
-        self.init_state(optimizer);
+        self.init_state(optimizer)?;
         let key = format!("train/{b}/{nclass}/{cost:?}/{optimizer:?}");
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self, epochs)?;

@@ -32,7 +32,7 @@ mod sample;
 pub use bundle::BundleKind;
 
 pub use fit::{EpochStats, state_name, step_counter};
-pub use persist::{WEIGHTS_FORMAT, write_atomic};
+pub use persist::{WEIGHTS_FORMAT, WeightsOptions, write_atomic};
 pub use sample::SampleOptions;
 
 use crate::cost::Cost;
@@ -136,6 +136,14 @@ pub enum ModelError {
     /// A checkpoint cannot continue this training run.
     #[error("cannot resume: {0}")]
     Resume(String),
+    /// The parameters have no values yet (see [`Model::uninitialized`]).
+    #[error(
+        "the model's parameters have no values: initialize them (Model::initialize) or load a weights file"
+    )]
+    Uninitialized,
+    /// The model needs more memory than the machine has.
+    #[error(transparent)]
+    Memory(#[from] xenon_runtime::memory::MemoryError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -225,8 +233,36 @@ const T: &str = "t";
 impl Model {
     /// Builds the model for samples of shape `input_shape` (e.g. `[784]` or `[1, 28, 28]`)
     /// and initializes every parameter from `seed` (f32, on the CPU backend with all cores;
-    /// see [`Model::with_backend`]).
+    /// see [`Model::with_backend`]): [`Model::uninitialized`], then [`Model::initialize`].
+    /// Parameters that would take more than the machine's memory are an error naming the
+    /// largest, and nothing is allocated.
     pub fn new(layers: Sequential, input_shape: &[usize], seed: u64) -> Result<Model, ModelError> {
+        let mut m = Model::uninitialized(layers, input_shape, seed)?;
+        m.initialize()?;
+        Ok(m)
+    }
+
+    /// The model's structure (layers, shapes, parameter specs, graphs) without parameter
+    /// values: what a summary, a graph dump or a compiler needs, allocating nothing of the
+    /// parameters' size. [`Model::initialize`] gives them their initial values from
+    /// `seed`, [`Model::load_weights`] a file's; training, prediction, evaluation and
+    /// saving before either are a [`ModelError::Uninitialized`] error.
+    ///
+    /// ```
+    /// use xenon_frontend::prelude::*;
+    /// let init = Initializer::Gaussian { loc: 0.0, scale: 0.01 };
+    /// let layers = Sequential::new(vec![Affine::new(1_000_000_000_000, init).into()]);
+    /// // 784 · 10^12 weights: described, not allocated.
+    /// let m = Model::uninitialized(layers.clone(), &[784], 0).unwrap();
+    /// assert_eq!(m.num_params(), 784_000_000_000_000);
+    /// let e = Model::new(layers, &[784], 0).unwrap_err();
+    /// assert!(e.to_string().contains("more than this machine's"), "{e}");
+    /// ```
+    pub fn uninitialized(
+        layers: Sequential,
+        input_shape: &[usize],
+        seed: u64,
+    ) -> Result<Model, ModelError> {
         let mut g = Graph::new();
         let mut shape = vec![1];
         shape.extend_from_slice(input_shape);
@@ -239,16 +275,6 @@ impl Model {
             .into_iter()
             .map(|p| (p.name, p.shape[1..].to_vec()))
             .collect();
-        let mut values = HashMap::new();
-        for (i, p) in params.iter().enumerate() {
-            // Each block from a stream of its own (block 0 from the parameter's stream).
-            let v: Vec<f64> = (0..p.blocks.max(1) as u64)
-                .flat_map(|b| p.init.fill(p.fans, seed, i as u64 + (b << 32)))
-                .collect();
-            let t = Tensor::from_f64_as(DType::F32, p.shape.clone(), &v)
-                .expect("initializers fill blocks·rows·cols values");
-            values.insert(p.name.clone(), t);
-        }
         Ok(Model {
             layers,
             input_shape: input_shape.to_vec(),
@@ -259,7 +285,7 @@ impl Model {
             states,
             info: fwd.layers,
             output_shape,
-            values,
+            values: HashMap::new(),
             epoch_index: 0,
             step_index: 0,
             resume: None,
@@ -267,6 +293,71 @@ impl Model {
             pipeline: Pipeline::new(Arc::new(Cpu::default())),
             programs: HashMap::new(),
         })
+    }
+
+    /// Gives every parameter its initial value from the model's seed (replacing any it
+    /// had; optimizer state and recurrent states are cleared). An error, before anything
+    /// is allocated, when the parameters would take more than the machine's memory.
+    pub fn initialize(&mut self) -> Result<(), ModelError> {
+        self.check_memory("the parameters", 1)?;
+        let mut values = HashMap::new();
+        for (i, p) in self.params.iter().enumerate() {
+            // Each block from a stream of its own (block 0 from the parameter's stream).
+            let v: Vec<f64> = (0..p.blocks.max(1) as u64)
+                .flat_map(|b| p.init.fill(p.fans, self.seed, i as u64 + (b << 32)))
+                .collect();
+            let t = Tensor::from_f64_as(DType::F32, p.shape.clone(), &v)
+                .expect("initializers fill blocks·rows·cols values");
+            values.insert(p.name.clone(), in_dtype(t, self.dtype));
+        }
+        self.values = values;
+        self.programs.clear();
+        Ok(())
+    }
+
+    /// Whether the parameters have values ([`Model::initialize`] or a weights file).
+    pub fn is_initialized(&self) -> bool {
+        self.params
+            .iter()
+            .all(|p| self.values.contains_key(&p.name))
+    }
+
+    /// `Ok` when the parameters have values; otherwise the error saying how to give them.
+    fn require_values(&self) -> Result<(), ModelError> {
+        match self.is_initialized() {
+            true => Ok(()),
+            false => Err(ModelError::Uninitialized),
+        }
+    }
+
+    /// `Ok` when `copies` values of every parameter's size (the parameters and their
+    /// optimizer state) fit in the machine's memory, else the error naming `what` and the
+    /// largest parameter.
+    pub(crate) fn check_memory(&self, what: &str, copies: usize) -> Result<(), ModelError> {
+        let elem = self.dtype.size_bytes() as u128;
+        let bytes = |p: &ParamSpec| {
+            p.shape
+                .iter()
+                .fold(elem, |n, &d| n.saturating_mul(d as u128))
+        };
+        let total = self
+            .params
+            .iter()
+            .fold(0u128, |n, p| n.saturating_add(bytes(p)))
+            .saturating_mul(copies as u128);
+        let largest = self.params.iter().max_by_key(|p| bytes(p));
+        let what = match largest {
+            Some(p) => format!(
+                "{what} (largest: '{}' of layer '{}', {} {:?}, {})",
+                p.name,
+                p.layer,
+                self.dtype,
+                p.shape,
+                xenon_runtime::memory::human(bytes(p))
+            ),
+            None => what.to_string(),
+        };
+        Ok(xenon_runtime::memory::check(what, total)?)
     }
 
     /// The same model, compiling its graphs with `backend` from now on.
@@ -348,7 +439,8 @@ impl Model {
     /// progress are not carried over. A parameter whose shape depends on the input shape
     /// (a `Linear` after a flattened image) is an error naming it.
     pub fn for_input(&self, input_shape: &[usize]) -> Result<Model, ModelError> {
-        let mut m = Model::new(self.layers.clone(), input_shape, self.seed)?
+        self.require_values()?;
+        let mut m = Model::uninitialized(self.layers.clone(), input_shape, self.seed)?
             .with_pipeline(self.pipeline.clone())
             .with_dtype(self.dtype)?;
         if self.token_ids.is_some() {
@@ -767,6 +859,7 @@ impl Model {
     /// them), in order: `y`, then for a model ending in a `Tree` the other branches'
     /// outputs `y1`, `y2`, … (a `SingleOutputTree` gives `y` alone).
     pub fn predict_all(&mut self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        self.require_values()?;
         let n = x.shape().first().copied().unwrap_or(0);
         let features: usize = x.shape().iter().skip(1).product();
         let fed = self.fed_shape();
@@ -813,6 +906,7 @@ impl Model {
         add_outputs: impl Fn(&mut Graph, NodeId, NodeId) -> Result<(), ModelError>,
         mut visit: impl FnMut(&HashMap<String, Tensor>, usize),
     ) -> Result<(), ModelError> {
+        self.require_values()?;
         self.check_input(data)?;
         let nclass = data.nclass;
         let mut it = BatchIterator::new(data, BatchOptions::new(batch_size.min(data.len())))?;

@@ -16,6 +16,14 @@ use std::collections::HashMap;
 use std::path::Path;
 use xenon_runtime::{DType, Tensor};
 
+/// How [`Model::load_weights_with`] checks a weights file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WeightsOptions {
+    /// Load the tensors even when the model description the file holds differs from the
+    /// model (their names and shapes must still fit). Default: `false`, an error.
+    pub ignore_description: bool,
+}
+
 /// The `format` metadata value of Xenon weights files.
 pub const WEIGHTS_FORMAT: &str = "xenon-weights-v1";
 
@@ -80,6 +88,7 @@ impl Model {
     /// recurrent states).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
         let path = path.as_ref();
+        self.require_values()?;
         // Recurrent states are not saved: they belong to the sequence being read.
         let mut names: Vec<&String> = self
             .values
@@ -118,7 +127,7 @@ impl Model {
                 serde_json::from_str(m)
                     .map_err(|e| weights_err(path, format!("bad 'model' metadata: {e}")))
             })?;
-        let mut model = Model::new(desc.layers, &desc.input_shape, desc.seed)?
+        let mut model = Model::uninitialized(desc.layers, &desc.input_shape, desc.seed)?
             .with_dtype(desc.dtype.unwrap_or(DType::F32))?;
         if desc.token_ids {
             model = model.with_token_ids()?;
@@ -131,11 +140,80 @@ impl Model {
     }
 
     /// Replaces this model's parameters (and any optimizer states present) with those of a
-    /// weights file. Every parameter must be present with this model's shape.
+    /// weights file. Every parameter must be present with this model's shape, every value
+    /// finite, and the model description the file holds (when it holds one: files from
+    /// other tools may not) must be this model's: the same layers and input kind (token ids
+    /// or not; the input shape may differ where the tensors fit, as for a recurrent model
+    /// trained on sequences and run one step at a time). See [`Model::load_weights_with`]
+    /// to load weights saved from another model whose tensors fit.
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        self.load_weights_with(path, &WeightsOptions::default())
+    }
+
+    /// [`Model::load_weights`] with options.
+    pub fn load_weights_with(
+        &mut self,
+        path: impl AsRef<Path>,
+        opts: &WeightsOptions,
+    ) -> Result<(), ModelError> {
         let path = path.as_ref();
         let bytes = read(path)?;
+        if !opts.ignore_description {
+            self.check_description(path, &bytes)?;
+        }
         self.set_weights(path, &bytes, true)
+    }
+
+    /// An error naming the first difference when the weights file's embedded model
+    /// description is not this model's.
+    fn check_description(&self, path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| weights_err(path, format!("not a safetensors file: {e}")))?;
+        let Some(text) = meta.metadata().as_ref().and_then(|m| m.get("model")) else {
+            return Ok(());
+        };
+        let hint = "(--ignore-description loads it anyway)";
+        let desc: Description = serde_json::from_str(text)
+            .map_err(|e| weights_err(path, format!("bad 'model' metadata: {e} {hint}")))?;
+        let json = |l: &Sequential| serde_json::to_value(l).expect("layers serialize");
+        let (theirs, ours) = (json(&desc.layers), json(&self.layers));
+        let layer_list = |v: &serde_json::Value| {
+            v.get("layers")
+                .and_then(|l| l.as_array())
+                .cloned()
+                .unwrap_or_else(|| vec![v.clone()])
+        };
+        let (theirs, ours) = (layer_list(&theirs), layer_list(&ours));
+        let differs = |what: String| {
+            Err(weights_err(
+                path,
+                format!("the weights were saved from another model: {what} {hint}"),
+            ))
+        };
+        if theirs.len() != ours.len() {
+            return differs(format!(
+                "it has {} layers, this model {}",
+                theirs.len(),
+                ours.len()
+            ));
+        }
+        if let Some(i) = (0..ours.len()).find(|&i| theirs[i] != ours[i]) {
+            let name = self.info.get(i).map_or("?", |l| l.name.as_str());
+            let (at, there, here) = first_difference(&theirs[i], &ours[i]);
+            return differs(format!(
+                "layer {i} ('{name}'): {} is {there} there, {here} here",
+                at.trim_start_matches('.')
+            ));
+        }
+        if desc.token_ids != self.token_ids.is_some() {
+            let kind = |ids: bool| if ids { "token ids" } else { "dense inputs" };
+            return differs(format!(
+                "it was fed {}, this model {}",
+                kind(desc.token_ids),
+                kind(self.token_ids.is_some())
+            ));
+        }
+        Ok(())
     }
 
     fn set_weights(
@@ -229,7 +307,74 @@ fn to_tensor(
             ));
         }
     };
-    Tensor::new(view.shape().to_vec(), data)
-        .map_err(|e| weights_err(path, e.to_string()))
-        .map(|t| super::in_dtype(t, dtype))
+    let (n, bad, first) = match &data {
+        xenon_runtime::TensorData::F32(v) => non_finite(v.iter().map(|&x| f64::from(x))),
+        xenon_runtime::TensorData::F64(v) => non_finite(v.iter().copied()),
+        _ => unreachable!("decoded as f32 or f64"),
+    };
+    if let Some((first, value)) = first {
+        return Err(weights_err(
+            path,
+            format!(
+                "tensor '{name}' holds {bad} non-finite value(s) (NaN or infinity) of {n}, the first at element {first} ({value})"
+            ),
+        ));
+    }
+    let t =
+        Tensor::new(view.shape().to_vec(), data).map_err(|e| weights_err(path, e.to_string()))?;
+    Ok(super::in_dtype(t, dtype))
+}
+
+/// The count of `values`, how many are not finite, and the first of those (index, value).
+fn non_finite(values: impl Iterator<Item = f64>) -> (usize, usize, Option<(usize, f64)>) {
+    let (mut n, mut bad, mut first) = (0, 0, None);
+    for (i, v) in values.enumerate() {
+        n += 1;
+        if !v.is_finite() {
+            bad += 1;
+            first.get_or_insert((i, v));
+        }
+    }
+    (n, bad, first)
+}
+
+/// Where two JSON documents first differ: the path (`.config.nout`; a different `type`
+/// key comes first; empty at the top)
+/// and both values there (`absent` for a missing key).
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value) -> (String, String, String) {
+    use serde_json::Value;
+    let (mut a, mut b, mut path) = (a, b, String::new());
+    loop {
+        let step = match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                // A different `type` first: the rest of a config follows from it.
+                let key = std::iter::once(&"type".to_string())
+                    .chain(x.keys())
+                    .chain(y.keys())
+                    .find(|k| x.get(*k) != y.get(*k))
+                    .cloned();
+                match key {
+                    Some(k) if x.contains_key(&k) && y.contains_key(&k) => {
+                        Some((format!(".{k}"), &x[&k], &y[&k]))
+                    }
+                    Some(k) => {
+                        let show = |v: Option<&Value>| v.map_or("absent".into(), |v| v.to_string());
+                        return (format!("{path}.{k}"), show(x.get(&k)), show(y.get(&k)));
+                    }
+                    None => None,
+                }
+            }
+            (Value::Array(x), Value::Array(y)) if x.len() == y.len() => (0..x.len())
+                .find(|&i| x[i] != y[i])
+                .map(|i| (format!("[{i}]"), &x[i], &y[i])),
+            _ => None,
+        };
+        match step {
+            Some((p, x, y)) => {
+                path.push_str(&p);
+                (a, b) = (x, y);
+            }
+            None => return (path, a.to_string(), b.to_string()),
+        }
+    }
 }

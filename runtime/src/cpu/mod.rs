@@ -131,6 +131,10 @@ impl CpuExecutor {
                     .ok()
             })
             .flatten();
+        crate::memory::check(
+            "the program's buffers (its arena)",
+            program.plan.arena_bytes as u128,
+        )?;
         let words = program.plan.arena_bytes.div_ceil(16);
         let mut arena = vec![0u128; words];
         // Constants are written once.

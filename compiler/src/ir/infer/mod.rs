@@ -1,6 +1,7 @@
 //! Shape and dtype rules: the type of every op's result, or the error that explains why
 //! the operands do not fit.
 
+use super::MAX_TENSOR_BYTES;
 use super::error::{ErrorKind, GraphError};
 use super::op::{Op, ReduceOp, Window};
 use super::types::TensorType;
@@ -30,12 +31,12 @@ pub fn infer(
     declared: Option<&TensorType>,
 ) -> Result<TensorType> {
     let t = infer_unchecked(op, operands, declared)?;
-    if checked_size_bytes(&t).is_none() {
+    if checked_size_bytes(&t).is_none_or(|b| b > MAX_TENSOR_BYTES) {
         return Err(GraphError::new(
-            ErrorKind::BadAttribute,
+            ErrorKind::TooLarge,
             op.name(),
             operands,
-            format!("the result type {t} is too large: its size in bytes overflows"),
+            format!("the result type {t} is too large: more than 1 TiB, the limit on one tensor"),
         ));
     }
     Ok(t)
@@ -85,8 +86,8 @@ impl Rule<'_> {
             ))
         } else if checked_numel(shape).is_none() {
             Err(self.err(
-                ErrorKind::BadAttribute,
-                format!("shape {shape:?} has too many elements"),
+                ErrorKind::TooLarge,
+                format!("shape {shape:?} is too large: its element count overflows"),
             ))
         } else {
             Ok(())

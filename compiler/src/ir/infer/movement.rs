@@ -9,8 +9,9 @@ pub(super) fn rule(r: &Rule<'_>, op: &Op) -> Result<TensorType> {
             r.count(1)?;
             r.nonzero(shape)?;
             let x = &r.operands[0];
-            let n: usize = shape.iter().product();
-            if n != x.numel() {
+            let n = checked_numel(shape);
+            if n != Some(x.numel()) {
+                let n = n.map_or("too many".to_string(), |n| n.to_string());
                 return Err(r.err(
                     ErrorKind::BadReshape,
                     format!(
