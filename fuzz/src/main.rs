@@ -71,7 +71,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             s => a.rest.push(s.to_string()),
         }
     }
-    if !(a.seconds >= 0.0 && a.seconds.is_finite()) || !(a.timeout > 0.0 && a.timeout.is_finite()) {
+    if !(a.seconds >= 0.0 && a.seconds.is_finite() && a.timeout > 0.0 && a.timeout.is_finite()) {
         return Err("--seconds and --timeout take positive numbers".into());
     }
     Ok(a)
