@@ -85,7 +85,13 @@ fn saving_refuses_what_is_not_a_regular_file() {
         ])
     };
     let o = save(Path::new("/dev/null"));
-    assert_clear_error(&o, &["/dev/null is a device", "refusing to replace it"]);
+    assert_clear_error(
+        &o,
+        &[
+            "/dev/null: a device, not a regular file",
+            "refusing to replace it",
+        ],
+    );
     assert!(
         std::fs::metadata("/dev/null")
             .unwrap()
@@ -101,7 +107,10 @@ fn saving_refuses_what_is_not_a_regular_file() {
         .is_ok_and(|s| s.success());
     if made {
         let o = save(&fifo);
-        assert_clear_error(&o, &["is a FIFO", "refusing to replace it"]);
+        assert_clear_error(
+            &o,
+            &["pipe: a FIFO, not a regular file", "refusing to replace it"],
+        );
         let t = std::fs::symlink_metadata(&fifo).unwrap().file_type();
         assert!(t.is_fifo());
     }
@@ -182,6 +191,12 @@ fn weights_must_fit_the_model_and_be_finite() {
         let o = xenon(&args);
         assert!(o.status.success(), "{cmd}: {}", stderr(&o));
     }
+
+    // A bundle is a directory: an existing file is not one, and stays as it was.
+    let o = xenon(&["compile", MNIST_MLP, "--weights", w, "-o", w]);
+    assert_clear_error(&o, &["exists and is not a directory"]);
+    let o = xenon(&["eval", MNIST_MLP, "--weights", w, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 
     // A NaN in the first weight of the file.
     let mut bytes = std::fs::read(w).unwrap();

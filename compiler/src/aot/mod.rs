@@ -247,6 +247,13 @@ impl Bundle {
             path: path.display().to_string(),
             source,
         };
+        if dir.exists() && !dir.is_dir() {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "exists and is not a directory (a bundle is a directory of files)",
+            );
+            return Err(io(dir, e));
+        }
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let name = &self.manifest.name;
         let files: [(String, &[u8]); 4] = [
