@@ -120,6 +120,8 @@ pub fn fuzz(target: &Target, opts: &Options, mut progress: impl FnMut(&Stats)) -
     if corpus.is_empty() {
         corpus.push(Vec::new());
     }
+    // Per corpus input, how many stages its run passed (seeds: filled in on their run).
+    let mut depth: Vec<u32> = vec![0; corpus.len()];
     let mut stats = Stats {
         seeds: corpus.len(),
         ..Stats::default()
@@ -143,12 +145,16 @@ pub fn fuzz(target: &Target, opts: &Options, mut progress: impl FnMut(&Stats)) -
     while start.elapsed() < opts.duration || first {
         first = false;
         input.clear();
+        let running_seed = (seed_index < corpus.len()).then_some(seed_index);
         if seed_index < corpus.len() {
             // Every corpus input runs once as it is, first.
             input.extend_from_slice(&corpus[seed_index]);
             seed_index += 1;
         } else {
-            let parent = &corpus[rng.below(corpus.len())];
+            // The deeper of two random inputs: mutants of inputs that parse reach the
+            // later stages, mutants of rejected ones mostly the first.
+            let (a, b) = (rng.below(corpus.len()), rng.below(corpus.len()));
+            let parent = &corpus[if depth[a] >= depth[b] { a } else { b }];
             input.extend_from_slice(&parent[..parent.len().min(max_len)]);
             let other = &corpus[rng.below(corpus.len())];
             mutator.mutate(&mut rng, &mut input, other, max_len);
@@ -194,12 +200,17 @@ pub fn fuzz(target: &Target, opts: &Options, mut progress: impl FnMut(&Stats)) -
         }
         if opts.feedback {
             let notes = feedback::take();
+            let oks = feedback::oks();
             let mut new = false;
             for n in notes {
                 new |= seen.insert(n);
             }
-            if new && seed_index >= corpus.len() && corpus.len() < opts.max_corpus {
+            if let Some(i) = running_seed {
+                // A corpus input's own run: record its depth.
+                depth[i] = oks;
+            } else if new && corpus.len() < opts.max_corpus {
                 corpus.push(input.clone());
+                depth.push(oks);
                 seed_index = corpus.len();
             }
         }

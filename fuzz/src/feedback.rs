@@ -8,10 +8,12 @@ use std::fmt::Display;
 
 thread_local! {
     static NOTES: RefCell<Option<Vec<u64>>> = const { RefCell::new(None) };
+    static OKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Starts collecting notes on this thread (the engine, before each run).
 pub fn start() {
+    OKS.with(|o| o.set(0));
     NOTES.with(|n| {
         let mut n = n.borrow_mut();
         match n.as_mut() {
@@ -29,6 +31,12 @@ pub fn take() -> Vec<u64> {
             .map(std::mem::take)
             .unwrap_or_default()
     })
+}
+
+/// How many stages of the current run succeeded (how deep the input got: the engine
+/// prefers deep inputs as parents).
+pub fn oks() -> u32 {
+    OKS.with(|o| o.get())
 }
 
 /// Whether notes are being collected on this thread.
@@ -86,7 +94,10 @@ pub fn outcome<T, E: Display>(stage: &str, r: &Result<T, E>) {
         return;
     }
     match r {
-        Ok(_) => note(&format!("{stage}: ok")),
+        Ok(_) => {
+            OKS.with(|o| o.set(o.get() + 1));
+            note(&format!("{stage}: ok"))
+        }
         Err(e) => note(&format!("{stage}: {e}")),
     }
 }

@@ -173,10 +173,16 @@ impl Mutator {
         Mutator { dict, text }
     }
 
-    /// Replaces `data` by a mutant of itself (1 to 8 stacked mutations; `other` gives
+    /// Replaces `data` by a mutant of itself (1 or 2 stacked mutations, sometimes up to 8; `other` gives
     /// material for splices), at most `max_len` bytes long.
     pub fn mutate(&self, rng: &mut Rng, data: &mut Vec<u8>, other: &[u8], max_len: usize) {
-        let n = 1 << rng.below(4);
+        // Mostly one or two changes (a mutant of a valid file then often stays valid
+        // enough to reach the later stages), sometimes up to eight.
+        let n = if rng.one_in(4) {
+            1 << rng.below(4)
+        } else {
+            1 + rng.below(2)
+        };
         for _ in 0..n {
             if self.text && rng.below(2) == 0 {
                 self.text_mutation(rng, data);
