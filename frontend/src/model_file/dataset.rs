@@ -454,12 +454,12 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
     }
     if name == DatasetName::Imdb {
         let e: ImdbEntry = typed(node, "dataset")?;
-        if e.vocab_size < 4 || e.max_len == 0 {
+        if e.vocab_size < 4 || e.max_len == 0 || e.max_len > MAX_SEQUENCE {
             return Err(ModelFileError::Invalid {
                 at: "dataset".into(),
-                message:
-                    "vocab_size must be at least 4 (ids 0-2 are reserved) and max_len at least 1"
-                        .into(),
+                message: format!(
+                    "vocab_size must be at least 4 (ids 0-2 are reserved) and max_len from 1 to {MAX_SEQUENCE}"
+                ),
                 pos: node.pos,
             });
         }
@@ -472,10 +472,13 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
     }
     if name == DatasetName::Text {
         let e: TextEntry = typed(node, "dataset")?;
-        if e.time_steps == 0 || !(0.0..1.0).contains(&e.valid_split) {
+        if e.time_steps == 0 || e.time_steps > MAX_SEQUENCE || !(0.0..1.0).contains(&e.valid_split)
+        {
             return Err(ModelFileError::Invalid {
                 at: "dataset".into(),
-                message: "time_steps must be at least 1 and valid_split in [0, 1)".into(),
+                message: format!(
+                    "time_steps must be from 1 to {MAX_SEQUENCE} and valid_split in [0, 1)"
+                ),
                 pos: node.pos,
             });
         }
@@ -524,6 +527,11 @@ pub(super) fn read(node: &Node) -> Result<DatasetSpec, ModelFileError> {
     check_streams(&spec, node)?;
     Ok(spec)
 }
+
+/// The longest sequence a model file's data set may give (text `time_steps`, IMDB
+/// `max_len`): recurrent layers are unrolled step by step into the graph, and a mutated
+/// `time_steps: 1000000` made an LSTM's graph ask for a 3.5 GB node table.
+pub const MAX_SEQUENCE: usize = 10_000;
 
 /// The most input streams `streams: K` may ask for (each is a copy of every example).
 pub const MAX_STREAMS: usize = 64;
