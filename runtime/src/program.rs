@@ -40,9 +40,10 @@ pub struct BufferDecl {
 }
 
 impl BufferDecl {
-    /// Size in bytes.
+    /// Size in bytes (saturating: a length whose size overflows, which
+    /// [`Program::validate`] rejects, gives `usize::MAX`).
     pub fn bytes(&self) -> usize {
-        self.len * self.dtype.size_bytes()
+        self.len.saturating_mul(self.dtype.size_bytes())
     }
 }
 
@@ -398,6 +399,15 @@ impl Program {
     /// Arena buffers lie inside the arena; constants have one value or one per element.
     fn validate_buffers(&self) -> Result<(), ProgramError> {
         for (i, b) in self.buffers.iter().enumerate() {
+            if b.len.checked_mul(b.dtype.size_bytes()).is_none() {
+                return Err(ProgramError::Buffer {
+                    buffer: i,
+                    reason: format!(
+                        "{} elements of {} overflow the address space",
+                        b.len, b.dtype
+                    ),
+                });
+            }
             if let BufferKind::Temp | BufferKind::Const { .. } = b.kind
                 && b.offset
                     .checked_add(b.bytes())

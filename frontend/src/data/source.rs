@@ -13,6 +13,10 @@ use crate::layer::Sequential;
 use crate::model_file::{DatasetName, DatasetSpec, SplitSpec, TargetKind, TextSpec};
 use std::path::{Path, PathBuf};
 
+/// Inferred class ids must lie below this (2^24: f32, which arrays are read as, holds
+/// every whole number up to it exactly; a class id of 1e30 overflowed the class count).
+const MAX_CLASS_ID_EXCLUSIVE: f32 = 16_777_216.0;
+
 /// One array: a `.npy` file, or an array of a `.npz` archive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArrayRef {
@@ -440,6 +444,15 @@ impl DataSource {
                         array: y.name().to_string(),
                         reason: format!(
                             "element {i}: {c} is not a class id (a whole number ≥ 0); use `targets: real` for real-valued targets"
+                        ),
+                    });
+                }
+                if c >= MAX_CLASS_ID_EXCLUSIVE {
+                    return Err(DataError::Array {
+                        path: y.path.clone(),
+                        array: y.name().to_string(),
+                        reason: format!(
+                            "element {i}: class id {c} is not below 2^24 (class ids are read as f32, exact only up to there); use `targets: real` for real-valued targets"
                         ),
                     });
                 }
