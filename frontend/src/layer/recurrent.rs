@@ -266,7 +266,11 @@ impl Cell<'_> {
                 self.kind.class()
             )));
         };
-        let (b, n, gn) = (xs[0], self.nout, self.kind.gates() * self.nout);
+        // Every gate block's bounds (2n, 3n, 4n) are at most gates·n: checked once here.
+        let Some(gn) = self.kind.gates().checked_mul(self.nout) else {
+            return Err(ctx.invalid(format!("output_size {} is too large", self.nout)));
+        };
+        let (b, n) = (xs[0], self.nout);
         let blocks = self.kind.gates();
         let w_in = ctx.param_blocks(
             &format!("{prefix}W_input"),
