@@ -10,10 +10,12 @@
 //! multiplications, maxima, minima, negations or absolute values from stored values: each
 //! consumer then computes it again, as `x − mean` in a batch norm), used through a
 //! broadcast that repeats it, or used by an op that needs it in memory (matmul, window and
-//! indexing ops). Everything else is *inlined*: elementwise ops fuse into the kernel of
-//! the node that consumes them, and movement ops (reshape, permute, broadcast, slice)
-//! become strides of loads. So a group never drops a value that is used outside it, and
-//! recomputes only those cheap ones (the same operations on the same values: the same
+//! indexing ops), or when its inlined expression would make a kernel larger than
+//! [`MAX_FUSED`] nodes (an elementwise chain as long as the model is deep is cut into
+//! kernels of bounded size). Everything else is *inlined*: elementwise ops fuse into the
+//! kernel of the node that consumes them, and movement ops (reshape, permute, broadcast,
+//! slice) become strides of loads. So a group never drops a value that is used outside it,
+//! and recomputes only those cheap ones (the same operations on the same values: the same
 //! bits, though a sum over one may then run as a loop instead of a GEMM).
 //!
 //! Each materialized node becomes one step:
@@ -39,6 +41,10 @@
 //! comes after the host, so it finds the value in memory.
 //!
 //! Then [`plan`] packs the temporaries into one arena.
+//!
+//! Nothing here recurses on the graph's depth: the fused expressions are built by a
+//! post-order walk with an explicit stack (`Lowerer::walk`), and chains of movement ops or
+//! hosts are followed by loops, so graphs 100,000 nodes deep lower in the default stack.
 
 pub mod affine;
 pub mod dump;
@@ -121,6 +127,11 @@ struct Lowerer<'g> {
     mat: Vec<bool>,
     /// The consumer whose kernel computes and stores this node (multi-output fusion).
     host: Vec<Option<NodeId>>,
+    /// The kernel root that computes each hosted node, following chained hosts
+    /// ([`Lowerer::final_host`]); set by [`Lowerer::run`].
+    final_hosts: Vec<Option<NodeId>>,
+    /// The nodes each kernel root hosts, in id order; set by [`Lowerer::run`].
+    hosted_by: Vec<Vec<NodeId>>,
     buffer_of: Vec<Option<usize>>,
     buffers: Vec<BufferDecl>,
     steps: Vec<Step>,
@@ -178,6 +189,53 @@ impl KernelBuilder {
     }
 }
 
+/// What a finished [`Frame::Apply`] does with its value besides returning it.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Nothing: the kernel's root (or a hosted node's own kernel), computed by `emit_op`.
+    Root,
+    /// An inlined node: memoized.
+    Inline,
+    /// A node hosted by the kernel's root: stored as a second output, and memoized.
+    Hosted,
+}
+
+/// One pending step of [`Lowerer::walk`].
+enum Frame {
+    /// Compute node `id` at `map`; `true` when it is known not to be in memory (a movement
+    /// op over it is not, and no node between them is stored), so its layout is not
+    /// looked for again.
+    Enter(NodeId, AffineMap, bool),
+    /// A movement op computed as its operand at the mapped index (the value just
+    /// returned): memoize it at `map`.
+    Alias(NodeId, AffineMap),
+    /// Elementwise node `id`: its operands' values so far; when all are there, its
+    /// instruction, then `then`.
+    Apply {
+        id: NodeId,
+        map: AffineMap,
+        ops: Vec<NodeId>,
+        vals: Vec<ValueId>,
+        then: Use,
+    },
+    /// Do `then` with the value just returned.
+    Record(NodeId, AffineMap, Use),
+    /// The copy kernel of reshape `id` has its value: push it, then load from the copy at
+    /// `map`.
+    Copied(NodeId, AffineMap),
+}
+
+/// The most nodes one loop kernel computes, counted as its expression's operations, loads
+/// and constants (a node read by several consumers of the kernel counted each time, and a
+/// hosted node's expression with its host's; movement ops count nothing): an elementwise
+/// node whose inlined expression would be larger is stored by a kernel of its own, and a
+/// host computes no more guests than fit. Example models' kernels stay far below it (at most
+/// about 20); a chain of elementwise ops as long as a model is deep — the backward pass of
+/// 100,000 activations is one such chain — is cut into kernels of this size, which keeps
+/// each kernel's register allocation in Cranelift cheap (it grows faster than linearly with
+/// the values live in the loop: one pointer per buffer read).
+pub const MAX_FUSED: usize = 256;
+
 /// The most arithmetic operations an elementwise value with several consumers may take to
 /// be computed again in each of them instead of stored ([`Lowerer::cheap`]).
 const RECOMPUTE_OPS: usize = 2;
@@ -214,6 +272,8 @@ impl<'g> Lowerer<'g> {
             users,
             mat: vec![false; g.len()],
             host: vec![None; g.len()],
+            final_hosts: vec![None; g.len()],
+            hosted_by: vec![Vec::new(); g.len()],
             buffer_of: vec![None; g.len()],
             buffers: Vec::new(),
             steps: Vec::new(),
@@ -235,13 +295,26 @@ impl<'g> Lowerer<'g> {
 
     /// Consumers of `id`, looking through (non-materialized) movement ops; each entry is
     /// `(consumer, repeats)`, where `repeats` says a broadcast on the way stretches it.
+    /// Depth first, users in order, with an explicit stack (a chain of movement ops may be
+    /// as long as the model is deep).
     fn consumers(&self, id: NodeId, out: &mut Vec<(NodeId, bool)>, stretched: bool) {
-        for &u in &self.users[id.index()] {
+        // (user, the node it uses, stretched on the way to that node)
+        let mut todo: Vec<(NodeId, NodeId, bool)> = self.users[id.index()]
+            .iter()
+            .rev()
+            .map(|&u| (u, id, stretched))
+            .collect();
+        while let Some((u, from, stretched)) = todo.pop() {
             let op = self.op(u);
             if is_view(op) && !self.is_output(u) {
-                let grows =
-                    matches!(op, Op::Broadcast { .. }) && self.ty(u).numel() > self.ty(id).numel();
-                self.consumers(u, out, stretched || grows);
+                let grows = matches!(op, Op::Broadcast { .. })
+                    && self.ty(u).numel() > self.ty(from).numel();
+                todo.extend(
+                    self.users[u.index()]
+                        .iter()
+                        .rev()
+                        .map(|&w| (w, u, stretched || grows)),
+                );
             } else {
                 out.push((u, stretched));
             }
@@ -254,6 +327,9 @@ impl<'g> Lowerer<'g> {
 
     /// Decides which nodes get buffers (see the module docs).
     fn partition(&mut self) {
+        // The size of each elementwise or movement node's expression in a kernel
+        // ([`MAX_FUSED`]), at most `MAX_FUSED + 1`.
+        let mut cost = vec![0usize; self.g.len()];
         for id in self.g.ids() {
             let op = self.op(id);
             let m = match op.group() {
@@ -291,7 +367,23 @@ impl<'g> Lowerer<'g> {
                 }
                 _ => false,
             };
-            self.mat[id.index()] = m || (self.is_output(id) && !is_view(op));
+            let mut m = m || (self.is_output(id) && !is_view(op));
+            if is_elementwise(op) || is_view(op) {
+                let inputs = self.g.operands(id).iter().fold(0usize, |n, &x| {
+                    let c = if self.mat[x.index()] || splat(self.op(x)).is_some() {
+                        1
+                    } else {
+                        cost[x.index()]
+                    };
+                    n.saturating_add(c)
+                });
+                let own = usize::from(!is_view(op));
+                cost[id.index()] = (own + inputs).min(MAX_FUSED + 1);
+                // Too large to inline into one more kernel: stored, and read by its
+                // consumers.
+                m |= is_elementwise(op) && cost[id.index()] > MAX_FUSED;
+            }
+            self.mat[id.index()] = m;
         }
         // A batched product read only by a sum over its batch axes (a weight gradient over a
         // minibatch) is computed by that sum's GEMM, its batch folded into the depth.
@@ -316,8 +408,19 @@ impl<'g> Lowerer<'g> {
                 }
             }
         }
+        // A host computes its guests (and theirs) in its kernel too: hosting stops where
+        // that kernel would grow past `MAX_FUSED`. Guests have earlier ids than their host,
+        // so each node's guests are counted before it is given its own host.
+        let mut total = cost;
         for id in self.g.ids() {
-            self.host[id.index()] = self.host_of(id);
+            let host = self.host_of(id).filter(|h| {
+                let (i, h) = (id.index(), h.index());
+                total[h].saturating_add(total[i]) <= MAX_FUSED
+            });
+            if let Some(h) = host {
+                total[h.index()] += total[id.index()];
+            }
+            self.host[id.index()] = host;
         }
     }
 
@@ -422,13 +525,28 @@ impl<'g> Lowerer<'g> {
     }
 
     /// The kernel root that computes `id` when hosts are chained (a host may itself be
-    /// hosted by its own first consumer).
+    /// hosted by its own first consumer), as [`Lowerer::run`] found it before emitting any
+    /// kernel. A chain may be as long as the model is deep (`relu(relu(…))` with every
+    /// activation kept for the backward pass is one kernel storing them all), so it is
+    /// looked up, not walked: [`Lowerer::materialize`] only drops the hosts of nodes whose
+    /// root it has just emitted, so every node whose root is still to come keeps its entry,
+    /// and that is all the lookup is compared with (the root of the kernel being built).
     fn final_host(&self, id: NodeId) -> Option<NodeId> {
-        let mut h = self.host[id.index()]?;
-        while let Some(next) = self.host[h.index()] {
-            h = next;
+        self.final_hosts[id.index()]
+    }
+
+    /// Fills [`Lowerer::final_hosts`] and [`Lowerer::hosted_by`] from `host`: from the last
+    /// node back, since a host has a later id than the node it hosts.
+    fn find_final_hosts(&mut self) {
+        for id in self.g.ids().collect::<Vec<_>>().into_iter().rev() {
+            self.final_hosts[id.index()] =
+                self.host[id.index()].map(|h| self.final_hosts[h.index()].unwrap_or(h));
         }
-        Some(h)
+        for id in self.g.ids() {
+            if let Some(root) = self.final_hosts[id.index()] {
+                self.hosted_by[root.index()].push(id);
+            }
+        }
     }
 
     /// The consumer that can compute materialized elementwise node `id` inside its own
@@ -480,22 +598,43 @@ impl<'g> Lowerer<'g> {
     /// Where node `id`'s elements are, if they are in memory (its own buffer, or a
     /// movement op over one).
     fn layout(&self, id: NodeId) -> Option<Layout> {
-        if let Some(l) = &self.placed[id.index()] {
-            return Some(l.clone());
+        self.find_layout(id).0
+    }
+
+    /// [`Lowerer::layout`], and whether `id` or a node under its movement ops is stored
+    /// (when not, neither is any node down to the first that is not a movement op). Down
+    /// the chain of movement ops to the stored node, then its layout through each of them
+    /// back up: a loop, not recursion, as the chain may be as long as the model is deep.
+    fn find_layout(&self, id: NodeId) -> (Option<Layout>, bool) {
+        let mut views = Vec::new();
+        let mut at = id;
+        let mut l = loop {
+            if let Some(l) = &self.placed[at.index()] {
+                break l.clone();
+            }
+            if let Some(b) = self.buffer_of[at.index()] {
+                break Layout::dense(b, &self.ty(at).shape);
+            }
+            if !is_view(self.op(at)) {
+                return (None, false);
+            }
+            views.push(at);
+            at = self.g.operands(at)[0];
+        };
+        for &v in views.iter().rev() {
+            let x = self.g.operands(v)[0];
+            l = match self.op(v) {
+                Op::Permute { perm } => l.permuted(perm),
+                Op::Broadcast { shape } => l.broadcast(&self.ty(x).shape, shape),
+                Op::Slice { start, step, .. } => l.sliced(start, step),
+                Op::Reshape { shape } => match l.reshaped(&self.ty(x).shape, shape) {
+                    Some(l) => l,
+                    None => return (None, true),
+                },
+                _ => unreachable!("only movement ops are walked through"),
+            };
         }
-        if let Some(b) = self.buffer_of[id.index()] {
-            return Some(Layout::dense(b, &self.ty(id).shape));
-        }
-        let ops = self.g.operands(id);
-        match self.op(id) {
-            Op::Permute { perm } => self.layout(ops[0]).map(|l| l.permuted(perm)),
-            Op::Broadcast { shape } => self
-                .layout(ops[0])
-                .map(|l| l.broadcast(&self.ty(ops[0]).shape, shape)),
-            Op::Slice { start, step, .. } => self.layout(ops[0]).map(|l| l.sliced(start, step)),
-            Op::Reshape { shape } => self.layout(ops[0])?.reshaped(&self.ty(ops[0]).shape, shape),
-            _ => None,
-        }
+        (Some(l), true)
     }
 
     /// Node `id` in memory: its layout, or a copy into a new buffer (a loop kernel; for a
@@ -504,79 +643,43 @@ impl<'g> Lowerer<'g> {
         if let Some(l) = self.layout(id) {
             return Ok(l);
         }
-        let (space, src) = match self.op(id) {
+        let (space, src) = self.copy_source(id);
+        let mut kb = KernelBuilder::default();
+        let map = AffineMap::identity(space.len());
+        let v = self.emit(&mut kb, src, &map)?;
+        Ok(self.finish_copy(kb, id, space, v))
+    }
+
+    /// What the copy of node `id` into memory iterates over, and the node it computes
+    /// there: a reshape copies its operand over the operand's shape.
+    fn copy_source(&self, id: NodeId) -> (Vec<usize>, NodeId) {
+        match self.op(id) {
             Op::Reshape { .. } => {
                 let x = self.g.operands(id)[0];
                 (self.ty(x).shape.clone(), x)
             }
             _ => (self.ty(id).shape.clone(), id),
-        };
-        let mut kb = KernelBuilder::default();
-        let map = AffineMap::identity(space.len());
-        let v = self.emit(&mut kb, src, &map)?;
+        }
+    }
+
+    /// Pushes the copy kernel `kb` (value `v` over `space`) storing node `id` into a buffer
+    /// of its own; returns `id`'s layout there.
+    fn finish_copy(
+        &mut self,
+        kb: KernelBuilder,
+        id: NodeId,
+        space: Vec<usize>,
+        v: ValueId,
+    ) -> Layout {
         let b = self.temp_for(id);
         let dense = Layout::dense(b, &space);
         self.finish_elementwise(kb, format!("copy_{}", id.0), space, b, dense, v, id);
-        Ok(Layout::dense(b, &self.ty(id).shape))
+        Layout::dense(b, &self.ty(id).shape)
     }
 
     /// The value of node `id` at the kernel's iteration point mapped by `map`.
     fn emit(&mut self, kb: &mut KernelBuilder, id: NodeId, map: &AffineMap) -> Result<ValueId> {
-        if let Some(&v) = kb.memo.get(&(id, map.clone())) {
-            return Ok(v);
-        }
-        let hosted_here = kb.root.is_some()
-            && self.final_host(id) == kb.root
-            && *map == AffineMap::identity(self.ty(id).rank());
-        let v = if hosted_here {
-            kb.nodes.push(id);
-            let v = self.emit_op(kb, id, map)?;
-            kb.hosted.push((id, v));
-            v
-        } else if let Some(c) = splat(self.op(id)) {
-            kb.constant(self.ty(id).dtype, c)
-        } else if let Some(l) = self.layout(id) {
-            let (offset, strides) = l.access(map);
-            let decl = self.buffers[l.buffer].clone();
-            let arg = kb.arg(l.buffer, &decl);
-            let offset =
-                usize::try_from(offset).map_err(|_| self.unsupported(id, "negative offset"))?;
-            kb.push(Instr::Load(Access {
-                arg,
-                offset,
-                strides,
-            }))
-        } else {
-            let ops = self.g.operands(id);
-            match self.op(id).clone() {
-                Op::Permute { perm } => self.emit(kb, ops[0], &map.through_permute(&perm))?,
-                Op::Broadcast { .. } => {
-                    let from = self.ty(ops[0]).shape.clone();
-                    self.emit(kb, ops[0], &map.through_broadcast(&from))?
-                }
-                Op::Slice { start, step, .. } => {
-                    self.emit(kb, ops[0], &map.through_slice(&start, &step))?
-                }
-                Op::Reshape { shape } => {
-                    // In memory: a load. Otherwise, when the reshape only splits axes,
-                    // its operand is computed inline at the mapped index; else a copy.
-                    let from = self.ty(ops[0]).shape.clone();
-                    match (self.layout(id), map.through_reshape(&from, &shape)) {
-                        (None, Some(inner)) => self.emit(kb, ops[0], &inner)?,
-                        _ => {
-                            let l = self.require_layout(id)?;
-                            return self.emit_load(kb, l, map);
-                        }
-                    }
-                }
-                _ => {
-                    kb.nodes.push(id);
-                    self.emit_op(kb, id, map)?
-                }
-            }
-        };
-        kb.memo.insert((id, map.clone()), v);
-        Ok(v)
+        self.walk(kb, Frame::Enter(id, map.clone(), false))
     }
 
     fn emit_load(&mut self, kb: &mut KernelBuilder, l: Layout, map: &AffineMap) -> Result<ValueId> {
@@ -592,32 +695,201 @@ impl<'g> Lowerer<'g> {
 
     /// The op of elementwise node `id` applied to its operands' values.
     fn emit_op(&mut self, kb: &mut KernelBuilder, id: NodeId, map: &AffineMap) -> Result<ValueId> {
-        let ops = self.g.operands(id);
-        let mut v = Vec::with_capacity(ops.len());
-        for &o in &ops {
-            v.push(self.emit(kb, o, map)?);
+        let frame = self.apply(id, map.clone(), Use::Root);
+        self.walk(kb, frame)
+    }
+
+    /// The frame computing node `id`'s op from its operands.
+    fn apply(&self, id: NodeId, map: AffineMap, then: Use) -> Frame {
+        Frame::Apply {
+            ops: self.g.operands(id),
+            vals: Vec::new(),
+            id,
+            map,
+            then,
         }
-        Ok(match self.op(id).clone() {
-            Op::Unary { func } => kb.push(Instr::Unary { func, a: v[0] }),
-            Op::Binary { func } => kb.push(Instr::Binary {
-                func,
-                a: v[0],
-                b: v[1],
-            }),
-            Op::Compare { func } => kb.push(Instr::Compare {
-                func,
-                a: v[0],
-                b: v[1],
-            }),
-            Op::Select => kb.push(Instr::Select {
-                cond: v[0],
-                a: v[1],
-                b: v[2],
-            }),
-            Op::Cast { to } => kb.push(Instr::Cast { to, a: v[0] }),
-            _ if is_view(self.op(id)) => self.emit(kb, id, map)?,
-            op => return Err(self.unsupported(id, &format!("{} is not elementwise", op.name()))),
-        })
+    }
+
+    /// Records value `v` of node `id` at `map` as `then` says.
+    fn record(kb: &mut KernelBuilder, id: NodeId, map: AffineMap, then: Use, v: ValueId) {
+        match then {
+            Use::Root => {}
+            Use::Inline => {
+                kb.memo.insert((id, map), v);
+            }
+            Use::Hosted => {
+                kb.hosted.push((id, v));
+                kb.memo.insert((id, map), v);
+            }
+        }
+    }
+
+    /// Builds the expression of `start` into `kb`: a post-order walk of the fused
+    /// expression with an explicit stack of [`Frame`]s (a fused kernel may chain as many
+    /// elementwise ops as the model has layers), emitting exactly what a recursive walk
+    /// would, in the same order. Each `(node, map)` is computed once per kernel
+    /// (`KernelBuilder::memo`); a node hosted by the kernel's root is computed and stored;
+    /// splat constants are constants; a node in memory is a load; a movement op maps the
+    /// index into its operand; other elementwise nodes are inlined, operands first, in
+    /// order. A reshape the index cannot be mapped through is copied into memory by a
+    /// kernel of its own, built here too (on `copies`, innermost last), and loaded.
+    fn walk(&mut self, kb: &mut KernelBuilder, start: Frame) -> Result<ValueId> {
+        let mut stack = vec![start];
+        let mut copies: Vec<KernelBuilder> = Vec::new();
+        // The value of the frame that finished last, for the frame under it; `None` when a
+        // frame is entered fresh.
+        let mut ret: Option<ValueId> = None;
+        // The kernel being built: the innermost copy, else `kb`.
+        macro_rules! cur {
+            () => {
+                match copies.last_mut() {
+                    Some(c) => c,
+                    None => &mut *kb,
+                }
+            };
+        }
+        while let Some(frame) = stack.pop() {
+            match frame {
+                Frame::Enter(id, map, unstored) => {
+                    debug_assert!(ret.is_none());
+                    let cur = cur!();
+                    if let Some(&v) = cur.memo.get(&(id, map.clone())) {
+                        ret = Some(v);
+                        continue;
+                    }
+                    let hosted_here = cur.root.is_some()
+                        && self.final_host(id) == cur.root
+                        && map == AffineMap::identity(self.ty(id).rank());
+                    if hosted_here {
+                        cur.nodes.push(id);
+                        stack.push(self.apply(id, map, Use::Hosted));
+                        continue;
+                    }
+                    let (layout, stored) = match unstored {
+                        true => (None, false),
+                        false => self.find_layout(id),
+                    };
+                    let v = if let Some(c) = splat(self.op(id)) {
+                        cur.constant(self.ty(id).dtype, c)
+                    } else if let Some(l) = layout {
+                        let (offset, strides) = l.access(&map);
+                        let arg = cur.arg(l.buffer, &self.buffers[l.buffer]);
+                        let offset = usize::try_from(offset)
+                            .map_err(|_| self.unsupported(id, "negative offset"))?;
+                        cur.push(Instr::Load(Access {
+                            arg,
+                            offset,
+                            strides,
+                        }))
+                    } else {
+                        let x = || self.g.operands(id)[0];
+                        let inner = match self.op(id) {
+                            Op::Permute { perm } => map.through_permute(perm),
+                            Op::Broadcast { .. } => map.through_broadcast(&self.ty(x()).shape),
+                            Op::Slice { start, step, .. } => map.through_slice(start, step),
+                            Op::Reshape { shape } => {
+                                // Not in memory: when the reshape only splits axes, its
+                                // operand is computed inline at the mapped index; else a
+                                // copy.
+                                let (space, src) = self.copy_source(id);
+                                match map.through_reshape(&space, shape) {
+                                    Some(inner) => inner,
+                                    None => {
+                                        copies.push(KernelBuilder::default());
+                                        stack.push(Frame::Copied(id, map));
+                                        stack.push(Frame::Enter(
+                                            src,
+                                            AffineMap::identity(space.len()),
+                                            !stored,
+                                        ));
+                                        continue;
+                                    }
+                                }
+                            }
+                            _ => {
+                                cur.nodes.push(id);
+                                stack.push(self.apply(id, map, Use::Inline));
+                                continue;
+                            }
+                        };
+                        stack.push(Frame::Alias(id, map));
+                        stack.push(Frame::Enter(x(), inner, !stored));
+                        continue;
+                    };
+                    cur.memo.insert((id, map), v);
+                    ret = Some(v);
+                }
+                Frame::Alias(id, map) => {
+                    let v = ret.expect("the operand's value");
+                    cur!().memo.insert((id, map), v);
+                }
+                Frame::Apply {
+                    id,
+                    map,
+                    ops,
+                    mut vals,
+                    then,
+                } => {
+                    vals.extend(ret.take());
+                    if let Some(&next) = ops.get(vals.len()) {
+                        let at = map.clone();
+                        stack.push(Frame::Apply {
+                            id,
+                            map,
+                            ops,
+                            vals,
+                            then,
+                        });
+                        stack.push(Frame::Enter(next, at, false));
+                        continue;
+                    }
+                    let v = vals;
+                    let cur = cur!();
+                    let value = match *self.op(id) {
+                        Op::Unary { func } => cur.push(Instr::Unary { func, a: v[0] }),
+                        Op::Binary { func } => cur.push(Instr::Binary {
+                            func,
+                            a: v[0],
+                            b: v[1],
+                        }),
+                        Op::Compare { func } => cur.push(Instr::Compare {
+                            func,
+                            a: v[0],
+                            b: v[1],
+                        }),
+                        Op::Select => cur.push(Instr::Select {
+                            cond: v[0],
+                            a: v[1],
+                            b: v[2],
+                        }),
+                        Op::Cast { to } => cur.push(Instr::Cast { to, a: v[0] }),
+                        ref op if is_view(op) => {
+                            stack.push(Frame::Record(id, map.clone(), then));
+                            stack.push(Frame::Enter(id, map, false));
+                            continue;
+                        }
+                        ref op => {
+                            let reason = format!("{} is not elementwise", op.name());
+                            return Err(self.unsupported(id, &reason));
+                        }
+                    };
+                    Self::record(cur, id, map, then, value);
+                    ret = Some(value);
+                }
+                Frame::Record(id, map, then) => {
+                    let v = ret.expect("the view's value");
+                    Self::record(cur!(), id, map, then, v);
+                }
+                Frame::Copied(id, map) => {
+                    let v = ret.take().expect("the copied value");
+                    let copy = copies.pop().expect("a copy kernel is being built");
+                    let (space, _) = self.copy_source(id);
+                    let l = self.finish_copy(copy, id, space, v);
+                    ret = Some(self.emit_load(cur!(), l, &map)?);
+                }
+            }
+        }
+        Ok(ret.expect("the walk computes a value"))
     }
 
     fn unsupported(&self, id: NodeId, reason: &str) -> LowerError {
@@ -680,6 +952,7 @@ impl<'g> Lowerer<'g> {
 
     /// Emits the steps of every materialized node, then the outputs.
     fn run(&mut self) -> Result<()> {
+        self.find_final_hosts();
         for id in self.g.ids() {
             if !self.mat[id.index()] {
                 continue;
@@ -745,14 +1018,13 @@ impl<'g> Lowerer<'g> {
                 let map = AffineMap::identity(t.rank());
                 let v = self.emit_op(&mut kb, id, &map)?;
                 // A hosted node this kernel does not reach gets its own kernel first.
-                let hosted: Vec<NodeId> = self
-                    .g
-                    .ids()
-                    .filter(|&h| self.final_host(h) == Some(id))
-                    .collect();
+                let hosted = std::mem::take(&mut self.hosted_by[id.index()]);
+                let reached: std::collections::HashSet<NodeId> =
+                    kb.hosted.iter().map(|&(n, _)| n).collect();
                 for h in hosted {
-                    if !kb.hosted.iter().any(|(n, _)| *n == h) {
+                    if !reached.contains(&h) {
                         self.host[h.index()] = None;
+                        self.final_hosts[h.index()] = None;
                         let hb = self.buffer_of[h.index()].expect("allocated when visited");
                         let mut own = KernelBuilder::default();
                         let hv =

@@ -11,7 +11,7 @@ use petgraph::Direction;
 use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use xenon_compiler::ir::{DType, Graph, NodeId};
 
 /// A value in a [`LayerGraph`]: a graph input, or one output of a layer. A `&str` converts
@@ -92,6 +92,10 @@ pub struct LayerGraph {
     outputs: Vec<(String, Port)>,
     /// Layers (and parts) of each class added so far, for `<class>_<k>` names.
     counts: HashMap<&'static str, usize>,
+    /// The layers' names and their parts' names, for the duplicate checks of
+    /// [`LayerGraph::add`] (a scan of `layers` would make adding `n` layers quadratic).
+    layer_names: HashSet<String>,
+    part_names: HashSet<String>,
 }
 
 /// A lowered [`LayerGraph`].
@@ -142,16 +146,11 @@ impl LayerGraph {
             [(name, _)] if simple => name.clone(),
             _ => next_name(&mut counts, &layer),
         };
-        if self.layers.iter().any(|l| l.name == name) {
+        if self.layer_names.contains(&name) {
             return Err(duplicate("layers", &name));
         }
         for (part, _) in &named {
-            let taken = self
-                .layers
-                .iter()
-                .flat_map(|l| &l.parts)
-                .any(|(p, _)| p == part);
-            if taken {
+            if self.part_names.contains(part) {
                 return Err(duplicate("layers", part));
             }
         }
@@ -165,6 +164,9 @@ impl LayerGraph {
             });
         }
         self.counts = counts;
+        self.layer_names.insert(name.clone());
+        self.part_names
+            .extend(named.iter().map(|(part, _)| part.clone()));
         self.layers.push(LayerNode {
             name: name.clone(),
             inputs,

@@ -88,6 +88,17 @@
 //! Numbers must be finite (`.nan` and `.inf` are rejected), and a mapping may not repeat a
 //! key.
 //!
+//! # Size
+//!
+//! A YAML file may hold at most [`MAX_YAML_NODES`] nodes (scalars, sequences and mappings:
+//! 5,000,000, about 500,000 layers written as `- {type: Activation, config: {transform:
+//! {type: Rectlin}}}`), and nest sequences and mappings at most 64 deep (serde-saphyr's
+//! default); past either, reading stops with an "invalid YAML" error that says so. JSON is
+//! read by serde_json, which allows 128 levels of nesting and any number of values (past
+//! [`MAX_YAML_NODES`], errors just carry no line numbers). How deep a *model* is does not
+//! nest: a list of 100,000 layers nests no deeper than a list of one, and the rest of Xenon
+//! handles such models without recursion on their depth.
+//!
 //! # Layout
 //!
 //! `tree` parses the text into a position-keeping YAML/JSON tree; `de` deserializes the typed
@@ -112,6 +123,7 @@ pub use dataset::{
 };
 pub use error::{ModelFileError, Position};
 pub(crate) use no_arguments::no_arguments;
+pub use tree::MAX_YAML_NODES;
 
 use crate::cost::Cost;
 use crate::layer::{Layer, Sequential};

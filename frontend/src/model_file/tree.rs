@@ -224,12 +224,30 @@ impl<'de, const SPANNED: bool> Visitor<'de> for ValueVisitor<SPANNED> {
     }
 }
 
-/// Parses YAML text (or JSON, which YAML reads too) into a tree with positions.
+/// The most YAML nodes (scalars, sequences and mappings) a model file may hold:
+/// 5,000,000. serde-saphyr's default budget (250,000) stops at about 25,000 layers; a layer
+/// takes about 10 nodes (`- type: Activation` with its `transform` config: 9), so this
+/// admits files of 100,000 layers and more while still bounding the memory of the tree
+/// (about 60 bytes a node). A file past it is rejected with a "budget breached" syntax
+/// error naming the limit.
+pub const MAX_YAML_NODES: usize = 5_000_000;
+
+/// The most parser events: every node is one event, a sequence or mapping two (start, end),
+/// plus the stream and document events.
+const MAX_YAML_EVENTS: usize = 2 * MAX_YAML_NODES + 16;
+
+/// Parses YAML text (or JSON, which YAML reads too) into a tree with positions, within the
+/// budget [`MAX_YAML_NODES`] (serde-saphyr's other limits keep their defaults: nesting 64
+/// deep, 64 MiB of scalar text, aliases and anchors).
 pub(super) fn parse_yaml(text: &str) -> Result<Node, ModelFileError> {
     let options = serde_saphyr::options! {
         with_snippet: false,
         // Let the tree reader reject non-finite numbers, with a plainer message.
         non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_YAML_NODES,
+            max_events: MAX_YAML_EVENTS,
+        },
     };
     serde_saphyr::from_str_with_options::<Tree<true>>(text, options)
         .map(|t| t.0)
@@ -239,6 +257,15 @@ pub(super) fn parse_yaml(text: &str) -> Result<Node, ModelFileError> {
                 serde_saphyr::Error::DuplicateMappingKey { key: Some(k), .. } => {
                     format!("duplicate key \"{k}\"")
                 }
+                serde_saphyr::Error::Budget {
+                    breach:
+                        serde_saphyr::budget::BudgetBreach::Nodes { .. }
+                        | serde_saphyr::budget::BudgetBreach::Events { .. },
+                    ..
+                } => format!(
+                    "budget breached: the file holds more than {MAX_YAML_NODES} YAML nodes \
+                     (scalars, sequences and mappings), the most a model file may hold"
+                ),
                 _ => strip_position(
                     &e.to_string()
                         .lines()
