@@ -232,8 +232,18 @@ pub fn window(
     }
     let mut out = Vec::with_capacity(spatial.len());
     for i in 0..spatial.len() {
-        let eff = dilation[i] * (kernel[i] - 1) + 1;
-        let padded = spatial[i] + 2 * pad[i];
+        // Sizes from a model file may be anything: a sum or product past usize is an error.
+        let eff = dilation[i]
+            .checked_mul(kernel[i] - 1)
+            .and_then(|e| e.checked_add(1));
+        let padded = pad[i]
+            .checked_mul(2)
+            .and_then(|p| p.checked_add(spatial[i]));
+        let (Some(eff), Some(padded)) = (eff, padded) else {
+            return Err(format!(
+                "the window {kernel:?} (dilation {dilation:?}) or the padding {pad:?} is too large"
+            ));
+        };
         if eff > padded {
             return Err(format!(
                 "the window {kernel:?} (dilation {dilation:?}) does not fit the input {spatial:?} padded by {pad:?}"
