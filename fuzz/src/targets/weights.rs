@@ -67,6 +67,12 @@ fn described_model_fits(bytes: &[u8]) -> bool {
     }
 }
 
+/// Whether a metric name holds what an unquoted CSV field cannot (a comma, a quote, a
+/// line break, surrounding spaces).
+fn needs_quoting(name: &str) -> bool {
+    name.contains([',', '"', '\n', '\r']) || name.trim() != name
+}
+
 /// A training history: as JSON and as CSV, each written back and read again.
 pub fn history(bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
@@ -75,6 +81,12 @@ pub fn history(bytes: &[u8]) {
     let csv = History::from_csv(&text);
     outcome("history csv", &csv);
     for h in json.into_iter().chain(csv) {
+        if h.metric_names().iter().any(|n| needs_quoting(n)) {
+            // KNOWN_OPEN (fuzz/tests/replay.rs): to_csv writes such names unquoted, and
+            // from_csv cannot read them back. Remove this skip with the fix.
+            note("history: a metric name CSV cannot hold unquoted");
+            continue;
+        }
         let written = h.to_csv();
         let again = History::from_csv(&written)
             .unwrap_or_else(|e| panic!("to_csv wrote a history from_csv rejects: {e}\n{written}"));
