@@ -58,6 +58,14 @@ fn history_err(path: &Path, reason: impl Into<String>) -> ModelError {
     }
 }
 
+/// A CSV reader's error as a line-numbered message.
+fn csv_error(e: &csv::Error) -> String {
+    match e.position() {
+        Some(p) => format!("line {}: {e}", p.line()),
+        None => e.to_string(),
+    }
+}
+
 fn is_csv(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -84,70 +92,72 @@ impl History {
     }
 
     /// The CSV text: a header, then one row per epoch (an empty field for a metric an
-    /// epoch lacks).
+    /// epoch lacks); a metric name holding a comma, a quote or a line break is quoted.
     pub fn to_csv(&self) -> String {
         let names = self.metric_names();
-        let mut out = String::from("epoch,train_cost,batches,seconds");
-        for n in &names {
-            out.push(',');
-            out.push_str(n);
-        }
-        out.push('\n');
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let header = ["epoch", "train_cost", "batches", "seconds"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(names.iter().cloned());
+        w.write_record(header).expect("writing to memory");
         for r in &self.epochs {
-            out.push_str(&format!(
-                "{},{:?},{},{:?}",
-                r.epoch, r.train_cost, r.batches, r.seconds
-            ));
-            for n in &names {
-                out.push(',');
-                if let Some(v) = r.metrics.get(n) {
-                    out.push_str(&format!("{v:?}"));
-                }
-            }
-            out.push('\n');
+            let fixed = [
+                r.epoch.to_string(),
+                format!("{:?}", r.train_cost),
+                r.batches.to_string(),
+                format!("{:?}", r.seconds),
+            ];
+            let metrics = names
+                .iter()
+                .map(|n| r.metrics.get(n).map_or(String::new(), |v| format!("{v:?}")));
+            w.write_record(fixed.into_iter().chain(metrics))
+                .expect("writing to memory");
         }
-        out
+        String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 fields")
     }
 
-    /// Parses [`History::to_csv`]'s format; errors name the line.
+    /// Parses [`History::to_csv`]'s format (fields trimmed, blank lines skipped); errors
+    /// name the line (of the CSV reader's count, which skips blank lines).
     pub fn from_csv(text: &str) -> Result<History, String> {
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let (_, header) = lines.next().ok_or("empty file")?;
-        let cols: Vec<&str> = header.split(',').map(str::trim).collect();
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut records = r.records();
+        let cols = match records.next() {
+            None => return Err("empty file".into()),
+            Some(Err(e)) => return Err(csv_error(&e)),
+            Some(Ok(h)) => h,
+        };
         let fixed = ["epoch", "train_cost", "batches", "seconds"];
-        if cols.len() < 4 || cols[..4] != fixed {
+        if cols.len() < 4 || cols.iter().take(4).ne(fixed) {
             return Err(format!(
-                "line 1: the header must start with {}, not {header:?}",
-                fixed.join(",")
+                "line 1: the header must start with {}, not {:?}",
+                fixed.join(","),
+                cols.iter().collect::<Vec<_>>().join(",")
             ));
         }
         let mut h = History::default();
-        for (i, line) in lines {
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        for rec in records {
+            let fields = rec.map_err(|e| csv_error(&e))?;
+            let line = fields.position().map_or(0, |p| p.line());
             if fields.len() != cols.len() {
                 return Err(format!(
-                    "line {}: {} fields, the header has {}",
-                    i + 1,
+                    "line {line}: {} fields, the header has {}",
                     fields.len(),
                     cols.len()
                 ));
             }
             let num = |j: usize| {
                 fields[j].parse::<f64>().map_err(|_| {
-                    format!(
-                        "line {}: {} {:?} is not a number",
-                        i + 1,
-                        cols[j],
-                        fields[j]
-                    )
+                    format!("line {line}: {} {:?} is not a number", &cols[j], &fields[j])
                 })
             };
             let int = |j: usize| {
                 fields[j].parse::<usize>().map_err(|_| {
-                    format!("line {}: {} {:?} is not a count", i + 1, cols[j], fields[j])
+                    format!("line {line}: {} {:?} is not a count", &cols[j], &fields[j])
                 })
             };
             let mut metrics = BTreeMap::new();
@@ -233,5 +243,18 @@ mod tests {
         assert!(e.contains("line 1"), "{e}");
         let e = History::from_csv(&csv.replace("0.7", "x")).unwrap_err();
         assert!(e.contains("line 3") && e.contains("train_cost"), "{e}");
+        let e = History::from_csv("epoch,train_cost,batches,seconds\n0,1,2\n").unwrap_err();
+        assert!(e.contains("line 2: 3 fields, the header has 4"), "{e}");
+    }
+
+    #[test]
+    fn metric_names_that_need_quoting_round_trip() {
+        let mut h = History::default();
+        let mut r = record(0, 1.5, Some(0.25));
+        r.metrics.insert("top, 5 \"accuracy\"".to_string(), 0.5);
+        h.push(r);
+        let csv = h.to_csv();
+        assert!(csv.contains("\"top, 5 \"\"accuracy\"\"\""), "{csv}");
+        assert_eq!(History::from_csv(&csv).unwrap(), h);
     }
 }

@@ -12,12 +12,7 @@ use xenon_fuzz::{TARGETS, files_in};
 /// Regression inputs whose fix is open elsewhere (`target/file`, why). Each is still
 /// replayed by `xenon-fuzz replay TARGET fuzz/regressions/TARGET/FILE`; remove its line
 /// when it passes.
-const KNOWN_OPEN: &[(&str, &str)] = &[(
-    "history/csv-metric-name-with-comma.json",
-    "frontend/src/history.rs: History::to_csv writes a metric name with a comma unquoted, so \
-     from_csv rejects its own output (\"line 2: 5 fields, the header has 6\"); \
-     the history target skips its round-trip assertion for such names until the fix",
-)];
+const KNOWN_OPEN: &[(&str, &str)] = &[];
 
 /// The longest an input may take (the fuzzing harness calls an input that runs over 10 s
 /// a hang).
