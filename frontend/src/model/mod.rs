@@ -251,10 +251,10 @@ impl Model {
     /// ```
     /// use xenon_frontend::prelude::*;
     /// let init = Initializer::Gaussian { loc: 0.0, scale: 0.01 };
-    /// let layers = Sequential::new(vec![Affine::new(1_000_000_000_000, init).into()]);
-    /// // 784 · 10^12 weights: described, not allocated.
+    /// let layers = Sequential::new(vec![Affine::new(300_000_000, init).into()]);
+    /// // 784 · 3·10^8 weights (876 GiB of f32): described, not allocated.
     /// let m = Model::uninitialized(layers.clone(), &[784], 0).unwrap();
-    /// assert_eq!(m.num_params(), 784_000_000_000_000);
+    /// assert_eq!(m.num_params(), 235_200_000_000);
     /// let e = Model::new(layers, &[784], 0).unwrap_err();
     /// assert!(e.to_string().contains("more than this machine's"), "{e}");
     /// ```
