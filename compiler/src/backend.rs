@@ -17,6 +17,7 @@ use crate::lower::Lowered;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use xenon_runtime::Tensor;
+use xenon_runtime::collective::Collective;
 /// The CPU GEMM instruction-set paths a [`Cpu`] backend can take (see [`BackendOptions::isa`]).
 pub use xenon_runtime::cpu::gemm::Isa;
 use xenon_runtime::exec::{ExecError, StepTimes, first_non_finite};
@@ -120,6 +121,23 @@ pub trait Executable: Send {
         Ok(())
     }
 
+    /// Makes this executable one rank of `comm`'s group: its `all_reduce` ops sum over the
+    /// ranks, each of which must run the same graph. Without it, a run is one rank and
+    /// `all_reduce` is the identity. Default: the backend cannot, an error.
+    fn set_collective(&mut self, comm: Arc<dyn Collective>) -> Result<(), BackendError> {
+        let _ = comm;
+        Err(BackendError::Unsupported {
+            backend: "this",
+            reason: "no all_reduce over several ranks".into(),
+        })
+    }
+
+    /// A hash of what runs (the graph as compiled), equal for equal compilations: ranks of a
+    /// data-parallel run compare it before their first step. Default: none.
+    fn fingerprint(&self) -> Option<u64> {
+        None
+    }
+
     /// Turns per-step timing on (from zero) or off, where the backend supports it.
     fn set_profiling(&mut self, _on: bool) {}
 
@@ -148,15 +166,25 @@ pub trait Backend: Send + Sync {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Interpreter;
 
-struct Interpreted(Graph);
+/// The graph, the rank's group, the graph's hash.
+struct Interpreted(Graph, Option<Arc<dyn Collective>>, u64);
 
 impl Executable for Interpreted {
     fn run(&mut self, feeds: &Feeds) -> Result<HashMap<String, Tensor>, BackendError> {
-        Ok(interp::run(&self.0, feeds)?)
+        Ok(interp::run_with(&self.0, feeds, self.1.as_deref())?)
     }
 
     fn updates(&self) -> &[(String, String)] {
         self.0.updates()
+    }
+
+    fn set_collective(&mut self, comm: Arc<dyn Collective>) -> Result<(), BackendError> {
+        self.1 = Some(comm);
+        Ok(())
+    }
+
+    fn fingerprint(&self) -> Option<u64> {
+        Some(self.2)
     }
 }
 
@@ -166,7 +194,11 @@ impl Backend for Interpreter {
     }
 
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, BackendError> {
-        Ok(Box::new(Interpreted(graph.clone())))
+        Ok(Box::new(Interpreted(
+            graph.clone(),
+            None,
+            graph_hash(graph, &CpuOptions::default()),
+        )))
     }
 }
 
@@ -239,6 +271,8 @@ pub fn graph_hash(graph: &Graph, options: &CpuOptions) -> u64 {
 struct CpuProgram {
     exec: xenon_runtime::cpu::CpuExecutor,
     output_shapes: HashMap<String, Vec<usize>>,
+    /// [`graph_hash`] of the compiled graph and options.
+    key: u64,
 }
 
 impl Executable for CpuProgram {
@@ -258,6 +292,15 @@ impl Executable for CpuProgram {
         Ok(self
             .exec
             .run_update(feeds, &self.output_shapes, check_finite)?)
+    }
+
+    fn set_collective(&mut self, comm: Arc<dyn Collective>) -> Result<(), BackendError> {
+        self.exec.set_collective(comm);
+        Ok(())
+    }
+
+    fn fingerprint(&self) -> Option<u64> {
+        Some(self.key)
     }
 
     fn set_profiling(&mut self, on: bool) {
@@ -340,6 +383,7 @@ impl Backend for Cpu {
         Ok(Box::new(CpuProgram {
             exec,
             output_shapes: compiled.output_shapes.clone(),
+            key,
         }))
     }
 }

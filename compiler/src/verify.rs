@@ -150,6 +150,7 @@ impl Hook for Verify {
             .ids()
             .any(|id| reference.ty(id).dtype == DType::F32);
         Box::new(Verified {
+            comm: None,
             exact: f32_graph.then(|| reference.with_float_dtype(DType::F64)),
             inner,
             program: self.programs.fetch_add(1, Ordering::Relaxed),
@@ -165,6 +166,8 @@ impl Hook for Verify {
 /// An executable that checks its first run.
 struct Verified {
     inner: Box<dyn Executable>,
+    /// The rank's group, for the reference runs too.
+    comm: Option<Arc<dyn xenon_runtime::collective::Collective>>,
     program: usize,
     reference: Graph,
     /// The reference in f64, when it computes in f32.
@@ -185,7 +188,7 @@ impl Verified {
         after: Option<&Feeds>,
     ) -> Result<(), BackendError> {
         self.pending = false;
-        let reference = interp::run(&self.reference, before)?;
+        let reference = interp::run_with(&self.reference, before, self.comm.as_deref())?;
         let exact = match &self.exact {
             Some(g) => {
                 let feeds: Feeds = before
@@ -199,14 +202,14 @@ impl Verified {
                         (k.clone(), t)
                     })
                     .collect();
-                Some(interp::run(g, &feeds)?)
+                Some(interp::run_with(g, &feeds, self.comm.as_deref())?)
             }
             None => None,
         };
         let refs = (&reference, exact.as_ref());
         let mut reports = Vec::new();
         if let Some(g) = &self.optimized {
-            let got = interp::run(g, before)?;
+            let got = interp::run_with(g, before, self.comm.as_deref())?;
             reports.push(self.report(Stage::Optimized, "interp", refs, &got, None));
         }
         reports.push(self.report(Stage::Compiled, self.backend, refs, out, after));
@@ -304,6 +307,19 @@ impl Executable for Verified {
 
     fn updates(&self) -> &[(String, String)] {
         self.inner.updates()
+    }
+
+    fn set_collective(
+        &mut self,
+        comm: Arc<dyn xenon_runtime::collective::Collective>,
+    ) -> Result<(), BackendError> {
+        self.inner.set_collective(comm.clone())?;
+        self.comm = Some(comm);
+        Ok(())
+    }
+
+    fn fingerprint(&self) -> Option<u64> {
+        self.inner.fingerprint()
     }
 
     fn set_profiling(&mut self, on: bool) {

@@ -69,6 +69,9 @@ pub enum ExecError {
         #[source]
         source: IndexError,
     },
+    /// An `all_reduce` failed: a rank was lost, or the ranks disagree.
+    #[error(transparent)]
+    Collective(#[from] crate::collective::CollectiveError),
     /// An updated value holds NaN or infinity (nothing was written back).
     #[error("non-finite value (NaN or infinity) in {output:?} at element {element}")]
     NonFinite { output: String, element: usize },

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod aot;
+pub mod collective;
 pub mod cpu;
 pub mod dtype;
 pub mod element;

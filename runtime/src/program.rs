@@ -135,6 +135,16 @@ pub enum LibraryStep {
         axis: usize,
         inner: usize,
     },
+    /// `out = Σ over the ranks of x` (`len` elements; f32 or f64): the IR's `all_reduce`.
+    /// An executor given a [`Collective`](crate::collective::Collective) copies `x` into
+    /// `out` and sums `out` over the ranks, possibly while later steps that touch neither
+    /// run; without one it only copies (one rank).
+    AllReduce {
+        x: usize,
+        out: usize,
+        dtype: DType,
+        len: usize,
+    },
     /// Copies `len` elements of `src` (from `src_offset`) to `dst` (at `dst_offset`).
     Copy {
         src: usize,
@@ -157,6 +167,7 @@ impl LibraryStep {
             LibraryStep::Random { .. } => "random",
             LibraryStep::ArgMax { .. } => "argmax",
             LibraryStep::Copy { .. } => "copy",
+            LibraryStep::AllReduce { .. } => "all_reduce",
         }
     }
 }
@@ -205,6 +216,7 @@ impl Step {
                 }
                 LibraryStep::ArgMax { x, out, .. } => (vec![*x], vec![*out]),
                 LibraryStep::Copy { src, dst, .. } => (vec![*src], vec![*dst]),
+                LibraryStep::AllReduce { x, out, .. } => (vec![*x], vec![*out]),
             },
         }
     }
@@ -657,6 +669,22 @@ impl StepCheck<'_> {
             } => {
                 self.need(*src, *dtype, src_offset + len)?;
                 self.need(*dst, *dtype, dst_offset + len)?;
+            }
+            LibraryStep::AllReduce { x, out, dtype, len } => {
+                if *dtype == DType::I32 {
+                    return Err(ProgramError::Step {
+                        step: self.step,
+                        reason: "all_reduce of i32 (f32 or f64 only)".into(),
+                    });
+                }
+                if x == out {
+                    return Err(ProgramError::Step {
+                        step: self.step,
+                        reason: "all_reduce reads and writes the same buffer".into(),
+                    });
+                }
+                self.need(*x, *dtype, *len)?;
+                self.need(*out, *dtype, *len)?;
             }
         }
         Ok(())

@@ -153,6 +153,9 @@ pub fn vjp(
             }
         }
 
+        // y_r = Σ_q x_q on every rank q: ∂L/∂x_r = Σ_q ∂L/∂y_q, the all-reduced gradient.
+        Op::AllReduce => one(g, &|g| g.all_reduce(gr)),
+
         // Float-to-float casts pass the gradient back in the operand's dtype.
         Op::Cast { .. } => {
             let from = g.ty(x(0)).dtype;

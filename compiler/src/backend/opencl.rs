@@ -23,6 +23,8 @@ pub struct OpenCl {
 struct OclProgram {
     exec: OclExecutor,
     output_shapes: HashMap<String, Vec<usize>>,
+    /// The compiled graph's hash.
+    key: u64,
 }
 
 impl Executable for OclProgram {
@@ -57,6 +59,18 @@ impl Executable for OclProgram {
 
     fn sync_updates(&mut self, feeds: &mut Feeds) -> Result<(), BackendError> {
         Ok(self.exec.sync_updates(feeds)?)
+    }
+
+    fn set_collective(
+        &mut self,
+        comm: std::sync::Arc<dyn xenon_runtime::collective::Collective>,
+    ) -> Result<(), BackendError> {
+        self.exec.set_collective(comm);
+        Ok(())
+    }
+
+    fn fingerprint(&self) -> Option<u64> {
+        Some(self.key)
     }
 }
 
@@ -97,6 +111,7 @@ impl Backend for OpenCl {
         Ok(Box::new(OclProgram {
             exec,
             output_shapes: lowered.output_shapes,
+            key: super::graph_hash(graph, &Default::default()),
         }))
     }
 }

@@ -8,6 +8,8 @@
 //! * [`run`] evaluates a graph's named outputs, [`eval`] any list of nodes.
 //! * [`eval_op`] is the per-node kernel, public so that backends' differential tests can
 //!   compare one op at a time.
+//! * [`run_with`] and [`eval_with`] take a [`Collective`]: the rank's group for
+//!   `all_reduce` (without one, a run is one rank and `all_reduce` is the identity).
 //!
 //! The meaning of each op is documented on [`Op`] and its kernels (modules
 //! `elementwise`, `reduce`, `movement`, `matmul`, `window`, `index`, `random`). Where
@@ -45,6 +47,7 @@ use crate::ir::{Graph, NodeId, Op, TensorType};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use xenon_runtime::Tensor;
+use xenon_runtime::collective::{Collective, CollectiveError, ReduceBuf};
 
 /// Values for a graph's `Input` and `Parameter` nodes, by name (every backend's
 /// [`xenon_runtime::exec::Feeds`]).
@@ -84,6 +87,9 @@ pub enum InterpError {
     /// A requested node id does not belong to the graph.
     #[error("node {id} is not in the graph")]
     UnknownNode { id: NodeId },
+    /// An `all_reduce` failed: a rank was lost, or the ranks disagree.
+    #[error(transparent)]
+    Collective(#[from] CollectiveError),
 }
 
 type Result<T> = std::result::Result<T, InterpError>;
@@ -123,8 +129,18 @@ type Result<T> = std::result::Result<T, InterpError>;
 /// ));
 /// ```
 pub fn run(graph: &Graph, feeds: &Feeds) -> Result<HashMap<String, Tensor>> {
+    run_with(graph, feeds, None)
+}
+
+/// [`run`] as one rank of `comm`'s group: `all_reduce` sums over the ranks (every rank
+/// must run the same graph).
+pub fn run_with(
+    graph: &Graph,
+    feeds: &Feeds,
+    comm: Option<&dyn Collective>,
+) -> Result<HashMap<String, Tensor>> {
     let ids: Vec<NodeId> = graph.outputs().iter().map(|&(_, id)| id).collect();
-    let values = eval(graph, feeds, &ids)?;
+    let values = eval_with(graph, feeds, &ids, comm)?;
     Ok(graph
         .outputs()
         .iter()
@@ -136,6 +152,17 @@ pub fn run(graph: &Graph, feeds: &Feeds) -> Result<HashMap<String, Tensor>> {
 /// Evaluates `nodes` (and what they depend on) and returns their values in the order
 /// given; a node may be requested more than once. Feeds are as for [`run`].
 pub fn eval(graph: &Graph, feeds: &Feeds, nodes: &[NodeId]) -> Result<Vec<Tensor>> {
+    eval_with(graph, feeds, nodes, None)
+}
+
+/// [`eval`] as one rank of `comm`'s group (see [`run_with`]). The ranks' `all_reduce`
+/// calls happen in increasing node id order.
+pub fn eval_with(
+    graph: &Graph,
+    feeds: &Feeds,
+    nodes: &[NodeId],
+    comm: Option<&dyn Collective>,
+) -> Result<Vec<Tensor>> {
     for &id in nodes {
         if graph.get(id).is_none() {
             return Err(InterpError::UnknownNode { id });
@@ -183,7 +210,11 @@ pub fn eval(graph: &Graph, feeds: &Feeds, nodes: &[NodeId]) -> Result<Vec<Tensor
                             .ok_or(InterpError::UnknownNode { id: o })
                     })
                     .collect::<Result<Vec<&Tensor>>>()?;
-                Cow::Owned(eval_op(op, &node.ty, &args)?)
+                let mut v = eval_op(op, &node.ty, &args)?;
+                if let (Op::AllReduce, Some(comm)) = (op, comm) {
+                    all_reduce(comm, &mut v)?;
+                }
+                Cow::Owned(v)
             }
         };
         values[id.index()] = Some(value);
@@ -207,6 +238,22 @@ pub fn eval(graph: &Graph, feeds: &Feeds, nodes: &[NodeId]) -> Result<Vec<Tensor
         out.push(value.ok_or(InterpError::UnknownNode { id })?.into_owned());
     }
     Ok(out)
+}
+
+/// Sums `v` over `comm`'s ranks in place.
+fn all_reduce(comm: &dyn Collective, v: &mut Tensor) -> Result<()> {
+    let data = v.data_mut();
+    let buf = match data {
+        xenon_runtime::TensorData::F32(d) => ReduceBuf::F32(d),
+        xenon_runtime::TensorData::F64(d) => ReduceBuf::F64(d),
+        xenon_runtime::TensorData::I32(_) => {
+            return Err(InterpError::OperandMismatch {
+                op: "all_reduce".into(),
+                reason: "i32 operand".into(),
+            });
+        }
+    };
+    Ok(comm.all_reduce_sum(buf)?)
 }
 
 /// The feed called `name`, checked against the node's type.
@@ -309,7 +356,8 @@ fn compute(op: &Op, ty: &TensorType, operands: &[&Tensor]) -> Result<Tensor> {
         Op::Compare { func } => elementwise::compare(*func, x(), operands[1]),
         Op::Select => elementwise::select(x(), operands[1], operands[2]),
         Op::Cast { to } => Ok(x().cast(*to)),
-        Op::ScaleGrad { .. } => Ok(x().clone()),
+        // One rank's view: `eval_with` sums over the ranks.
+        Op::ScaleGrad { .. } | Op::AllReduce => Ok(x().clone()),
         Op::Reduce { func, axes, .. } => reduce::reduce(*func, axes, x(), ty),
         Op::ArgMax { axis, .. } => reduce::argmax(*axis, x(), ty),
         Op::Reshape { shape } => movement::reshape(x(), shape),

@@ -185,6 +185,34 @@ impl Graph {
         Ok(())
     }
 
+    /// Points the existing output `name` at `id` instead (of the same type, so that an
+    /// update it is declared stays valid), keeping its place and any update.
+    pub fn replace_output(&mut self, name: &str, id: NodeId) -> Result<()> {
+        let err = |kind, reason: String| Err(GraphError::new(kind, "output", &[], reason));
+        if self.get(id).is_none() {
+            return err(ErrorKind::UnknownNode, format!("{id} does not exist"));
+        }
+        let Some(slot) = self.outputs.iter().position(|(n, _)| n == name) else {
+            return err(
+                ErrorKind::UnknownNode,
+                format!("there is no output {name:?}"),
+            );
+        };
+        let old = self.outputs[slot].1;
+        if self.ty(old) != self.ty(id) {
+            return err(
+                ErrorKind::DTypeMismatch,
+                format!(
+                    "output {name:?} is {}, the replacement {}",
+                    self.ty(old),
+                    self.ty(id)
+                ),
+            );
+        }
+        self.outputs[slot].1 = id;
+        Ok(())
+    }
+
     /// Declares output `output` the new value of the input or parameter named `feed` (same
     /// dtype and shape): running the graph "with updates" writes it back into that feed,
     /// as a training step updates its parameters and optimizer state. Each output and
@@ -744,6 +772,10 @@ impl Graph {
     /// `x`, with its gradient scaled by `factor` (see [`Op::ScaleGrad`]).
     pub fn scale_grad(&mut self, x: NodeId, factor: f64) -> Result<NodeId> {
         self.add(Op::ScaleGrad { factor }, &[x])
+    }
+    /// `x` summed over the ranks of a data-parallel run (see [`Op::AllReduce`]).
+    pub fn all_reduce(&mut self, x: NodeId) -> Result<NodeId> {
+        self.add(Op::AllReduce, &[x])
     }
     /// Strided slice.
     pub fn slice(

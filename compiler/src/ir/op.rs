@@ -283,6 +283,12 @@ pub enum Op {
         #[serde(with = "f64_value")]
         factor: f64,
     },
+    /// The elementwise sum of `x` over the ranks of a data-parallel run: every rank runs
+    /// the same graph on its share of the batch, and the value is the same on all of them
+    /// afterwards (a distributed training step sums its gradients with it). A run given no
+    /// [`Collective`](xenon_runtime::collective::Collective) is one rank: the identity.
+    /// Operand: x (f32 or f64).
+    AllReduce,
 }
 
 impl Op {
@@ -313,6 +319,7 @@ impl Op {
             Op::Gather => "gather".into(),
             Op::ScatterAdd { .. } => "scatter_add".into(),
             Op::ScaleGrad { .. } => "scale_grad".into(),
+            Op::AllReduce => "all_reduce".into(),
         }
     }
 
@@ -341,7 +348,8 @@ impl Op {
             | Op::Parameter { .. }
             | Op::Constant { .. }
             | Op::Col2Im { .. }
-            | Op::ScatterAdd { .. } => OpGroup::Opaque,
+            | Op::ScatterAdd { .. }
+            | Op::AllReduce => OpGroup::Opaque,
         }
     }
 
@@ -379,9 +387,12 @@ impl Op {
             Op::RandomNormal { seed, mean, std } => {
                 format!("seed={seed}, mean={}, std={}", float(*mean), float(*std))
             }
-            Op::Unary { .. } | Op::Binary { .. } | Op::Compare { .. } | Op::Select | Op::Gather => {
-                String::new()
-            }
+            Op::Unary { .. }
+            | Op::Binary { .. }
+            | Op::Compare { .. }
+            | Op::Select
+            | Op::Gather
+            | Op::AllReduce => String::new(),
             Op::Cast { to } => format!("to={to}"),
             Op::Reduce { axes, keepdims, .. } => {
                 format!("axes={}, keepdims={keepdims}", list(axes))

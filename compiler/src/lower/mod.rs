@@ -48,6 +48,7 @@
 
 pub mod affine;
 pub mod dump;
+mod overlap;
 pub mod plan;
 pub mod reshape_loops;
 
@@ -101,6 +102,7 @@ pub fn lower(graph: &Graph) -> Result<Lowered> {
             reshape_loops::choose_partials(k);
         }
     }
+    overlap::delay_reduced_consumers(&mut l.steps, &mut l.groups);
     let mut program = Program {
         buffers: l.buffers,
         steps: l.steps,
@@ -362,6 +364,7 @@ impl<'g> Lowerer<'g> {
                                         | Op::Gather
                                         | Op::ScatterAdd { .. }
                                         | Op::ArgMax { .. }
+                                        | Op::AllReduce
                                 )
                         })
                 }
@@ -1471,6 +1474,16 @@ impl<'g> Lowerer<'g> {
                     outer: xs[..*axis].iter().product(),
                     axis: xs[*axis],
                     inner: xs[axis + 1..].iter().product(),
+                }
+            }
+            Op::AllReduce => {
+                let x = self.dense_buffer(ops[0])?;
+                let out = self.temp_for(id);
+                LibraryStep::AllReduce {
+                    x,
+                    out,
+                    dtype,
+                    len: t.shape.iter().product(),
                 }
             }
             _ => return Err(self.unsupported(id, "no lowering rule")),

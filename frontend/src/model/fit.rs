@@ -10,8 +10,8 @@ use std::time::Instant;
 use xenon_compiler::backend::{BackendError, Executable};
 use xenon_compiler::ir::{DType, Graph, GraphError, NodeId};
 use xenon_compiler::pipeline::{ApplyError, Request, Stage};
-use xenon_runtime::Tensor;
 use xenon_runtime::exec::ExecError;
+use xenon_runtime::{Tensor, TensorData};
 
 /// What one epoch of training did.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,6 +84,15 @@ impl Model {
     ) -> Result<Request<'a>, ModelError> {
         cost.check().map_err(ModelError::Cost)?;
         let (mut g, outputs) = self.forward_graph(batch, true)?;
+        // Distributed: the new values of non-trainable buffers (batch norm's running
+        // statistics) are the ranks' mean, so that every rank keeps the same ones.
+        for (out, feed) in g.updates().to_vec() {
+            if self.params.iter().any(|p| p.name == feed && !p.trainable) {
+                let node = g.output(&out).expect("an update names an output");
+                let mean = self.rank_mean(&mut g, node)?;
+                g.replace_output(&out, mean)?;
+            }
+        }
         if outputs.len() != cost.outputs() {
             return Err(ModelError::Cost(if outputs.len() > 1 {
                 format!(
@@ -116,7 +125,16 @@ impl Model {
             .collect();
         let wrt = params.clone();
         let apply = move |g: &mut Graph, grads: &[NodeId]| -> Result<(), ApplyError> {
-            self.add_update(g, optimizer, &lrs, &wrt, grads, c.mean)
+            // Distributed: the ranks' mean gradient (of the global batch's mean cost) and
+            // the global mean cost; alone, the gradients and cost as they are.
+            let boxed = |e: GraphError| Box::new(e) as ApplyError;
+            let grads = grads
+                .iter()
+                .map(|&gr| self.rank_mean(g, gr))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(boxed)?;
+            let mean = self.rank_mean(g, c.mean).map_err(boxed)?;
+            self.add_update(g, optimizer, &lrs, &wrt, &grads, mean)
                 .map_err(|e| Box::new(e) as ApplyError)
         };
         Ok(Request::train(g, c.objective, params, apply))
@@ -291,9 +309,20 @@ impl Model {
         let data = train.dataset();
         self.check_input(data)?;
         let nclass = data.nclass;
-        let b = train.batch_size();
+        // The global minibatch, and this rank's share of it (all of it alone).
+        let global = train.batch_size();
+        let b = self.local_batch(global)?;
+        let ranks = self.rank();
         self.init_state(optimizer)?;
-        let key = format!("train/{b}/{nclass}/{cost:?}/{optimizer:?}");
+        let key = format!("train/{b}/{}/{nclass}/{cost:?}/{optimizer:?}", ranks.1);
+        // Distributed: the ranks start from the same data, batching and values.
+        let batching = (data.len(), nclass, global, train.options().shuffle);
+        let position = (train.epoch(), train.start_offset(), self.skip_batches);
+        self.agree(
+            || super::distributed::hash_of((batching, position)),
+            "data set size, batch size, shuffling or position",
+        )?;
+        self.agree(|| self.values_hash(), "weights and optimizer state")?;
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self, epochs)?;
         }
@@ -317,7 +346,8 @@ impl Model {
             let (token_ids, dtype) = (self.token_ids, self.dtype);
             let mut batches = batches.skip(skip).map(|batch| {
                 let x = shape_batch(&fed_shape, token_ids, batch.x, batch.ids, dtype)?;
-                Ok::<_, ModelError>((x, super::in_dtype(batch.t, dtype)))
+                let t = super::in_dtype(batch.t, dtype);
+                Ok::<_, ModelError>((shard(x, ranks)?, shard(t, ranks)?))
             });
             // One minibatch ahead: a device backend uploads it during the current step.
             let mut upcoming = batches.next();
@@ -362,7 +392,16 @@ impl Model {
                 feeds.insert(STEP.into(), step_counter(step));
                 let result = self
                     .program(key.clone(), |m| {
-                        m.compile_train_step(b, nclass, cost, optimizer)
+                        let mut exe = m.compile_train_step(b, nclass, cost, optimizer)?;
+                        if let Some(c) = &m.comm {
+                            exe.set_collective(c.clone())?;
+                            m.agree(
+                                || exe.fingerprint().unwrap_or(0),
+                                "compiled training step (the model, its options or the \
+                                 optimizer's result differ)",
+                            )?;
+                        }
+                        Ok(exe)
                     })
                     .and_then(|exe| Ok(exe.run_update_resident(&mut feeds, true, &next)?));
                 for k in [X, T, STEP] {
@@ -414,13 +453,15 @@ impl Model {
                     cb.on_minibatch_end(epoch, k, c);
                 }
                 k += 1;
-                if crate::interrupt::stop_requested() && k < nbatches {
+                // An interrupt on any rank stops every rank after this minibatch.
+                let stop = self.any_rank(crate::interrupt::stop_requested())?;
+                if stop && k < nbatches {
                     self.sync_values(&key)?;
                     self.resume = Some(super::ResumeState {
                         data_epoch: position.0,
                         data_start: position.1,
                         ndata: data.len(),
-                        batch_size: b,
+                        batch_size: global,
                         batches_done: k,
                         shuffle: train.options().shuffle,
                         optimizer: optimizer.clone(),
@@ -434,7 +475,7 @@ impl Model {
                 data_epoch: train.epoch(),
                 data_start: train.start_offset(),
                 ndata: data.len(),
-                batch_size: b,
+                batch_size: global,
                 batches_done: 0,
                 shuffle: train.options().shuffle,
                 optimizer: optimizer.clone(),
@@ -443,14 +484,20 @@ impl Model {
                 epoch,
                 train_cost: total / (nbatches - skip).max(1) as f64,
                 batches: nbatches - skip,
-                samples: (nbatches - skip) * b,
+                samples: (nbatches - skip) * global,
                 seconds: start.elapsed().as_secs_f64(),
             };
             for cb in callbacks.iter_mut() {
                 cb.on_epoch_end(self, &stats)?;
             }
             history.push(stats);
-            if callbacks.iter().any(|cb| cb.stop_requested()) {
+            // Distributed: the ranks still hold the same values, and stop together when a
+            // callback (rank 0's early stopping) asks.
+            self.agree(
+                || self.values_hash(),
+                &format!("weights after epoch {epoch}"),
+            )?;
+            if self.any_rank(callbacks.iter().any(|cb| cb.stop_requested()))? {
                 break;
             }
         }
@@ -459,6 +506,25 @@ impl Model {
         }
         Ok(history)
     }
+}
+
+/// The rows of global minibatch `t` that rank `r` of `n` trains on (`(r, n)`; the
+/// caller checked that `n` divides the rows).
+fn shard(t: Tensor, (r, n): (usize, usize)) -> Result<Tensor, ModelError> {
+    if n == 1 {
+        return Ok(t);
+    }
+    let (mut shape, data) = t.into_parts();
+    let rows = shape[0] / n;
+    let per: usize = shape[1..].iter().product();
+    shape[0] = rows;
+    let range = r * rows * per..(r + 1) * rows * per;
+    let data = match data {
+        TensorData::F32(v) => TensorData::F32(v[range].to_vec()),
+        TensorData::F64(v) => TensorData::F64(v[range].to_vec()),
+        TensorData::I32(v) => TensorData::I32(v[range].to_vec()),
+    };
+    Tensor::new(shape, data).map_err(|e| ModelError::Distributed(e.to_string()))
 }
 
 /// `a Multicost of N costs` or the cost's name.

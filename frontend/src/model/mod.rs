@@ -25,6 +25,7 @@
 //! ```
 
 mod bundle;
+mod distributed;
 mod fit;
 mod persist;
 mod sample;
@@ -64,6 +65,13 @@ pub enum ModelError {
     Data(#[from] DataError),
     #[error(transparent)]
     Opt(#[from] xenon_compiler::opt::OptError),
+    /// A collective call of distributed training failed (a lost rank, ranks that
+    /// disagree).
+    #[error(transparent)]
+    Collective(#[from] xenon_runtime::collective::CollectiveError),
+    /// Distributed training cannot run as asked (a batch the ranks do not divide).
+    #[error("distributed training: {0}")]
+    Distributed(String),
     /// The last layer's output does not fit the targets.
     #[error(
         "layer '{layer}' outputs shape {output:?} per sample but the targets have shape {targets:?}"
@@ -211,6 +219,8 @@ pub struct Model {
     /// backend and the hooks.
     pipeline: Pipeline,
     programs: HashMap<String, Box<dyn Executable>>,
+    /// The group this model trains in ([`Model::set_collective`]); none: alone.
+    comm: Option<Arc<dyn xenon_runtime::collective::Collective>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -292,6 +302,7 @@ impl Model {
             skip_batches: 0,
             pipeline: Pipeline::new(Arc::new(Cpu::default())),
             programs: HashMap::new(),
+            comm: None,
         })
     }
 

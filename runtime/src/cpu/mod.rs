@@ -13,8 +13,11 @@
 //! exactly one kernel call or GEMM micro-tile, in the same order whatever the split, so the
 //! results are bit-identical for every thread count.
 
+mod comm;
 pub mod gemm;
 pub mod interleave;
+
+pub use comm::BUCKET_BYTES;
 
 use crate::exec::{ExecError, Slice, SliceMut, StepTimes};
 use crate::kernel::{self, Memory, Scalar};
@@ -81,6 +84,11 @@ pub struct CpuExecutor {
     ptrs: PtrTable,
     /// Per step: whether it runs chunk by chunk with the next ([`interleave`]).
     interleave: Vec<Option<interleave::Interleave>>,
+    /// The buckets of the `all_reduce` steps ([`comm`]).
+    comm_plan: comm::CommPlan,
+    /// The thread that sums them over the ranks ([`CpuExecutor::set_collective`]); none:
+    /// one rank.
+    comm: Option<comm::CommWorker>,
 }
 
 /// A buffer pointer table kept between runs (its entries are only meaningful during one).
@@ -175,6 +183,7 @@ impl CpuExecutor {
         let (reuse_b, pack_uses) = pack_slots(&program, &inputs, &updated);
         let packs = pack_uses.iter().map(|_| gemm::PackedB::default()).collect();
         let stamps = vec![0; inputs.len()];
+        let comm_plan = comm::CommPlan::new(&program);
         let mut executor = CpuExecutor {
             program,
             kernels,
@@ -193,9 +202,19 @@ impl CpuExecutor {
             stamps,
             ptrs: PtrTable::default(),
             interleave: Vec::new(),
+            comm_plan,
+            comm: None,
         };
         executor.set_interleaving(true);
         Ok(executor)
+    }
+
+    /// Makes this executor one rank of `comm`'s group: its `all_reduce` steps sum over the
+    /// ranks, on a communication thread that runs while the steps not needing the sums do
+    /// (see [`BUCKET_BYTES`] for how they are grouped into messages). Every rank must run
+    /// the same program. Without a group (the default) `all_reduce` is a copy.
+    pub fn set_collective(&mut self, comm: Arc<dyn crate::collective::Collective>) {
+        self.comm = (!self.comm_plan.is_empty()).then(|| comm::CommWorker::new(comm));
     }
 
     /// Turns the chunked running of step pairs ([`interleave`]) on (the default) or off;
@@ -553,8 +572,70 @@ impl CpuExecutor {
         ptrs: &[*mut u8],
         packs: &mut [gemm::PackedB],
     ) -> Result<(), ExecError> {
+        let Some(mut worker) = self.comm.take() else {
+            return self.run_steps_on(ptrs, packs, None);
+        };
+        worker.begin(self.comm_plan.buckets.len());
+        let run = self.run_steps_on(ptrs, packs, Some(&mut worker));
+        // Nothing may return while the thread still uses the buffers.
+        let summed = worker.wait(None);
+        self.comm = Some(worker);
+        run?;
+        summed.map_err(ExecError::Collective)
+    }
+
+    /// Waits for the buckets step `s` needs, if any.
+    fn await_buckets(
+        &mut self,
+        s: usize,
+        worker: &mut Option<&mut comm::CommWorker>,
+    ) -> Result<(), ExecError> {
+        let Some(w) = worker else { return Ok(()) };
+        if self.comm_plan.waits[s].is_empty() {
+            return Ok(());
+        }
+        let t = std::time::Instant::now();
+        for &b in &self.comm_plan.waits[s] {
+            w.wait(Some(b)).map_err(ExecError::Collective)?;
+        }
+        if let Some(p) = &mut self.profile {
+            let d = t.elapsed();
+            p.steps[s].1 += d;
+            p.library += d;
+        }
+        Ok(())
+    }
+
+    /// Sends the bucket step `s` completes, if any.
+    fn send_bucket(&self, s: usize, ptrs: &[*mut u8], worker: &mut Option<&mut comm::CommWorker>) {
+        let (Some(w), Some(b)) = (worker, self.comm_plan.sends[s]) else {
+            return;
+        };
+        let bucket = &self.comm_plan.buckets[b];
+        let regions = bucket
+            .steps
+            .iter()
+            .map(|&t| match &self.program.steps[t] {
+                Step::Library(LibraryStep::AllReduce { out, len, .. }) => (ptrs[*out], *len),
+                _ => unreachable!("a bucket holds all_reduce steps"),
+            })
+            .collect();
+        w.send(b, bucket.dtype, regions);
+    }
+
+    /// [`CpuExecutor::run_steps`] with the communication thread, if any.
+    fn run_steps_on(
+        &mut self,
+        ptrs: &[*mut u8],
+        packs: &mut [gemm::PackedB],
+        mut worker: Option<&mut comm::CommWorker>,
+    ) -> Result<(), ExecError> {
         let mut s = 0;
         while s < self.program.steps.len() {
+            let group = self.interleave[s].map_or(1, |il| il.steps);
+            for t in s..s + group {
+                self.await_buckets(t, &mut worker)?;
+            }
             if let Some(il) = self.interleave[s]
                 && interleave::disjoint(&self.program, s, il.steps, ptrs)
             {
@@ -572,6 +653,9 @@ impl CpuExecutor {
                         self.timed_step(t, ptrs, None, Some(part))?;
                     }
                 }
+                for t in s..s + il.steps {
+                    self.send_bucket(t, ptrs, &mut worker);
+                }
                 s += il.steps;
                 continue;
             }
@@ -581,6 +665,7 @@ impl CpuExecutor {
                 uses: self.pack_uses[slot],
             });
             self.timed_step(s, ptrs, reuse, None)?;
+            self.send_bucket(s, ptrs, &mut worker);
             s += 1;
         }
         Ok(())
@@ -913,6 +998,13 @@ impl CpuExecutor {
                     &mut out[r.start * inner..r.end * inner],
                 )
             }),
+            // The sum over the ranks follows on the communication thread (`send_bucket`).
+            LibraryStep::AllReduce { x, out, dtype, len } => {
+                // SAFETY: validated buffers of `len` elements; distinct (validated).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptrs[*x], ptrs[*out], len * dtype.size_bytes())
+                }
+            }
             LibraryStep::Copy {
                 src,
                 dst,

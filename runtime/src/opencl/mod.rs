@@ -347,6 +347,8 @@ pub struct OclExecutor {
     builds: (usize, usize),
     /// Input uploads so far.
     uploads: UploadCounts,
+    /// The rank's group for `all_reduce` ([`OclExecutor::set_collective`]); none: one rank.
+    comm: Option<std::sync::Arc<dyn crate::collective::Collective>>,
     /// Kept alive for the kernels and buffers.
     _context: Context,
     _programs: Vec<core::Program>,
@@ -749,10 +751,38 @@ impl OclExecutor {
             gemm_choices,
             builds,
             uploads: UploadCounts::default(),
+            comm: None,
             _context: context,
             _programs: programs,
             _tables: tables,
         })
+    }
+
+    /// Makes this executor one rank of `comm`'s group: an `all_reduce` step reads its
+    /// result back, sums it over the ranks on the host and writes it to the device before
+    /// the next step (the run waits for it there). Without a group it is a device copy.
+    pub fn set_collective(&mut self, comm: std::sync::Arc<dyn crate::collective::Collective>) {
+        self.comm = Some(comm);
+    }
+
+    /// Sums step `s`'s result over the ranks when it is an `all_reduce` and there is a
+    /// group: waits for the queue, reads, sums, writes back.
+    fn all_reduce_step(&self, s: usize) -> Result<(), ExecError> {
+        let (Some(comm), Step::Library(LibraryStep::AllReduce { out, .. })) =
+            (&self.comm, &self.program.steps[s])
+        else {
+            return Ok(());
+        };
+        let mut data = self.read(*out, None)?;
+        let buf = match &mut data {
+            TensorData::F32(v) => crate::collective::ReduceBuf::F32(v),
+            TensorData::F64(v) => crate::collective::ReduceBuf::F64(v),
+            TensorData::I32(_) => unreachable!("validated: all_reduce of f32 or f64"),
+        };
+        comm.all_reduce_sum(buf)?;
+        let (mem, off) = self.mem_of(*out);
+        write_data(&self.queue, mem, off, &data)
+            .map_err(|e| ocl_error(&format!("writing the sum of step {s}"), &e))
     }
 
     /// Per GEMM step `(step, configuration)`: the tiled kernel each runs (`t64`, `t32`,
@@ -1096,6 +1126,7 @@ impl OclExecutor {
                     &e,
                 )
             })?;
+            self.all_reduce_step(s)?;
         }
         Ok(())
     }
@@ -1304,6 +1335,7 @@ fn runtime_needs(program: &Program, info: &DeviceInfo) -> Result<RuntimeNeeds, E
                     | LibraryStep::Gather { dtype, .. }
                     | LibraryStep::ScatterAdd { dtype, .. }
                     | LibraryStep::ArgMax { dtype, .. }
+                    | LibraryStep::AllReduce { dtype, .. }
                     | LibraryStep::Copy { dtype, .. } => *dtype,
                 };
                 if !n.library.contains(&dtype) {
@@ -1685,6 +1717,19 @@ fn library_launch(
     let u = |x: usize| x as u64;
     let slot = u(s);
     match l {
+        // The device copy; the sum over the ranks follows on the host
+        // (`OclExecutor::all_reduce_step`).
+        LibraryStep::AllReduce { x, out, dtype, len } => {
+            let copy = LibraryStep::Copy {
+                src: *x,
+                dst: *out,
+                dtype: *dtype,
+                src_offset: 0,
+                dst_offset: 0,
+                len: *len,
+            };
+            library_launch(b, rt, s, &copy)
+        }
         LibraryStep::Copy {
             src,
             dst,

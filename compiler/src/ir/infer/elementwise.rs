@@ -54,6 +54,11 @@ pub(super) fn rule(r: &Rule<'_>, op: &Op) -> Result<TensorType> {
             }
             Ok(r.operands[0].clone())
         }
+        Op::AllReduce => {
+            r.count(1)?;
+            r.float(&r.operands[0])?;
+            Ok(r.operands[0].clone())
+        }
         _ => unreachable!("{} is not in this family", op.name()),
     }
 }

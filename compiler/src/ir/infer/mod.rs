@@ -175,7 +175,8 @@ fn infer_unchecked(
         | Op::Compare { .. }
         | Op::Select
         | Op::Cast { .. }
-        | Op::ScaleGrad { .. } => elementwise::rule(&r, op),
+        | Op::ScaleGrad { .. }
+        | Op::AllReduce => elementwise::rule(&r, op),
         Op::Reduce { .. } | Op::ArgMax { .. } => reduce::rule(&r, op),
         Op::Reshape { .. }
         | Op::Permute { .. }
