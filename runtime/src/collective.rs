@@ -7,8 +7,8 @@
 //! fail with [`CollectiveError::Lost`] after the implementation's timeout, never hang.
 //!
 //! [`LocalGroup`] runs the ranks as threads of one process (tests, and a model trained on
-//! several executors of one machine); the MPI implementation lives in the `xenon-mpi`
-//! crate (Cargo feature `mpi` of the `xenon` binary).
+//! several executors of one machine); the MPI implementation is
+//! `xenon::distributed::mpi::MpiCollective` (Cargo feature `mpi` of the `xenon` crate).
 //!
 //! ```
 //! use xenon_runtime::collective::{Collective, LocalGroup, ReduceBuf};
@@ -105,6 +105,12 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>, CollectiveError>;
     /// Replaces `data` by rank `root`'s `data` on every rank; the lengths must be equal.
     fn broadcast(&self, root: usize, data: &mut [u8]) -> Result<(), CollectiveError>;
+    /// How many ranks (this one included) run on this machine and share its cores.
+    /// Default 1. An executor overlaps the sums with computation on a thread of its own
+    /// only when a core is left for it.
+    fn local_ranks(&self) -> usize {
+        1
+    }
 }
 
 /// Checks that every rank passed the same `value` (a hash of what must agree), naming the
@@ -341,6 +347,10 @@ impl Collective for LocalGroup {
             }
         }
         Ok(())
+    }
+
+    fn local_ranks(&self) -> usize {
+        self.shared.size
     }
 
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>, CollectiveError> {

@@ -137,8 +137,9 @@ pub enum LibraryStep {
     },
     /// `out = Σ over the ranks of x` (`len` elements; f32 or f64): the IR's `all_reduce`.
     /// An executor given a [`Collective`](crate::collective::Collective) copies `x` into
-    /// `out` and sums `out` over the ranks, possibly while later steps that touch neither
-    /// run; without one it only copies (one rank).
+    /// `out` (nothing to copy when they are the same buffer: in place) and sums `out` over
+    /// the ranks, possibly while later steps that touch neither run; without one it only
+    /// copies (one rank).
     AllReduce {
         x: usize,
         out: usize,
@@ -675,12 +676,6 @@ impl StepCheck<'_> {
                     return Err(ProgramError::Step {
                         step: self.step,
                         reason: "all_reduce of i32 (f32 or f64 only)".into(),
-                    });
-                }
-                if x == out {
-                    return Err(ProgramError::Step {
-                        step: self.step,
-                        reason: "all_reduce reads and writes the same buffer".into(),
                     });
                 }
                 self.need(*x, *dtype, *len)?;

@@ -1,5 +1,6 @@
 //! `xenon train MODEL [--data DIR|FILE.npz] [--epochs N] [--batch N] [--seed S] [--backend B]
-//! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`.
+//! [--threads T] [--save PATH [--serialize N]] [--resume CKPT] [--history FILE] [--json]`,
+//! alone or as one rank of an MPI job (`mpirun -np N xenon train …`, feature `mpi`).
 
 use super::common::{
     MAX_BATCH, MAX_EPOCHS, MAX_THREADS, backend, check_count, count, data_source, eval_metric,
@@ -10,11 +11,13 @@ use clap::Args;
 use serde_json::json;
 use std::cell::RefCell;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 use xenon_compiler::backend::Isa;
 use xenon_frontend::history::{EpochRecord, History};
 use xenon_frontend::prelude::*;
 use xenon_runtime::DType;
+use xenon_runtime::collective::Collective;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -118,9 +121,67 @@ pub struct TrainArgs {
     /// fails above 1e-5.
     #[arg(long)]
     pub verify: bool,
+    /// Train as one rank of an MPI job (synchronous data parallelism; needs a build with
+    /// `--features mpi`). Implied when an MPI launcher (`mpirun -np N xenon train …`)
+    /// started the process. Each global minibatch of `--batch` examples is split evenly
+    /// across the ranks; rank 0 prints, evaluates and saves.
+    #[arg(long)]
+    pub distributed: bool,
+    /// Distributed: seconds a rank waits in one collective call for the others before it
+    /// stops with an error naming the ranks that did not come (a rank whose process on this
+    /// host is gone is noticed at once). Rank 0's evaluation between epochs must fit in it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = count::<86_400>)]
+    pub comm_timeout: usize,
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let comm = join_group(&a)?;
+    let result = train(a, comm.clone());
+    match (&comm, result) {
+        (Some(c), Err(e)) if c.size() > 1 => {
+            Err(e.context(format!("rank {} of {}", c.rank(), c.size())))
+        }
+        (_, r) => r,
+    }
+}
+
+/// The group of ranks this process trains in: MPI's world when an MPI launcher started it
+/// or `--distributed` asks, else none.
+fn join_group(a: &TrainArgs) -> anyhow::Result<Option<Arc<dyn Collective>>> {
+    // Asked before MPI starts: a singleton MPI process sets the launcher's variables itself.
+    let launched = xenon::distributed::launched_by_mpi();
+    if !launched && !a.distributed {
+        return Ok(None);
+    }
+    #[cfg(feature = "mpi")]
+    {
+        let timeout = std::time::Duration::from_secs(a.comm_timeout as u64);
+        let c = xenon::distributed::mpi::MpiCollective::init(timeout)
+            .context("starting MPI for distributed training")?;
+        Ok(Some(Arc::new(c)))
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let ranks = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok())
+            .map_or(String::new(), |n| format!(" with {n} ranks"));
+        anyhow::bail!(
+            "{}, but this build of Xenon has no MPI support (each rank would train alone): \
+             build it with `cargo build --release --features mpi` (needs an MPI library such as \
+             Debian's libopenmpi-dev, and libclang-dev)",
+            if launched {
+                format!("started by an MPI launcher{ranks}")
+            } else {
+                "--distributed asks for MPI".to_string()
+            }
+        )
+    }
+}
+
+fn train(a: TrainArgs, comm: Option<Arc<dyn Collective>>) -> anyhow::Result<()> {
+    // Rank 0 (or a process training alone) prints, evaluates and saves.
+    let leader = comm.as_ref().is_none_or(|c| c.rank() == 0);
     let file = load_model_file(&a.model)?;
     let source = data_source(&file, &a.model, a.data.as_ref())?;
     let (input_shape, width) = source.shapes()?;
@@ -185,7 +246,15 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         None => model,
     };
     let mut model = model.with_pipeline(pipeline);
-    if a.verbose && !a.json {
+    model.set_collective(comm.clone());
+    if a.verbose && !a.json && leader {
+        if let Some(c) = &comm {
+            println!(
+                "distributed: {} ranks, each training on {} of every {batch} examples",
+                c.size(),
+                batch / c.size().max(1)
+            );
+        }
         println!(
             "data: {} training and {} test examples of shape {:?}; targets: {} ({} wide)",
             train_set.len(),
@@ -232,7 +301,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let batch_costs = RefCell::new(Vec::new());
     let mut costs = BatchCostCallback(&batch_costs, a.history_batches);
     let mut history_error = None;
-    let mut progress = ProgressBarCallback::new(!json_out);
+    let mut progress = ProgressBarCallback::new(!json_out && leader);
     let mut last = (f64::NAN, f64::NAN);
     // The test figure: misclassification in percent, or the cost.
     let test_name = match (classes, per_token) {
@@ -287,16 +356,21 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         xenon_frontend::interrupt::request_stop();
     })
     .context("installing the Ctrl-C handler")?;
-    let result = model.fit(
-        &mut train,
-        &cost,
-        &optimizer,
-        epochs,
-        &mut [&mut costs, &mut progress, &mut eval, &mut checkpoint],
-    );
+    // Only rank 0 evaluates, reports and saves (every rank holds the same weights).
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut costs];
+    if leader {
+        callbacks.extend([
+            &mut progress as &mut dyn Callback,
+            &mut eval,
+            &mut checkpoint,
+        ]);
+    }
+    let result = model.fit(&mut train, &cost, &optimizer, epochs, &mut callbacks);
+    drop(callbacks);
     let seconds = start.elapsed().as_secs_f64();
     drop(eval);
     let history = match result {
+        Err(ModelError::Interrupted { .. }) if !leader => std::process::exit(130),
         Err(ModelError::Interrupted { epoch, batch }) => {
             let path = a.save.clone().unwrap_or_else(|| {
                 let stem = a.model.file_stem().unwrap_or_default().to_string_lossy();
@@ -313,6 +387,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         }
         r => r?,
     };
+    if !leader {
+        return Ok(());
+    }
     if let Some(e) = history_error {
         return Err(e.into());
     }

@@ -1478,7 +1478,19 @@ impl<'g> Lowerer<'g> {
             }
             Op::AllReduce => {
                 let x = self.dense_buffer(ops[0])?;
-                let out = self.temp_for(id);
+                // In place over a temporary that nothing else reads (a gradient): no copy.
+                let b = &self.buffers[x];
+                let out = if matches!(b.kind, BufferKind::Temp)
+                    && b.node == Some(ops[0].0)
+                    && self.users[ops[0].index()] == [id]
+                    && !self.is_output(ops[0])
+                    && self.buffer_of[id.index()].is_none()
+                {
+                    self.buffer_of[id.index()] = Some(x);
+                    x
+                } else {
+                    self.temp_for(id)
+                };
                 LibraryStep::AllReduce {
                     x,
                     out,

@@ -89,6 +89,8 @@ pub struct CpuExecutor {
     /// The thread that sums them over the ranks ([`CpuExecutor::set_collective`]); none:
     /// one rank.
     comm: Option<comm::CommWorker>,
+    /// Whether sums run while later steps do ([`CpuExecutor::set_collective`]).
+    comm_overlap: bool,
 }
 
 /// A buffer pointer table kept between runs (its entries are only meaningful during one).
@@ -204,6 +206,7 @@ impl CpuExecutor {
             interleave: Vec::new(),
             comm_plan,
             comm: None,
+            comm_overlap: true,
         };
         executor.set_interleaving(true);
         Ok(executor)
@@ -213,8 +216,27 @@ impl CpuExecutor {
     /// ranks, on a communication thread that runs while the steps not needing the sums do
     /// (see [`BUCKET_BYTES`] for how they are grouped into messages). Every rank must run
     /// the same program. Without a group (the default) `all_reduce` is a copy.
+    ///
+    /// The sums overlap the steps that do not need them when the machine has a core for
+    /// the communication thread (more cores than this executor's threads times the ranks
+    /// on this machine, [`Collective::local_ranks`](crate::collective::Collective::local_ranks));
+    /// otherwise the thread would only take turns with the computation, and each bucket is
+    /// awaited as soon as it is sent. [`CpuExecutor::set_comm_overlap`] overrides this.
     pub fn set_collective(&mut self, comm: Arc<dyn crate::collective::Collective>) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.comm_overlap = cores > self.threads * comm.local_ranks().max(1);
         self.comm = (!self.comm_plan.is_empty()).then(|| comm::CommWorker::new(comm));
+    }
+
+    /// Whether the sums of `all_reduce` steps overlap the computation (see
+    /// [`CpuExecutor::set_collective`]).
+    pub fn set_comm_overlap(&mut self, on: bool) {
+        self.comm_overlap = on;
+    }
+
+    /// Whether the sums overlap the computation.
+    pub fn comm_overlap(&self) -> bool {
+        self.comm_overlap
     }
 
     /// Turns the chunked running of step pairs ([`interleave`]) on (the default) or off;
@@ -621,6 +643,10 @@ impl CpuExecutor {
             })
             .collect();
         w.send(b, bucket.dtype, regions);
+        if !self.comm_overlap {
+            // Its error, if any, is the run's (reported by the final wait).
+            let _ = w.wait(Some(b));
+        }
     }
 
     /// [`CpuExecutor::run_steps`] with the communication thread, if any.
@@ -1000,9 +1026,9 @@ impl CpuExecutor {
             }),
             // The sum over the ranks follows on the communication thread (`send_bucket`).
             LibraryStep::AllReduce { x, out, dtype, len } => {
-                // SAFETY: validated buffers of `len` elements; distinct (validated).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(ptrs[*x], ptrs[*out], len * dtype.size_bytes())
+                if ptrs[*x] != ptrs[*out] {
+                    // SAFETY: validated buffers of `len` elements; `copy` allows overlap.
+                    unsafe { std::ptr::copy(ptrs[*x], ptrs[*out], len * dtype.size_bytes()) }
                 }
             }
             LibraryStep::Copy {
