@@ -9,7 +9,8 @@
 //! so every rank applies the same update. The reported cost is summed the same way, and so
 //! are the new values of non-trainable buffers (batch norm's running statistics), so the
 //! ranks' models stay equal; a batch norm still normalizes by its rank's share of the
-//! batch (as PyTorch's DistributedDataParallel without SyncBatchNorm).
+//! batch (as PyTorch's DistributedDataParallel without SyncBatchNorm), and dropout draws
+//! rank `r`'s masks of step `s` at stream counter `s·N + r`, so ranks mask differently.
 //!
 //! The backends run the `all_reduce` steps through the [`Collective`] given to
 //! [`Model::set_collective`]: an in-process [`LocalGroup`](xenon_runtime::collective::LocalGroup)

@@ -388,8 +388,13 @@ impl Model {
                 for (name, _, t) in &lr_feeds {
                     feeds.insert(name.clone(), t.clone());
                 }
-                // The counter of this step's random streams (dropout masks).
-                feeds.insert(STEP.into(), step_counter(step));
+                // The counter of this step's random streams (dropout masks); each rank of a
+                // group draws its own (`step·N + rank`), as its rows are other examples.
+                let counter = match ranks {
+                    (_, 1) => step,
+                    (r, n) => step.wrapping_mul(n as u64).wrapping_add(r as u64),
+                };
+                feeds.insert(STEP.into(), step_counter(counter));
                 let result = self
                     .program(key.clone(), |m| {
                         let mut exe = m.compile_train_step(b, nclass, cost, optimizer)?;
