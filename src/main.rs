@@ -10,10 +10,18 @@ fn main() -> std::process::ExitCode {
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", message(&e));
+            report(&e);
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `error: MESSAGE` to standard error in one write, so that the lines of several
+/// processes sharing it (the ranks of an MPI job) do not interleave.
+pub(crate) fn report(e: &anyhow::Error) {
+    use std::io::Write;
+    let line = format!("error: {}\n", message(e));
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// The error and its causes joined by ": " (as `{:#}` prints them), leaving out a cause

@@ -139,7 +139,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let result = train(a, comm.clone());
     match (&comm, result) {
         (Some(c), Err(e)) if c.size() > 1 => {
-            Err(e.context(format!("rank {} of {}", c.rank(), c.size())))
+            // Said before the group is dropped: the first rank to exit makes the launcher
+            // end the others, and a line still to be printed would be lost.
+            crate::report(&e.context(format!("rank {} of {}", c.rank(), c.size())));
+            std::process::exit(1)
         }
         (_, r) => r,
     }
