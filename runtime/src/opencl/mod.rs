@@ -1119,13 +1119,15 @@ impl OclExecutor {
                 .map_err(|e| ocl_error("resetting the index flags", &e))?;
         }
         for (s, launch) in self.launches.iter().enumerate() {
-            let Some(l) = launch else { continue };
-            enqueue(&self.queue, l).map_err(|e| {
-                ocl_error(
-                    &format!("running step {s} ({})", self.program.steps[s].describe()),
-                    &e,
-                )
-            })?;
+            if let Some(l) = launch {
+                enqueue(&self.queue, l).map_err(|e| {
+                    ocl_error(
+                        &format!("running step {s} ({})", self.program.steps[s].describe()),
+                        &e,
+                    )
+                })?;
+            }
+            // An all_reduce in place has no launch, only the sum.
             self.all_reduce_step(s)?;
         }
         Ok(())
