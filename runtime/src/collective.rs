@@ -213,23 +213,7 @@ impl LocalGroup {
         };
         let mut s = sh.state.lock().unwrap_or_else(|p| p.into_inner());
         // The previous round's result must have been read by every rank.
-        while s.readers < sh.size {
-            if let Some(e) = &s.broken {
-                return Err(e.clone());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                let e = lost(&s, true);
-                s.broken = Some(e.clone());
-                sh.turn.notify_all();
-                return Err(e);
-            }
-            s = sh
-                .turn
-                .wait_timeout(s, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        s = sh.wait_while(s, deadline, |s| s.readers < sh.size, |s| lost(s, true))?;
         if let Some(e) = &s.broken {
             return Err(e.clone());
         }
@@ -239,9 +223,7 @@ impl LocalGroup {
                     "rank {} called {kind} while another rank called {k}",
                     self.rank
                 ));
-                s.broken = Some(e.clone());
-                sh.turn.notify_all();
-                return Err(e);
+                return Err(sh.break_group(&mut s, e));
             }
             _ => s.kind = Some(kind),
         }
@@ -251,34 +233,19 @@ impl LocalGroup {
             let all: Vec<Vec<u8>> = s.arrived.iter_mut().map(|a| a.take().unwrap()).collect();
             match combine(&all) {
                 Ok(r) => s.result = r,
-                Err(e) => {
-                    s.broken = Some(e.clone());
-                    sh.turn.notify_all();
-                    return Err(e);
-                }
+                Err(e) => return Err(sh.break_group(&mut s, e)),
             }
             s.kind = None;
             s.readers = 0;
             s.generation += 1;
             sh.turn.notify_all();
         } else {
-            while s.generation == generation {
-                if let Some(e) = &s.broken {
-                    return Err(e.clone());
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    let e = lost(&s, false);
-                    s.broken = Some(e.clone());
-                    sh.turn.notify_all();
-                    return Err(e);
-                }
-                s = sh
-                    .turn
-                    .wait_timeout(s, left)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+            s = sh.wait_while(
+                s,
+                deadline,
+                |s| s.generation == generation,
+                |s| lost(s, false),
+            )?;
         }
         let result = s.result.clone();
         s.readers += 1;
@@ -286,6 +253,43 @@ impl LocalGroup {
             sh.turn.notify_all();
         }
         Ok(result)
+    }
+}
+
+impl Shared {
+    /// Waits while `waiting(state)`, until `deadline`; then the group breaks with
+    /// `timed_out(state)`. A group broken meanwhile by another rank is that rank's error.
+    fn wait_while<'a>(
+        &self,
+        mut s: std::sync::MutexGuard<'a, Round>,
+        deadline: Instant,
+        waiting: impl Fn(&Round) -> bool,
+        timed_out: impl Fn(&Round) -> CollectiveError,
+    ) -> Result<std::sync::MutexGuard<'a, Round>, CollectiveError> {
+        while waiting(&s) {
+            if let Some(e) = &s.broken {
+                return Err(e.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let e = timed_out(&s);
+                return Err(self.break_group(&mut s, e));
+            }
+            s = self
+                .turn
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        Ok(s)
+    }
+
+    /// Marks the group broken by `e` (every later call fails with it), wakes the waiting
+    /// ranks, and returns `e`.
+    fn break_group(&self, s: &mut Round, e: CollectiveError) -> CollectiveError {
+        s.broken = Some(e.clone());
+        self.turn.notify_all();
+        e
     }
 }
 
