@@ -158,6 +158,33 @@ fn check(comm: &MpiCollective) {
             "ring in pieces at {i}: {x} vs {want}"
         );
     }
+    // The ring's halves: a reduce-scatter leaves this rank's part summed as the whole
+    // all-reduce sums it (same bits); the all-gather then completes every rank's copy,
+    // whatever the other parts held. Also pieces of 7,000, and lengths below the ranks.
+    for len in [50_001usize, 2, 1] {
+        let mut whole: Vec<f64> = (0..len).map(|i| noise(r, i)).collect();
+        comm.all_reduce_sum(ReduceBuf::F64(&mut whole)).unwrap();
+        let mut v: Vec<f64> = (0..len).map(|i| noise(r, i)).collect();
+        comm.reduce_scatter_sum(ReduceBuf::F64(&mut v)).unwrap();
+        let mine = xenon::runtime::collective::part(len, r, n);
+        assert_eq!(
+            v[mine.clone()],
+            whole[mine.clone()],
+            "reduce-scatter of {len}"
+        );
+        for (i, x) in v.iter_mut().enumerate() {
+            if !mine.contains(&i) {
+                *x = f64::NAN;
+            }
+        }
+        comm.all_gather(ReduceBuf::F64(&mut v)).unwrap();
+        assert!(
+            v.iter()
+                .zip(&whole)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "all-gather of {len}"
+        );
+    }
     comm.set_max_chunk(1000);
     let mut b: Vec<u8> = (0..2500).map(|i| (i * (r + 1)) as u8).collect();
     comm.broadcast(n - 1, &mut b).unwrap();

@@ -294,6 +294,10 @@ impl Executable for CpuProgram {
             .run_update(feeds, &self.output_shapes, check_finite)?)
     }
 
+    fn sync_updates(&mut self, feeds: &mut Feeds) -> Result<(), BackendError> {
+        Ok(self.exec.sync_updates(feeds)?)
+    }
+
     fn set_collective(&mut self, comm: Arc<dyn Collective>) -> Result<(), BackendError> {
         self.exec.set_collective(comm);
         Ok(())

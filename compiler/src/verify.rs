@@ -309,6 +309,10 @@ impl Executable for Verified {
         self.inner.updates()
     }
 
+    fn sync_updates(&mut self, feeds: &mut Feeds) -> Result<(), BackendError> {
+        self.inner.sync_updates(feeds)
+    }
+
     fn set_collective(
         &mut self,
         comm: Arc<dyn xenon_runtime::collective::Collective>,

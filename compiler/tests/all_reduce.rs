@@ -15,7 +15,8 @@ use xenon_runtime::program::{LibraryStep, Step};
 
 /// A step-like graph: gradient-like products of several sizes (one above the bucket
 /// size), each summed over the ranks and used by an update; a cost-like scalar summed too;
-/// and work that needs no sum (`z`).
+/// and work that needs no sum (`z`). The large one updates `w` through a momentum-like
+/// state `m` that only the update reads (`m' = 0.9·m + Σ`, `w' = w − 0.5·m'`).
 fn step_graph(dtype: DType, n: usize) -> Graph {
     step_graph_with(dtype, n, &mut |g, x, _| g.all_reduce(x).unwrap())
 }
@@ -31,6 +32,7 @@ fn step_graph_with(
     let w = g.parameter("w", dtype, &[n, n]).unwrap();
     let b = g.parameter("b", dtype, &[n]).unwrap();
     let v = g.parameter("v", dtype, &[3]).unwrap();
+    let m = g.parameter("m", dtype, &[n, n]).unwrap();
     // "Gradients": xᵀx (n×n), column sums of x (n), a 3-vector.
     let gw = g.matmul(x, x, true, false).unwrap();
     let gb = g.sum(x, &[0], false).unwrap();
@@ -42,6 +44,12 @@ fn step_graph_with(
         sums.push(reduce(&mut g, grad, k));
     }
     let lr = g.scalar(dtype, 0.5).unwrap();
+    let mu = g.scalar(dtype, 0.9).unwrap();
+    let kept = g.mul(m, mu).unwrap();
+    let new_m = g.add_(kept, sums[0]).unwrap();
+    g.set_output("new/m", new_m).unwrap();
+    g.set_update("new/m", "m").unwrap();
+    sums[0] = new_m;
     for (i, (p, name)) in [(w, "w"), (b, "b"), (v, "v")].into_iter().enumerate() {
         let step = g.mul(sums[i], lr).unwrap();
         let new = g.sub(p, step).unwrap();
@@ -71,6 +79,7 @@ fn feeds(rank: usize, dtype: DType, n: usize) -> Feeds {
         ("w".to_string(), t(vec![n, n], 100)),
         ("b".to_string(), t(vec![n], 200)),
         ("v".to_string(), t(vec![3], 300)),
+        ("m".to_string(), t(vec![n, n], 400)),
     ]
     .into_iter()
     .collect()
@@ -111,13 +120,15 @@ impl Collective for AloneOnHost {
 }
 
 /// Each rank's outputs (updates written back into the returned feeds) on `backend`, `size`
-/// ranks as threads.
+/// ranks as threads; with `sync`, the executors then complete the feeds
+/// (`Executable::sync_updates`).
 fn run_ranks(
     backend: &(dyn Backend + Sync),
     graph: &Graph,
     dtype: DType,
     n: usize,
     size: usize,
+    sync: bool,
 ) -> Vec<Feeds> {
     let ranks: Vec<Arc<LocalGroup>> = LocalGroup::new(size).into_iter().map(Arc::new).collect();
     std::thread::scope(|s| {
@@ -136,6 +147,9 @@ fn run_ranks(
                         out.extend(o);
                         out
                     };
+                    if sync {
+                        exe.sync_updates(&mut f).unwrap();
+                    }
                     f.extend(out);
                     f
                 })
@@ -215,9 +229,9 @@ fn check(backend: &(dyn Backend + Sync), dtype: DType) {
     let g = step_graph(dtype, n);
     for size in [1, 3] {
         let want = by_hand(dtype, n, size);
-        let got = run_ranks(backend, &g, dtype, n, size);
+        let got = run_ranks(backend, &g, dtype, n, size, true);
         for r in 0..size {
-            for name in ["w", "b", "v", "cost", "z"] {
+            for name in ["w", "b", "v", "m", "cost", "z"] {
                 assert_close(
                     &got[r][name],
                     &want[r][name],
@@ -227,7 +241,7 @@ fn check(backend: &(dyn Backend + Sync), dtype: DType) {
         }
         // Every rank holds the same bits of the summed values.
         for r in 1..size {
-            for name in ["w", "b", "v", "cost"] {
+            for name in ["w", "b", "v", "m", "cost"] {
                 assert_eq!(
                     got[r][name].to_f64_vec(),
                     got[0][name].to_f64_vec(),
@@ -247,6 +261,32 @@ fn interpreter_sums_over_the_ranks() {
 fn cpu_sums_over_the_ranks() {
     check(&Cpu::with_threads(1), DType::F32);
     check(&Cpu::with_threads(2), DType::F64);
+}
+
+/// The CPU executor shards the large update over the ranks: before `sync_updates` each
+/// rank's `m` is current in its part only (its other parts are an older step's), and the
+/// parameter `w`, which `z` reads, is complete on every rank. (`cpu_sums_over_the_ranks`
+/// checks the synced values against the oracle.)
+#[test]
+fn cpu_shards_large_updates_and_sync_completes_the_state() {
+    let (n, size) = (600, 3);
+    let g = step_graph(DType::F32, n);
+    let want = by_hand(DType::F32, n, size);
+    let got = run_ranks(&Cpu::with_threads(1), &g, DType::F32, n, size, false);
+    for r in 0..size {
+        let (m, m_want) = (got[r]["m"].to_f64_vec(), want[r]["m"].to_f64_vec());
+        let mine = xenon_runtime::collective::part(n * n, r, size);
+        let close = |i: &usize| (m[*i] - m_want[*i]).abs() <= 1e-5 * (1.0 + m_want[*i].abs());
+        let off = |range: std::ops::Range<usize>| range.filter(|i| !close(i)).count();
+        assert_eq!(off(mine.clone()), 0, "rank {r}'s part of m");
+        let others = off(0..mine.start) + off(mine.end..n * n);
+        assert!(
+            others > n * n / 2,
+            "rank {r}: m was not sharded ({others} stale)"
+        );
+        assert_close(&got[r]["w"], &want[r]["w"], &format!("rank {r}: w"));
+        assert_eq!(got[r]["w"].to_f64_vec(), got[0]["w"].to_f64_vec());
+    }
 }
 
 #[cfg(feature = "opencl")]

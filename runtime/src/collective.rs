@@ -105,12 +105,58 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     fn all_gather_u64(&self, value: u64) -> Result<Vec<u64>, CollectiveError>;
     /// Replaces `data` by rank `root`'s `data` on every rank; the lengths must be equal.
     fn broadcast(&self, root: usize, data: &mut [u8]) -> Result<(), CollectiveError>;
+    /// Sums `data` over the ranks into this rank's part of it ([`part`]: the first half of
+    /// the all-reduce); the rest of `data` is left unspecified. With
+    /// [`Collective::all_gather`] after it, every rank gets what
+    /// [`Collective::all_reduce_sum`] gives. Default: the whole all-reduce.
+    fn reduce_scatter_sum(&self, data: ReduceBuf<'_>) -> Result<(), CollectiveError> {
+        self.all_reduce_sum(data)
+    }
+    /// Copies each rank's part of `data` ([`part`]) to every rank (the second half of the
+    /// all-reduce): afterwards every rank holds the same elements. Default: a broadcast of
+    /// each rank's part in turn.
+    fn all_gather(&self, data: ReduceBuf<'_>) -> Result<(), CollectiveError> {
+        let (bytes, width): (&mut [u8], usize) = match data {
+            ReduceBuf::F32(d) => (as_bytes_mut(d), 4),
+            ReduceBuf::F64(d) => (as_bytes_mut(d), 8),
+        };
+        let len = bytes.len() / width;
+        for root in 0..self.size() {
+            let r = part(len, root, self.size());
+            self.broadcast(root, &mut bytes[r.start * width..r.end * width])?;
+        }
+        Ok(())
+    }
     /// How many ranks (this one included) run on this machine and share its cores.
     /// Default 1. An executor overlaps the sums with computation on a thread of its own
     /// only when a core is left for it.
     fn local_ranks(&self) -> usize {
         1
     }
+}
+
+/// Rank `rank`'s part of `len` elements shared by `size` ranks in
+/// [`Collective::reduce_scatter_sum`] and [`Collective::all_gather`]: consecutive equal
+/// blocks in rank order, the first `len % size` one element longer.
+///
+/// ```
+/// use xenon_runtime::collective::part;
+/// assert_eq!(part(10, 0, 3), 0..4);
+/// assert_eq!(part(10, 2, 3), 7..10);
+/// ```
+pub fn part(len: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
+    let size = size.max(1);
+    let (base, extra) = (len / size, len % size);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+/// The bytes of a slice of plain numbers.
+fn as_bytes_mut<T: Copy>(d: &mut [T]) -> &mut [u8] {
+    let n = std::mem::size_of_val(d);
+    // SAFETY: f32 and f64 have no padding and every byte pattern is a valid u8; the
+    // slice is borrowed mutably for the result's lifetime.
+    unsafe { std::slice::from_raw_parts_mut(d.as_mut_ptr().cast(), n) }
 }
 
 /// Checks that every rank passed the same `value` (a hash of what must agree), naming the
@@ -442,6 +488,43 @@ mod tests {
         for acc in &out {
             let want: Vec<f64> = (0..50).map(|k| (30 + 3 * k) as f64).collect();
             assert_eq!(acc, &want);
+        }
+    }
+
+    #[test]
+    fn a_reduce_scatter_then_an_all_gather_is_the_all_reduce() {
+        for size in [1, 2, 3] {
+            let ranks = LocalGroup::new(size);
+            let out = on_ranks(&ranks, |r| {
+                let data = |k: usize| (r.rank() * 100 + k) as f32 * 0.37;
+                let mut whole: Vec<f32> = (0..10).map(data).collect();
+                r.all_reduce_sum(ReduceBuf::F32(&mut whole)).unwrap();
+                let mut halves: Vec<f32> = (0..10).map(data).collect();
+                r.reduce_scatter_sum(ReduceBuf::F32(&mut halves)).unwrap();
+                let mine = part(10, r.rank(), r.size());
+                assert_eq!(halves[mine.clone()], whole[mine.clone()]);
+                // Only this rank's part counts: the others' are overwritten.
+                for (k, v) in halves.iter_mut().enumerate() {
+                    if !mine.contains(&k) {
+                        *v = f32::NAN;
+                    }
+                }
+                r.all_gather(ReduceBuf::F32(&mut halves)).unwrap();
+                assert_eq!(halves, whole);
+                whole
+            });
+            assert!(out.iter().all(|w| w == &out[0]));
+        }
+    }
+
+    #[test]
+    fn parts_are_disjoint_and_cover_the_elements() {
+        for (len, size) in [(0, 1), (1, 3), (10, 3), (12, 4), (7, 7)] {
+            let parts: Vec<_> = (0..size).map(|r| part(len, r, size)).collect();
+            assert_eq!(parts[0].start, 0);
+            assert_eq!(parts[size - 1].end, len);
+            assert!(parts.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(parts.iter().all(|p| p.len() + 1 >= len / size));
         }
     }
 

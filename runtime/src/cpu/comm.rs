@@ -130,10 +130,22 @@ struct Region(*mut u8, usize);
 // run returns, so the thread has exclusive use of the memory while it holds a region.
 unsafe impl Send for Region {}
 
-/// A bucket to sum: its buffers' addresses and element counts.
+/// What a job does with its regions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    /// Every rank gets the sum ([`Collective::all_reduce_sum`]).
+    Sum,
+    /// This rank's part gets the sum ([`Collective::reduce_scatter_sum`]; one region).
+    SumPart,
+    /// Every rank gets each rank's part ([`Collective::all_gather`]; one region each).
+    Gather,
+}
+
+/// A bucket to sum (or gather): its buffers' addresses and element counts.
 struct Job {
     bucket: usize,
     dtype: DType,
+    exchange: Exchange,
     regions: Vec<Region>,
 }
 
@@ -186,10 +198,17 @@ impl CommWorker {
     }
 
     /// Sends `bucket` (whose buffers start at `ptrs[out]`, `len` elements each).
-    pub fn send(&mut self, bucket: usize, dtype: DType, regions: Vec<(*mut u8, usize)>) {
+    pub fn send(
+        &mut self,
+        bucket: usize,
+        dtype: DType,
+        exchange: Exchange,
+        regions: Vec<(*mut u8, usize)>,
+    ) {
         let job = Job {
             bucket,
             dtype,
+            exchange,
             regions: regions.into_iter().map(|(p, n)| Region(p, n)).collect(),
         };
         let sent = self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
@@ -248,15 +267,24 @@ fn sum(comm: &dyn Collective, job: &Job, staging: &mut Vec<f64>) -> Result<(), C
     let size = job.dtype.size_bytes();
     // SAFETY (every slice below): a region is a validated buffer of that many elements,
     // aligned for its dtype, that nothing else touches while the job runs (see `Region`).
-    if let [r] = &job.regions[..] {
-        return match job.dtype {
-            DType::F32 => comm.all_reduce_sum(ReduceBuf::F32(unsafe {
-                std::slice::from_raw_parts_mut(r.0 as *mut f32, r.1)
-            })),
-            _ => comm.all_reduce_sum(ReduceBuf::F64(unsafe {
-                std::slice::from_raw_parts_mut(r.0 as *mut f64, r.1)
-            })),
-        };
+    let one = |r: &Region| match job.dtype {
+        DType::F32 => {
+            ReduceBuf::F32(unsafe { std::slice::from_raw_parts_mut(r.0 as *mut f32, r.1) })
+        }
+        _ => ReduceBuf::F64(unsafe { std::slice::from_raw_parts_mut(r.0 as *mut f64, r.1) }),
+    };
+    match (job.exchange, &job.regions[..]) {
+        (Exchange::Sum, [r]) => return comm.all_reduce_sum(one(r)),
+        (Exchange::SumPart, [r]) => return comm.reduce_scatter_sum(one(r)),
+        (Exchange::Gather, regions) => {
+            return regions.iter().try_for_each(|r| comm.all_gather(one(r)));
+        }
+        (Exchange::SumPart, _) => {
+            return Err(CollectiveError::Transport(
+                "a sharded sum of several buffers".into(),
+            ));
+        }
+        (Exchange::Sum, _) => {}
     }
     let total: usize = job.regions.iter().map(|r| r.1).sum();
     // f64 words keep the staging aligned for either dtype.

@@ -16,9 +16,11 @@
 mod comm;
 pub mod gemm;
 pub mod interleave;
+mod shard;
 
 pub use comm::BUCKET_BYTES;
 
+use crate::collective::ReduceBuf;
 use crate::exec::{ExecError, Slice, SliceMut, StepTimes};
 use crate::kernel::{self, Memory, Scalar};
 use crate::library;
@@ -91,6 +93,16 @@ pub struct CpuExecutor {
     comm: Option<comm::CommWorker>,
     /// Whether sums run while later steps do ([`CpuExecutor::set_collective`]).
     comm_overlap: bool,
+    /// The group, when this executor is one of several ranks.
+    collective: Option<Arc<dyn crate::collective::Collective>>,
+    /// The optimizer updates sharded over the ranks ([`shard`]; empty for one rank or
+    /// when turned off, [`CpuExecutor::set_sharded_updates`]).
+    shards: Vec<shard::Sharded>,
+    /// Whether the current run shards its updates (runs with updates only).
+    sharding: bool,
+    /// Whether feeds hold only this rank's part of their values (local optimizer state
+    /// after a sharded run), until [`CpuExecutor::sync_updates`].
+    partial: bool,
 }
 
 /// A buffer pointer table kept between runs (its entries are only meaningful during one).
@@ -207,6 +219,10 @@ impl CpuExecutor {
             comm_plan,
             comm: None,
             comm_overlap: true,
+            collective: None,
+            shards: Vec::new(),
+            sharding: false,
+            partial: false,
         };
         executor.set_interleaving(true);
         Ok(executor)
@@ -225,7 +241,49 @@ impl CpuExecutor {
     pub fn set_collective(&mut self, comm: Arc<dyn crate::collective::Collective>) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.comm_overlap = cores > self.threads * comm.local_ranks().max(1);
-        self.comm = (!self.comm_plan.is_empty()).then(|| comm::CommWorker::new(comm));
+        self.comm = (!self.comm_plan.is_empty()).then(|| comm::CommWorker::new(comm.clone()));
+        self.collective = (comm.size() > 1).then_some(comm);
+        self.set_sharded_updates(true);
+    }
+
+    /// Turns the sharding of optimizer updates over the ranks ([`shard`]: each rank
+    /// sums, updates and checks its part of a large parameter, then the ranks exchange
+    /// the updated parts) on (the default with a group of several ranks) or off. Either
+    /// way the ranks' values after a step are the same, bit for bit.
+    pub fn set_sharded_updates(&mut self, on: bool) {
+        self.shards = match &self.collective {
+            Some(_) if on => shard::sharded_updates(&self.program)
+                .into_iter()
+                .filter(|sh| {
+                    // No loop that runs chunk by chunk with a product.
+                    !sh.steps.iter().any(|&u| {
+                        (0..=u).any(|s| self.interleave[s].is_some_and(|il| s + il.steps > u))
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+    }
+
+    /// This rank's part of `len` elements, when the executor shards updates.
+    fn my_part(&self, len: usize) -> Option<Range<usize>> {
+        let c = self.collective.as_ref()?;
+        Some(crate::collective::part(len, c.rank(), c.size()))
+    }
+
+    /// The sharded update whose `all_reduce` (`reduce`) or loop is step `s`, in a run that
+    /// shards.
+    fn sharded(&self, s: usize, reduce: bool) -> Option<&shard::Sharded> {
+        if !self.sharding {
+            return None;
+        }
+        self.shards.iter().find(|sh| {
+            if reduce {
+                sh.reduce == s
+            } else {
+                sh.steps.contains(&s)
+            }
+        })
     }
 
     /// Whether the sums of `all_reduce` steps overlap the computation (see
@@ -362,7 +420,15 @@ impl CpuExecutor {
             });
             updates.push((name.clone(), target.to_string(), *id, slot));
         }
-        let ptrs = self.execute_with(feeds, &redirect)?;
+        self.sharding = !self.shards.is_empty();
+        let ran = self.execute_with(feeds, &redirect);
+        self.sharding = false;
+        if let Err(ExecError::Collective(_)) = &ran {
+            // The parts can no longer be gathered (the group is broken): the feeds keep
+            // this rank's.
+            self.partial = false;
+        }
+        let ptrs = ran?;
         let mut out = HashMap::new();
         for (name, id) in &self.program.outputs {
             if !updates.iter().any(|u| &u.0 == name) {
@@ -370,28 +436,7 @@ impl CpuExecutor {
             }
         }
         if check_finite {
-            for (name, _, id, _) in &updates {
-                let b = &self.program.buffers[*id];
-                // SAFETY: the buffer holds b.len elements of b.dtype (validated, or a spare
-                // of that size).
-                let bad = unsafe {
-                    match b.dtype {
-                        DType::F32 => crate::tensor::first_non_finite_f32(
-                            std::slice::from_raw_parts(ptrs[*id] as *const f32, b.len),
-                        ),
-                        DType::F64 => crate::tensor::first_non_finite_f64(
-                            std::slice::from_raw_parts(ptrs[*id] as *const f64, b.len),
-                        ),
-                        DType::I32 => None,
-                    }
-                };
-                if let Some(element) = bad {
-                    return Err(ExecError::NonFinite {
-                        output: name.clone(),
-                        element,
-                    });
-                }
-            }
+            self.check_finite(&updates, &ptrs)?;
         }
         // Copies first (outputs sharing a redirected buffer read it), then the trades.
         for (_, target, id, slot) in &updates {
@@ -418,7 +463,86 @@ impl CpuExecutor {
                 std::mem::swap(t.data_mut(), spare);
             }
         }
+        self.partial |= self.shards.iter().any(|sh| !sh.local.is_empty());
         Ok(out)
+    }
+
+    /// The first non-finite element of the updates (in `updates` order), as an error. With
+    /// several ranks, whose updated values are the same, each checks its part of every
+    /// update and the ranks agree on the first finding.
+    fn check_finite(
+        &self,
+        updates: &[(String, String, usize, Option<usize>)],
+        ptrs: &[*mut u8],
+    ) -> Result<(), ExecError> {
+        let mut first = None;
+        for (slot, (_, _, id, _)) in updates.iter().enumerate() {
+            let b = &self.program.buffers[*id];
+            let part = self.my_part(b.len).unwrap_or(0..b.len);
+            // SAFETY: the buffer holds b.len elements of b.dtype (validated, or a spare
+            // of that size), and `part` lies within them.
+            let bad =
+                unsafe {
+                    let at = ptrs[*id].add(part.start * b.dtype.size_bytes());
+                    match b.dtype {
+                        DType::F32 => crate::tensor::first_non_finite_f32(
+                            std::slice::from_raw_parts(at as *const f32, part.len()),
+                        ),
+                        DType::F64 => crate::tensor::first_non_finite_f64(
+                            std::slice::from_raw_parts(at as *const f64, part.len()),
+                        ),
+                        DType::I32 => None,
+                    }
+                };
+            if let Some(e) = bad {
+                first = Some((slot, part.start + e));
+                break;
+            }
+        }
+        if let Some(c) = &self.collective {
+            // (slot, element) packed into one word, u64::MAX for none; the least wins.
+            let word = first.map_or(u64::MAX, |(slot, e)| ((slot as u64) << 40) | e as u64);
+            let all = c.all_gather_u64(word).map_err(ExecError::Collective)?;
+            let least = all.into_iter().min().unwrap_or(u64::MAX);
+            first = (least != u64::MAX)
+                .then_some(((least >> 40) as usize, (least & ((1 << 40) - 1)) as usize));
+        }
+        match first {
+            Some((slot, element)) => Err(ExecError::NonFinite {
+                output: updates[slot].0.clone(),
+                element,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Completes the feeds that hold only this rank's part of their values after sharded
+    /// runs ([`CpuExecutor::set_sharded_updates`]: optimizer state only the update reads)
+    /// by gathering the other ranks' parts. Every rank must call it at the same point;
+    /// a no-op when nothing is partial.
+    pub fn sync_updates(&mut self, feeds: &mut HashMap<String, Tensor>) -> Result<(), ExecError> {
+        if !self.partial {
+            return Ok(());
+        }
+        let Some(c) = self.collective.clone() else {
+            return Ok(());
+        };
+        // Every rank gathers the same feeds, in program order.
+        for sh in &self.shards {
+            for (_, feed) in &sh.local {
+                let t = feeds
+                    .get_mut(feed)
+                    .ok_or_else(|| ExecError::MissingInput(feed.clone()))?;
+                let r = match t.data_mut() {
+                    TensorData::F32(v) => c.all_gather(ReduceBuf::F32(v)),
+                    TensorData::F64(v) => c.all_gather(ReduceBuf::F64(v)),
+                    TensorData::I32(_) => Ok(()),
+                };
+                r.map_err(ExecError::Collective)?;
+            }
+        }
+        self.partial = false;
+        Ok(())
     }
 
     /// Output `name` (buffer `id`) as a new tensor.
@@ -597,7 +721,8 @@ impl CpuExecutor {
         let Some(mut worker) = self.comm.take() else {
             return self.run_steps_on(ptrs, packs, None);
         };
-        worker.begin(self.comm_plan.buckets.len());
+        let gathers: usize = self.shards.iter().map(|sh| sh.gather.len()).sum();
+        worker.begin(self.comm_plan.buckets.len() + gathers);
         let run = self.run_steps_on(ptrs, packs, Some(&mut worker));
         // Nothing may return while the thread still uses the buffers.
         let summed = worker.wait(None);
@@ -642,10 +767,37 @@ impl CpuExecutor {
                 _ => unreachable!("a bucket holds all_reduce steps"),
             })
             .collect();
-        w.send(b, bucket.dtype, regions);
+        let exchange = match bucket.steps[..] {
+            [t] if self.sharded(t, true).is_some() => comm::Exchange::SumPart,
+            _ => comm::Exchange::Sum,
+        };
+        w.send(b, bucket.dtype, exchange, regions);
         if !self.comm_overlap {
             // Its error, if any, is the run's (reported by the final wait).
             let _ = w.wait(Some(b));
+        }
+    }
+
+    /// After sharded update step `s`: sends the all-gather of its outputs that other steps
+    /// read (one job per output after the buckets, awaited at the end of the run).
+    fn send_gather(&self, s: usize, ptrs: &[*mut u8], worker: &mut Option<&mut comm::CommWorker>) {
+        let Some(w) = worker else {
+            return;
+        };
+        let gathers = self
+            .shards
+            .iter()
+            .flat_map(|sh| sh.gather.iter().map(|g| (g, sh.len)));
+        for (k, (&(step, b), len)) in gathers.enumerate() {
+            if step != s {
+                continue;
+            }
+            let job = self.comm_plan.buckets.len() + k;
+            let dtype = self.program.buffers[b].dtype;
+            w.send(job, dtype, comm::Exchange::Gather, vec![(ptrs[b], len)]);
+            if !self.comm_overlap {
+                let _ = w.wait(Some(job));
+            }
         }
     }
 
@@ -690,7 +842,15 @@ impl CpuExecutor {
                 pack: &mut packs[slot],
                 uses: self.pack_uses[slot],
             });
-            self.timed_step(s, ptrs, reuse, None)?;
+            if let Some(sh) = self.sharded(s, false) {
+                let part = self
+                    .my_part(sh.len)
+                    .map(|images| Part { images, of: sh.len });
+                self.timed_step(s, ptrs, reuse, part)?;
+                self.send_gather(s, ptrs, &mut worker);
+            } else {
+                self.timed_step(s, ptrs, reuse, None)?;
+            }
             self.send_bucket(s, ptrs, &mut worker);
             s += 1;
         }
