@@ -381,3 +381,43 @@ fn a_lost_rank_is_an_error_naming_it_not_a_hang() {
     }
     assert_eq!(f["w"].to_f64_vec(), before, "nothing updated");
 }
+
+/// A NaN that only one rank's part of a sharded update holds stops every rank, each naming
+/// the same output and element, and no rank writes any update back.
+#[test]
+fn a_nan_in_one_ranks_part_stops_every_rank_alike() {
+    let (n, size) = (600, 2);
+    let g = step_graph(DType::F32, n);
+    // Element 300,000 of `m` lies in rank 1's part.
+    let bad = 300_000;
+    assert!(xenon_runtime::collective::part(n * n, 1, size).contains(&bad));
+    let ranks: Vec<Arc<LocalGroup>> = LocalGroup::new(size).into_iter().map(Arc::new).collect();
+    let results: Vec<(String, Vec<f64>, Vec<f64>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = ranks
+            .iter()
+            .map(|r| {
+                let g = &g;
+                s.spawn(move || {
+                    let mut exe = Cpu::with_threads(1).compile(g).unwrap();
+                    exe.set_collective(r.clone()).unwrap();
+                    let mut f = feeds(r.rank(), DType::F32, n);
+                    let mut m = f["m"].to_f64_vec();
+                    m[bad] = f64::NAN;
+                    f.insert(
+                        "m".into(),
+                        Tensor::from_f64_as(DType::F32, vec![n, n], &m).unwrap(),
+                    );
+                    let before = f["w"].to_f64_vec();
+                    let e = exe.run_update(&mut f, true).unwrap_err();
+                    (e.to_string(), before, f["w"].to_f64_vec())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (e, before, after) in &results {
+        assert_eq!(e, &results[0].0);
+        assert!(e.contains("new/m") && e.contains(&bad.to_string()), "{e}");
+        assert_eq!(before, after, "nothing updated");
+    }
+}

@@ -113,8 +113,9 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
         self.all_reduce_sum(data)
     }
     /// Copies each rank's part of `data` ([`part`]) to every rank (the second half of the
-    /// all-reduce): afterwards every rank holds the same elements. Default: a broadcast of
-    /// each rank's part in turn.
+    /// all-reduce): afterwards every rank holds the same elements. This rank's own part is
+    /// only read (another thread may read it meanwhile). Default: a broadcast of each
+    /// rank's part in turn (this rank's from a copy).
     fn all_gather(&self, data: ReduceBuf<'_>) -> Result<(), CollectiveError> {
         let (bytes, width): (&mut [u8], usize) = match data {
             ReduceBuf::F32(d) => (as_bytes_mut(d), 4),
@@ -123,7 +124,12 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
         let len = bytes.len() / width;
         for root in 0..self.size() {
             let r = part(len, root, self.size());
-            self.broadcast(root, &mut bytes[r.start * width..r.end * width])?;
+            let bytes = &mut bytes[r.start * width..r.end * width];
+            if root == self.rank() {
+                self.broadcast(root, &mut bytes.to_vec())?;
+            } else {
+                self.broadcast(root, bytes)?;
+            }
         }
         Ok(())
     }

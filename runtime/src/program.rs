@@ -40,6 +40,18 @@ pub struct BufferDecl {
 }
 
 impl BufferDecl {
+    /// A buffer of `len` elements of `dtype`, not yet placed (offset 0, no IR node): the
+    /// memory planner places temporaries and constants.
+    pub fn new(dtype: DType, len: usize, kind: BufferKind) -> BufferDecl {
+        BufferDecl {
+            dtype,
+            len,
+            kind,
+            offset: 0,
+            node: None,
+        }
+    }
+
     /// Size in bytes (saturating: a length whose size overflows, which
     /// [`Program::validate`] rejects, gives `usize::MAX`).
     pub fn bytes(&self) -> usize {

@@ -14,13 +14,7 @@ use xenon_runtime::program::{
 use xenon_runtime::{DType, Tensor, TensorData};
 
 fn buffer(len: usize, kind: BufferKind) -> BufferDecl {
-    BufferDecl {
-        dtype: DType::F32,
-        len,
-        kind,
-        offset: 0,
-        node: None,
-    }
+    BufferDecl::new(DType::F32, len, kind)
 }
 
 fn input(name: &str) -> BufferKind {

@@ -434,6 +434,17 @@ impl Header {
         }
     }
 
+    /// A call on `len` elements of `kind` (no root, no value), sent in chunks of `chunk`.
+    fn data(kind: u64, len: usize, chunk: usize) -> Header {
+        Header {
+            kind,
+            len: len as u64,
+            root: 0,
+            chunk: chunk as u64,
+            value: 0,
+        }
+    }
+
     /// Whether two ranks' calls match (the all-gather's values may differ).
     fn matches(&self, other: &Header) -> bool {
         Header { value: 0, ..*self } == Header { value: 0, ..*other }
@@ -665,15 +676,17 @@ impl Shared {
         result
     }
 
-    /// The arrival phase: every rank's header, checked against rank 0's.
-    fn arrive(
+    /// Every rank's `mine` (records of one length), in rank order, by an all-gather with
+    /// the call timeout (the arrival phase's wait: a slow rank is waited for without
+    /// spinning). On a failure the buffers are leaked, as MPI may still use them.
+    fn gather_records(
         &self,
-        header: Header,
+        mine: &[u8],
         what: &dyn Fn() -> String,
-    ) -> Result<Vec<Header>, CollectiveError> {
+    ) -> Result<Vec<u8>, CollectiveError> {
         let deadline = Instant::now() + self.timeout;
-        let mine = Box::new(header.words());
-        let mut all = vec![0u64; HEADER_WORDS * self.size];
+        let mine = mine.to_vec().into_boxed_slice();
+        let mut all = vec![0u8; mine.len() * self.size];
         let mut req: ffi::MPI_Request = unsafe { ffi::RSMPI_REQUEST_NULL };
         {
             let m = self.lock_mpi();
@@ -682,11 +695,11 @@ impl Shared {
             let rc = unsafe {
                 ffi::MPI_Iallgather(
                     mine.as_ptr().cast(),
-                    HEADER_WORDS as c_int,
-                    ffi::RSMPI_UINT64_T,
+                    mine.len() as c_int,
+                    ffi::RSMPI_UINT8_T,
                     all.as_mut_ptr().cast(),
-                    HEADER_WORDS as c_int,
-                    ffi::RSMPI_UINT64_T,
+                    mine.len() as c_int,
+                    ffi::RSMPI_UINT8_T,
                     m.comm,
                     &mut req,
                 )
@@ -704,7 +717,26 @@ impl Shared {
             std::mem::forget(all);
             return Err(e);
         }
-        let headers: Vec<Header> = all
+        Ok(all)
+    }
+
+    /// The arrival phase: every rank's header, checked against rank 0's.
+    fn arrive(
+        &self,
+        header: Header,
+        what: &dyn Fn() -> String,
+    ) -> Result<Vec<Header>, CollectiveError> {
+        let mine: Vec<u8> = header
+            .words()
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
+        let all = self.gather_records(&mine, what)?;
+        let words: Vec<u64> = all
+            .chunks_exact(8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        let headers: Vec<Header> = words
             .chunks_exact(HEADER_WORDS)
             .map(Header::from_words)
             .collect();
@@ -1128,39 +1160,8 @@ impl MpiCollective {
             let _ = sh.peers.set(vec![me]);
             return Ok(());
         }
-        let mine = Box::new(me.encode());
-        let mut all = vec![0u8; RECORD_BYTES * sh.size];
-        let mut req: ffi::MPI_Request = unsafe { ffi::RSMPI_REQUEST_NULL };
-        {
-            let m = sh.lock_mpi();
-            // SAFETY: the buffers live until the request completes (leaked if not).
-            let rc = unsafe {
-                ffi::MPI_Iallgather(
-                    mine.as_ptr().cast(),
-                    RECORD_BYTES as c_int,
-                    ffi::RSMPI_UINT8_T,
-                    all.as_mut_ptr().cast(),
-                    RECORD_BYTES as c_int,
-                    ffi::RSMPI_UINT8_T,
-                    m.comm,
-                    &mut req,
-                )
-            };
-            check("MPI_Iallgather", rc)?;
-        }
         let what = || "exchange of host names at start".to_string();
-        let deadline = Instant::now() + sh.timeout;
-        if let Err(e) = sh.wait(
-            std::slice::from_mut(&mut req),
-            deadline,
-            Phase::Arrival,
-            None,
-            &what,
-        ) {
-            std::mem::forget(mine);
-            std::mem::forget(all);
-            return Err(e);
-        }
+        let all = sh.gather_records(&me.encode(), &what)?;
         let peers = all.chunks_exact(RECORD_BYTES).map(Peer::decode).collect();
         let _ = sh.peers.set(peers);
         Ok(())
@@ -1390,13 +1391,7 @@ impl Collective for MpiCollective {
             ReduceBuf::F32(d) => d.as_mut_ptr().cast(),
             ReduceBuf::F64(d) => d.as_mut_ptr().cast(),
         };
-        let header = Header {
-            kind,
-            len: len as u64,
-            root: 0,
-            chunk: sh.max_chunk.load(Ordering::Relaxed) as u64,
-            value: 0,
-        };
+        let header = Header::data(kind, len, sh.max_chunk.load(Ordering::Relaxed));
         sh.call(header, &what, |sh, scratch| {
             if len * width >= RING_MIN_BYTES && len >= sh.size {
                 // SAFETY: `ptr` points at the `len` elements borrowed for this call.
@@ -1538,13 +1533,7 @@ impl MpiCollective {
             (false, false) => 7,
             (false, true) => 8,
         };
-        let header = Header {
-            kind,
-            len: len as u64,
-            root: 0,
-            chunk: sh.max_chunk.load(Ordering::Relaxed) as u64,
-            value: 0,
-        };
+        let header = Header::data(kind, len, sh.max_chunk.load(Ordering::Relaxed));
         let what = || {
             header
                 .describe()

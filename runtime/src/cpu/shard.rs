@@ -181,13 +181,7 @@ mod tests {
     const N: usize = 1 << 18;
 
     fn buffer(kind: BufferKind, len: usize) -> BufferDecl {
-        BufferDecl {
-            dtype: DType::F32,
-            len,
-            kind,
-            offset: 0,
-            node: None,
-        }
+        BufferDecl::new(DType::F32, len, kind)
     }
 
     fn input(name: &str, len: usize) -> BufferDecl {
