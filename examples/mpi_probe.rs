@@ -115,6 +115,20 @@ fn noise(rank: usize, i: usize) -> f64 {
     (unit - 0.5) * 10f64.powi((i % 13) as i32 - 6)
 }
 
+/// All-reduces `len` f64 of [`noise`] and checks the sums to 1e-12.
+fn check_noise_sum(comm: &MpiCollective, len: usize, what: &str) {
+    let (r, n) = (comm.rank(), comm.size());
+    let mut v: Vec<f64> = (0..len).map(|i| noise(r, i)).collect();
+    comm.all_reduce_sum(ReduceBuf::F64(&mut v)).unwrap();
+    for (i, x) in v.iter().enumerate() {
+        let want: f64 = (0..n).map(|q| noise(q, i)).sum();
+        assert!(
+            (x - want).abs() <= 1e-12 * want.abs().max(1e-6),
+            "{what} at {i}: {x} vs {want}"
+        );
+    }
+}
+
 fn check(comm: &MpiCollective) {
     let (r, n) = (comm.rank(), comm.size());
     // Exact sums: rank + 1 + index.
@@ -138,26 +152,10 @@ fn check(comm: &MpiCollective) {
     }
     // Chunked: 2,500 elements in calls of at most 1,000.
     comm.set_max_chunk(1000);
-    let mut v: Vec<f64> = (0..2500).map(|i| noise(r, i)).collect();
-    comm.all_reduce_sum(ReduceBuf::F64(&mut v)).unwrap();
-    for (i, x) in v.iter().enumerate() {
-        let want: f64 = (0..n).map(|q| noise(q, i)).sum();
-        assert!(
-            (x - want).abs() <= 1e-12 * want.abs().max(1e-6),
-            "chunked at {i}: {x} vs {want}"
-        );
-    }
+    check_noise_sum(comm, 2500, "chunked");
     // The ring (at least 64 KiB) in pieces of at most 7,000 elements.
     comm.set_max_chunk(7000);
-    let mut v: Vec<f64> = (0..50_001).map(|i| noise(r, i)).collect();
-    comm.all_reduce_sum(ReduceBuf::F64(&mut v)).unwrap();
-    for (i, x) in v.iter().enumerate() {
-        let want: f64 = (0..n).map(|q| noise(q, i)).sum();
-        assert!(
-            (x - want).abs() <= 1e-12 * want.abs().max(1e-6),
-            "ring in pieces at {i}: {x} vs {want}"
-        );
-    }
+    check_noise_sum(comm, 50_001, "ring in pieces");
     // The ring's halves: a reduce-scatter leaves this rank's part summed as the whole
     // all-reduce sums it (same bits); the all-gather then completes every rank's copy,
     // whatever the other parts held. Also pieces of 7,000, and lengths below the ranks.

@@ -10,17 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "common/mpi.rs"]
+mod mpi_common;
+use mpi_common::{output_text, without_launcher};
+
 /// `mpirun`, or `None` (with a note) where it is missing.
 fn mpirun() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("mpirun"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        eprintln!("note: mpirun is not installed; skipping the MPI tests");
-    }
-    found
+    mpi_common::mpirun("MPI tests")
 }
 
 /// The probe example, brought up to date by `cargo build --profile test --example
@@ -66,11 +62,9 @@ fn launch(mpirun: &PathBuf, ranks: usize, args: &[&str]) -> Command {
         &ranks.to_string(),
     ])
     .arg(probe())
-    .args(args)
+    .args(args);
     // Open MPI's own environment of an enclosing run would confuse this one.
-    .env_remove("OMPI_COMM_WORLD_SIZE")
-    .env_remove("OMPI_COMM_WORLD_RANK")
-    .env_remove("PMIX_RANK");
+    without_launcher(&mut cmd);
     cmd
 }
 
@@ -78,8 +72,7 @@ fn launch(mpirun: &PathBuf, ranks: usize, args: &[&str]) -> Command {
 fn two_ranks_sum_gather_broadcast_and_report_mismatches() {
     let Some(mpirun) = mpirun() else { return };
     let out = launch(&mpirun, 2, &["check"]).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     for r in 0..2 {
         assert!(text.contains(&format!("rank {r}: check passed")), "{text}");
@@ -96,8 +89,7 @@ fn three_ranks_get_the_same_bits() {
     let Some(mpirun) = mpirun() else { return };
     // With 3 ranks the order of summation matters: the probe compares hashes of the sums.
     let out = launch(&mpirun, 3, &["check"]).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     for r in 0..3 {
         assert!(text.contains(&format!("rank {r}: check passed")), "{text}");
@@ -116,8 +108,7 @@ fn a_process_without_mpirun_is_a_group_of_one() {
         .env_remove("PMIX_RANK")
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("rank 0 of 1 pid"), "{text}");
     assert!(text.contains("launched by MPI: false"), "{text}");

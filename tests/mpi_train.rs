@@ -41,36 +41,20 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+#[path = "common/mpi.rs"]
+mod mpi_common;
+use mpi_common::without_launcher;
+
 /// `mpirun`, or `None` (with a note) where it is missing.
 fn mpirun() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("mpirun"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        eprintln!("note: mpirun is not installed; skipping the MPI training tests");
-    }
-    found
+    mpi_common::mpirun("MPI training tests")
 }
-
-/// The launcher variables an enclosing MPI job would leave (they would make a lone
-/// `xenon` a rank, and confuse a nested `mpirun`).
-const LAUNCHER_VARS: [&str; 5] = [
-    "OMPI_COMM_WORLD_SIZE",
-    "OMPI_COMM_WORLD_RANK",
-    "PMIX_RANK",
-    "PMI_RANK",
-    "PMI_SIZE",
-];
 
 /// `xenon ARGS` alone, in the repository root.
 fn alone(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenon"));
     cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
-    for v in LAUNCHER_VARS {
-        cmd.env_remove(v);
-    }
+    without_launcher(&mut cmd);
     cmd
 }
 
@@ -83,9 +67,7 @@ fn ranks(mpirun: &Path, n: usize, mca: &[&str], args: &[&str]) -> Command {
         .arg(env!("CARGO_BIN_EXE_xenon"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"));
-    for v in LAUNCHER_VARS {
-        cmd.env_remove(v);
-    }
+    without_launcher(&mut cmd);
     cmd
 }
 
